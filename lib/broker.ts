@@ -1,0 +1,166 @@
+// The bundled broker: aedes over TCP (and, when asked, over WebSocket), on 127.0.0.1:1883 unless told
+// otherwise. Scenarios and tests import startBroker(); run directly it is `npm run broker`.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer, type Server } from 'node:net'
+import { parseArgs } from 'node:util'
+import { Aedes, type Client } from 'aedes'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import { fail, failOnUncaughtErrors, isMain, messageOf } from './cli.ts'
+
+export interface BrokerOptions {
+  /** Interface to listen on; 127.0.0.1 (loopback only) unless the user asks for more. */
+  host?: string
+  /** TCP port; 0 picks a free one. Default 1883, the article's. */
+  port?: number
+  /** Port for MQTT over WebSocket; off when undefined, 0 picks a free one. */
+  wsPort?: number
+  /** Receives one line per client event worth seeing in a talk. */
+  log?: (line: string) => void
+  /** Client ids whose events are not logged (the stage's own control client). */
+  quietClients?: ReadonlySet<string>
+}
+
+export interface RunningBroker {
+  /** mqtt://host:port, ready to hand to a client. */
+  url: string
+  port: number
+  /** ws://host:port when the WebSocket listener is on. */
+  wsUrl?: string
+  aedes: Aedes
+  close(): Promise<void>
+}
+
+/** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
+export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
+  const host = options.host ?? '127.0.0.1'
+  const aedes = await Aedes.createBroker()
+  if (options.log) logEvents(aedes, options.log, options.quietClients ?? new Set())
+
+  const tcp = createServer(aedes.handle)
+  const servers: (Server | HttpServer)[] = [tcp]
+  const closeAll = async () => {
+    await new Promise<void>((done) => aedes.close(() => done()))
+    await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))))
+  }
+  try {
+    const port = await listen(tcp, host, options.port ?? 1883)
+    let wsUrl: string | undefined
+    if (options.wsPort !== undefined) {
+      const http = createHttpServer((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n'))
+      servers.push(http)
+      const wss = new WebSocketServer({ server: http })
+      wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req))
+      wsUrl = `ws://${urlHost(host)}:${await listen(http, host, options.wsPort)}`
+    }
+    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, aedes, close: closeAll }
+  } catch (error) {
+    await closeAll()
+    throw error
+  }
+}
+
+function listen(server: Server | HttpServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') {
+        reject(new Error(`port ${port} is already in use (is Mosquitto running?); use --port or stop the other broker`))
+      } else if (error.code === 'EACCES') {
+        reject(new Error(`not allowed to listen on port ${port}; use --port with a number above 1023`))
+      } else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
+        reject(new Error(`cannot listen on ${host}: no such address on this machine; use --host 127.0.0.1`))
+      } else {
+        reject(new Error(`cannot listen on ${host}:${port}: ${error.message}`))
+      }
+    })
+    server.listen(port, host, () => {
+      const address = server.address()
+      resolve(typeof address === 'object' && address ? address.port : port)
+    })
+  })
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}
+
+/** One line per connect, subscribe, publish and disconnect: what a speaker wants the audience to see. */
+function logEvents(aedes: Aedes, log: (line: string) => void, quiet: ReadonlySet<string>): void {
+  const shown = (client: Client | null): client is Client => client !== null && !quiet.has(client.id)
+  aedes.on('client', (client) => shown(client) && log(`client ${client.id} connected`))
+  aedes.on('clientDisconnect', (client) => shown(client) && log(`client ${client.id} disconnected`))
+  aedes.on('subscribe', (subscriptions, client) => {
+    if (!shown(client)) return
+    for (const s of subscriptions) log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`)
+  })
+  // Logged on arrival (aedes' 'publish' event comes after routing, so after a quick DISCONNECT).
+  const authorize = aedes.authorizePublish
+  aedes.authorizePublish = (client, packet, callback) => {
+    if (shown(client)) {
+      const retained = packet.retain ? ' (retained)' : ''
+      log(`client ${client.id} published ${JSON.stringify(packet.payload.toString())} to ${packet.topic}${retained}`)
+    }
+    authorize.call(aedes, client, packet, callback)
+  }
+}
+
+async function main(): Promise<void> {
+  failOnUncaughtErrors()
+  const { values } = parseCli()
+  const broker = await startBroker({
+    host: values.host,
+    port: portFlag('--port', values.port) ?? 1883,
+    wsPort: portFlag('--ws-port', values['ws-port']),
+    log: values.quiet ? undefined : (line) => console.log(line),
+  }).catch((error: unknown) => fail(messageOf(error)))
+  console.log(`broker ready on ${[broker.url, broker.wsUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`)
+
+  const stop = () => {
+    const timer = setTimeout(() => process.exit(0), 1000)
+    timer.unref()
+    void broker.close().then(() => process.exit(0))
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+const usage = `usage: npm run broker -- [options]
+
+Start the bundled MQTT broker (aedes) and print what its clients do.
+
+options:
+  --port N       TCP port to listen on (default 1883; 0 picks a free port)
+  --host ADDR    interface to listen on (default 127.0.0.1: this machine only)
+  --ws-port N    also serve MQTT over WebSocket on this port (off by default)
+  --quiet        print only the ready line, not every client event
+  -h, --help     show this help`
+
+function parseCli() {
+  try {
+    const parsed = parseArgs({
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'ws-port': { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+    })
+    if (parsed.values.help) {
+      console.log(usage)
+      process.exit(0)
+    }
+    return parsed
+  } catch (error) {
+    return fail(`${messageOf(error).split('.')[0]}; see npm run broker -- --help`)
+  }
+}
+
+function portFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const port = Number(value)
+  if (!/^\d+$/.test(value) || port > 65535) fail(`${flag} must be a port number from 0 to 65535, not ${JSON.stringify(value)}`)
+  return port
+}
+
+if (isMain(import.meta.url)) await main()

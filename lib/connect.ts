@@ -1,0 +1,74 @@
+// Connect to the broker or fail fast with one actionable line. MQTT.js on its own retries forever
+// when the broker is down, which on stage looks like a hang; here a demo says what is wrong and exits 1.
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { fail, messageOf } from './cli.ts'
+import type { ClientOptions } from './options.ts'
+
+/** How long to wait for the broker's CONNACK before giving up. */
+const CONNECT_TIMEOUT_MS = 5000
+
+/**
+ * Start connecting with `options` (plus any MQTT.js options in `extra`, such as a Last Will).
+ * Any failure to connect, or a lost connection later, ends the program with one line and exit 1;
+ * Ctrl-C (SIGINT) or SIGTERM disconnects cleanly and exits 0.
+ */
+export function connect(options: ClientOptions, extra: IClientOptions = {}): MqttClient {
+  const { url } = options
+  const client = mqtt.connect(url, {
+    clientId: options.id,
+    clean: options.clean,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    ...extra,
+  })
+  let stopping = false
+  client.on('error', (error) => fail(connectionProblem(url, error, client.connected)))
+  client.on('close', () => {
+    if (!stopping) {
+      fail(`lost the connection to the broker at ${url}; is it still running? (start one with npm run broker)`)
+    }
+  })
+  const stop = () => {
+    stopping = true
+    client.end(false, {}, () => process.exit(0))
+    setTimeout(() => process.exit(0), 1000).unref()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  return client
+}
+
+/** Disconnect cleanly, letting QoS 1 and 2 messages in flight finish first. */
+export function disconnect(client: MqttClient): Promise<void> {
+  client.removeAllListeners('close')
+  return client.endAsync()
+}
+
+function connectionProblem(url: string, error: Error & { code?: unknown }, connected: boolean): string {
+  const refusals: Record<number, string> = {
+    1: 'it does not speak this protocol version (MQTT 3.1.1)',
+    2: 'it rejected the client id; pass another --id',
+    3: 'the server is unavailable',
+    4: 'bad user name or password',
+    5: 'this client is not authorised',
+  }
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return `cannot reach the broker at ${url} (connection refused); start one with npm run broker, or pass --url`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot find the host of ${url}; check --url or MQTT_URL`
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return `the broker at ${url} closed the connection; check its log`
+  }
+  if (typeof error.code === 'number' && refusals[error.code]) {
+    return `the broker at ${url} refused the connection: ${refusals[error.code]} (return code ${error.code})`
+  }
+  if (error.message === 'connack timeout') {
+    return `no answer from ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is an MQTT broker listening there? check --url`
+  }
+  if (!connected) return `cannot talk MQTT with ${url} (${error.message}); is an MQTT broker listening there? check --url`
+  return `the connection to ${url} failed: ${messageOf(error)}`
+}

@@ -1,0 +1,32 @@
+// The article's first experiment: a subscriber listens on my_topic, a publisher sends "on", the
+// subscriber prints it. Run directly (npm run demo:basic-pubsub) it is the show; test/ plays it as a check.
+import { isMain } from '../lib/cli.ts'
+import { show, type Scenario } from './stage.ts'
+
+export const basicPubsub: Scenario = {
+  name: 'basic-pubsub',
+  title: 'a subscriber listens on my_topic, a publisher sends "on", the subscriber prints it',
+  async play(stage) {
+    const topic = stage.topic('my_topic')
+
+    await stage.step('Start a subscriber on my_topic and let it wait for messages')
+    const subscriber = stage.spawn('subscriber', 'demos/basic-pubsub/subscriber.ts', topicArgs(topic))
+    await subscriber.expect(`connected to ${stage.url}, result code 0`, 'C6',
+      'the connect callback ran when the broker accepted the connection (CONNACK, result code 0)')
+    await subscriber.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is subscribed and waiting')
+
+    await stage.step('Run the publisher: it connects, publishes "on" to my_topic and disconnects')
+    const publisher = await stage.run('publisher', 'demos/basic-pubsub/publisher.ts', topicArgs(topic))
+    await publisher.expect(`published "on" to ${topic}`, 'C5', 'the publisher sent its message and exited')
+    await subscriber.expect(`${topic} on`, 'C7', 'the subscriber printed the topic and the payload')
+    stage.say('the broker passed the message from one client to the other (C1)')
+    stage.ok('C1', 'two clients, one broker: neither client knows the other')
+  },
+}
+
+/** The demos default to the article's topic; pass --topic only when the stage prefixes it. */
+function topicArgs(topic: string): string[] {
+  return topic === 'my_topic' ? [] : ['--topic', topic]
+}
+
+if (isMain(import.meta.url)) await show(basicPubsub)

@@ -1,0 +1,398 @@
+// The stage plays one experiment of the article, written once as steps, in two modes: `show` narrates
+// each step and streams every process's output with a label for an audience; `check` runs the same
+// steps silently for vitest, where every expectation is an assertion with a timeout. Either way it
+// starts the bundled broker (or uses MQTT_URL), spawns the demo programs as real processes, and ends
+// every one of them when it finishes, fails or is interrupted.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import mqtt, { type MqttClient } from 'mqtt'
+import { startBroker, type RunningBroker } from '../lib/broker.ts'
+import { fail, messageOf } from '../lib/cli.ts'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** How long an expectation waits for its line. Generous: two busy cores start a node process in ~1 s. */
+const EXPECT_TIMEOUT_MS = 10_000
+
+export interface Scenario {
+  /** The npm script is demo:<name>. */
+  name: string
+  /** One sentence: what the audience is about to see. */
+  title: string
+  play(stage: Stage): Promise<void>
+}
+
+/** One thing that happened on stage, in order: what the show prints and what the docs quote. */
+export type Event =
+  | { kind: 'step'; text: string }
+  | { kind: 'command'; label: string; text: string }
+  | { kind: 'say'; text: string }
+  | { kind: 'line'; label: string; text: string; stream: 'stdout' | 'stderr' }
+  | { kind: 'ok'; claim?: string; text: string }
+
+export interface StageOptions {
+  mode: 'show' | 'check'
+  /** Wait for Enter before each step (show mode on a terminal only). */
+  stepByStep?: boolean
+  /** An existing broker to use instead of starting the bundled one (MQTT_URL). */
+  url?: string
+  /** Put every topic under this prefix, to share a broker with others (see topic()). */
+  topicPrefix?: string
+  /** Where show mode writes; stdout by default. */
+  write?: (text: string) => void
+}
+
+export class StageError extends Error {}
+
+export class Stage {
+  readonly events: Event[] = []
+  /** The URL the demos connect to; set by open(). */
+  url = ''
+  private broker?: RunningBroker
+  private control?: MqttClient
+  private readonly controlId = `stage-${randomBytes(4).toString('hex')}`
+  private readonly processes = new Set<Proc>()
+  private stepNumber = 0
+  private stepTitle = '(before the first step)'
+  private markers = 0
+  private readonly colour: boolean
+
+  constructor(readonly options: StageOptions) {
+    this.colour = options.mode === 'show' && !options.write && Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
+  }
+
+  /** Start the bundled broker on a free port, or use options.url. */
+  async open(): Promise<void> {
+    if (this.options.url) {
+      this.url = this.options.url
+      this.print(this.dim(`broker: ${this.url} (from MQTT_URL)`))
+      return
+    }
+    this.broker = await startBroker({
+      port: 0,
+      quietClients: new Set([this.controlId]),
+      log: (line) => this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' }),
+    })
+    this.url = this.broker.url
+    this.print(this.dim(`broker: the bundled one at ${this.url}; every program below gets it as MQTT_URL`))
+  }
+
+  /** The article's topic, under the stage's prefix when it shares a broker with others. */
+  topic(name: string): string {
+    return `${this.options.topicPrefix ?? ''}${name}`
+  }
+
+  /** Begin a step: narrate it, and in step-by-step mode wait for Enter first. */
+  async step(title: string): Promise<void> {
+    this.stepNumber++
+    this.stepTitle = `step ${this.stepNumber} "${title}"`
+    if (this.options.stepByStep) await waitForEnter(this.dim('  (Enter for the next step)'))
+    this.record({ kind: 'step', text: title })
+  }
+
+  /** A sentence of narration for the audience. */
+  say(text: string): void {
+    this.record({ kind: 'say', text })
+  }
+
+  /** Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. */
+  spawn(label: string, script: string, args: string[] = []): Proc {
+    this.record({ kind: 'command', label, text: ['npx tsx', script, ...args].join(' ') })
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const proc = new Proc(this, label, child)
+    this.processes.add(proc)
+    void proc.exit.then(() => this.processes.delete(proc))
+    return proc
+  }
+
+  /** Run a demo program to its end (a publisher, say) and expect it to exit with `code`. */
+  async run(label: string, script: string, args: string[] = [], code = 0): Promise<Proc> {
+    const proc = this.spawn(label, script, args)
+    const exit = await withTimeout(proc.exit, EXPECT_TIMEOUT_MS, () =>
+      this.failure(`${label} did not finish within ${EXPECT_TIMEOUT_MS / 1000} s`, proc))
+    if (exit.code !== code) {
+      throw this.failure(`${label} exited with ${exit.signal ?? `code ${exit.code}`}, expected code ${code}`, proc)
+    }
+    return proc
+  }
+
+  /**
+   * Prove that `procs` received nothing more: publish a marker to `topic` and wait until each of them
+   * prints it. The broker forwards messages in order, so anything a process printed before the marker,
+   * since its last expectation, arrived although it should not have.
+   */
+  async barrier(topic: string, procs: Proc[], claim: string | undefined, says: string): Promise<void> {
+    const marker = `marker-${++this.markers}`
+    this.say(`the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived`)
+    this.control ??= await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: 5000 })
+    await this.control.publishAsync(topic, marker)
+    for (const proc of procs) {
+      const before = await proc.until(`${topic} ${marker}`)
+      if (before.length > 0) {
+        throw this.failure(`${proc.label} printed ${JSON.stringify(before[0])} before ${marker}: ${says} did not hold`, proc)
+      }
+    }
+    this.ok(claim, says)
+  }
+
+  /** Mark an expectation met, with the claim it demonstrates. */
+  ok(claim: string | undefined, text: string): void {
+    this.record({ kind: 'ok', claim, text })
+  }
+
+  /** End every process, the control client and the bundled broker. Safe to call more than once. */
+  async close(): Promise<void> {
+    await Promise.all([...this.processes].map((proc) => proc.stop()))
+    await this.control?.endAsync(true)
+    this.control = undefined
+    await this.broker?.close()
+    this.broker = undefined
+  }
+
+  /** Kill every process at once: the last resort when the stage itself is exiting. */
+  killAll(): void {
+    for (const proc of this.processes) proc.child.kill('SIGKILL')
+  }
+
+  /** An error that names the step, the process, and everything that process printed. */
+  failure(what: string, proc?: Proc): StageError {
+    let text = `${this.stepTitle}: ${what}`
+    if (proc) {
+      const printed = proc.output.map((l) => `    ${l.stream === 'stderr' ? '(stderr) ' : ''}${l.text}`)
+      text += `\n  ${proc.label} printed:\n${printed.length ? printed.join('\n') : '    (nothing)'}`
+    }
+    return new StageError(text)
+  }
+
+  record(event: Event): void {
+    this.events.push(event)
+    if (this.options.mode !== 'show') return
+    switch (event.kind) {
+      case 'step':
+        return this.print(`\n${this.bold(`Step ${this.stepNumber}. ${event.text}`)}`)
+      case 'command':
+        return this.print(this.dim(`  ${event.label}$ ${event.text}`))
+      case 'say':
+        return this.print(this.dim(`  · ${event.text}`))
+      case 'line': {
+        const label = `[${event.label}]`
+        const painted = event.stream === 'stderr' ? this.paint(31, label) : this.paint(labelColour(event.label), label)
+        return this.print(`  ${painted} ${event.text}`)
+      }
+      case 'ok':
+        return this.print(`  ${this.paint(32, '✓')} ${event.claim ? `${this.bold(event.claim)} ` : ''}${event.text}`)
+    }
+  }
+
+  print(text: string): void {
+    if (this.options.mode !== 'show') return
+    if (this.options.write) this.options.write(`${text}\n`)
+    else process.stdout.write(`${text}\n`)
+  }
+
+  paint(code: number, text: string): string {
+    return this.colour ? `\x1b[${code}m${text}\x1b[0m` : text
+  }
+
+  bold(text: string): string {
+    return this.paint(1, text)
+  }
+
+  dim(text: string): string {
+    return this.paint(2, text)
+  }
+}
+
+interface Line {
+  text: string
+  stream: 'stdout' | 'stderr'
+}
+
+/** A demo program running on stage: its output, line by line, and a cursor for expectations. */
+export class Proc {
+  readonly output: Line[] = []
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  private cursor = 0
+  private readonly waiters = new Set<() => void>()
+  private exited = false
+
+  constructor(private readonly stage: Stage, readonly label: string, readonly child: ChildProcess) {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      createInterface({ input: child[stream]! }).on('line', (text) => {
+        this.output.push({ text, stream })
+        stage.record({ kind: 'line', label, text, stream })
+        this.wake()
+      })
+    }
+    this.exit = new Promise((resolve) => {
+      child.on('close', (code, signal) => {
+        this.exited = true
+        this.wake()
+        resolve({ code, signal })
+      })
+    })
+  }
+
+  /** Lines on stdout after the last expectation. */
+  get unread(): string[] {
+    return this.stdout.slice(this.cursor)
+  }
+
+  private get stdout(): string[] {
+    return this.output.filter((l) => l.stream === 'stdout').map((l) => l.text)
+  }
+
+  /**
+   * Wait until this process prints `line` on stdout (after the last expectation), then mark it met.
+   * Fails, naming what was awaited, on timeout or if the process exits first.
+   */
+  async expect(line: string, claim: string | undefined, says: string): Promise<void> {
+    await this.until(line)
+    this.stage.ok(claim, says)
+  }
+
+  /** Wait until the error line `line` is printed on stderr. */
+  async expectError(line: string, claim: string | undefined, says: string): Promise<void> {
+    await this.waitFor(`the error line ${JSON.stringify(line)}`, () =>
+      this.output.some((l) => l.stream === 'stderr' && l.text === line) ? [] : undefined)
+    this.stage.ok(claim, says)
+  }
+
+  /** Wait for `line` on stdout; returns the lines printed between the cursor and it. */
+  async until(line: string): Promise<string[]> {
+    return this.waitFor(JSON.stringify(line), () => {
+      const lines = this.stdout
+      const at = lines.indexOf(line, this.cursor)
+      if (at < 0) return undefined
+      const before = lines.slice(this.cursor, at)
+      this.cursor = at + 1
+      return before
+    })
+  }
+
+  private waitFor<T>(awaited: string, found: () => T | undefined): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const result = found()
+        if (result !== undefined) return finish(() => resolve(result))
+        if (this.exited) {
+          finish(() => reject(this.stage.failure(`${this.label} exited before printing ${awaited}`, this)))
+        }
+      }
+      const timer = setTimeout(() => finish(() => reject(this.stage.failure(
+        `${this.label} did not print ${awaited} within ${EXPECT_TIMEOUT_MS / 1000} s`, this))), EXPECT_TIMEOUT_MS)
+      const finish = (settle: () => void) => {
+        clearTimeout(timer)
+        this.waiters.delete(check)
+        settle()
+      }
+      this.waiters.add(check)
+      check()
+    })
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter()
+  }
+
+  /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a second. */
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
+    if (this.exited) return
+    this.child.kill(signal)
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 1000)
+    await this.exit
+    clearTimeout(timer)
+  }
+}
+
+/** Run a scenario silently and return what happened; throws a StageError naming what was not met. */
+export async function check(scenario: Scenario, options: Omit<StageOptions, 'mode'> = {}): Promise<Event[]> {
+  const stage = new Stage({ ...options, mode: 'check' })
+  try {
+    await stage.open()
+    await scenario.play(stage)
+    return stage.events
+  } finally {
+    await stage.close()
+  }
+}
+
+/** Play a scenario for an audience: the entry point of `npm run demo:<name>`. */
+export async function show(scenario: Scenario): Promise<void> {
+  const stepByStep = showFlags(scenario)
+  const stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
+  const started = performance.now()
+  process.on('exit', () => stage.killAll())
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      stage.print(`\n${stage.paint(33, '■')} interrupted (${signal}): stopping every process and the broker`)
+      void stage.close().finally(() => process.exit(130))
+      setTimeout(() => process.exit(130), 2000).unref()
+    })
+  }
+  stage.print(stage.bold(`▶ ${scenario.name}: ${scenario.title}`))
+  try {
+    await stage.open()
+    await scenario.play(stage)
+  } catch (error) {
+    stage.print(`\n${stage.paint(31, '✗')} ${messageOf(error)}`)
+    await stage.close()
+    process.exit(1)
+  }
+  await stage.close()
+  const claims = [...new Set(stage.events.flatMap((e) => (e.kind === 'ok' && e.claim ? [e.claim] : [])))]
+  const seconds = ((performance.now() - started) / 1000).toFixed(1)
+  stage.print(`\n${stage.paint(32, '✓')} ${scenario.name}: every expectation met (${claims.join(', ')}) in ${seconds} s`)
+}
+
+function showFlags(scenario: Scenario): boolean {
+  let values
+  try {
+    values = parseArgs({ options: { step: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values
+  } catch (error) {
+    fail(`${messageOf(error).split('. ')[0]}; see npm run demo:${scenario.name} -- --help`)
+  }
+  if (values.help) {
+    console.log(`usage: npm run demo:${scenario.name} [-- --step]\n\n${scenario.title}\n\noptions:\n  --step      wait for Enter before each step\n  -h, --help  show this help\n\nMQTT_URL=... uses that broker instead of starting the bundled one.`)
+    process.exit(0)
+  }
+  if (values.step && !process.stdin.isTTY) {
+    fail('--step waits for Enter before each step and needs a terminal; run it in one, or leave --step out')
+  }
+  return Boolean(values.step)
+}
+
+function waitForEnter(prompt: string): Promise<void> {
+  process.stdout.write(prompt)
+  const rl = createInterface({ input: process.stdin })
+  return new Promise((resolve) => rl.once('line', () => {
+    rl.close()
+    resolve()
+  }))
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms)
+    }),
+  ])
+}
+
+const palette = [36, 35, 34, 33, 96, 95, 94]
+function labelColour(label: string): number {
+  if (label === 'broker') return 90
+  let hash = 0
+  for (const c of label) hash = (hash * 31 + c.charCodeAt(0)) >>> 0
+  return palette[hash % palette.length]
+}
