@@ -1,0 +1,134 @@
+// The bundled broker, imported (startBroker) and run as `npm run broker` would run it.
+import { createServer } from 'node:net'
+import mqtt from 'mqtt'
+import { afterEach, describe, expect, it } from 'vitest'
+import { startBroker, type RunningBroker } from '../lib/broker.ts'
+import { DEFAULT_URL } from '../lib/options.ts'
+import { isListening, runScript, start } from './processes.ts'
+
+const brokerScript = 'lib/broker.ts'
+const running: RunningBroker[] = []
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((b) => b.close()))
+})
+
+describe('startBroker', () => {
+  it('listens on loopback only unless asked, on a free port when given 0', async () => {
+    const broker = await startBroker({ port: 0 })
+    running.push(broker)
+    expect(broker.url).toBe(`mqtt://127.0.0.1:${broker.port}`)
+    expect(broker.port).toBeGreaterThan(0)
+  })
+
+  it('C1: passes a message from one client to another', async () => {
+    const broker = await startBroker({ port: 0 })
+    running.push(broker)
+    const sub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    const pub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    await sub.subscribeAsync('my_topic')
+    const received = new Promise<string>((resolve) => sub.on('message', (topic, payload) => resolve(`${topic} ${payload}`)))
+    await pub.publishAsync('my_topic', 'on')
+    expect(await received).toBe('my_topic on')
+    await Promise.all([sub.endAsync(), pub.endAsync()])
+  })
+
+  it('C3: serves the same broker over WebSocket when given a ws port', async () => {
+    const broker = await startBroker({ port: 0, wsPort: 0 })
+    running.push(broker)
+    expect(broker.wsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/)
+    const sub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    const pub = await mqtt.connectAsync(broker.wsUrl!, { reconnectPeriod: 0 })
+    await sub.subscribeAsync('my_topic')
+    const received = new Promise<string>((resolve) => sub.on('message', (_topic, payload) => resolve(String(payload))))
+    await pub.publishAsync('my_topic', 'over websocket')
+    expect(await received).toBe('over websocket')
+    await Promise.all([sub.endAsync(), pub.endAsync()])
+  })
+
+  it('refuses a port in use with an actionable message', async () => {
+    const first = await startBroker({ port: 0 })
+    running.push(first)
+    await expect(startBroker({ port: first.port, wsPort: 0 })).rejects.toThrow(
+      `port ${first.port} is already in use (is Mosquitto running?); use --port or stop the other broker`)
+  })
+
+  it('logs one line per client event, and none for quiet clients', async () => {
+    const lines: string[] = []
+    const broker = await startBroker({ port: 0, log: (line) => lines.push(line), quietClients: new Set(['hidden']) })
+    running.push(broker)
+    const hidden = await mqtt.connectAsync(broker.url, { clientId: 'hidden', reconnectPeriod: 0 })
+    const client = await mqtt.connectAsync(broker.url, { clientId: 'speaker', reconnectPeriod: 0 })
+    await client.subscribeAsync('my_topic')
+    await client.publishAsync('my_topic', 'on', { qos: 1, retain: true })
+    await client.publishAsync('my_topic', '', { qos: 1, retain: true })
+    await Promise.all([hidden.endAsync(), client.endAsync()])
+    await expect.poll(() => lines).toEqual([
+      'client speaker connected',
+      'client speaker subscribed to my_topic (QoS 0)',
+      'client speaker published "on" to my_topic (retained)',
+      'client speaker published "" to my_topic (retained)',
+      'client speaker disconnected',
+    ])
+  })
+})
+
+describe('npm run broker (lib/broker.ts as a program)', () => {
+  it('C4: listens on 127.0.0.1:1883 by default, the port the demos use by default', async () => {
+    expect(DEFAULT_URL).toBe('mqtt://127.0.0.1:1883')
+    const help = await runScript(brokerScript, ['--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('--port N       TCP port to listen on (default 1883')
+    expect(help.stdout).toContain('--host ADDR    interface to listen on (default 127.0.0.1')
+  })
+
+  it('prints one ready line with its URLs, then client events; SIGTERM frees the port and exits 0', async () => {
+    const child = start(brokerScript, ['--port', '0', '--ws-port', '0'])
+    const ready = await child.waitForLine('broker ready on')
+    const [, port, wsPort] = ready.match(/^broker ready on mqtt:\/\/127\.0\.0\.1:(\d+) and ws:\/\/127\.0\.0\.1:(\d+); Ctrl-C to stop$/)!
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'visitor', reconnectPeriod: 0 })
+    await child.waitForLine('client visitor connected')
+    await client.endAsync()
+    await child.waitForLine('client visitor disconnected')
+    child.child.kill('SIGTERM')
+    const result = await child.finish(5000)
+    expect(result.code).toBe(0)
+    expect(await isListening(Number(port))).toBe(false)
+    expect(await isListening(Number(wsPort))).toBe(false)
+  })
+
+  it('SIGINT (Ctrl-C) closes connected clients and exits 0', async () => {
+    const child = start(brokerScript, ['--port', '0', '--quiet'])
+    const port = Number((await child.waitForLine('broker ready on')).match(/:(\d+);/)![1])
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 })
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    child.child.kill('SIGINT')
+    const result = await child.finish(5000)
+    await closed
+    expect(result.code).toBe(0)
+    expect(result.stdout.trim().split('\n')).toHaveLength(1)
+    expect(await isListening(port)).toBe(false)
+  })
+
+  it('a port in use: one line naming the port and what to do, exit 1', async () => {
+    const other = createServer()
+    const port = await new Promise<number>((resolve) => other.listen(0, '127.0.0.1', () => resolve((other.address() as { port: number }).port)))
+    try {
+      const result = await runScript(brokerScript, ['--port', String(port)])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toBe(`error: port ${port} is already in use (is Mosquitto running?); use --port or stop the other broker\n`)
+    } finally {
+      other.close()
+    }
+  })
+
+  it.each([
+    [['--port', 'abc'], 'error: --port must be a port number from 0 to 65535, not "abc"\n'],
+    [['--ws-port', '70000'], 'error: --ws-port must be a port number from 0 to 65535, not "70000"\n'],
+    [['--verbose'], "error: Unknown option '--verbose'; see npm run broker -- --help\n"],
+    [['--host', '192.0.2.1', '--port', '0'], 'error: cannot listen on 192.0.2.1: no such address on this machine; use --host 127.0.0.1\n'],
+  ])('bad input %j: one line, exit 1', async (args, line) => {
+    const result = await runScript(brokerScript, args)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(line)
+  })
+})

@@ -1,0 +1,121 @@
+// Helpers for tests that run the project's programs as real processes, the way a learner does.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, connect as tcpConnect } from 'node:net'
+import { join } from 'node:path'
+import { ROOT } from '../scenarios/stage.ts'
+
+export interface Finished {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** Run `node --import tsx <script> ...args` to its end; fails the test if it takes over `timeoutMs`. */
+export function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Finished> {
+  return start(script, args, env).finish(timeoutMs)
+}
+
+/** Start `node --import tsx <script>` without waiting for it. MQTT_URL is unset unless `env` gives it. */
+export function start(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Program {
+  const base = { ...process.env }
+  delete base.MQTT_URL
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    cwd: ROOT,
+    env: { ...base, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  return new Program(child, `${script} ${args.join(' ')}`)
+}
+
+/** A running child process whose whole output is kept, so no line is missed between two waits. */
+export class Program {
+  stdout = ''
+  stderr = ''
+  private readonly closed: Promise<Finished>
+  private readonly listeners = new Set<() => void>()
+
+  constructor(readonly child: ChildProcess, readonly what: string) {
+    child.stdout?.on('data', (chunk) => {
+      this.stdout += chunk
+      for (const listener of this.listeners) listener()
+    })
+    child.stderr?.on('data', (chunk) => (this.stderr += chunk))
+    this.closed = new Promise((resolve) => child.on('close', (code, signal) => {
+      resolve({ code, signal, stdout: this.stdout, stderr: this.stderr })
+      for (const listener of this.listeners) listener()
+    }))
+  }
+
+  get pid(): number {
+    return this.child.pid!
+  }
+
+  /** Resolve with the first stdout line containing `text`; rejects naming it on exit or timeout. */
+  waitForLine(text: string, timeoutMs = 15_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let exited = false
+      void this.closed.then(() => (exited = true))
+      const check = () => {
+        const line = this.stdout.split('\n').find((l) => l.includes(text))
+        if (line !== undefined) done(undefined, line)
+        else if (exited) done(new Error(`${this.what} exited before printing ${JSON.stringify(text)}; stdout: ${this.stdout} stderr: ${this.stderr}`))
+      }
+      const timer = setTimeout(() => done(new Error(
+        `${this.what} printed no line containing ${JSON.stringify(text)} within ${timeoutMs} ms; stdout: ${this.stdout} stderr: ${this.stderr}`)), timeoutMs)
+      const done = (error?: Error, line?: string) => {
+        clearTimeout(timer)
+        this.listeners.delete(check)
+        if (error) reject(error)
+        else resolve(line!)
+      }
+      this.listeners.add(check)
+      check()
+    })
+  }
+
+  /** Wait for the exit; rejects naming the command (and kills it) if it outlives `timeoutMs`. */
+  finish(timeoutMs = 15_000): Promise<Finished> {
+    let timer: NodeJS.Timeout
+    return Promise.race([
+      this.closed.finally(() => clearTimeout(timer)),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          this.child.kill('SIGKILL')
+          reject(new Error(`${this.what} did not exit within ${timeoutMs} ms; stdout: ${this.stdout} stderr: ${this.stderr}`))
+        }, timeoutMs)
+      }),
+    ])
+  }
+}
+
+/** A port that nothing listens on: bound by the kernel, then released. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function isListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Whether a process with this pid is still alive. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
