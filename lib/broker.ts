@@ -59,6 +59,11 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   }
 }
 
+/** The line `npm run broker` prints once it accepts connections. */
+export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl'>): string {
+  return `broker ready on ${[broker.url, broker.wsUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`
+}
+
 function listen(server: Server | HttpServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
     wsPort: portFlag('--ws-port', values['ws-port']),
     log: values.quiet ? undefined : (line) => console.log(line),
   }).catch((error: unknown) => fail(messageOf(error)))
-  console.log(`broker ready on ${[broker.url, broker.wsUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`)
+  console.log(readyLine(broker))
 
   const stop = () => {
     const timer = setTimeout(() => process.exit(0), 1000)

@@ -21,6 +21,9 @@ export const basicPubsub: Scenario = {
     await subscriber.expect(`${topic} on`, 'C7', 'the subscriber printed the topic and the payload')
     stage.say('the broker passed the message from one client to the other (C1)')
     stage.ok('C1', 'two clients, one broker: neither client knows the other')
+
+    await stage.step('Stop the subscriber with Ctrl-C')
+    await subscriber.stop()
   },
 }
 

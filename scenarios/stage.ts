@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startBroker, type RunningBroker } from '../lib/broker.ts'
+import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
 import { fail, messageOf } from '../lib/cli.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -78,7 +78,8 @@ export class Stage {
       log: (line) => this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' }),
     })
     this.url = this.broker.url
-    this.print(this.dim(`broker: the bundled one at ${this.url}; every program below gets it as MQTT_URL`))
+    this.record({ kind: 'line', label: 'broker', text: readyLine(this.broker), stream: 'stdout' })
+    this.say('the stage started the bundled broker on a free port; every program below gets its URL as MQTT_URL')
   }
 
   /** The article's topic, under the stage's prefix when it shares a broker with others. */
@@ -331,6 +332,8 @@ export async function show(scenario: Scenario): Promise<void> {
   const stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
   const started = performance.now()
   process.on('exit', () => stage.killAll())
+  // Output piped into `head` or a pager that quit: nobody is watching, so end the show quietly.
+  process.stdout.on('error', () => process.exit(0))
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       stage.print(`\n${stage.paint(33, '■')} interrupted (${signal}): stopping every process and the broker`)

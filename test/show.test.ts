@@ -51,7 +51,7 @@ it('--step without a terminal refuses with one line instead of waiting forever',
 
 it('Ctrl-C in the middle of the show ends the broker and every process it started', async () => {
   const show = npmRun('demo:basic-pubsub')
-  const port = Number((await show.waitForLine('broker: the bundled one at')).match(/:(\d+);/)![1])
+  const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
   const processes = [show.pid, ...descendants(show.pid)]
   // npm, sh is replaced by exec, the stage, the subscriber: at least three.
@@ -66,7 +66,7 @@ it('Ctrl-C in the middle of the show ends the broker and every process it starte
 
 it('killing npm (SIGTERM to its pid alone) also ends the stage, its broker and its children', async () => {
   const show = npmRun('demo:basic-pubsub')
-  const port = Number((await show.waitForLine('broker: the bundled one at')).match(/:(\d+);/)![1])
+  const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
   const processes = [show.pid, ...descendants(show.pid)]
   process.kill(show.pid, 'SIGTERM')

@@ -1,0 +1,5 @@
+// Every experiment, in the order the article tells them: what `npm run demo` plays and the docs quote.
+import { basicPubsub } from './basic-pubsub.ts'
+import type { Scenario } from './stage.ts'
+
+export const scenarios: Scenario[] = [basicPubsub]

@@ -1,0 +1,114 @@
+// The docs are tested: every command they show exists with the flags it is given, and every output
+// block marked `<!-- output: <scenario> <label> [step N] -->` is what that process really prints when
+// the scenario plays, after normalising what varies between runs (ports, client ids).
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { scenarios } from '../scenarios/index.ts'
+import { check, ROOT, type Event } from '../scenarios/stage.ts'
+import { runScript } from './processes.ts'
+
+const pages = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+const packageScripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>
+
+interface Block {
+  page: string
+  line: number
+  lang: string
+  body: string
+  /** The `<!-- output: ... -->` marker just above the block, if any. */
+  output?: { scenario: string; label: string; step?: number }
+}
+
+function blocks(page: string): Block[] {
+  const lines = readFileSync(join(ROOT, page), 'utf8').split('\n')
+  const found: Block[] = []
+  for (let i = 0; i < lines.length; i++) {
+    const open = lines[i].match(/^```(\w*)/)
+    if (!open) continue
+    const end = lines.indexOf('```', i + 1)
+    const marker = lines[i - 1]?.match(/^<!-- output: ([\w-]+) ([\w-]+)(?: step (\d+))? -->$/)
+    found.push({
+      page, line: i + 1, lang: open[1], body: lines.slice(i + 1, end).join('\n'),
+      output: marker ? { scenario: marker[1], label: marker[2], step: marker[3] === undefined ? undefined : Number(marker[3]) } : undefined,
+    })
+    i = end
+  }
+  return found
+}
+
+const all = pages.flatMap(blocks)
+
+/** Replace what differs between runs: the broker's port, and MQTT.js's random client ids (by order of appearance). */
+function normalise(text: string): string {
+  const ids = new Map<string, string>()
+  return text
+    .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:1883')
+    .replace(/mqttjs_[0-9a-f]+/g, (id) => {
+      if (!ids.has(id)) ids.set(id, `<client ${ids.size + 1}>`)
+      return ids.get(id)!
+    })
+}
+
+/** What `label` printed during the scenario, up to the end of step `step` (all of it when undefined). */
+function printed(events: Event[], label: string, step?: number): string {
+  let steps = 0
+  const lines: string[] = []
+  for (const event of events) {
+    if (event.kind === 'step' && ++steps > (step ?? Infinity)) break
+    if (event.kind === 'line' && event.label === label && !/\bmarker-\d+\b/.test(event.text)) lines.push(event.text)
+  }
+  return lines.join('\n')
+}
+
+describe('commands shown in the docs exist', () => {
+  const commands = all.filter((b) => b.lang === 'sh').flatMap((b) =>
+    b.body.split('\n').filter((l) => l.trim() && !l.startsWith('#')).flatMap((l) => l.split('&&'))
+      .map((command) => ({ where: `${b.page}:${b.line}`, command: command.trim() })))
+  const helpCache = new Map<string, Promise<string>>()
+  const help = (script: string) => {
+    if (!helpCache.has(script)) helpCache.set(script, runScript(script, ['--help']).then((r) => r.stdout))
+    return helpCache.get(script)!
+  }
+
+  it.each(commands)('$where: $command', async ({ command }) => {
+    const words = command.replace(/^(\w+=\S+\s+)+/, '').split(/\s+/)
+    const flags = words.filter((w) => w.startsWith('--') && w !== '--')
+    if (words[0] === 'npm' && (words[1] === 'run' || words[1] === 'start')) {
+      const script = words[2]
+      expect(Object.keys(packageScripts), `npm script ${script}`).toContain(script)
+      const file = packageScripts[script].match(/node --import tsx (\S+\.ts)/)?.[1]
+      if (file && flags.length) for (const flag of flags) expect(await help(file), `${flag} in ${file} --help`).toContain(flag)
+    } else if (words[0] === 'npx' && words[1] === 'tsx') {
+      const file = words[2]
+      expect(existsSync(join(ROOT, file)), `${file} exists`).toBe(true)
+      for (const flag of flags) expect(await help(file), `${flag} in ${file} --help`).toContain(flag)
+    } else {
+      expect(['npm install', 'npm test', 'npm ci'], 'a command this test knows').toContain(words.slice(0, 2).join(' '))
+    }
+  })
+})
+
+describe('output blocks are what the programs print', () => {
+  const marked = all.filter((b) => b.output)
+  const transcripts = new Map<string, Event[]>()
+  beforeAll(async () => {
+    for (const name of new Set(marked.map((b) => b.output!.scenario))) {
+      const scenario = scenarios.find((s) => s.name === name)
+      if (scenario) transcripts.set(name, await check(scenario))
+    }
+  })
+
+  it('every page quotes at least one output block, and every block names a scenario that exists', () => {
+    for (const page of pages.filter((p) => /docs\/\d\d-/.test(p))) {
+      expect(marked.some((b) => b.page === page), `${page} has an output block`).toBe(true)
+    }
+    for (const block of marked) expect(scenarios.map((s) => s.name)).toContain(block.output!.scenario)
+  })
+
+  it.each(marked.map((b) => ({ where: `${b.page}:${b.line}`, ...b.output!, body: b.body })))(
+    '$where: $scenario $label', ({ scenario, label, step, body }) => {
+      const events = transcripts.get(scenario)!
+      expect(normalise(body)).toBe(normalise(printed(events, label, step)))
+    })
+})
