@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { fail, failOnUncaughtErrors, isMain, messageOf } from './cli.ts'
+import { topicMatches } from './topics.ts'
 
 export interface BrokerOptions {
   /** Interface to listen on; 127.0.0.1 (loopback only) unless the user asks for more. */
@@ -34,7 +35,12 @@ export interface RunningBroker {
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const host = options.host ?? '127.0.0.1'
   const aedes = await Aedes.createBroker()
+  keepDollarTopicsFromWildcards(aedes)
   if (options.log) logEvents(aedes, options.log, options.quietClients ?? new Set())
+  // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
+  await new Promise<void>((resolve, reject) => aedes.publish(
+    { cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('mqtt-by-example bundled broker (aedes)'), qos: 0, retain: true, dup: false },
+    (error) => (error ? reject(error) : resolve())))
 
   const tcp = createServer(aedes.handle)
   const servers: (Server | HttpServer)[] = [tcp]
@@ -56,6 +62,24 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   } catch (error) {
     await closeAll()
     throw error
+  }
+}
+
+/**
+ * MQTT 3.1.1 §4.7.2: a filter that starts with + or # must not match a topic name that starts with $.
+ * aedes keeps to this for live messages but sends retained ones anyway (subscribe to # and you get
+ * $SYS/broker/version); this hook, which sees every message on its way to a client, drops a $ topic
+ * unless one of the client's filters that does not start with a wildcard matches it.
+ */
+function keepDollarTopicsFromWildcards(aedes: Aedes): void {
+  const forward = aedes.authorizeForward
+  aedes.authorizeForward = (client, packet) => {
+    if (packet.topic.startsWith('$')) {
+      // aedes keeps a client's filters in `subscriptions`, which its types leave out.
+      const filters = Object.keys((client as Client & { subscriptions: Record<string, unknown> }).subscriptions)
+      if (!filters.some((filter) => !/^[+#]/.test(filter) && topicMatches(filter, packet.topic))) return null
+    }
+    return forward.call(aedes, client, packet)
   }
 }
 

@@ -59,6 +59,7 @@ export class Stage {
   private stepNumber = 0
   private stepTitle = '(before the first step)'
   private markers = 0
+  private readonly retainedTopics = new Set<string>()
   private readonly colour: boolean
 
   constructor(readonly options: StageOptions) {
@@ -133,8 +134,7 @@ export class Stage {
   async barrier(topic: string, procs: Proc[], claim: string | undefined, says: string): Promise<void> {
     const marker = `marker-${++this.markers}`
     this.say(`the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived`)
-    this.control ??= await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: 5000 })
-    await this.control.publishAsync(topic, marker)
+    await (await this.controlClient()).publishAsync(topic, marker)
     for (const proc of procs) {
       const before = await proc.until(`${topic} ${marker}`)
       if (before.length > 0) {
@@ -142,6 +142,19 @@ export class Stage {
       }
     }
     this.ok(claim, says)
+  }
+
+  /**
+   * Note that the scenario leaves a retained message on `topic`. close() clears it, so the scenario
+   * can run again against the same broker, even after a failure halfway.
+   */
+  retains(topic: string): void {
+    this.retainedTopics.add(topic)
+  }
+
+  private async controlClient(): Promise<MqttClient> {
+    this.control ??= await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: 5000 })
+    return this.control
   }
 
   /** Mark an expectation met, with the claim it demonstrates. */
@@ -152,6 +165,13 @@ export class Stage {
   /** End every process, the control client and the bundled broker. Safe to call more than once. */
   async close(): Promise<void> {
     await Promise.all([...this.processes].map((proc) => proc.stop()))
+    if (this.retainedTopics.size > 0) {
+      // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3). QoS 1,
+      // awaited one by one: aedes can drop a retained QoS 0 publish followed at once by another.
+      const control = await this.controlClient()
+      for (const topic of this.retainedTopics) await control.publishAsync(topic, '', { qos: 1, retain: true })
+      this.retainedTopics.clear()
+    }
     await this.control?.endAsync(true)
     this.control = undefined
     await this.broker?.close()

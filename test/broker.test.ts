@@ -45,6 +45,31 @@ describe('startBroker', () => {
     await Promise.all([sub.endAsync(), pub.endAsync()])
   })
 
+  it('S4: a filter that starts with # gets no retained $SYS message (plain aedes sends it)', async () => {
+    const broker = await startBroker({ port: 0 })
+    running.push(broker)
+    const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    // The bundled broker stored $SYS/broker/version when it started; the marker is stored after it, and
+    // retained messages are sent in the order they were stored, so a leaked $SYS message comes first.
+    await publisher.publishAsync('probe/marker', 'marker', { qos: 1, retain: true })
+    const wildcard = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    const received: string[] = []
+    const marker = new Promise<void>((resolve) => wildcard.on('message', (topic) => {
+      received.push(topic)
+      if (topic === 'probe/marker') resolve()
+    }))
+    await wildcard.subscribeAsync('#')
+    await marker
+    expect(received).toEqual(['probe/marker'])
+
+    const exact = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    const version = new Promise<string>((resolve) => exact.on('message', (_topic, payload) => resolve(String(payload))))
+    await exact.subscribeAsync('$SYS/broker/version')
+    expect(await version).toBe('mqtt-by-example bundled broker (aedes)')
+    await publisher.publishAsync('probe/marker', '', { qos: 1, retain: true })
+    await Promise.all([publisher.endAsync(), wildcard.endAsync(), exact.endAsync()])
+  })
+
   it('refuses a port in use with an actionable message', async () => {
     const first = await startBroker({ port: 0 })
     running.push(first)
