@@ -36,6 +36,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const host = options.host ?? '127.0.0.1'
   const aedes = await Aedes.createBroker()
   keepDollarTopicsFromWildcards(aedes)
+  keepEachClientsPublishesInOrder(aedes)
   if (options.log) logEvents(aedes, options.log, options.quietClients ?? new Set())
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
   await new Promise<void>((resolve, reject) => aedes.publish(
@@ -80,6 +81,37 @@ function keepDollarTopicsFromWildcards(aedes: Aedes): void {
       if (!filters.some((filter) => !/^[+#]/.test(filter) && topicMatches(filter, packet.topic))) return null
     }
     return forward.call(aedes, client, packet)
+  }
+}
+
+/**
+ * MQTT 3.1.1 §4.6: messages from one client on a topic reach subscribers in the order they were sent.
+ * aedes stores a retained message before routing it, asynchronously, so a publish that follows at
+ * once overtakes it; aedes' duplicate filter then drops the overtaken message as already seen. So a
+ * subscriber of a topic that got "on" (retained) then "off" saw only "off". Here each client's next
+ * PUBLISH is let through only once the previous one has been routed (aedes calls `published` last).
+ * QoS 2 is left alone: aedes does not route a retransmitted QoS 2 message again, so it would wait forever.
+ */
+function keepEachClientsPublishesInOrder(aedes: Aedes): void {
+  const previous = new WeakMap<Client, Promise<void>>()
+  const routed = new WeakMap<Client, (() => void)[]>()
+  const authorize = aedes.authorizePublish
+  aedes.authorizePublish = (client, packet, callback) => {
+    if (!client || packet.qos === 2) return authorize.call(aedes, client, packet, callback)
+    let done!: () => void
+    const mine = new Promise<void>((resolve) => (done = resolve))
+    const before = previous.get(client) ?? Promise.resolve()
+    previous.set(client, mine)
+    void before.then(() => authorize.call(aedes, client, packet, (error) => {
+      if (error) done()
+      else routed.set(client, [...(routed.get(client) ?? []), done])
+      callback(error)
+    }))
+  }
+  const published = aedes.published
+  aedes.published = (packet, client, callback) => {
+    if (client && packet.qos !== 2) routed.get(client)?.shift()?.()
+    published.call(aedes, packet, client, callback)
   }
 }
 

@@ -88,6 +88,12 @@ export class Stage {
     return `${this.options.topicPrefix ?? ''}${name}`
   }
 
+  /** A fixed client id (for a persistent session), made unique per run when the stage shares a broker. */
+  clientId(name: string): string {
+    const prefix = this.options.topicPrefix
+    return prefix ? `${prefix.replace(/[^\w-]+/g, '-')}${name}` : name
+  }
+
   /** Begin a step: narrate it, and in step-by-step mode wait for Enter first. */
   async step(title: string): Promise<void> {
     this.stepNumber++
@@ -103,7 +109,7 @@ export class Stage {
 
   /** Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. */
   spawn(label: string, script: string, args: string[] = []): Proc {
-    this.record({ kind: 'command', label, text: ['npx tsx', script, ...args].join(' ') })
+    this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
       cwd: ROOT,
       env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1' },
@@ -136,7 +142,8 @@ export class Stage {
     this.say(`the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived`)
     await (await this.controlClient()).publishAsync(topic, marker)
     for (const proc of procs) {
-      const before = await proc.until(`${topic} ${marker}`)
+      // Markers of earlier barriers that reached this process too are not messages under test.
+      const before = (await proc.until(`${topic} ${marker}`)).filter((line) => !/ marker-\d+$/.test(line))
       if (before.length > 0) {
         throw this.failure(`${proc.label} printed ${JSON.stringify(before[0])} before ${marker}: ${says} did not hold`, proc)
       }
@@ -280,6 +287,22 @@ export class Proc {
     this.stage.ok(claim, says)
   }
 
+  /**
+   * Wait until this process prints every one of `lines`, in any order (a queued message may come before
+   * or after the SUBACK, say), then mark them met. The cursor moves past the last of them.
+   */
+  async expectAll(lines: string[], claim: string | undefined, says: string): Promise<void> {
+    const awaited = lines.map((l) => JSON.stringify(l)).join(' and ')
+    await this.waitFor(awaited, () => {
+      const printed = this.stdout
+      const at = lines.map((line) => printed.indexOf(line, this.cursor))
+      if (at.some((i) => i < 0)) return undefined
+      this.cursor = Math.max(...at) + 1
+      return true
+    })
+    this.stage.ok(claim, says)
+  }
+
   /** Wait until the error line `line` is printed on stderr. */
   async expectError(line: string, claim: string | undefined, says: string): Promise<void> {
     await this.waitFor(`the error line ${JSON.stringify(line)}`, () =>
@@ -346,6 +369,11 @@ export async function check(scenario: Scenario, options: Omit<StageOptions, 'mod
   }
 }
 
+/** The claim IDs that a run demonstrated, each once, in the order they were first met. */
+export function claimsMet(events: Event[]): string[] {
+  return [...new Set(events.flatMap((e) => (e.kind === 'ok' && e.claim ? [e.claim] : [])))]
+}
+
 /** Play a scenario for an audience: the entry point of `npm run demo:<name>`. */
 export async function show(scenario: Scenario): Promise<void> {
   const stepByStep = showFlags(scenario)
@@ -371,7 +399,7 @@ export async function show(scenario: Scenario): Promise<void> {
     process.exit(1)
   }
   await stage.close()
-  const claims = [...new Set(stage.events.flatMap((e) => (e.kind === 'ok' && e.claim ? [e.claim] : [])))]
+  const claims = claimsMet(stage.events)
   const seconds = ((performance.now() - started) / 1000).toFixed(1)
   stage.print(`\n${stage.paint(32, '✓')} ${scenario.name}: every expectation met (${claims.join(', ')}) in ${seconds} s`)
 }
@@ -400,6 +428,11 @@ function waitForEnter(prompt: string): Promise<void> {
     rl.close()
     resolve()
   }))
+}
+
+/** An argument as a learner would type it in a POSIX shell. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {

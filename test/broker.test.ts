@@ -70,6 +70,25 @@ describe('startBroker', () => {
     await Promise.all([publisher.endAsync(), wildcard.endAsync(), exact.endAsync()])
   })
 
+  it('one client\'s messages stay in order: a retained QoS 0 message followed at once by another still arrives (plain aedes drops it)', async () => {
+    const broker = await startBroker({ port: 0 })
+    running.push(broker)
+    const subscriber = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    const received: string[] = []
+    const last = new Promise<void>((resolve) => subscriber.on('message', (_topic, payload) => {
+      received.push(String(payload))
+      if (String(payload) === 'end') resolve()
+    }))
+    await subscriber.subscribeAsync('my_topic')
+    const publisher = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    for (const [message, retain] of [['one', true], ['two', false], ['three', true], ['', true], ['end', false]] as const) {
+      await publisher.publishAsync('my_topic', message, { qos: 0, retain })
+    }
+    await last
+    expect(received).toEqual(['one', 'two', 'three', '', 'end'])
+    await Promise.all([subscriber.endAsync(), publisher.endAsync()])
+  })
+
   it('refuses a port in use with an actionable message', async () => {
     const first = await startBroker({ port: 0 })
     running.push(first)

@@ -1,4 +1,5 @@
 // The article's subscriber: connect, subscribe to my_topic, print every message that arrives until Ctrl-C.
+import { fail } from '../../lib/cli.ts'
 import { connect } from '../../lib/connect.ts'
 import { subscriberOptions } from '../../lib/options.ts'
 
@@ -6,10 +7,12 @@ const options = subscriberOptions('Subscribe to a topic filter and print every m
 const client = connect(options)
 
 // Called when the broker answers the CONNECT with a CONNACK; return code 0 means accepted.
-// Subscribing here, and not once at start, means a reconnect subscribes again.
 client.on('connect', async (connack) => {
-  console.log(`connected to ${options.url}, result code ${connack.returnCode}`)
+  // With --no-clean the broker keeps our session between connections; CONNACK says if it had one.
+  const session = options.clean ? '' : `, session present: ${connack.sessionPresent ? 'yes' : 'no'}`
+  console.log(`connected to ${options.url}, result code ${connack.returnCode}${session}`)
   const [granted] = await client.subscribeAsync(options.topic, { qos: options.qos })
+  if (granted.qos === 128) fail(`the broker refused the subscription to ${options.topic}; check its access rules`)
   console.log(`subscribed to ${granted.topic} (QoS ${granted.qos})`)
 })
 
