@@ -88,6 +88,11 @@ export class Stage {
     return `${this.options.topicPrefix ?? ''}${name}`
   }
 
+  /** Whether topics are put under a prefix, because the broker is shared with others. */
+  get prefixed(): boolean {
+    return Boolean(this.options.topicPrefix)
+  }
+
   /** A fixed client id (for a persistent session), made unique per run when the stage shares a broker. */
   clientId(name: string): string {
     const prefix = this.options.topicPrefix
@@ -282,7 +287,7 @@ export class Proc {
    * Wait until this process prints `line` on stdout (after the last expectation), then mark it met.
    * Fails, naming what was awaited, on timeout or if the process exits first.
    */
-  async expect(line: string, claim: string | undefined, says: string): Promise<void> {
+  async expect(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
     await this.until(line)
     this.stage.ok(claim, says)
   }
@@ -310,11 +315,11 @@ export class Proc {
     this.stage.ok(claim, says)
   }
 
-  /** Wait for `line` on stdout; returns the lines printed between the cursor and it. */
-  async until(line: string): Promise<string[]> {
-    return this.waitFor(JSON.stringify(line), () => {
+  /** Wait for `line` (or a line matching it) on stdout; returns the lines printed between the cursor and it. */
+  async until(line: string | RegExp): Promise<string[]> {
+    return this.waitFor(typeof line === 'string' ? JSON.stringify(line) : `a line matching ${line}`, () => {
       const lines = this.stdout
-      const at = lines.indexOf(line, this.cursor)
+      const at = lines.findIndex((l, i) => i >= this.cursor && (typeof line === 'string' ? l === line : line.test(l)))
       if (at < 0) return undefined
       const before = lines.slice(this.cursor, at)
       this.cursor = at + 1
