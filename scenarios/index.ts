@@ -2,6 +2,6 @@
 import { basicPubsub } from './basic-pubsub.ts'
 import { ephemeral } from './ephemeral.ts'
 import { retained } from './retained.ts'
+import { wildcards } from './wildcards.ts'
 import type { Scenario } from './stage.ts'
 
-export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained]

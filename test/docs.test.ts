@@ -16,8 +16,12 @@ interface Block {
   line: number
   lang: string
   body: string
-  /** The `<!-- output: ... -->` marker just above the block, if any. */
-  output?: { scenario: string; label: string; step?: number }
+  /**
+   * The `<!-- output: <scenario> <label> [step N | through step N] -->` marker above the block: what
+   * the process labelled so printed during step N only (a command run in that step), through the end
+   * of step N (a terminal still running), or in the whole scenario. Step 0 is before the first step.
+   */
+  output?: { scenario: string; label: string; steps?: { from: number; to: number } }
 }
 
 function blocks(page: string): Block[] {
@@ -27,10 +31,13 @@ function blocks(page: string): Block[] {
     const open = lines[i].match(/^```(\w*)/)
     if (!open) continue
     const end = lines.indexOf('```', i + 1)
-    const marker = lines[i - 1]?.match(/^<!-- output: ([\w-]+) ([\w-]+)(?: step (\d+))? -->$/)
+    const marker = lines[i - 1]?.match(/^<!-- output: ([\w-]+) (\S+?)(?: (step|through step) (\d+))? -->$/)
     found.push({
       page, line: i + 1, lang: open[1], body: lines.slice(i + 1, end).join('\n'),
-      output: marker ? { scenario: marker[1], label: marker[2], step: marker[3] === undefined ? undefined : Number(marker[3]) } : undefined,
+      output: marker ? {
+        scenario: marker[1], label: marker[2],
+        steps: marker[4] === undefined ? undefined : { from: marker[3] === 'step' ? Number(marker[4]) : 0, to: Number(marker[4]) },
+      } : undefined,
     })
     i = end
   }
@@ -50,12 +57,13 @@ function normalise(text: string): string {
     })
 }
 
-/** What `label` printed during the scenario, up to the end of step `step` (all of it when undefined). */
-function printed(events: Event[], label: string, step?: number): string {
-  let steps = 0
+/** What `label` printed during steps `from` to `to` of the scenario (all of it when undefined), markers left out. */
+function printed(events: Event[], label: string, steps = { from: 0, to: Infinity }): string {
+  let step = 0
   const lines: string[] = []
   for (const event of events) {
-    if (event.kind === 'step' && ++steps > (step ?? Infinity)) break
+    if (event.kind === 'step') step++
+    if (step < steps.from || step > steps.to) continue
     if (event.kind === 'line' && event.label === label && !/\bmarker-\d+\b/.test(event.text)) lines.push(event.text)
   }
   return lines.join('\n')
@@ -107,8 +115,8 @@ describe('output blocks are what the programs print', () => {
   })
 
   it.each(marked.map((b) => ({ where: `${b.page}:${b.line}`, ...b.output!, body: b.body })))(
-    '$where: $scenario $label', ({ scenario, label, step, body }) => {
+    '$where: $scenario $label', ({ scenario, label, steps, body }) => {
       const events = transcripts.get(scenario)!
-      expect(normalise(body)).toBe(normalise(printed(events, label, step)))
+      expect(normalise(body)).toBe(normalise(printed(events, label, steps)))
     })
 })

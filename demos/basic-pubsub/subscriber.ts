@@ -7,13 +7,15 @@ const options = subscriberOptions('Subscribe to a topic filter and print every m
 const client = connect(options)
 
 // Called when the broker answers the CONNECT with a CONNACK; return code 0 means accepted.
-client.on('connect', async (connack) => {
+client.on('connect', (connack) => {
   // With --no-clean the broker keeps our session between connections; CONNACK says if it had one.
   const session = options.clean ? '' : `, session present: ${connack.sessionPresent ? 'yes' : 'no'}`
   console.log(`connected to ${options.url}, result code ${connack.returnCode}${session}`)
-  const [granted] = await client.subscribeAsync(options.topic, { qos: options.qos })
-  if (granted.qos === 128) fail(`the broker refused the subscription to ${options.topic}; check its access rules`)
-  console.log(`subscribed to ${granted.topic} (QoS ${granted.qos})`)
+  // The callback runs when the SUBACK arrives, before any retained message that follows it.
+  client.subscribe(options.topic, { qos: options.qos }, (error, granted) => {
+    if (error) fail(`the broker refused the subscription to ${options.topic} (${error.message})`)
+    console.log(`subscribed to ${options.topic} (QoS ${granted?.[0]?.qos})`)
+  })
 })
 
 // Called for each PUBLISH the broker forwards. The RETAIN flag marks a stored message, not a live one.
