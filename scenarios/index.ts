@@ -4,4 +4,4 @@ import { ephemeral } from './ephemeral.ts'
 import { retained } from './retained.ts'
 import { wildcards } from './wildcards.ts'
 import type { Scenario } from './stage.ts'
-
+export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards]
