@@ -379,11 +379,16 @@ export function claimsMet(events: Event[]): string[] {
   return [...new Set(events.flatMap((e) => (e.kind === 'ok' && e.claim ? [e.claim] : [])))]
 }
 
-/** Play a scenario for an audience: the entry point of `npm run demo:<name>`. */
-export async function show(scenario: Scenario): Promise<void> {
-  const stepByStep = showFlags(scenario)
-  const stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
-  const started = performance.now()
+/**
+ * Play scenarios for an audience, one after the other, each with a broker of its own: the entry point
+ * of `npm run demo:<name>` (one scenario) and of `npm run demo` (all of them, the whole talk).
+ */
+export async function show(...scenarios: Scenario[]): Promise<void> {
+  const [first] = scenarios
+  const script = scenarios.length === 1 ? `demo:${first.name}` : 'demo'
+  const title = scenarios.length === 1 ? first.title : `every experiment of the article, in order: ${scenarios.map((s) => s.name).join(', ')}`
+  const stepByStep = showFlags(script, title)
+  let stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
   process.on('exit', () => stage.killAll())
   // Output piped into `head` or a pager that quit: nobody is watching, so end the show quietly.
   process.stdout.on('error', () => process.exit(0))
@@ -394,30 +399,49 @@ export async function show(scenario: Scenario): Promise<void> {
       setTimeout(() => process.exit(130), 2000).unref()
     })
   }
-  stage.print(stage.bold(`▶ ${scenario.name}: ${scenario.title}`))
-  try {
-    await stage.open()
-    await scenario.play(stage)
-  } catch (error) {
-    stage.print(`\n${stage.paint(31, '✗')} ${messageOf(error)}`)
+  const started = performance.now()
+  const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
+  const shown: string[] = []
+  for (const [i, scenario] of scenarios.entries()) {
+    if (i > 0) {
+      stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
+      stage.print('')
+    }
+    const begun = performance.now()
+    stage.print(stage.bold(`▶ ${scenario.name}: ${scenario.title}`))
+    try {
+      await stage.open()
+      await scenario.play(stage)
+    } catch (error) {
+      stage.print(`\n${stage.paint(31, '✗')} ${messageOf(error)}`)
+      await stage.close()
+      process.exit(1)
+    }
     await stage.close()
-    process.exit(1)
+    const claims = claimsMet(stage.events)
+    shown.push(...claims)
+    stage.print(`\n${stage.paint(32, '✓')} ${scenario.name}: every expectation met (${claims.join(', ')}) in ${seconds(begun)}`)
   }
-  await stage.close()
-  const claims = claimsMet(stage.events)
-  const seconds = ((performance.now() - started) / 1000).toFixed(1)
-  stage.print(`\n${stage.paint(32, '✓')} ${scenario.name}: every expectation met (${claims.join(', ')}) in ${seconds} s`)
+  if (scenarios.length > 1) {
+    const all = [...new Set(shown)].sort(byClaimId)
+    stage.print(`\n${stage.paint(32, '✓')} ${scenarios.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}`)
+  }
 }
 
-function showFlags(scenario: Scenario): boolean {
+/** C1 < C2 < C10 < S1: the order of ../shared/article/CLAIMS.md. */
+export function byClaimId(a: string, b: string): number {
+  return a[0] === b[0] ? Number(a.slice(1)) - Number(b.slice(1)) : a < b ? -1 : 1
+}
+
+function showFlags(script: string, title: string): boolean {
   let values
   try {
     values = parseArgs({ options: { step: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values
   } catch (error) {
-    fail(`${messageOf(error).split('. ')[0]}; see npm run demo:${scenario.name} -- --help`)
+    fail(`${messageOf(error).split('. ')[0]}; see npm run ${script} -- --help`)
   }
   if (values.help) {
-    console.log(`usage: npm run demo:${scenario.name} [-- --step]\n\n${scenario.title}\n\noptions:\n  --step      wait for Enter before each step\n  -h, --help  show this help\n\nMQTT_URL=... uses that broker instead of starting the bundled one.`)
+    console.log(`usage: npm run ${script} [-- --step]\n\n${title}\n\noptions:\n  --step      wait for Enter before each step\n  -h, --help  show this help\n\nMQTT_URL=... uses that broker instead of starting the bundled one.`)
     process.exit(0)
   }
   if (values.step && !process.stdin.isTTY) {
