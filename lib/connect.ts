@@ -10,9 +10,10 @@ const CONNECT_TIMEOUT_MS = 5000
 /**
  * Start connecting with `options` (plus any MQTT.js options in `extra`, such as a Last Will).
  * Any failure to connect, or a lost connection later, ends the program with one line and exit 1;
- * Ctrl-C (SIGINT) or SIGTERM disconnects cleanly and exits 0.
+ * Ctrl-C (SIGINT) or SIGTERM runs `beforeStop` (a last publish, say), then disconnects cleanly and
+ * exits 0.
  */
-export function connect(options: ClientOptions, extra: IClientOptions = {}): MqttClient {
+export function connect(options: ClientOptions, extra: IClientOptions = {}, beforeStop?: () => Promise<void>): MqttClient {
   const { url } = options
   const client = mqtt.connect(url, {
     clientId: options.id,
@@ -31,8 +32,9 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}): Mqt
   })
   const stop = () => {
     stopping = true
-    client.end(false, {}, () => process.exit(0))
     setTimeout(() => process.exit(0), 1000).unref()
+    const last = client.connected && beforeStop ? beforeStop().catch(() => undefined) : Promise.resolve()
+    void last.then(() => client.end(false, {}, () => process.exit(0)))
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

@@ -28,7 +28,7 @@ export interface SubscriberOptions extends ClientOptions {
   topic: string
 }
 
-interface Flag {
+export interface Flag {
   type: 'string' | 'boolean'
   multiple?: boolean
   short?: string
@@ -36,7 +36,7 @@ interface Flag {
   help: string
 }
 
-const clientFlags = {
+export const clientFlags = {
   url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
   qos: { type: 'string', arg: 'N', help: 'quality of service: 0, 1 or 2 (default 0)' },
   id: { type: 'string', arg: 'ID', help: 'client identifier (default: a random one)' },
@@ -107,7 +107,7 @@ function helpText(description: string, flags: Record<string, Flag>): string {
   return `usage: npx tsx ${program} [options]\n\n${description}\n\noptions:\n${rows.join('\n')}`
 }
 
-function clientOptions(values: Values<typeof clientFlags>): ClientOptions {
+export function clientOptions(values: Values<typeof clientFlags>): ClientOptions {
   const url = values.url ?? process.env.MQTT_URL ?? DEFAULT_URL
   let protocol: string
   try {
