@@ -1,0 +1,104 @@
+// The flags of the two discovery demos, demos/discovery/device.ts and listener.ts: the usual --url and
+// --id of lib/options.ts plus what says which device to play or which configs to follow, all checked
+// before anything reaches the broker.
+import { fail } from './cli.ts'
+import { DEFAULT_PREFIX, ID_PATTERN } from './discovery.ts'
+import { clientFlags, clientOptions, parseFlags, type ClientOptions, type Flag } from './options.ts'
+import { topicFilterProblem, topicNameProblem } from './topics.ts'
+
+export interface DeviceOptions extends ClientOptions {
+  kind: 'light' | 'sensor'
+  /** Discovery prefix: configs go to <prefix>/<kind>/<nodeId>/<objectId>/config. */
+  prefix: string
+  /** State, command and availability topics go under <base>/<nodeId>/<objectId>. */
+  base: string
+  nodeId: string
+  objectId: string
+  /** What a listener calls the entity ("Kitchen light"). */
+  name: string
+  /** What the device calls itself ("Kitchen"). */
+  deviceName: string
+  state: string
+}
+
+export interface ListenerOptions extends ClientOptions {
+  prefix: string
+  /** The filter the listener subscribes to for configs. */
+  topic: string
+}
+
+const prefixFlag = {
+  type: 'string', arg: 'TOPIC', help: `discovery prefix: the first level of every config topic (default ${DEFAULT_PREFIX})`,
+} satisfies Flag
+
+/** Flags of the device: `description` is the first line of its --help. */
+export function deviceOptions(description: string): DeviceOptions {
+  const flags = {
+    url: clientFlags.url,
+    id: clientFlags.id,
+    kind: { type: 'string', arg: 'KIND', help: 'light (obeys ON and OFF) or sensor (a thermometer in °C); default light' },
+    node: { type: 'string', arg: 'ID', help: 'node id, the device: letters, digits, _ and - (default kitchen)' },
+    object: { type: 'string', arg: 'ID', help: 'object id, the entity on the device (default light, or temperature for a sensor)' },
+    name: { type: 'string', arg: 'TEXT', help: 'the name listeners show (default: made of the two ids, e.g. "Kitchen light")' },
+    state: { type: 'string', arg: 'VALUE', help: 'state to start in: ON or OFF for a light (default ON), a number for a sensor (default 21.5)' },
+    prefix: prefixFlag,
+    base: { type: 'string', arg: 'TOPIC', help: 'the state, command and availability topics go under <base>/<node>/<object> (default home)' },
+  } satisfies Record<string, Flag>
+  const values = parseFlags(description, flags)
+
+  const kind = values.kind ?? 'light'
+  if (kind !== 'light' && kind !== 'sensor') fail(`--kind must be light or sensor, not ${JSON.stringify(kind)}`)
+  const nodeId = checkId('--node', values.node ?? 'kitchen')
+  const objectId = checkId('--object', values.object ?? (kind === 'light' ? 'light' : 'temperature'))
+  const state = values.state ?? (kind === 'light' ? 'ON' : '21.5')
+  if (kind === 'light' && state !== 'ON' && state !== 'OFF') fail(`--state of a light must be ON or OFF, not ${JSON.stringify(state)}`)
+  if (kind === 'sensor' && !Number.isFinite(Number(state))) fail(`--state of a sensor must be a number, not ${JSON.stringify(state)}`)
+  if (values.name === '') fail('--name must not be empty; leave it out to get one made of --node and --object')
+  return {
+    ...clientOptions(values),
+    kind,
+    prefix: checkTopic('--prefix', values.prefix ?? DEFAULT_PREFIX),
+    base: checkTopic('--base', values.base ?? 'home'),
+    nodeId,
+    objectId,
+    name: values.name ?? humanise(`${nodeId} ${objectId}`),
+    deviceName: humanise(nodeId),
+    state,
+  }
+}
+
+/** Flags of the listener: `description` is the first line of its --help. */
+export function listenerOptions(description: string): ListenerOptions {
+  const flags = {
+    ...clientFlags,
+    prefix: prefixFlag,
+    topic: {
+      type: 'string', arg: 'FILTER', help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/# (default <prefix>/#)`,
+    },
+  } satisfies Record<string, Flag>
+  const values = parseFlags(description, flags)
+  const prefix = checkTopic('--prefix', values.prefix ?? DEFAULT_PREFIX)
+  const topic = values.topic ?? `${prefix}/#`
+  const problem = topicFilterProblem(topic)
+  if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
+  return { ...clientOptions(values), prefix, topic }
+}
+
+function checkId(flag: string, id: string): string {
+  if (!ID_PATTERN.test(id)) {
+    fail(`${flag} must be made of letters, digits, _ and - only (Home Assistant's rule for ids), not ${JSON.stringify(id)}`)
+  }
+  return id
+}
+
+function checkTopic(flag: string, topic: string): string {
+  const problem = topicNameProblem(topic)
+  if (problem) fail(`${flag} ${JSON.stringify(topic)} cannot begin a topic name: ${problem}`)
+  return topic
+}
+
+/** living_room temperature -> Living room temperature */
+function humanise(ids: string): string {
+  const words = ids.replace(/[_-]+/g, ' ')
+  return words.charAt(0).toUpperCase() + words.slice(1)
+}
