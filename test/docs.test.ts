@@ -22,6 +22,8 @@ interface Block {
    * of step N (a terminal still running), or in the whole scenario. Step 0 is before the first step.
    */
   output?: { scenario: string; label: string; steps?: { from: number; to: number } }
+  /** `<!-- output of the command above -->`: the block is what the last command of the previous sh block prints. */
+  ownOutput?: string
 }
 
 function blocks(page: string): Block[] {
@@ -32,8 +34,10 @@ function blocks(page: string): Block[] {
     if (!open) continue
     const end = lines.indexOf('```', i + 1)
     const marker = lines[i - 1]?.match(/^<!-- output: ([\w-]+) (\S+?)(?: (step|through step) (\d+))? -->$/)
+    const previousCommand = found.findLast((b) => b.lang === 'sh')?.body.trim().split('\n').at(-1)
     found.push({
       page, line: i + 1, lang: open[1], body: lines.slice(i + 1, end).join('\n'),
+      ownOutput: lines[i - 1] === '<!-- output of the command above -->' ? previousCommand : undefined,
       output: marker ? {
         scenario: marker[1], label: marker[2],
         steps: marker[4] === undefined ? undefined : { from: marker[3] === 'step' ? Number(marker[4]) : 0, to: Number(marker[4]) },
@@ -95,6 +99,18 @@ describe('commands shown in the docs exist', () => {
       expect(['npm install', 'npm test', 'npm ci'], 'a command this test knows').toContain(words.slice(0, 2).join(' '))
     }
   })
+})
+
+describe('output blocks of a command are what it prints', () => {
+  const quoted = all.filter((b) => b.ownOutput)
+  it.each(quoted.map((b) => ({ where: `${b.page}:${b.line}`, command: b.ownOutput!, body: b.body })))(
+    '$where: $command', async ({ command, body }) => {
+      // Only demo programs and the broker run here: `npx tsx <file> ...` or `npm run broker -- ...`.
+      const words = command.split(/\s+/)
+      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : ['lib/broker.ts', words.slice(4)]
+      const result = await runScript(script, args)
+      expect(normalise(body)).toBe(normalise(`${result.stdout}${result.stderr}`.trimEnd()))
+    })
 })
 
 describe('output blocks are what the programs print', () => {
