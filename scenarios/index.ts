@@ -1,7 +1,13 @@
-// Every experiment, in the order the article tells them: what `npm run demo` plays and the docs quote.
+// Every experiment, in the order the article tells them: what the docs quote, and, run directly
+// (npm run demo), the whole talk in one command.
+import { isMain } from '../lib/cli.ts'
 import { basicPubsub } from './basic-pubsub.ts'
+import { discovery } from './discovery.ts'
 import { ephemeral } from './ephemeral.ts'
 import { retained } from './retained.ts'
 import { wildcards } from './wildcards.ts'
-import type { Scenario } from './stage.ts'
-export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards]
+import { show, type Scenario } from './stage.ts'
+
+export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery]
+
+if (isMain(import.meta.url)) await show(...scenarios)
