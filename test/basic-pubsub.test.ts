@@ -3,7 +3,7 @@ import { expect, it } from 'vitest'
 import { basicPubsub } from '../scenarios/basic-pubsub.ts'
 import { check, claimsMet } from '../scenarios/stage.ts'
 
-it('C5, C6, C7: a subscriber started first prints the message the publisher sends', async () => {
+it('C1, C5, C6, C7: a subscriber started first prints the message the publisher sends, through the broker', async () => {
   const events = await check(basicPubsub)
   expect(claimsMet(events)).toEqual(['C6', 'C5', 'C7', 'C1'])
   const subscriber = events.flatMap((e) => (e.kind === 'line' && e.label === 'subscriber' ? [e.text] : []))
