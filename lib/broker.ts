@@ -28,8 +28,12 @@ export interface RunningBroker {
   /** ws://host:port when the WebSocket listener is on. */
   wsUrl?: string
   aedes: Aedes
+  /** Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it. */
+  onClientEvent(listener: ClientEventListener): () => void
   close(): Promise<void>
 }
+
+export type ClientEventListener = (line: string, clientId: string) => void
 
 /** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
@@ -37,7 +41,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const aedes = await Aedes.createBroker()
   keepDollarTopicsFromWildcards(aedes)
   keepEachClientsPublishesInOrder(aedes)
-  if (options.log) logEvents(aedes, options.log, options.quietClients ?? new Set())
+  const listeners = new Set<ClientEventListener>()
+  logEvents(aedes, (line, clientId) => listeners.forEach((listener) => listener(line, clientId)))
+  const onClientEvent = (listener: ClientEventListener) => {
+    listeners.add(listener)
+    return () => void listeners.delete(listener)
+  }
+  const { log, quietClients } = options
+  if (log) onClientEvent((line, clientId) => quietClients?.has(clientId) || log(line))
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
   await new Promise<void>((resolve, reject) => aedes.publish(
     { cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('mqtt-by-example bundled broker (aedes)'), qos: 0, retain: true, dup: false },
@@ -59,7 +70,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req))
       wsUrl = `ws://${urlHost(host)}:${await listen(http, host, options.wsPort)}`
     }
-    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, aedes, close: closeAll }
+    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, aedes, onClientEvent, close: closeAll }
   } catch (error) {
     await closeAll()
     throw error
@@ -145,20 +156,18 @@ function urlHost(host: string): string {
 }
 
 /** One line per connect, subscribe, publish and disconnect: what a speaker wants the audience to see. */
-function logEvents(aedes: Aedes, log: (line: string) => void, quiet: ReadonlySet<string>): void {
-  const shown = (client: Client | null): client is Client => client !== null && !quiet.has(client.id)
-  aedes.on('client', (client) => shown(client) && log(`client ${client.id} connected`))
-  aedes.on('clientDisconnect', (client) => shown(client) && log(`client ${client.id} disconnected`))
+function logEvents(aedes: Aedes, log: ClientEventListener): void {
+  aedes.on('client', (client) => log(`client ${client.id} connected`, client.id))
+  aedes.on('clientDisconnect', (client) => log(`client ${client.id} disconnected`, client.id))
   aedes.on('subscribe', (subscriptions, client) => {
-    if (!shown(client)) return
-    for (const s of subscriptions) log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`)
+    for (const s of subscriptions) log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`, client.id)
   })
   // Logged on arrival (aedes' 'publish' event comes after routing, so after a quick DISCONNECT).
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
-    if (shown(client)) {
+    if (client) {
       const retained = packet.retain ? ' (retained)' : ''
-      log(`client ${client.id} published ${JSON.stringify(packet.payload.toString())} to ${packet.topic}${retained}`)
+      log(`client ${client.id} published ${JSON.stringify(packet.payload.toString())} to ${packet.topic}${retained}`, client.id)
     }
     authorize.call(aedes, client, packet, callback)
   }

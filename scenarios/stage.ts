@@ -40,6 +40,8 @@ export interface StageOptions {
   stepByStep?: boolean
   /** An existing broker to use instead of starting the bundled one (MQTT_URL). */
   url?: string
+  /** A bundled broker started by the caller, to share between runs: its client events are recorded, and it is left running. */
+  broker?: RunningBroker
   /** Put every topic under this prefix, to share a broker with others (see topic()). */
   topicPrefix?: string
   /** Where show mode writes; stdout by default. */
@@ -52,7 +54,9 @@ export class Stage {
   readonly events: Event[] = []
   /** The URL the demos connect to; set by open(). */
   url = ''
-  private broker?: RunningBroker
+  /** The bundled broker this stage started, and so stops. */
+  private ownBroker?: RunningBroker
+  private stopHearingBroker?: () => void
   private control?: MqttClient
   private readonly controlId = `stage-${randomBytes(4).toString('hex')}`
   private readonly processes = new Set<Proc>()
@@ -73,13 +77,12 @@ export class Stage {
       this.print(this.dim(`broker: ${this.url} (from MQTT_URL)`))
       return
     }
-    this.broker = await startBroker({
-      port: 0,
-      quietClients: new Set([this.controlId]),
-      log: (line) => this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' }),
+    const broker = this.options.broker ?? (this.ownBroker = await startBroker({ port: 0 }))
+    this.stopHearingBroker = broker.onClientEvent((line, clientId) => {
+      if (clientId !== this.controlId) this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' })
     })
-    this.url = this.broker.url
-    this.record({ kind: 'line', label: 'broker', text: readyLine(this.broker), stream: 'stdout' })
+    this.url = broker.url
+    this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
     this.say('the stage started the bundled broker on a free port; every program below gets its URL as MQTT_URL')
   }
 
@@ -186,8 +189,9 @@ export class Stage {
     }
     await this.control?.endAsync(true)
     this.control = undefined
-    await this.broker?.close()
-    this.broker = undefined
+    this.stopHearingBroker?.()
+    await this.ownBroker?.close()
+    this.ownBroker = undefined
   }
 
   /** Kill every process at once: the last resort when the stage itself is exiting. */

@@ -1,11 +1,10 @@
 // The basic experiment, played by the same scenario as `npm run demo:basic-pubsub`, in check mode.
-import { expect, it } from 'vitest'
+import { expect } from 'vitest'
 import { basicPubsub } from '../scenarios/basic-pubsub.ts'
-import { check, claimsMet } from '../scenarios/stage.ts'
+import { scenarioSuite } from './scenario-suite.ts'
 
-it('C1, C5, C6, C7: a subscriber started first prints the message the publisher sends, through the broker', async () => {
-  const events = await check(basicPubsub)
-  expect(claimsMet(events)).toEqual(['C6', 'C5', 'C7', 'C1'])
-  const subscriber = events.flatMap((e) => (e.kind === 'line' && e.label === 'subscriber' ? [e.text] : []))
-  expect(subscriber.slice(1)).toEqual(['subscribed to my_topic (QoS 0)', 'my_topic on'])
-})
+scenarioSuite(basicPubsub, 'C1, C5, C6, C7: a subscriber started first prints the message the publisher sends, through the broker',
+  ['C6', 'C5', 'C7', 'C1'], (events) => {
+    const subscriber = events.flatMap((e) => (e.kind === 'line' && e.label === 'subscriber' ? [e.text] : []))
+    expect(subscriber.slice(1)).toEqual(['subscribed to my_topic (QoS 0)', 'my_topic on'])
+  })

@@ -1,0 +1,56 @@
+// One suite per scenario, so that each plays only twice: once to check what it proves and every docs
+// block that quotes it, once more against the same broker to check that it leaves the broker as it
+// found it (same output, no retained message left) and can run again in front of an audience.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startBroker, type RunningBroker } from '../lib/broker.ts'
+import { check, claimsMet, type Event, type Scenario } from '../scenarios/stage.ts'
+import { allBlocks, normalise, printed } from './doc-blocks.ts'
+
+/** What each demo program printed, by label (processes run side by side, so only each one's order is fixed). */
+function byLabel(events: Event[]): Record<string, string[]> {
+  const lines: Record<string, string[]> = {}
+  for (const e of events) if (e.kind === 'line' && e.label !== 'broker') (lines[e.label] ??= []).push(e.text)
+  return lines
+}
+
+/** Every topic the bundled broker holds a retained message for, read from its store. */
+async function retainedTopics(broker: RunningBroker): Promise<string[]> {
+  // aedes' types leave out its persistence; the in-memory one streams the stored retained packets.
+  const { persistence } = broker.aedes as unknown as { persistence: { createRetainedStream(pattern: string): AsyncIterable<{ topic: string }> } }
+  const topics: string[] = []
+  for await (const packet of persistence.createRetainedStream('#')) topics.push(packet.topic)
+  return topics
+}
+
+/**
+ * The suite of `scenario`: a test titled `title` that checks the claims it ticks (in order) and
+ * whatever `verify` asserts of its events; one per docs block quoting it; and the second run.
+ */
+export function scenarioSuite(scenario: Scenario, title: string, claims: string[], verify: (events: Event[]) => void = () => {}): void {
+  describe(`scenario ${scenario.name}`, () => {
+    let broker: RunningBroker
+    let first: Event[]
+    beforeAll(async () => {
+      broker = await startBroker({ port: 0 })
+      first = await check(scenario, { broker })
+    })
+    afterAll(() => broker?.close())
+
+    it(title, () => {
+      expect(claimsMet(first)).toEqual(claims)
+      verify(first)
+    })
+
+    const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
+    it.each(quoting.map((b) => ({ where: `${b.page}:${b.line}`, label: b.output!.label, steps: b.output!.steps, body: b.body })))(
+      '$where quotes what $label prints', ({ label, steps, body }) => {
+        expect(normalise(body)).toBe(normalise(printed(first, label, steps)))
+      })
+
+    it('plays again on the same broker with the same output, and leaves no retained message behind', async () => {
+      const second = await check(scenario, { broker })
+      expect(byLabel(second)).toEqual(byLabel(first))
+      expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
+    })
+  })
+}
