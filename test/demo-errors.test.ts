@@ -3,19 +3,10 @@
 import { createServer, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { freePort, runScript, type Finished } from './processes.ts'
+import { expectOneLineError, freePort, runScript } from './processes.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
-
-/** The program failed the way we promise: exit 1 and exactly one line on stderr, matching `line`. */
-function expectOneLineError(result: Finished, line: RegExp) {
-  expect(result.code, `stdout: ${result.stdout} stderr: ${result.stderr}`).toBe(1)
-  const lines = result.stderr.trimEnd().split('\n')
-  expect(lines, result.stderr).toHaveLength(1)
-  expect(lines[0]).toMatch(/^error: /)
-  expect(lines[0]).toMatch(line)
-}
 
 let broker: RunningBroker
 beforeAll(async () => {

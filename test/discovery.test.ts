@@ -8,7 +8,7 @@ import { parseConfig, parseConfigTopic, type Checked, type Entity } from '../lib
 import { topicNameProblem } from '../lib/topics.ts'
 import { discovery } from '../scenarios/discovery.ts'
 import type { Event } from '../scenarios/stage.ts'
-import { freePort, runScript, start, type Finished, type Program } from './processes.ts'
+import { expectOneLineError, freePort, runScript, start, type Program } from './processes.ts'
 import { scenarioSuite } from './scenario-suite.ts'
 
 const device = 'demos/discovery/device.ts'
@@ -209,15 +209,6 @@ describe('bad flags and no broker', () => {
     broker = await startBroker({ port: 0 })
   })
   afterAll(() => broker.close())
-
-  /** The program failed the way we promise: exit 1 and exactly one line on stderr, matching `line`. */
-  function expectOneLineError(result: Finished, line: RegExp) {
-    expect(result.code, `stdout: ${result.stdout} stderr: ${result.stderr}`).toBe(1)
-    const lines = result.stderr.trimEnd().split('\n')
-    expect(lines, result.stderr).toHaveLength(1)
-    expect(lines[0]).toMatch(/^error: /)
-    expect(lines[0]).toMatch(line)
-  }
 
   it.concurrent.each([
     [device, ['--kind', 'fan'], /--kind must be light or sensor, not "fan"/],

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
+import { expect } from 'vitest'
 import { ROOT } from '../scenarios/stage.ts'
 
 export interface Finished {
@@ -87,6 +88,15 @@ export class Program {
       }),
     ])
   }
+}
+
+/** The program failed the way we promise: exit 1 and exactly one line on stderr, `error: ...` matching `line`. */
+export function expectOneLineError(result: Finished, line: RegExp): void {
+  expect(result.code, `stdout: ${result.stdout} stderr: ${result.stderr}`).toBe(1)
+  const lines = result.stderr.trimEnd().split('\n')
+  expect(lines, result.stderr).toHaveLength(1)
+  expect(lines[0]).toMatch(/^error: /)
+  expect(lines[0]).toMatch(line)
 }
 
 /** A port that nothing listens on: bound by the kernel, then released. */
