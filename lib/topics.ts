@@ -28,7 +28,8 @@ export function topicFilterProblem(filter: string): string | undefined {
 
 function commonProblem(topic: string): string | undefined {
   if (topic.includes('\u0000')) return 'a topic must not contain the null character U+0000 (MQTT 3.1.1 §4.7.3)'
-  if (Buffer.byteLength(topic, 'utf8') > 65535) return 'a topic must not be longer than 65535 bytes (MQTT 3.1.1 §4.7.3)'
+  // TextEncoder rather than Buffer: the dashboard's page runs these checks in a browser too.
+  if (new TextEncoder().encode(topic).length > 65535) return 'a topic must not be longer than 65535 bytes (MQTT 3.1.1 §4.7.3)'
   return undefined
 }
 
