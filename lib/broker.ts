@@ -1,6 +1,6 @@
 // The bundled broker: aedes over TCP (and, when asked, over WebSocket), on 127.0.0.1:1883 unless told
 // otherwise. Scenarios and tests import startBroker(); run directly it is `npm run broker`.
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, type RequestListener, type Server as HttpServer } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
@@ -15,6 +15,8 @@ export interface BrokerOptions {
   port?: number
   /** Port for MQTT over WebSocket; off when undefined, 0 picks a free one. */
   wsPort?: number
+  /** Answers plain HTTP requests on the WebSocket port (the dashboard's page); else they get 426. */
+  http?: RequestListener
   /** Receives one line per client event worth seeing in a talk. */
   log?: (line: string) => void
   /** Client ids whose events are not logged (the stage's own control client). */
@@ -64,7 +66,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     const port = await listen(tcp, host, options.port ?? 1883)
     let wsUrl: string | undefined
     if (options.wsPort !== undefined) {
-      const http = createHttpServer((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n'))
+      const http = createHttpServer(options.http ?? ((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n')))
       servers.push(http)
       const wss = new WebSocketServer({ server: http })
       wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req))
