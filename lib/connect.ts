@@ -21,6 +21,7 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}, befo
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    ...(options.keepalive !== undefined && { keepalive: options.keepalive }),
     ...extra,
   })
   let stopping = false
@@ -58,6 +59,8 @@ function connectionProblem(url: string, error: Error & { code?: unknown }, conne
   switch (error.code) {
     case 'ECONNREFUSED':
       return `cannot reach the broker at ${url} (connection refused); start one with npm run broker, or pass --url`
+    case 'ENOENT':
+      return `no broker socket at ${url}; start one with npm run broker -- --unix PATH, or check --url`
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return `cannot find the host of ${url}; check --url or MQTT_URL`

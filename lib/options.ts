@@ -16,6 +16,8 @@ export interface ClientOptions {
   /** false asks the broker to keep the session (subscriptions, queued QoS 1 and 2 messages) across connections. */
   clean: boolean
   qos: QoS
+  /** Seconds of silence after which the client sends a PINGREQ (0: never); MQTT.js's 60 when undefined. */
+  keepalive?: number
 }
 
 export interface PublisherOptions extends ClientOptions {
@@ -41,6 +43,7 @@ export const clientFlags = {
   qos: { type: 'string', arg: 'N', help: 'quality of service: 0, 1 or 2 (default 0)' },
   id: { type: 'string', arg: 'ID', help: 'client identifier (default: a random one)' },
   'no-clean': { type: 'boolean', help: 'keep the session on the broker after disconnecting (needs --id)' },
+  keepalive: { type: 'string', arg: 'SECONDS', help: 'ping the broker after this many seconds without a packet to send; 0 never (default 60)' },
 } satisfies Record<string, Flag>
 
 /** Flags of a program that publishes: `description` is the first line of its --help. */
@@ -115,13 +118,20 @@ export function clientOptions(values: Values<typeof clientFlags>): ClientOptions
   } catch {
     fail(`${JSON.stringify(url)} is not a URL; pass --url like ${DEFAULT_URL}`)
   }
-  if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'].includes(protocol)) {
-    fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss, as in ${DEFAULT_URL}`)
+  if (protocol === 'udp:') {
+    fail(`cannot connect to ${url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own`)
+  }
+  if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:', 'mqtt+unix:'].includes(protocol)) {
+    fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a Unix socket), as in ${DEFAULT_URL}`)
   }
   const qos = Number(values.qos ?? '0')
   if (!['0', '1', '2'].includes(values.qos ?? '0')) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
   const clean = !values['no-clean']
   if (!clean && !values.id) fail('--no-clean needs --id: the broker finds a kept session by its client id')
   if (values.id === '') fail('--id must not be empty; leave it out to get a random client id')
-  return { url, id: values.id, clean, qos: qos as QoS }
+  const keepalive = values.keepalive === undefined ? undefined : Number(values.keepalive)
+  if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {
+    fail(`--keepalive must be a number of seconds from 0 to 65535, not ${JSON.stringify(values.keepalive)}`)
+  }
+  return { url, id: values.id, clean, qos: qos as QoS, keepalive }
 }
