@@ -5,6 +5,9 @@
 // every one of them when it finishes, fails or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +27,15 @@ export interface Scenario {
   /** One sentence: what the audience is about to see. */
   title: string
   play(stage: Stage): Promise<void>
+  /** What the scenario needs of the broker beyond the bundled one over TCP; see BrokerNeeds. */
+  needs?: BrokerNeeds
+}
+
+export interface BrokerNeeds {
+  /** Listeners the bundled broker must also serve: stage.wsUrl, stage.unixUrl (undefined on a broker the stage did not start with them). */
+  listeners?: ('ws' | 'unix')[]
+  /** Start no broker at all: the scenario runs broker processes of its own and points the stage at each with useBroker(). */
+  none?: boolean
 }
 
 /** One thing that happened on stage, in order: what the show prints and what the docs quote. */
@@ -46,6 +58,8 @@ export interface StageOptions {
   topicPrefix?: string
   /** Where show mode writes; stdout by default. */
   write?: (text: string) => void
+  /** The scenario's needs (Scenario.needs); check() and show() pass them. */
+  needs?: BrokerNeeds
 }
 
 export class StageError extends Error {}
@@ -54,6 +68,9 @@ export class Stage {
   readonly events: Event[] = []
   /** The URL the demos connect to; set by open(). */
   url = ''
+  /** The broker's WebSocket and Unix socket URLs, when it serves them (see BrokerNeeds). */
+  wsUrl?: string
+  unixUrl?: string
   /** The bundled broker this stage started, and so stops. */
   private ownBroker?: RunningBroker
   private stopHearingBroker?: () => void
@@ -64,6 +81,7 @@ export class Stage {
   private stepTitle = '(before the first step)'
   private markers = 0
   private readonly retainedTopics = new Set<string>()
+  private readonly tempDirs: string[] = []
   private readonly colour: boolean
 
   constructor(readonly options: StageOptions) {
@@ -72,16 +90,24 @@ export class Stage {
 
   /** Start the bundled broker on a free port, or use options.url. */
   async open(): Promise<void> {
+    if (this.options.needs?.none) return
     if (this.options.url) {
       this.url = this.options.url
       this.print(this.dim(`broker: ${this.url} (from MQTT_URL)`))
       return
     }
-    const broker = this.options.broker ?? (this.ownBroker = await startBroker({ port: 0 }))
+    const listeners = this.options.needs?.listeners ?? []
+    const broker = this.options.broker ?? (this.ownBroker = await startBroker({
+      port: 0,
+      wsPort: listeners.includes('ws') ? 0 : undefined,
+      unixPath: listeners.includes('unix') ? join(await this.tempDir(), 'broker.sock') : undefined,
+    }))
     this.stopHearingBroker = broker.onClientEvent((line, clientId) => {
       if (clientId !== this.controlId) this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' })
     })
     this.url = broker.url
+    this.wsUrl = broker.wsUrl
+    this.unixUrl = broker.unixUrl
     this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
     this.say('the stage started the bundled broker on a free port; every program below gets its URL as MQTT_URL')
   }
@@ -167,8 +193,29 @@ export class Stage {
     this.retainedTopics.add(topic)
   }
 
+  /**
+   * Point the stage at a broker that the scenario started itself, as a process it can stop and kill:
+   * programs spawned from now on get `url` as MQTT_URL, and barriers publish their markers there.
+   */
+  async useBroker(url: string): Promise<void> {
+    await this.control?.endAsync(true)
+    this.control = undefined
+    this.url = url
+  }
+
+  /** A new empty directory under the system's temporary one; close() removes it with all it holds. */
+  async tempDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'mqtt-by-example-'))
+    this.tempDirs.push(dir)
+    return dir
+  }
+
   private async controlClient(): Promise<MqttClient> {
-    this.control ??= await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: 5000 })
+    if (!this.control) {
+      this.control = await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: 5000 })
+      // A broker that a scenario kills resets the connection; the next publish fails with a clear error anyway.
+      this.control.on('error', () => undefined)
+    }
     return this.control
   }
 
@@ -192,11 +239,24 @@ export class Stage {
     this.stopHearingBroker?.()
     await this.ownBroker?.close()
     this.ownBroker = undefined
+    this.removeTempDirs()
   }
 
-  /** Kill every process at once: the last resort when the stage itself is exiting. */
+  /** Synchronous, so that no process.exit() can cut it short, whichever of two close() calls gets here first. */
+  private removeTempDirs(): void {
+    for (const dir of this.tempDirs.splice(0)) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+      } catch {
+        // A process killed a moment ago may still be writing there; the system's temporary directory is cleaned up anyway.
+      }
+    }
+  }
+
+  /** Kill every process at once and remove the temporary directories: the last resort when the stage itself is exiting. */
   killAll(): void {
     for (const proc of this.processes) proc.child.kill('SIGKILL')
+    this.removeTempDirs()
   }
 
   /** An error that names the step, the process, and everything that process printed. */
@@ -368,7 +428,7 @@ export class Proc {
 
 /** Run a scenario silently and return what happened; throws a StageError naming what was not met. */
 export async function check(scenario: Scenario, options: Omit<StageOptions, 'mode'> = {}): Promise<Event[]> {
-  const stage = new Stage({ ...options, mode: 'check' })
+  const stage = new Stage({ ...options, needs: scenario.needs, mode: 'check' })
   try {
     await stage.open()
     await scenario.play(stage)
@@ -392,7 +452,7 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   const script = scenarios.length === 1 ? `demo:${first.name}` : 'demo'
   const title = scenarios.length === 1 ? first.title : `every experiment of the article, in order: ${scenarios.map((s) => s.name).join(', ')}`
   const stepByStep = showFlags(script, title)
-  let stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
+  let stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL, needs: first.needs })
   process.on('exit', () => stage.killAll())
   // Output piped into `head` or a pager that quit: nobody is watching, so end the show quietly.
   process.stdout.on('error', () => process.exit(0))
@@ -408,7 +468,7 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   const shown: string[] = []
   for (const [i, scenario] of scenarios.entries()) {
     if (i > 0) {
-      stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL })
+      stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL, needs: scenario.needs })
       stage.print('')
     }
     const begun = performance.now()
