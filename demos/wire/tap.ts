@@ -1,0 +1,118 @@
+// A window on the wire: a TCP proxy to put between MQTT clients and a broker. It passes every byte on
+// unchanged and prints each MQTT packet it sees, in each direction, as its type, its size and its bytes.
+import { connect as tcpConnect, createServer, type Socket } from 'node:net'
+import mqttPacket from 'mqtt-packet'
+import { fail, messageOf } from '../../lib/cli.ts'
+import { DEFAULT_URL, parseFlags } from '../../lib/options.ts'
+
+const values = parseFlags('Pass MQTT traffic between clients and a broker unchanged, printing every packet in hex.', {
+  'listen-port': { type: 'string', arg: 'N', help: 'port the clients connect to instead of the broker\'s (default 1884; 0 picks a free one)' },
+  to: { type: 'string', arg: 'URL', help: `the broker, an mqtt:// URL (default $MQTT_URL, else ${DEFAULT_URL})` },
+})
+const listenPort = Number(values['listen-port'] ?? '1884')
+if (!/^\d+$/.test(values['listen-port'] ?? '1884') || listenPort > 65535) {
+  fail(`--listen-port must be a port number from 0 to 65535, not ${JSON.stringify(values['listen-port'])}`)
+}
+const to = values.to ?? process.env.MQTT_URL ?? DEFAULT_URL
+const broker = brokerAddress(to)
+
+// Refuse to start without a broker behind us: a tap in front of nothing would only confuse.
+await new Promise<void>((resolve) => {
+  const probe = tcpConnect(broker.port, broker.host, () => {
+    probe.destroy()
+    resolve()
+  })
+  probe.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'ECONNREFUSED'
+    ? `cannot reach the broker at ${to} (connection refused); start one with npm run broker, or pass --to`
+    : `cannot reach the broker at ${to} (${error.message}); check --to`))
+})
+
+let connections = 0
+const sockets = new Set<Socket>()
+const server = createServer((client) => {
+  const n = ++connections
+  const upstream = tcpConnect(broker.port, broker.host)
+  for (const socket of [client, upstream]) {
+    sockets.add(socket)
+    // A reset on one side closes the other; the connection's end is reported once, below.
+    socket.on('error', () => (socket === client ? upstream : client).destroy())
+  }
+  console.log(`connection ${n} open`)
+  watch(client, `client ${n} → broker`)
+  watch(upstream, `broker → client ${n}`)
+  // The bytes themselves go through untouched, in both directions.
+  client.pipe(upstream)
+  upstream.pipe(client)
+  const closed = (socket: Socket) => new Promise((resolve) => socket.once('close', resolve))
+  void Promise.all([closed(client), closed(upstream)]).then(() => {
+    sockets.delete(client)
+    sockets.delete(upstream)
+    console.log(`connection ${n} closed`)
+  })
+})
+server.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'EADDRINUSE'
+  ? `port ${listenPort} is already in use; pass another --listen-port (0 picks a free one)`
+  : `cannot listen on port ${listenPort}: ${messageOf(error)}`))
+server.listen(listenPort, '127.0.0.1', () => {
+  const { port } = server.address() as { port: number }
+  console.log(`tap on mqtt://127.0.0.1:${port}, passing every byte to and from ${to}`)
+})
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    server.close()
+    for (const socket of sockets) socket.destroy()
+    process.exit(0)
+  })
+}
+
+/**
+ * Print every MQTT packet in the bytes that `socket` receives. mqtt-packet's parser finds each packet
+ * and its remaining length; the packet's bytes are the fixed header (1 byte, then the remaining length
+ * in 1 to 4 bytes) followed by that many bytes.
+ */
+function watch(socket: Socket, direction: string): void {
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  let unread = Buffer.alloc(0)
+  let parsing = true
+  parser.on('packet', (packet) => {
+    const remaining = packet.length ?? 0
+    const size = 1 + lengthBytes(remaining) + remaining
+    const bytes = unread.subarray(0, size)
+    unread = unread.subarray(size)
+    console.log(`${direction}  ${packet.cmd.toUpperCase().padEnd(11)} ${String(size).padStart(3)} bytes: ${hex(bytes)}`)
+  })
+  parser.on('error', (error) => {
+    parsing = false
+    console.log(`${direction}  not MQTT (${error.message}); the rest is passed on without being read`)
+  })
+  socket.on('data', (chunk: Buffer) => {
+    if (!parsing) return
+    unread = Buffer.concat([unread, chunk])
+    parser.parse(chunk)
+  })
+}
+
+/** How many bytes MQTT's variable-length encoding takes for `length` (MQTT 3.1.1 §2.2.3). */
+function lengthBytes(length: number): number {
+  return length < 128 ? 1 : length < 16_384 ? 2 : length < 2_097_152 ? 3 : 4
+}
+
+/** The bytes in hex, the first 32 of them for a long packet. */
+function hex(bytes: Buffer): string {
+  const shown = [...bytes.subarray(0, 32)].map((b) => b.toString(16).padStart(2, '0')).join(' ')
+  return bytes.length > 32 ? `${shown} …` : shown
+}
+
+function brokerAddress(url: string): { host: string; port: number } {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    fail(`${JSON.stringify(url)} is not a URL; pass --to like ${DEFAULT_URL}`)
+  }
+  if (parsed.protocol !== 'mqtt:' && parsed.protocol !== 'tcp:') {
+    fail(`cannot tap ${url}: the tap passes plain TCP, so --to must be an mqtt:// URL such as ${DEFAULT_URL}`)
+  }
+  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 1883) }
+}
