@@ -1,0 +1,157 @@
+// The persistence experiment, played by the same scenario as `npm run demo:persistence`, in check mode:
+// brokers as real processes, stopped and killed. Then the bad input of --persist: each directory it
+// cannot use gives one line and exit 1, and a directory in use is refused without harm to it.
+import { spawn } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import mqtt from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { check, claimsMet, ROOT, type Event } from '../scenarios/stage.ts'
+import { persistence } from '../scenarios/persistence.ts'
+import { allBlocks, normalise, printed } from './doc-blocks.ts'
+import { expectOneLineError, isListening, Program, runScript, start, type Finished } from './processes.ts'
+
+const brokerScript = 'lib/broker.ts'
+
+/** Where the scenario kept its store: the --persist argument of its broker commands. */
+const storeOf = (events: Event[]) =>
+  events.flatMap((e) => (e.kind === 'command' ? [e.text.match(/--persist (\S+)/)?.[1]] : [])).find(Boolean)!
+
+/** Ports and the scenario's temporary directory differ between runs. */
+const stable = (text: string) => normalise(text).replace(/\/\S*mqtt-by-example-\w+/g, '<tmp>')
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mqtt-by-example-test-'))
+})
+afterAll(() => rm(dir, { recursive: true, force: true }))
+
+describe('scenario persistence', () => {
+  let first: Event[]
+  beforeAll(async () => {
+    first = await check(persistence)
+  })
+
+  it('C11, S2, S1: with --persist, retained messages and queued messages outlive a restart and a kill; without it they are lost', async () => {
+    expect(claimsMet(first)).toEqual(['C11', 'S2', 'S1'])
+    const received = (step: number) => printed(first, 'subscriber', { from: step, to: step }).split('\n').filter((l) => l.startsWith('my_topic'))
+    expect(received(2)).toEqual([]) // in memory: lost with the restart
+    expect(received(4)).toEqual(['my_topic on (retained)']) // --persist, Ctrl-C
+    expect(received(5)).toEqual(['my_topic off (retained)']) // --persist, SIGKILL right after it was acknowledged
+    expect(received(6)).toEqual([]) // deleted by an empty retained message before the kill
+    expect(printed(first, 'alice', { from: 9, to: 9 }).split('\n')).toContain('my_topic kept for alice')
+    // Nothing outlives the scenario: no broker listening, no temporary directory.
+    const port = Number(printed(first, 'broker').match(/127\.0\.0\.1:(\d+)/)![1])
+    expect(await isListening(port)).toBe(false)
+    expect(existsSync(dirname(storeOf(first)))).toBe(false)
+  })
+
+  const quoting = allBlocks.filter((b) => b.output?.scenario === persistence.name)
+  it.each(quoting.map((b) => ({ where: `${b.page}:${b.line}`, label: b.output!.label, steps: b.output!.steps, body: b.body })))(
+    '$where quotes what $label prints', ({ label, steps, body }) => {
+      expect(stable(body)).toBe(stable(printed(first, label, steps)))
+    })
+
+  it('plays again with the same output, and runs brokers of its own even when given MQTT_URL', async () => {
+    const second = await check(persistence, { url: 'mqtt://127.0.0.1:1' })
+    // A queued message and the SUBACK reach a returning client in either order: alice's lines are compared as a set.
+    const byLabel = (events: Event[]) => [...['subscriber', 'publisher', 'second-broker'].map((label) => stable(printed(events, label))),
+      stable(printed(events, 'alice')).split('\n').sort()]
+    expect(byLabel(second)).toEqual(byLabel(first))
+    expect(storeOf(second)).not.toBe(storeOf(first))
+  })
+})
+
+describe('--persist bad input: one line, exit 1', () => {
+  /** `npm run broker -- --persist <path>`, as a user that file permissions apply to (root ignores them). */
+  function brokerAsUser(path: string): Promise<Finished> {
+    const asRoot = process.getuid?.() === 0
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+    delete env.MQTT_URL
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, brokerScript), '--port', '0', '--persist', path], {
+      cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot && { uid: 65534, gid: 65534 }),
+    })
+    return new Program(child, `broker --persist ${path}`).finish()
+  }
+
+  it('a directory that cannot be written', async () => {
+    const readOnly = join(dir, 'read-only')
+    await mkdir(readOnly)
+    await chmod(dir, 0o755)
+    await chmod(readOnly, 0o555)
+    const store = join(readOnly, 'store')
+    expectOneLineError(await brokerAsUser(store),
+      new RegExp(`^error: --persist ${store} cannot be written \\(permission denied\\); give a directory you can write to$`))
+  })
+
+  it('a damaged store', async () => {
+    const store = join(dir, 'damaged')
+    const broker = start(brokerScript, ['--port', '0', '--persist', store, '--quiet'])
+    await broker.waitForLine('broker ready on')
+    broker.child.kill('SIGTERM')
+    expect((await broker.finish()).code).toBe(0)
+    for (const file of readdirSync(store).filter((f) => f === 'CURRENT' || f.startsWith('MANIFEST'))) {
+      await writeFile(join(store, file), 'scrambled')
+    }
+    expectOneLineError(await runScript(brokerScript, ['--port', '0', '--persist', store]),
+      new RegExp(`^error: --persist ${store} holds a damaged store \\(Corruption: .+\\); move it away and start with an empty directory$`))
+  })
+
+  it.each([
+    ['a file', async () => {
+      await writeFile(join(dir, 'a-file'), 'not a directory')
+      return join(dir, 'a-file')
+    }, 'is not a directory; give it a directory (it is created if missing)'],
+    ['a directory of other things', async () => {
+      await mkdir(join(dir, 'other-things'), { recursive: true })
+      await writeFile(join(dir, 'other-things', 'notes.txt'), 'mine')
+      return join(dir, 'other-things')
+    }, 'is not empty and holds no broker store; give it an empty or a new directory'],
+  ])('%s', async (_what, make, problem) => {
+    const path = await make()
+    const result = await runScript(brokerScript, ['--port', '0', '--persist', path])
+    expectOneLineError(result, new RegExp(`^error: --persist ${path} ${problem.replace(/[()]/g, '\\$&')}$`))
+    expect(readdirSync(dirname(path)).includes('LOCK'), 'LevelDB made no files beside it').toBe(false)
+  })
+
+  it('an empty --persist', async () => {
+    expectOneLineError(await runScript(brokerScript, ['--port', '0', '--persist', '']),
+      /^error: --persist needs a directory, such as \.\/broker-store \(it is created if missing\)$/)
+  })
+
+  it('a directory a running broker holds is refused, and left unharmed', async () => {
+    const store = join(dir, 'held')
+    const holder = start(brokerScript, ['--port', '0', '--persist', store, '--quiet'])
+    const url = (await holder.waitForLine('broker ready on')).match(/(mqtt:\/\/\S+);/)![1]
+    const retainedOn = async (brokerUrl: string) => {
+      const client = await mqtt.connectAsync(brokerUrl, { reconnectPeriod: 0 })
+      const message = new Promise<string>((resolve) => client.on('message', (_topic, payload) => resolve(String(payload))))
+      await client.subscribeAsync('my_topic')
+      const payload = await message
+      await client.endAsync()
+      return payload
+    }
+    try {
+      const publisher = await mqtt.connectAsync(url, { reconnectPeriod: 0 })
+      await publisher.publishAsync('my_topic', 'kept', { qos: 1, retain: true })
+      await publisher.endAsync()
+
+      expectOneLineError(await runScript(brokerScript, ['--port', '0', '--persist', store]),
+        new RegExp(`^error: --persist ${store} is in use by another running broker \\(it holds the LOCK file\\); stop that broker, or give another directory$`))
+      expect(await retainedOn(url), 'the running broker still serves its store').toBe('kept')
+    } finally {
+      holder.child.kill('SIGTERM')
+      await holder.finish()
+    }
+    const next = start(brokerScript, ['--port', '0', '--persist', store, '--quiet'])
+    try {
+      const nextUrl = (await next.waitForLine('broker ready on')).match(/(mqtt:\/\/\S+);/)![1]
+      expect(await retainedOn(nextUrl), 'the store opens again with what it held').toBe('kept')
+    } finally {
+      next.child.kill('SIGTERM')
+      await next.finish()
+    }
+  })
+})
