@@ -1,11 +1,15 @@
-// The bundled broker: aedes over TCP (and, when asked, over WebSocket), on 127.0.0.1:1883 unless told
-// otherwise. Scenarios and tests import startBroker(); run directly it is `npm run broker`.
+// The bundled broker: aedes over TCP (and, when asked, over WebSocket and a Unix domain socket, and
+// with a store on disk), on 127.0.0.1:1883 unless told otherwise. Scenarios and tests import
+// startBroker(); run directly it is `npm run broker`.
+import { existsSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer as createHttpServer, type RequestListener, type Server as HttpServer } from 'node:http'
-import { createServer, type Server } from 'node:net'
+import { connect as netConnect, createServer, type Server } from 'node:net'
+import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { fail, failOnUncaughtErrors, isMain, messageOf } from './cli.ts'
+import { openStore } from './store.ts'
 import { topicMatches } from './topics.ts'
 
 export interface BrokerOptions {
@@ -17,6 +21,10 @@ export interface BrokerOptions {
   wsPort?: number
   /** Answers plain HTTP requests on the WebSocket port (the dashboard's page); else they get 426. */
   http?: RequestListener
+  /** Also serve MQTT on a Unix domain socket at this path; off when undefined. */
+  unixPath?: string
+  /** Keep retained messages and persistent sessions in a store in this directory (see store.ts); in memory when undefined. */
+  persist?: string
   /** Receives one line per client event worth seeing in a talk. */
   log?: (line: string) => void
   /** Client ids whose events are not logged (the stage's own control client). */
@@ -29,6 +37,8 @@ export interface RunningBroker {
   port: number
   /** ws://host:port when the WebSocket listener is on. */
   wsUrl?: string
+  /** mqtt+unix:///absolute/path when the Unix socket listener is on (MQTT.js connects to such a URL). */
+  unixUrl?: string
   aedes: Aedes
   /** Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it. */
   onClientEvent(listener: ClientEventListener): () => void
@@ -40,9 +50,12 @@ export type ClientEventListener = (line: string, clientId: string) => void
 /** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const host = options.host ?? '127.0.0.1'
-  const aedes = await Aedes.createBroker()
+  const store = options.persist === undefined ? undefined : await openStore(options.persist)
+  const aedes = await Aedes.createBroker(store && { persistence: store.persistence })
   keepDollarTopicsFromWildcards(aedes)
   keepEachClientsPublishesInOrder(aedes)
+  deliverAtGrantedQoS(aedes)
+  refuseEmptyIdForPersistentSession(aedes)
   const listeners = new Set<ClientEventListener>()
   logEvents(aedes, (line, clientId) => listeners.forEach((listener) => listener(line, clientId)))
   const onClientEvent = (listener: ClientEventListener) => {
@@ -61,6 +74,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const closeAll = async () => {
     await new Promise<void>((done) => aedes.close(() => done()))
     await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))))
+    await store?.close()
   }
   try {
     const port = await listen(tcp, host, options.port ?? 1883)
@@ -72,7 +86,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req))
       wsUrl = `ws://${urlHost(host)}:${await listen(http, host, options.wsPort)}`
     }
-    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, aedes, onClientEvent, close: closeAll }
+    let unixUrl: string | undefined
+    if (options.unixPath !== undefined) {
+      const unix = createServer(aedes.handle)
+      servers.push(unix)
+      unixUrl = `mqtt+unix://${await listenUnix(unix, options.unixPath)}`
+    }
+    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, unixUrl, aedes, onClientEvent, close: closeAll }
   } catch (error) {
     await closeAll()
     throw error
@@ -128,9 +148,49 @@ function keepEachClientsPublishesInOrder(aedes: Aedes): void {
   }
 }
 
+/**
+ * MQTT 3.1.1 §3.8.4: a message reaches a subscriber at the lower of its own QoS and the QoS granted
+ * to the matching subscription. aedes looks the subscription up by the message's topic name, which
+ * finds an exact filter but never a wildcard one: so a retained QoS 1 message reached a QoS 0
+ * subscription to homeassistant/# at QoS 1 (the discovery listener's case). This hook lowers the
+ * QoS to the highest granted by the client's filters that match the topic.
+ */
+function deliverAtGrantedQoS(aedes: Aedes): void {
+  const forward = aedes.authorizeForward
+  aedes.authorizeForward = (client, packet) => {
+    const toForward = forward.call(aedes, client, packet)
+    if (!toForward || toForward.qos === 0) return toForward
+    const { subscriptions } = client as Client & { subscriptions: Record<string, { qos: number }> }
+    const granted = Math.max(0, ...Object.entries(subscriptions)
+      .filter(([filter]) => topicMatches(filter, toForward.topic))
+      .map(([, subscription]) => subscription.qos))
+    return granted < toForward.qos ? { ...toForward, qos: granted as 0 | 1 } : toForward
+  }
+}
+
+/**
+ * MQTT 3.1.1 §3.1.3.1: a client that connects with a zero-length client id and CleanSession 0 must be
+ * refused with CONNACK return code 2 (identifier rejected), as the broker could not find its session
+ * again. aedes makes up an id and accepts it. preConnect sees the CONNECT packet and notes such a
+ * client; authenticate, the hook whose error carries a CONNACK return code, refuses it.
+ */
+function refuseEmptyIdForPersistentSession(aedes: Aedes): void {
+  const refused = new WeakSet<Client>()
+  const preConnect = aedes.preConnect
+  aedes.preConnect = (client, packet, callback) => {
+    if (packet.clientId === '' && !packet.clean) refused.add(client)
+    preConnect.call(aedes, client, packet, callback)
+  }
+  const authenticate = aedes.authenticate
+  aedes.authenticate = (client, username, password, callback) => {
+    if (!refused.has(client)) return authenticate.call(aedes, client, username, password, callback)
+    callback(Object.assign(new Error('a zero-length client id needs CleanSession 1'), { returnCode: 2 as const }), false)
+  }
+}
+
 /** The line `npm run broker` prints once it accepts connections. */
-export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl'>): string {
-  return `broker ready on ${[broker.url, broker.wsUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`
+export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl' | 'unixUrl'>): string {
+  return `broker ready on ${[broker.url, broker.wsUrl, broker.unixUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`
 }
 
 function listen(server: Server | HttpServer, host: string, port: number): Promise<number> {
@@ -150,6 +210,42 @@ function listen(server: Server | HttpServer, host: string, port: number): Promis
       const address = server.address()
       resolve(typeof address === 'object' && address ? address.port : port)
     })
+  })
+}
+
+/**
+ * Listen on a Unix domain socket at `path`; resolves with its absolute path. A socket file left behind
+ * by a broker that was killed is replaced; one that a running broker answers on is refused.
+ */
+async function listenUnix(server: Server, path: string): Promise<string> {
+  const absolute = resolve(path)
+  // The kernel keeps about 100 bytes of a socket's path (107 on Linux, 103 on macOS) and cuts the rest silently.
+  if (Buffer.byteLength(absolute) > 100) {
+    throw new Error(`--unix ${path} is too long for a socket path (${Buffer.byteLength(absolute)} bytes, at most 100); use a shorter one such as /tmp/mqtt.sock`)
+  }
+  if (!existsSync(dirname(absolute))) throw new Error(`--unix ${path}: the directory ${dirname(absolute)} does not exist; create it or use another path`)
+  if (existsSync(absolute)) {
+    if (!lstatSync(absolute).isSocket()) throw new Error(`--unix ${path} exists and is not a socket; give a path to a new file`)
+    if (await answers(absolute)) throw new Error(`--unix ${path} is in use by another running broker; stop it, or use another path`)
+    unlinkSync(absolute)
+  }
+  await new Promise<void>((done, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(error.code === 'EACCES'
+      ? `not allowed to create the socket --unix ${path}; use a path in a directory you can write to`
+      : `cannot listen on --unix ${path}: ${error.message}`)))
+    server.listen(absolute, done)
+  })
+  return absolute
+}
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = netConnect(path, () => {
+      socket.destroy()
+      done(true)
+    })
+    socket.once('error', () => done(false))
   })
 }
 
@@ -182,17 +278,20 @@ async function main(): Promise<void> {
     host: values.host,
     port: portFlag('--port', values.port) ?? 1883,
     wsPort: portFlag('--ws-port', values['ws-port']),
+    unixPath: values.unix,
+    persist: values.persist,
     log: values.quiet ? undefined : (line) => console.log(line),
   }).catch((error: unknown) => fail(messageOf(error)))
-  console.log(readyLine(broker))
-
   const stop = () => {
     const timer = setTimeout(() => process.exit(0), 1000)
     timer.unref()
     void broker.close().then(() => process.exit(0))
   }
+  // Before the ready line: whoever reads it may stop us at once, and must not find node's default handlers.
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  if (values.persist !== undefined) console.log(`keeping retained messages and sessions in ${values.persist}`)
+  console.log(readyLine(broker))
 }
 
 const usage = `usage: npm run broker -- [options]
@@ -203,6 +302,8 @@ options:
   --port N       TCP port to listen on (default 1883; 0 picks a free port)
   --host ADDR    interface to listen on (default 127.0.0.1: this machine only)
   --ws-port N    also serve MQTT over WebSocket on this port (off by default)
+  --unix PATH    also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)
+  --persist DIR  keep retained messages and sessions on disk in DIR, across restarts (default: in memory)
   --quiet        print only the ready line, not every client event
   -h, --help     show this help`
 
@@ -213,6 +314,8 @@ function parseCli() {
         port: { type: 'string' },
         host: { type: 'string' },
         'ws-port': { type: 'string' },
+        unix: { type: 'string' },
+        persist: { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -1,13 +1,16 @@
-// Every experiment, in the order the article tells them: what the docs quote, and, run directly
-// (npm run demo), the whole talk in one command.
+// Every experiment, in the order the article tells them and then the three beyond it: what the docs
+// quote, and, run directly (npm run demo), the whole talk in one command.
 import { isMain } from '../lib/cli.ts'
 import { basicPubsub } from './basic-pubsub.ts'
 import { discovery } from './discovery.ts'
 import { ephemeral } from './ephemeral.ts'
+import { persistence } from './persistence.ts'
 import { retained } from './retained.ts'
 import { wildcards } from './wildcards.ts'
+import { wire } from './wire.ts'
 import { show, type Scenario } from './stage.ts'
+import { transports } from './transports.ts'
 
-export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery]
+export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery, wire, transports, persistence]
 
 if (isMain(import.meta.url)) await show(...scenarios)
