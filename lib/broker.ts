@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
-import { fail, failOnUncaughtErrors, isMain, messageOf } from './cli.ts'
+import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { openStore } from './store.ts'
 import { topicMatches } from './topics.ts'
 
@@ -272,7 +272,7 @@ function logEvents(aedes: Aedes, log: ClientEventListener): void {
 }
 
 async function main(): Promise<void> {
-  failOnUncaughtErrors()
+  startProgram()
   const { values } = parseCli()
   const broker = await startBroker({
     host: values.host,

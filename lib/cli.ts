@@ -1,5 +1,7 @@
-// How every program of this project ends when something is wrong: one line on stderr that says what
-// happened and what to do, and exit code 1. Never a stack trace: a learner reads the first line only.
+// How every program of this project starts and ends. When something is wrong: one line on stderr that
+// says what happened and what to do, and exit code 1; never a stack trace, a learner reads the first
+// line only. And under the stage, a lifeline: a program ends when the stage that started it is gone,
+// even if the stage was killed with SIGKILL and could not stop it.
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
@@ -14,14 +16,26 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-let installed = false
+/** Set by the stage for the programs it spawns, whose standard input is a pipe from the stage. */
+export const LIFELINE = 'MQTT_BY_EXAMPLE_LIFELINE'
 
-/** Turn any error that nothing caught into one line and exit 1 (called once by every program). */
-export function failOnUncaughtErrors(): void {
-  if (installed) return
-  installed = true
+let started = false
+
+/**
+ * What every program does first: any error that nothing caught becomes one line and exit 1; and when
+ * the stage started it (LIFELINE set), it exits once its standard input ends, which is when the
+ * stage's end of the pipe closes, however the stage ended.
+ */
+export function startProgram(): void {
+  if (started) return
+  started = true
   process.on('uncaughtException', (error) => fail(messageOf(error)))
   process.on('unhandledRejection', (error) => fail(messageOf(error)))
+  if (process.env[LIFELINE] === '1') {
+    process.stdin.on('end', () => process.exit(1)).on('error', () => process.exit(1)).resume()
+    // Listening must not keep a program alive that has finished its work (a publisher, say).
+    ;(process.stdin as NodeJS.ReadStream & { unref?: () => void }).unref?.()
+  }
 }
 
 /** Whether this module is the program that node was asked to run (`node --import tsx file.ts`). */

@@ -4,7 +4,7 @@
 import { relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { QoS } from 'mqtt-packet'
-import { fail, failOnUncaughtErrors, messageOf } from './cli.ts'
+import { fail, messageOf, startProgram } from './cli.ts'
 import { topicFilterProblem, topicNameProblem } from './topics.ts'
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
@@ -85,7 +85,7 @@ type Values<F extends Record<string, Flag>> = {
 
 /** Parse process.argv against `flags` (plus --help); any mistake ends the program with one line. */
 export function parseFlags<F extends Record<string, Flag>>(description: string, flags: F): Values<F> {
-  failOnUncaughtErrors()
+  startProgram()
   const all = { ...flags, help: { type: 'boolean', short: 'h', help: 'show this help' } }
   let values: Record<string, unknown>
   try {

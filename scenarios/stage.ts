@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
-import { fail, messageOf } from '../lib/cli.ts'
+import { fail, LIFELINE, messageOf } from '../lib/cli.ts'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -45,6 +45,7 @@ export type Event =
   | { kind: 'say'; text: string }
   | { kind: 'line'; label: string; text: string; stream: 'stdout' | 'stderr' }
   | { kind: 'ok'; claim?: string; text: string }
+  | { kind: 'died'; label: string; text: string }
 
 export interface StageOptions {
   mode: 'show' | 'check'
@@ -146,8 +147,9 @@ export class Stage {
     this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
       cwd: ROOT,
-      env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The lifeline (lib/cli.ts): the child ends when this pipe closes, even if the stage is SIGKILLed.
+      env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
     })
     const proc = new Proc(this, label, child)
     this.processes.add(proc)
@@ -158,6 +160,7 @@ export class Stage {
   /** Run a demo program to its end (a publisher, say) and expect it to exit with `code`. */
   async run(label: string, script: string, args: string[] = [], code = 0): Promise<Proc> {
     const proc = this.spawn(label, script, args)
+    proc.ending = true
     const exit = await withTimeout(proc.exit, EXPECT_TIMEOUT_MS, () =>
       this.failure(`${label} did not finish within ${EXPECT_TIMEOUT_MS / 1000} s`, proc))
     if (exit.code !== code) {
@@ -253,6 +256,11 @@ export class Stage {
     }
   }
 
+  /** From now on a process that ends is no news (the show was interrupted, and Ctrl-C reached them all). */
+  expectEveryEnd(): void {
+    for (const proc of this.processes) proc.ending = true
+  }
+
   /** Kill every process at once and remove the temporary directories: the last resort when the stage itself is exiting. */
   killAll(): void {
     for (const proc of this.processes) proc.child.kill('SIGKILL')
@@ -286,6 +294,8 @@ export class Stage {
       }
       case 'ok':
         return this.print(`  ${this.paint(32, '✓')} ${event.claim ? `${this.bold(event.claim)} ` : ''}${event.text}`)
+      case 'died':
+        return this.print(`  ${this.paint(31, '✗')} ${event.text}`)
     }
   }
 
@@ -317,9 +327,13 @@ interface Line {
 export class Proc {
   readonly output: Line[] = []
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Set when its end is expected: the stage stops it, or runs it to its end. */
+  ending = false
   private cursor = 0
   private readonly waiters = new Set<() => void>()
   private exited = false
+  /** How it ended, as in "subscriber-1 was killed by SIGKILL". */
+  private how = 'is still running'
 
   constructor(private readonly stage: Stage, readonly label: string, readonly child: ChildProcess) {
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -332,15 +346,13 @@ export class Proc {
     this.exit = new Promise((resolve) => {
       child.on('close', (code, signal) => {
         this.exited = true
+        this.how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+        // Something other than the stage ended it (Ctrl-C in its terminal, a kill, a crash): say so at once.
+        if (!this.ending) stage.record({ kind: 'died', label, text: `${label} ${this.how}` })
         this.wake()
         resolve({ code, signal })
       })
     })
-  }
-
-  /** Lines on stdout after the last expectation. */
-  get unread(): string[] {
-    return this.stdout.slice(this.cursor)
   }
 
   private get stdout(): string[] {
@@ -397,7 +409,7 @@ export class Proc {
         const result = found()
         if (result !== undefined) return finish(() => resolve(result))
         if (this.exited) {
-          finish(() => reject(this.stage.failure(`${this.label} exited before printing ${awaited}`, this)))
+          finish(() => reject(this.stage.failure(`${this.label} ${this.how} before printing ${awaited}`, this)))
         }
       }
       const timer = setTimeout(() => finish(() => reject(this.stage.failure(
@@ -418,6 +430,7 @@ export class Proc {
 
   /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a second. */
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
+    this.ending = true
     if (this.exited) return
     this.child.kill(signal)
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 1000)
@@ -456,8 +469,11 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   process.on('exit', () => stage.killAll())
   // Output piped into `head` or a pager that quit: nobody is watching, so end the show quietly.
   process.stdout.on('error', () => process.exit(0))
+  let interrupted = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
+      interrupted = true
+      stage.expectEveryEnd()
       stage.print(`\n${stage.paint(33, '■')} interrupted (${signal}): stopping every process and the broker`)
       void stage.close().finally(() => process.exit(130))
       setTimeout(() => process.exit(130), 2000).unref()
@@ -477,6 +493,8 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
       await stage.open()
       await scenario.play(stage)
     } catch (error) {
+      // Ctrl-C reaches the demo programs too, and the step that waited on them fails: that is no failure.
+      if (interrupted) return new Promise<never>(() => {})
       stage.print(`\n${stage.paint(31, '✗')} ${messageOf(error)}`)
       await stage.close()
       process.exit(1)

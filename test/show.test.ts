@@ -1,6 +1,7 @@
 // `npm run demo:<name>` as a speaker runs it: it narrates, ends cleanly, refuses --step without a
 // terminal, and on Ctrl-C leaves no process and no listening port behind.
 import { spawn, execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { expect, it } from 'vitest'
 import { ROOT } from '../scenarios/stage.ts'
 import { isAlive, isListening, Program } from './processes.ts'
@@ -59,6 +60,8 @@ it('Ctrl-C in the middle of the show ends the broker and every process it starte
   process.kill(-show.pid, 'SIGINT')
   const result = await show.finish(10_000)
   expect(result.stdout).toContain('interrupted (SIGINT): stopping every process and the broker')
+  // Ctrl-C reached the subscriber too; that is neither reported as a death nor as a failed step.
+  expect(result.stdout).not.toMatch(/✗/)
   // npm may exit before its child has finished closing; each must be gone within moments.
   await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
   expect(await isListening(port)).toBe(false)
@@ -73,4 +76,56 @@ it('killing npm (SIGTERM to its pid alone) also ends the stage, its broker and i
   await show.finish(10_000)
   await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
   expect(await isListening(port)).toBe(false)
+})
+
+/** Start a show directly (node, no npm), in a process group of its own. */
+function showDirectly(scenario: string): Program {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  delete env.MQTT_URL
+  const child = spawn(process.execPath, ['--import', 'tsx', `scenarios/${scenario}.ts`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  return new Program(child, `scenarios/${scenario}.ts`)
+}
+
+/** The pid of the descendant of `pid` whose command line contains `text`. */
+function descendantRunning(pid: number, text: string): number {
+  const found = descendants(pid).find((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(text)
+    } catch {
+      return false
+    }
+  })
+  if (found === undefined) throw new Error(`no process running ${text} below ${pid}`)
+  return found
+}
+
+it('a subscriber killed in the middle of a show: the stage says which and how, fails the show, and leaves nothing behind', async () => {
+  const show = showDirectly('ephemeral')
+  await show.waitForLine('[subscriber-1] subscribed to my_topic')
+  const processes = [show.pid, ...descendants(show.pid)]
+  process.kill(descendantRunning(show.pid, 'subscriber.ts'), 'SIGKILL')
+  const result = await show.finish(20_000)
+  expect(result.stdout).toContain('✗ subscriber-1 was killed by SIGKILL')
+  expect(result.stdout).toMatch(/✗ step \d+ ".*": subscriber-1 was killed by SIGKILL before printing/)
+  expect(result.code).toBe(1)
+  await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
+})
+
+it('the stage killed with SIGKILL, broker and all: every demo it started ends by itself (the lifeline)', async () => {
+  const show = showDirectly('discovery')
+  await show.waitForLine('[listener-2] discovered')
+  const children = descendants(show.pid)
+  expect(children.length).toBeGreaterThanOrEqual(3)
+  process.kill(show.pid, 'SIGKILL')
+  await show.finish(10_000)
+  await expect.poll(() => children.filter(isAlive), { timeout: 5000 }).toEqual([])
+})
+
+it('Ctrl-C ends the show with exit code 130, the shell\'s code for an interrupted program, and no failure', async () => {
+  const show = showDirectly('retained')
+  await show.waitForLine('[subscriber-1] my_topic on (retained)')
+  process.kill(-show.pid, 'SIGINT')
+  const result = await show.finish(10_000)
+  expect(result.stdout).not.toMatch(/✗/)
+  expect(result.code).toBe(130)
 })
