@@ -2,13 +2,16 @@
 // with a store on disk), on 127.0.0.1:1883 unless told otherwise. Scenarios and tests import
 // startBroker(); run directly it is `npm run broker`.
 import { existsSync, lstatSync, unlinkSync } from 'node:fs'
-import { createServer as createHttpServer, type RequestListener, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http'
+import { timingSafeEqual } from 'node:crypto'
 import { connect as netConnect, createServer, type Server } from 'node:net'
 import { dirname, resolve } from 'node:path'
+import type { Duplex } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
+import { withPacketSizeLimit } from './packet-limit.ts'
 import { openStore } from './store.ts'
 import { topicMatches } from './topics.ts'
 
@@ -25,6 +28,10 @@ export interface BrokerOptions {
   unixPath?: string
   /** Keep retained messages and persistent sessions in a store in this directory (see store.ts); in memory when undefined. */
   persist?: string
+  /** Close a connection that sends a packet larger than this many bytes (see packet-limit.ts). */
+  maxPacketSize?: number
+  /** Accept only clients that give this user name and password (CONNACK return code 4 otherwise). */
+  credentials?: { username: string; password: string }
   /** Receives one line per client event worth seeing in a talk. */
   log?: (line: string) => void
   /** Client ids whose events are not logged (the stage's own control client). */
@@ -47,6 +54,9 @@ export interface RunningBroker {
 
 export type ClientEventListener = (line: string, clientId: string) => void
 
+/** Large enough for any demo (a discovery config is under 1 kB), small enough that no client can make the broker buffer much. */
+export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024
+
 /** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const host = options.host ?? '127.0.0.1'
@@ -56,8 +66,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   keepEachClientsPublishesInOrder(aedes)
   deliverAtGrantedQoS(aedes)
   refuseEmptyIdForPersistentSession(aedes)
+  if (options.credentials) requireCredentials(aedes, options.credentials)
   const listeners = new Set<ClientEventListener>()
-  logEvents(aedes, (line, clientId) => listeners.forEach((listener) => listener(line, clientId)))
+  const tell: ClientEventListener = (line, clientId) => listeners.forEach((listener) => listener(line, clientId))
+  logEvents(aedes, tell)
   const onClientEvent = (listener: ClientEventListener) => {
     listeners.add(listener)
     return () => void listeners.delete(listener)
@@ -69,7 +81,15 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     { cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('mqtt-by-example bundled broker (aedes)'), qos: 0, retain: true, dup: false },
     (error) => (error ? reject(error) : resolve())))
 
-  const tcp = createServer(aedes.handle)
+  const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
+  /** Hand a connection to aedes, watching the size of each packet it reads. */
+  const accept = (stream: Duplex, request?: IncomingMessage) => {
+    const client = aedes.handle(withPacketSizeLimit(stream, maxPacketSize, (size) => {
+      const id = client.id ?? '(before CONNECT)'
+      tell(`client ${id} cut off: a packet of ${size} bytes is over the limit of ${maxPacketSize} (--max-packet-size)`, id)
+    }), request)
+  }
+  const tcp = createServer((socket) => accept(socket))
   const servers: (Server | HttpServer)[] = [tcp]
   const closeAll = async () => {
     await new Promise<void>((done) => aedes.close(() => done()))
@@ -82,13 +102,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     if (options.wsPort !== undefined) {
       const http = createHttpServer(options.http ?? ((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n')))
       servers.push(http)
-      const wss = new WebSocketServer({ server: http })
-      wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req))
+      const wss = new WebSocketServer({ server: http, maxPayload: maxPacketSize })
+      wss.on('connection', (socket, req) => accept(createWebSocketStream(socket), req))
       wsUrl = `ws://${urlHost(host)}:${await listen(http, host, options.wsPort)}`
     }
     let unixUrl: string | undefined
     if (options.unixPath !== undefined) {
-      const unix = createServer(aedes.handle)
+      const unix = createServer((socket) => accept(socket))
       servers.push(unix)
       unixUrl = `mqtt+unix://${await listenUnix(unix, options.unixPath)}`
     }
@@ -188,6 +208,24 @@ function refuseEmptyIdForPersistentSession(aedes: Aedes): void {
   }
 }
 
+/**
+ * Optional authentication, for a speaker who must listen beyond loopback: a CONNECT without this user
+ * name and password is refused with CONNACK return code 4 (MQTT 3.1.1 §3.2.2.3).
+ */
+function requireCredentials(aedes: Aedes, expected: { username: string; password: string }): void {
+  const same = (given: Buffer, wanted: string) => {
+    const want = Buffer.from(wanted)
+    return given.length === want.length && timingSafeEqual(given, want)
+  }
+  const authenticate = aedes.authenticate
+  aedes.authenticate = (client, username, password, callback) => {
+    if (username !== undefined && password !== undefined && same(Buffer.from(username), expected.username) && same(password, expected.password)) {
+      return authenticate.call(aedes, client, username, password, callback)
+    }
+    callback(Object.assign(new Error('bad user name or password'), { returnCode: 4 as const }), false)
+  }
+}
+
 /** The line `npm run broker` prints once it accepts connections. */
 export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl' | 'unixUrl'>): string {
   return `broker ready on ${[broker.url, broker.wsUrl, broker.unixUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`
@@ -274,12 +312,20 @@ function logEvents(aedes: Aedes, log: ClientEventListener): void {
 async function main(): Promise<void> {
   startProgram()
   const { values } = parseCli()
+  const username = values.username ?? process.env.MQTT_USERNAME
+  const password = values.password ?? process.env.MQTT_PASSWORD
+  if ((username === undefined) !== (password === undefined)) {
+    fail('give both a user name and a password (--username and --password, or MQTT_USERNAME and MQTT_PASSWORD), or neither')
+  }
+  const host = values.host ?? '127.0.0.1'
   const broker = await startBroker({
-    host: values.host,
+    host,
     port: portFlag('--port', values.port) ?? 1883,
     wsPort: portFlag('--ws-port', values['ws-port']),
     unixPath: values.unix,
     persist: values.persist,
+    maxPacketSize: sizeFlag(values['max-packet-size']),
+    credentials: username !== undefined && password !== undefined ? { username, password } : undefined,
     log: values.quiet ? undefined : (line) => console.log(line),
   }).catch((error: unknown) => fail(messageOf(error)))
   const stop = () => {
@@ -290,6 +336,9 @@ async function main(): Promise<void> {
   // Before the ready line: whoever reads it may stop us at once, and must not find node's default handlers.
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  if (!isLoopback(host) && username === undefined) {
+    process.stderr.write(`warning: listening on ${host} without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n`)
+  }
   if (values.persist !== undefined) console.log(`keeping retained messages and sessions in ${values.persist}`)
   console.log(readyLine(broker))
 }
@@ -304,6 +353,11 @@ options:
   --ws-port N    also serve MQTT over WebSocket on this port (off by default)
   --unix PATH    also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)
   --persist DIR  keep retained messages and sessions on disk in DIR, across restarts (default: in memory)
+  --max-packet-size BYTES
+                 cut off a client that sends a larger packet (default ${DEFAULT_MAX_PACKET_SIZE})
+  --username NAME, --password SECRET
+                 accept only clients that give these (default $MQTT_USERNAME and $MQTT_PASSWORD;
+                 without them anyone who reaches the port may connect)
   --quiet        print only the ready line, not every client event
   -h, --help     show this help`
 
@@ -316,6 +370,9 @@ function parseCli() {
         'ws-port': { type: 'string' },
         unix: { type: 'string' },
         persist: { type: 'string' },
+        'max-packet-size': { type: 'string' },
+        username: { type: 'string' },
+        password: { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -329,6 +386,16 @@ function parseCli() {
   } catch (error) {
     return fail(`${messageOf(error).split('.')[0]}; see npm run broker -- --help`)
   }
+}
+
+function sizeFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < 2) fail(`--max-packet-size must be a number of bytes of at least 2, not ${JSON.stringify(value)}`)
+  return Number(value)
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
 function portFlag(flag: string, value: string | undefined): number | undefined {

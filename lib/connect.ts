@@ -22,6 +22,7 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}, befo
     reconnectPeriod: 0,
     connectTimeout: CONNECT_TIMEOUT_MS,
     ...(options.keepalive !== undefined && { keepalive: options.keepalive }),
+    ...(options.username !== undefined && { username: options.username, password: options.password }),
     ...extra,
   })
   let stopping = false
@@ -53,7 +54,7 @@ function connectionProblem(url: string, error: Error & { code?: unknown }, conne
     1: 'it does not speak this protocol version (MQTT 3.1.1)',
     2: 'it rejected the client id; pass another --id',
     3: 'the server is unavailable',
-    4: 'bad user name or password',
+    4: 'bad user name or password; pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
     5: 'this client is not authorised',
   }
   switch (error.code) {

@@ -18,6 +18,9 @@ export interface ClientOptions {
   qos: QoS
   /** Seconds of silence after which the client sends a PINGREQ (0: never); MQTT.js's 60 when undefined. */
   keepalive?: number
+  /** For a broker that asks for them (npm run broker -- --username ... --password ...). */
+  username?: string
+  password?: string
 }
 
 export interface PublisherOptions extends ClientOptions {
@@ -44,6 +47,8 @@ export const clientFlags = {
   id: { type: 'string', arg: 'ID', help: 'client identifier (default: a random one)' },
   'no-clean': { type: 'boolean', help: 'keep the session on the broker after disconnecting (needs --id)' },
   keepalive: { type: 'string', arg: 'SECONDS', help: 'ping the broker after this many seconds without a packet to send; 0 never (default 60)' },
+  username: { type: 'string', arg: 'NAME', help: 'user name, for a broker that asks for one (default $MQTT_USERNAME)' },
+  password: { type: 'string', arg: 'SECRET', help: 'password, for a broker that asks for one (default $MQTT_PASSWORD)' },
 } satisfies Record<string, Flag>
 
 /** Flags of a program that publishes: `description` is the first line of its --help. */
@@ -133,5 +138,8 @@ export function clientOptions(values: Values<typeof clientFlags>): ClientOptions
   if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {
     fail(`--keepalive must be a number of seconds from 0 to 65535, not ${JSON.stringify(values.keepalive)}`)
   }
-  return { url, id: values.id, clean, qos: qos as QoS, keepalive }
+  const username = values.username ?? process.env.MQTT_USERNAME
+  const password = values.password ?? process.env.MQTT_PASSWORD
+  if (password !== undefined && username === undefined) fail('a password needs a user name: add --username (or MQTT_USERNAME)')
+  return { url, id: values.id, clean, qos: qos as QoS, keepalive, username, password }
 }

@@ -1,8 +1,9 @@
 // A maximum packet size for the bundled broker. aedes has none: a client that announces a 256 MB
-// PUBLISH makes it buffer until the bytes arrive. This watches the bytes as aedes reads them, follows
-// the MQTT fixed header of each packet (type byte, then the remaining length, MQTT 3.1.1 §2.2.3), and
-// closes the connection as soon as a packet announces more than the limit, before its body is buffered.
-import type { Duplex } from 'node:stream'
+// PUBLISH makes it buffer until the bytes arrive. This stands between a connection and aedes, follows
+// the MQTT fixed header of each packet (type byte, then the remaining length, MQTT 3.1.1 §2.2.3), passes
+// on every byte before the first packet that announces more than the limit, and closes the connection
+// there: aedes never sees, nor buffers, a byte of the oversized packet's body.
+import { Duplex, Transform } from 'node:stream'
 
 /** Bytes a remaining-length field can announce at most: four bytes of seven bits (MQTT 3.1.1 §2.2.3). */
 export const MQTT_MAX_REMAINING_LENGTH = 268_435_455
@@ -21,8 +22,10 @@ export class PacketSizeWatcher {
 
   constructor(private readonly max: number, private readonly tooLarge: (size: number) => void) {}
 
-  feed(chunk: Buffer): void {
+  /** Follow `chunk`; returns how many of its bytes come before the first oversized packet (all of them if none). */
+  feed(chunk: Buffer): number {
     let i = 0
+    let packetStart = 0
     while (i < chunk.length && !this.tripped) {
       if (this.state === 'body') {
         const take = Math.min(this.left, chunk.length - i)
@@ -31,6 +34,7 @@ export class PacketSizeWatcher {
         if (this.left === 0) this.state = 'type'
         continue
       }
+      if (this.state === 'type') packetStart = i
       const byte = chunk[i++]
       if (this.state === 'type') {
         this.state = 'length'
@@ -48,22 +52,33 @@ export class PacketSizeWatcher {
       if (size > this.max) {
         this.tripped = true
         this.tooLarge(size)
-        return
+        return packetStart
       }
       this.left = this.length
       this.state = this.left === 0 ? 'type' : 'body'
     }
+    return this.tripped ? 0 : chunk.length
   }
 }
 
 /**
- * Watch what aedes reads from `stream` (a 'data' listener sees every chunk that read() returns, and
- * leaves the 'readable' flow aedes uses in charge) and destroy it when a packet is over `max` bytes.
+ * `stream` as aedes should see it: the same connection, whose incoming bytes stop before the first packet
+ * over `max` bytes; then `closed` is told that packet's size and the connection is destroyed.
  */
-export function limitPacketSize(stream: Duplex, max: number, closed: (size: number) => void): void {
-  const watcher = new PacketSizeWatcher(max, (size) => {
-    closed(size)
-    stream.destroy()
+export function withPacketSizeLimit(stream: Duplex, max: number, closed: (size: number) => void): Duplex {
+  let oversized = 0
+  const watcher = new PacketSizeWatcher(max, (size) => (oversized = size))
+  const inbound = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const allowed = watcher.feed(chunk)
+      if (allowed === chunk.length && oversized === 0) return done(null, chunk)
+      if (allowed > 0) this.push(chunk.subarray(0, allowed))
+      done()
+      closed(oversized)
+      stream.destroy()
+    },
   })
-  stream.on('data', (chunk: Buffer) => watcher.feed(chunk))
+  stream.on('error', () => inbound.destroy())
+  stream.pipe(inbound)
+  return Duplex.from({ readable: inbound, writable: stream })
 }

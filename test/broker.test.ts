@@ -4,7 +4,8 @@ import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { DEFAULT_URL } from '../lib/options.ts'
-import { isListening, runScript, start } from './processes.ts'
+import { expectOneLineError, isListening, runScript, start } from './processes.ts'
+import { RawClient } from './raw-client.ts'
 
 const brokerScript = 'lib/broker.ts'
 const running: RunningBroker[] = []
@@ -89,6 +90,38 @@ describe('startBroker', () => {
     await Promise.all([subscriber.endAsync(), publisher.endAsync()])
   })
 
+  it('cuts off a client whose packet is over the size limit, says why, and keeps serving the others', async () => {
+    const lines: string[] = []
+    const broker = await startBroker({ port: 0, maxPacketSize: 1024, log: (line) => lines.push(line) })
+    running.push(broker)
+    const big = await RawClient.connected(broker.url, 'big-sender')
+    big.send({ cmd: 'publish', topic: 'my_topic', payload: Buffer.alloc(2000), qos: 0, retain: false, dup: false })
+    await big.closed()
+    expect(lines).toContain('client big-sender cut off: a packet of 2013 bytes is over the limit of 1024 (--max-packet-size)')
+    expect(lines.filter((line) => line.startsWith('client big-sender published')), 'aedes never saw the packet').toEqual([])
+    // A packet that only announces 256 MB is cut off on its header, before anything is buffered.
+    const boaster = await RawClient.connected(broker.url, 'boaster')
+    boaster.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]))
+    await boaster.closed()
+    expect(lines).toContain('client boaster cut off: a packet of 268435460 bytes is over the limit of 1024 (--max-packet-size)')
+    const fine = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })
+    await fine.subscribeAsync('my_topic')
+    const received = new Promise<number>((resolve) => fine.on('message', (_topic, payload) => resolve(payload.length)))
+    await fine.publishAsync('my_topic', Buffer.alloc(1000))
+    expect(await received).toBe(1000)
+    await fine.endAsync()
+  })
+
+  it('with credentials, refuses a wrong or missing password with return code 4 and accepts the right one', async () => {
+    const broker = await startBroker({ port: 0, credentials: { username: 'speaker', password: 'on stage' } })
+    running.push(broker)
+    for (const given of [{}, { username: 'speaker', password: 'off stage' }, { username: 'someone', password: 'on stage' }]) {
+      await expect(mqtt.connectAsync(broker.url, { reconnectPeriod: 0, ...given })).rejects.toMatchObject({ code: 4 })
+    }
+    const client = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0, username: 'speaker', password: 'on stage' })
+    await client.endAsync()
+  })
+
   it('refuses a port in use with an actionable message', async () => {
     const first = await startBroker({ port: 0 })
     running.push(first)
@@ -153,6 +186,28 @@ describe('npm run broker (lib/broker.ts as a program)', () => {
     expect(await isListening(port)).toBe(false)
   })
 
+  it('warns, on stderr, when it listens beyond this machine without a password', async () => {
+    const child = start(brokerScript, ['--host', '0.0.0.0', '--port', '0', '--quiet'])
+    await child.waitForLine('broker ready on mqtt://0.0.0.0:')
+    child.child.kill('SIGTERM')
+    const result = await child.finish(5000)
+    expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n')
+  })
+
+  it('a demo given the wrong password says so in one line', async () => {
+    const child = start(brokerScript, ['--port', '0', '--quiet', '--username', 'speaker', '--password', 'on stage'])
+    const url = (await child.waitForLine('broker ready on')).match(/mqtt:\/\/\S+?(?=;)/)![0]
+    try {
+      expectOneLineError(await runScript('demos/basic-pubsub/publisher.ts', ['--url', url], { MQTT_USERNAME: 'speaker', MQTT_PASSWORD: 'wrong' }),
+        /refused the connection: bad user name or password; pass --username and --password .*\(return code 4\)$/)
+      const right = await runScript('demos/basic-pubsub/publisher.ts', ['--url', url, '--username', 'speaker', '--password', 'on stage'])
+      expect(right.code).toBe(0)
+    } finally {
+      child.child.kill('SIGTERM')
+      await child.finish(5000)
+    }
+  })
+
   it('a port in use: one line naming the port and what to do, exit 1', async () => {
     const other = createServer()
     const port = await new Promise<number>((resolve) => other.listen(0, '127.0.0.1', () => resolve((other.address() as { port: number }).port)))
@@ -169,6 +224,8 @@ describe('npm run broker (lib/broker.ts as a program)', () => {
     [['--port', 'abc'], 'error: --port must be a port number from 0 to 65535, not "abc"\n'],
     [['--ws-port', '70000'], 'error: --ws-port must be a port number from 0 to 65535, not "70000"\n'],
     [['--verbose'], "error: Unknown option '--verbose'; see npm run broker -- --help\n"],
+    [['--max-packet-size', '1k'], 'error: --max-packet-size must be a number of bytes of at least 2, not "1k"\n'],
+    [['--username', 'speaker'], 'error: give both a user name and a password (--username and --password, or MQTT_USERNAME and MQTT_PASSWORD), or neither\n'],
     [['--host', '192.0.2.1', '--port', '0'], 'error: cannot listen on 192.0.2.1: no such address on this machine; use --host 127.0.0.1\n'],
   ])('bad input %j: one line, exit 1', async (args, line) => {
     const result = await runScript(brokerScript, args)

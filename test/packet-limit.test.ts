@@ -29,6 +29,13 @@ describe('PacketSizeWatcher', () => {
     expect(watch(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]), 1024, 5)).toEqual([5 + MQTT_MAX_REMAINING_LENGTH])
   })
 
+  it('says how many bytes of a chunk come before the oversized packet, so only those are passed on', () => {
+    const before = Buffer.concat(small)
+    const watcher = new PacketSizeWatcher(1024, () => undefined)
+    expect(watcher.feed(before)).toBe(before.length)
+    expect(watcher.feed(Buffer.concat([small[1], big, small[0]]))).toBe(small[1].length)
+  })
+
   it('counts the header: a packet of exactly the limit passes, one byte more does not', () => {
     const packet = mqttPacket.generate(publish(100))
     expect(watch(packet, packet.length, 10)).toEqual([])
