@@ -118,11 +118,12 @@ function brokerUrl(): string | undefined {
   return given
 }
 
-/** The page's URLs: the one for this machine, or with --host 0.0.0.0 one per network address, for a phone. */
+/** The page's URLs: the one for this machine, or with --host 0.0.0.0 one per network address, the phone's first. */
 function pageUrls(port: number): string[] {
   const any = host === '0.0.0.0' || host === '::'
   const hosts = any
-    ? Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4').map((a) => a!.address)
+    ? Object.values(networkInterfaces()).flat().filter((a) => a?.family === 'IPv4')
+      .sort((a, b) => Number(a!.internal) - Number(b!.internal)).map((a) => a!.address)
     : [host]
   return hosts.map((h) => `http://${h.includes(':') ? `[${h}]` : h}:${port}/`)
 }
