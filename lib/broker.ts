@@ -46,10 +46,16 @@ export interface RunningBroker {
   wsUrl?: string
   /** mqtt+unix:///absolute/path when the Unix socket listener is on (MQTT.js connects to such a URL). */
   unixUrl?: string
-  aedes: Aedes
+  /** The aedes instance serving now (a new one after restart()). */
+  readonly aedes: Aedes
   /** Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it. */
   onClientEvent(listener: ClientEventListener): () => void
   close(): Promise<void>
+  /**
+   * Stop as a crash would (every connection drops, no Last Will is published) and start again on the
+   * same ports, with the same store: what clients live through when their broker restarts.
+   */
+  restart(): Promise<void>
 }
 
 export type ClientEventListener = (line: string, clientId: string) => void
@@ -59,6 +65,37 @@ export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024
 
 /** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
+  const listeners = new Set<ClientEventListener>()
+  const tell: ClientEventListener = (line, clientId) => listeners.forEach((listener) => listener(line, clientId))
+  const onClientEvent = (listener: ClientEventListener) => {
+    listeners.add(listener)
+    return () => void listeners.delete(listener)
+  }
+  const { log, quietClients } = options
+  if (log) onClientEvent((line, clientId) => quietClients?.has(clientId) || log(line))
+  let running = await bringUp(options, tell)
+  return {
+    url: running.url,
+    port: running.port,
+    wsUrl: running.wsUrl,
+    unixUrl: running.unixUrl,
+    get aedes() {
+      return running.aedes
+    },
+    onClientEvent,
+    close: () => running.close(false),
+    async restart() {
+      const { port, wsUrl } = running
+      await running.close(true)
+      running = await bringUp({ ...options, port, wsPort: wsUrl === undefined ? undefined : Number(new URL(wsUrl).port) }, tell)
+    },
+  }
+}
+
+type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & { close(asIfCrashed: boolean): Promise<void> }
+
+/** One life of the broker: aedes with its fixes, its store and its listeners. */
+async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
   const store = options.persist === undefined ? undefined : await openStore(options.persist)
   const aedes = await Aedes.createBroker(store && { persistence: store.persistence })
@@ -67,15 +104,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   deliverAtGrantedQoS(aedes)
   refuseEmptyIdForPersistentSession(aedes)
   if (options.credentials) requireCredentials(aedes, options.credentials)
-  const listeners = new Set<ClientEventListener>()
-  const tell: ClientEventListener = (line, clientId) => listeners.forEach((listener) => listener(line, clientId))
   logEvents(aedes, tell)
-  const onClientEvent = (listener: ClientEventListener) => {
-    listeners.add(listener)
-    return () => void listeners.delete(listener)
-  }
-  const { log, quietClients } = options
-  if (log) onClientEvent((line, clientId) => quietClients?.has(clientId) || log(line))
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
   await new Promise<void>((resolve, reject) => aedes.publish(
     { cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('mqtt-by-example bundled broker (aedes)'), qos: 0, retain: true, dup: false },
@@ -91,7 +120,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   }
   const tcp = createServer((socket) => accept(socket))
   const servers: (Server | HttpServer)[] = [tcp]
-  const closeAll = async () => {
+  const close = async (asIfCrashed: boolean) => {
+    // A broker that crashes publishes no Last Will for its clients: it is gone before it could.
+    // aedes keeps its clients in `clients`, which its types leave out.
+    if (asIfCrashed) for (const client of Object.values((aedes as unknown as { clients: Record<string, { will: unknown }> }).clients)) client.will = null
     await new Promise<void>((done) => aedes.close(() => done()))
     await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))))
     await store?.close()
@@ -112,9 +144,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       servers.push(unix)
       unixUrl = `mqtt+unix://${await listenUnix(unix, options.unixPath)}`
     }
-    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, unixUrl, aedes, onClientEvent, close: closeAll }
+    return { url: `mqtt://${urlHost(host)}:${port}`, port, wsUrl, unixUrl, aedes, close }
   } catch (error) {
-    await closeAll()
+    await close(false)
     throw error
   }
 }

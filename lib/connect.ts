@@ -26,11 +26,24 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}, befo
     ...extra,
   })
   let stopping = false
-  client.on('error', (error) => fail(connectionProblem(url, error, client.connected)))
+  // A device or a listener (extra.reconnectPeriod) rides out a broker restart, as real ones do: once it
+  // has been connected, a lost connection is one line and a retry every reconnectPeriod, not the end.
+  const reconnects = (extra.reconnectPeriod ?? 0) > 0
+  let connectedOnce = false
+  let lost = false
+  client.on('connect', () => {
+    connectedOnce = true
+    lost = false
+  })
+  client.on('error', (error) => {
+    if (!(reconnects && connectedOnce)) fail(connectionProblem(url, error, client.connected))
+  })
   client.on('close', () => {
-    if (!stopping) {
-      fail(`lost the connection to the broker at ${url}; is it still running? (start one with npm run broker)`)
-    }
+    if (stopping || lost) return
+    if (!connectedOnce) fail(`the broker at ${url} closed the connection before accepting it; check its log`)
+    if (!reconnects) fail(`lost the connection to the broker at ${url}; is it still running? (start one with npm run broker)`)
+    lost = true
+    console.log(`lost the connection to the broker at ${url}; trying again every ${extra.reconnectPeriod! / 1000} s`)
   })
   const stop = () => {
     stopping = true

@@ -68,6 +68,21 @@ export const discovery: Scenario = {
     await stage.barrier(`${prefix}/light/marker`, [second, first], 'C18',
       `listener-2 did not discover the sensor: ${prefix}/light/# follows one component`)
 
+    await stage.step('Restart the broker: devices and listeners reconnect by themselves')
+    if (!stage.canRestartBroker) {
+      stage.say('not applicable here: the stage can restart only the bundled broker, not one given by MQTT_URL')
+    } else {
+      stage.say('the broker stops as a crash would, and starts again on the same port with nothing retained')
+      await stage.restartBroker()
+      await lamp.expect(`listening for ON and OFF on ${light.command}`, undefined,
+        'the light reconnected, announced itself again and subscribed to its command topic again')
+      await thermometer.expect(`announced sensor "Living room temperature" at ${sensor.config} (retained)`, undefined,
+        'the sensor reconnected and announced itself again')
+      for (const proc of [first, second]) {
+        await proc.expect(/^subscribed to /, undefined, `${proc.label} reconnected and subscribed again; nothing it knew has changed, so it says no more`)
+      }
+    }
+
     await stage.step(`Switch the light off from another client: publish OFF to ${light.command}`)
     const off = await stage.run('switch', publisher, ['--topic', light.command, '--message', 'OFF'])
     await off.expect(`published "OFF" to ${light.command}`, undefined, 'the command is sent')

@@ -200,6 +200,21 @@ export class Stage {
    * Point the stage at a broker that the scenario started itself, as a process it can stop and kill:
    * programs spawned from now on get `url` as MQTT_URL, and barriers publish their markers there.
    */
+  /** Whether restartBroker() can work: the stage holds the bundled broker (not one behind MQTT_URL). */
+  get canRestartBroker(): boolean {
+    return Boolean(this.ownBroker ?? this.options.broker)
+  }
+
+  /** Restart the bundled broker as a crash and a restart would: every client loses its connection. */
+  async restartBroker(): Promise<void> {
+    const broker = this.ownBroker ?? this.options.broker
+    if (!broker) throw this.failure('only the bundled broker can be restarted by the stage, not one given by MQTT_URL')
+    await this.control?.endAsync(true)
+    this.control = undefined
+    await broker.restart()
+    this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
+  }
+
   async useBroker(url: string): Promise<void> {
     await this.control?.endAsync(true)
     this.control = undefined

@@ -14,6 +14,8 @@ import { scenarioSuite } from './scenario-suite.ts'
 const device = 'demos/discovery/device.ts'
 const listener = 'demos/discovery/listener.ts'
 
+/** The URL the demos connected to, from the broker's ready line. */
+const url = (events: Event[]) => events.flatMap((e) => (e.kind === 'line' && e.label === 'broker' ? [e.text.match(/^broker ready on (\S+?);/)?.[1]] : []))[0]
 const printed = (events: Event[], label: string) =>
   events.flatMap((e) => (e.kind === 'line' && e.label === label && !/\bmarker-\d+\b/.test(e.text) ? [e.text] : []))
 
@@ -26,6 +28,9 @@ scenarioSuite(discovery, 'C18, S8: listeners discover devices by wildcard from r
       'discovered sensor living_room/temperature "Living room temperature"',
       'Living room temperature is online (retained)',
       'Living room temperature state 21.5 °C (retained)',
+      `lost the connection to the broker at ${url(events)}; trying again every 1 s`,
+      `connected to ${url(events)}, result code 0`,
+      'subscribed to homeassistant/# (QoS 0)',
       'Kitchen light state OFF',
       'Living room temperature is offline',
       'Kitchen light is offline',
@@ -36,6 +41,9 @@ scenarioSuite(discovery, 'C18, S8: listeners discover devices by wildcard from r
       'discovered light kitchen/light "Kitchen light" (retained)',
       'Kitchen light is online (retained)',
       'Kitchen light state ON (retained)',
+      `lost the connection to the broker at ${url(events)}; trying again every 1 s`,
+      `connected to ${url(events)}, result code 0`,
+      'subscribed to homeassistant/light/# (QoS 0)',
       'Kitchen light state OFF',
       'Kitchen light is offline',
     ])

@@ -11,11 +11,15 @@ client.on('connect', (connack) => {
   // With --no-clean the broker keeps our session between connections; CONNACK says if it had one.
   const session = options.clean ? '' : `, session present: ${connack.sessionPresent ? 'yes' : 'no'}`
   console.log(`connected to ${options.url}, result code ${connack.returnCode}${session}`)
-  // The callback runs when the SUBACK arrives, before any retained message that follows it.
-  client.subscribe(options.topic, { qos: options.qos }, (error, granted) => {
-    if (error) fail(`the broker refused the subscription to ${options.topic} (${error.message})`)
-    console.log(`subscribed to ${options.topic} (QoS ${granted?.[0]?.qos})`)
-  })
+  client.subscribe(options.topic, { qos: options.qos })
+})
+
+// Called for each packet as it arrives; the broker answers SUBSCRIBE with a SUBACK, then sends the
+// topic's retained message, if any (paho calls this on_subscribe). 128 means it refused.
+client.on('packetreceive', (packet) => {
+  if (packet.cmd !== 'suback') return
+  if (packet.granted[0] === 128) fail(`the broker refused the subscription to ${options.topic}; check its access rules`)
+  console.log(`subscribed to ${options.topic} (QoS ${packet.granted[0]})`)
 })
 
 // Called for each PUBLISH the broker forwards. The RETAIN flag marks a stored message, not a live one.

@@ -41,7 +41,8 @@ const publish = (topic: string, payload: string) => client.publishAsync(topic, p
 // publishes it for us. A clean stop (Ctrl-C) sends DISCONNECT, which cancels the will, so then we say
 // "offline" ourselves first.
 const will = { topic: topics.availability, payload: Buffer.from('offline'), qos: 1 as const, retain: true }
-const client = connect(options, { will }, async () => {
+// A device rides out a broker restart: it reconnects every second and announces itself again.
+const client = connect(options, { will, reconnectPeriod: 1000 }, async () => {
   await publish(topics.availability, 'offline')
   console.log(`published "offline" to ${topics.availability} (retained) before disconnecting`)
 })

@@ -8,16 +8,29 @@ import { entityPath, parseConfig, parseConfigTopic, type Entity } from '../../li
 import { topicMatches } from '../../lib/topics.ts'
 
 const options = listenerOptions('Discover Home Assistant style devices from their retained configs and follow them, until Ctrl-C.')
-const client = connect(options)
+// Like Home Assistant, it rides out a broker restart: it reconnects every second, and MQTT.js
+// subscribes again to every topic it had subscribed to.
+const client = connect(options, { reconnectPeriod: 1000 })
 
 /** What this listener has discovered, by config topic. */
 const entities = new Map<string, Entity>()
+/** The last payload seen on each state and availability topic followed. */
+const lastSeen = new Map<string, string>()
 
-client.on('connect', async (connack) => {
+client.on('connect', (connack) => {
   console.log(`connected to ${options.url}, result code ${connack.returnCode}`)
-  const [granted] = await client.subscribeAsync(options.topic, { qos: options.qos })
-  if (granted.qos === 128) fail(`the broker refused the subscription to ${options.topic}; check its access rules`)
-  console.log(`subscribed to ${granted.topic} (QoS ${granted.qos})`)
+  subscribed = false
+  client.subscribe(options.topic, { qos: options.qos })
+})
+
+// The first SUBACK after connecting answers the subscription to the config topics. Seen as the packet
+// arrives, it is printed before the retained configs that follow it. 128 means the broker refused.
+let subscribed = false
+client.on('packetreceive', (packet) => {
+  if (packet.cmd !== 'suback' || subscribed) return
+  subscribed = true
+  if (packet.granted[0] === 128) fail(`the broker refused the subscription to ${options.topic}; check its access rules`)
+  console.log(`subscribed to ${options.topic} (QoS ${packet.granted[0]})`)
 })
 
 // One message at a time: discovering an entity subscribes to its topics, and what arrives meanwhile
@@ -33,8 +46,10 @@ async function handle(topic: string, payload: string, retained: string): Promise
   const stateOf = followed.filter((e) => e.stateTopic === topic)
   const availabilityOf = followed.flatMap((e) => e.availability.filter((a) => a.topic === topic).map((a) => ({ e, a })))
   if (stateOf.length > 0 || availabilityOf.length > 0) {
-    // An empty payload clears a retained state; it is not a state.
-    if (payload === '') return
+    // An empty payload clears a retained state; it is not a state. And what has not changed is no news:
+    // a device that reconnects says "online" and its state again.
+    if (payload === '' || lastSeen.get(topic) === payload) return
+    lastSeen.set(topic, payload)
     for (const e of stateOf) console.log(`${e.name} state ${payload}${e.unit ? ` ${e.unit}` : ''}${retained}`)
     for (const { e, a } of availabilityOf) {
       const said = payload === a.online ? 'online' : payload === a.offline ? 'offline' : undefined
@@ -80,7 +95,9 @@ async function forget(configTopic: string): Promise<void> {
   const entity = entities.get(configTopic)!
   entities.delete(configTopic)
   for (const t of topicsOf(entity)) {
-    if (users(t) === 0 && !topicMatches(options.topic, t)) await client.unsubscribeAsync(t)
+    if (users(t) > 0) continue
+    lastSeen.delete(t)
+    if (!topicMatches(options.topic, t)) await client.unsubscribeAsync(t)
   }
 }
 
