@@ -57,8 +57,6 @@ export interface StageOptions {
   broker?: RunningBroker
   /** Put every topic under this prefix, to share a broker with others (see topic()). */
   topicPrefix?: string
-  /** Where show mode writes; stdout by default. */
-  write?: (text: string) => void
   /** The scenario's needs (Scenario.needs); check() and show() pass them. */
   needs?: BrokerNeeds
 }
@@ -86,7 +84,7 @@ export class Stage {
   private readonly colour: boolean
 
   constructor(readonly options: StageOptions) {
-    this.colour = options.mode === 'show' && !options.write && Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
+    this.colour = options.mode === 'show' && Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
   }
 
   /** Start the bundled broker on a free port, or use options.url. */
@@ -316,8 +314,7 @@ export class Stage {
 
   print(text: string): void {
     if (this.options.mode !== 'show') return
-    if (this.options.write) this.options.write(`${text}\n`)
-    else process.stdout.write(`${text}\n`)
+    process.stdout.write(`${text}\n`)
   }
 
   paint(code: number, text: string): string {
