@@ -1,5 +1,6 @@
 // Tests start real processes (node with tsx takes about half a second each), so they get time to
-// finish; no test asserts a duration.
+// finish; no test asserts a duration. Most of a test's time is spent waiting on its child processes,
+// so two workers run side by side even on two cores (vitest would use one here).
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
@@ -7,5 +8,6 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 30_000,
+    maxWorkers: 2,
   },
 })
