@@ -12,6 +12,8 @@ const publisher = 'demos/basic-pubsub/publisher.ts'
 
 export const discovery: Scenario = {
   name: 'discovery',
+  // The WebSocket listener serves the dashboard page's MQTT connection.
+  needs: { listeners: ['ws'] },
   title: 'devices announce themselves with retained configs; listeners discover them by wildcard, even late, and see them drop off',
   async play(stage) {
     const prefix = stage.topic(DEFAULT_PREFIX)
@@ -37,6 +39,11 @@ export const discovery: Scenario = {
     await stage.step(`Start a listener on ${prefix}/#, as Home Assistant does`)
     const first = stage.spawn('listener-1', listener, prefixArgs)
     await first.expect(`subscribed to ${prefix}/# (QoS 0)`, undefined, 'listener-1 is subscribed to every config topic, whatever its depth')
+    if (stage.wsUrl) {
+      stage.say('for the projector: the same discovery as a page, in the browser, over MQTT over WebSocket (docs/09-dashboard.md)')
+      const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', ['--url', stage.wsUrl, '--http-port', '0', ...prefixArgs])
+      await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, undefined, 'open that address in a browser to watch the devices appear')
+    }
 
     await stage.step('Start a kitchen light: it announces itself with a retained config')
     const lamp = stage.spawn('light', device, deviceArgs)

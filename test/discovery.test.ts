@@ -15,7 +15,7 @@ const device = 'demos/discovery/device.ts'
 const listener = 'demos/discovery/listener.ts'
 
 /** The URL the demos connected to, from the broker's ready line. */
-const url = (events: Event[]) => events.flatMap((e) => (e.kind === 'line' && e.label === 'broker' ? [e.text.match(/^broker ready on (\S+?);/)?.[1]] : []))[0]
+const url = (events: Event[]) => events.flatMap((e) => (e.kind === 'line' && e.label === 'broker' ? [e.text.match(/^broker ready on (\S+?)[;\s]/)?.[1]] : []))[0]
 const printed = (events: Event[], label: string) =>
   events.flatMap((e) => (e.kind === 'line' && e.label === label && !/\bmarker-\d+\b/.test(e.text) ? [e.text] : []))
 

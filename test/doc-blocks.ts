@@ -48,11 +48,15 @@ function blocks(page: string): Block[] {
 /** Every fenced block of the README and docs/. */
 export const allBlocks = pages.flatMap(blocks)
 
-/** Replace what differs between runs: the broker's port, and MQTT.js's random client ids (by order of appearance). */
+/** Replace what differs between runs: ports and MQTT.js's random client ids, each by order of first appearance. */
 export function normalise(text: string): string {
+  const ports = new Map<string, string>()
   const ids = new Map<string, string>()
   return text
-    .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:1883')
+    .replace(/127\.0\.0\.1:(\d+)/g, (_, port: string) => {
+      if (!ports.has(port)) ports.set(port, `<port ${ports.size + 1}>`)
+      return `127.0.0.1:${ports.get(port)}`
+    })
     .replace(/mqttjs_[0-9a-f]+/g, (id) => {
       if (!ids.has(id)) ids.set(id, `<client ${ids.size + 1}>`)
       return ids.get(id)!

@@ -1,16 +1,22 @@
 // One suite per scenario, so that each plays only twice: once to check what it proves and every docs
 // block that quotes it, once more against the same broker to check that it leaves the broker as it
 // found it (same output, no retained message left) and can run again in front of an audience.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { check, claimsMet, type Event, type Scenario } from '../scenarios/stage.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
 
-/** What each demo program printed, by label (processes run side by side, so only each one's order is fixed). */
-function byLabel(events: Event[]): Record<string, string[]> {
+/**
+ * What each demo program printed, by label (processes run side by side, so only each one's order is
+ * fixed), with ports normalised: a page or a tap listens on a new free port each run.
+ */
+function byLabel(events: Event[]): Record<string, string> {
   const lines: Record<string, string[]> = {}
   for (const e of events) if (e.kind === 'line' && e.label !== 'broker') (lines[e.label] ??= []).push(e.text)
-  return lines
+  return Object.fromEntries(Object.entries(lines).map(([label, printed]) => [label, normalise(printed.join('\n'))]))
 }
 
 /** Every topic the bundled broker holds a retained message for, read from its store. */
@@ -30,11 +36,18 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
   describe(`scenario ${scenario.name}`, () => {
     let broker: RunningBroker
     let first: Event[]
+    let dir: string | undefined
     beforeAll(async () => {
-      broker = await startBroker({ port: 0 })
+      // The listeners the scenario needs beyond TCP, as the stage would start them itself.
+      const listeners = scenario.needs?.listeners ?? []
+      if (listeners.includes('unix')) dir = await mkdtemp(join(tmpdir(), 'scenario-suite-'))
+      broker = await startBroker({ port: 0, wsPort: listeners.includes('ws') ? 0 : undefined, unixPath: dir && join(dir, 'broker.sock') })
       first = await check(scenario, { broker })
     })
-    afterAll(() => broker?.close())
+    afterAll(async () => {
+      await broker?.close()
+      if (dir) await rm(dir, { recursive: true, force: true })
+    })
 
     it(title, () => {
       expect(claimsMet(first)).toEqual(claims)
