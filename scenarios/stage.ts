@@ -483,7 +483,10 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   process.stdout.on('error', () => process.exit(0))
   let interrupted = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    // `on`, not `once`: Ctrl-C reaches us twice under npm (from the terminal, and forwarded by npm), and
+    // a second signal with no handler left would kill the show before it has cleaned up.
+    process.on(signal, () => {
+      if (interrupted) return
       interrupted = true
       stage.expectEveryEnd()
       stage.print(`\n${stage.paint(33, '■')} interrupted (${signal}): stopping every process and the broker`)
