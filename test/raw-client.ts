@@ -103,20 +103,8 @@ export class RawClient {
    * arrive before the marker did.
    */
   async publishesBefore(marker: string, timeoutMs = 5000): Promise<IPublishPacket[]> {
-    await new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (this.received.some((p) => p.cmd === 'publish' && String(p.payload) === marker)) return done(resolve)
-        if (this.closedFlag) done(() => reject(new Error(`the connection closed before the marker ${JSON.stringify(marker)} arrived`)))
-      }
-      const timer = setTimeout(() => done(() => reject(new Error(`the marker ${JSON.stringify(marker)} did not arrive within ${timeoutMs} ms`))), timeoutMs)
-      const done = (settle: () => void) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        settle()
-      }
-      this.waiters.add(check)
-      check()
-    })
+    await this.waitUntil(`the marker ${JSON.stringify(marker)}`, timeoutMs, true,
+      () => this.received.some((p) => p.cmd === 'publish' && String(p.payload) === marker) || undefined)
     const publishes = this.received.filter((p): p is IPublishPacket => p.cmd === 'publish')
     const at = publishes.findIndex((p) => String(p.payload) === marker)
     const taken = new Set<Packet>(publishes.slice(0, at + 1))
@@ -146,36 +134,35 @@ export class RawClient {
 
   /** Resolve with the first not yet consumed packet of type `cmd`; rejects if the connection closes first. */
   next<C extends Packet['cmd']>(cmd: C, timeoutMs = 5000): Promise<Extract<Packet, { cmd: C }>> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const at = this.received.findIndex((p) => p.cmd === cmd)
-        if (at >= 0) return done(() => resolve(this.received.splice(at, 1)[0] as Extract<Packet, { cmd: C }>))
-        if (this.closedFlag) done(() => reject(new Error(`the connection closed before a ${cmd.toUpperCase()} arrived`)))
-      }
-      const timer = setTimeout(() => done(() => reject(new Error(`no ${cmd.toUpperCase()} within ${timeoutMs} ms`))), timeoutMs)
-      const done = (settle: () => void) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        settle()
-      }
-      this.waiters.add(check)
-      check()
+    return this.waitUntil(`a ${cmd.toUpperCase()}`, timeoutMs, true, () => {
+      const at = this.received.findIndex((p) => p.cmd === cmd)
+      return at >= 0 ? (this.received.splice(at, 1)[0] as Extract<Packet, { cmd: C }>) : undefined
     })
   }
 
   /** Resolve once the broker has closed the connection; returns the packets it sent and nobody consumed. */
   closed(timeoutMs = 5000): Promise<Packet[]> {
+    return this.waitUntil('the broker closing the connection', timeoutMs, false,
+      () => (this.closedFlag ? this.received.splice(0) : undefined))
+  }
+
+  /**
+   * Resolve with what `found` returns once it returns something, checked on every packet; reject,
+   * naming what was awaited, after `timeoutMs`, or when the connection closes first if `failOnClose`.
+   */
+  private waitUntil<T>(awaited: string, timeoutMs: number, failOnClose: boolean, found: () => T | undefined): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (!this.closedFlag) return
+        const result = found()
+        if (result !== undefined) return done(() => resolve(result))
+        if (failOnClose && this.closedFlag) done(() => reject(new Error(`the connection closed before ${awaited} arrived`)))
+      }
+      const timer = setTimeout(() => done(() => reject(new Error(`waited ${timeoutMs} ms for ${awaited}`))), timeoutMs)
+      const done = (settle: () => void) => {
         clearTimeout(timer)
         this.waiters.delete(check)
-        resolve(this.received.splice(0))
+        settle()
       }
-      const timer = setTimeout(() => {
-        this.waiters.delete(check)
-        reject(new Error(`the broker did not close the connection within ${timeoutMs} ms`))
-      }, timeoutMs)
       this.waiters.add(check)
       check()
     })
