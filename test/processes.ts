@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
 import { expect } from 'vitest'
+import { LIFELINE } from '../lib/cli.ts'
 import { ROOT } from '../scenarios/stage.ts'
 
 export interface Finished {
@@ -23,8 +24,10 @@ export function start(script: string, args: string[] = [], env: NodeJS.ProcessEn
   delete base.MQTT_URL
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
     cwd: ROOT,
-    env: { ...base, NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // The lifeline (lib/cli.ts): if the test dies or times out before it stops the program, the
+    // program ends with it instead of outliving the run.
+    env: { ...base, NO_COLOR: '1', [LIFELINE]: '1', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   })
   return new Program(child, `${script} ${args.join(' ')}`)
 }
