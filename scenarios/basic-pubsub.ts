@@ -8,15 +8,16 @@ export const basicPubsub: Scenario = {
   title: 'a subscriber listens on my_topic, a publisher sends "on", the subscriber prints it',
   async play(stage) {
     const topic = stage.topic('my_topic')
+    const topicArgs = stage.topicFlag('my_topic')
 
     await stage.step('Start a subscriber on my_topic and let it wait for messages')
-    const subscriber = stage.spawn('subscriber', 'demos/basic-pubsub/subscriber.ts', topicArgs(topic))
+    const subscriber = stage.spawn('subscriber', 'demos/basic-pubsub/subscriber.ts', topicArgs)
     await subscriber.expect(`connected to ${stage.url}, result code 0`, 'C6',
       'the connect callback ran when the broker accepted the connection (CONNACK, result code 0)')
     await subscriber.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is subscribed and waiting')
 
     await stage.step('Run the publisher: it connects, publishes "on" to my_topic and disconnects')
-    const publisher = await stage.run('publisher', 'demos/basic-pubsub/publisher.ts', topicArgs(topic))
+    const publisher = await stage.run('publisher', 'demos/basic-pubsub/publisher.ts', topicArgs)
     await publisher.expect(`published "on" to ${topic}`, 'C5', 'the publisher sent its message and exited')
     await subscriber.expect(`${topic} on`, 'C7', 'the subscriber printed the topic and the payload')
     stage.say('the broker passed the message from one client to the other (C1)')
@@ -25,11 +26,6 @@ export const basicPubsub: Scenario = {
     await stage.step('Stop the subscriber with Ctrl-C')
     await subscriber.stop()
   },
-}
-
-/** The demos default to the article's topic; pass --topic only when the stage prefixes it. */
-function topicArgs(topic: string): string[] {
-  return topic === 'my_topic' ? [] : ['--topic', topic]
 }
 
 if (isMain(import.meta.url)) await show(basicPubsub)

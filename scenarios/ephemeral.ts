@@ -13,7 +13,7 @@ export const ephemeral: Scenario = {
   title: 'a message nobody listens to is dropped; a subscriber only gets what is published while it listens',
   async play(stage) {
     const topic = stage.topic('my_topic')
-    const topicArgs = topic === 'my_topic' ? [] : ['--topic', topic]
+    const topicArgs = stage.topicFlag('my_topic')
 
     await stage.step('Run the publisher while no subscriber is running')
     await stage.run('publisher', publisher, topicArgs)

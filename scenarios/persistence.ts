@@ -16,7 +16,7 @@ export const persistence: Scenario = {
   needs: { none: true },
   async play(stage) {
     const topic = stage.topic('my_topic')
-    const topicArgs = topic === 'my_topic' ? [] : ['--topic', topic]
+    const topicArgs = stage.topicFlag('my_topic')
     const store = join(await stage.tempDir(), 'store')
     if (stage.options.url) stage.say(`this experiment is about the bundled broker's store: it runs brokers of its own, not the one at ${stage.url}`)
 

@@ -12,7 +12,7 @@ export const retained: Scenario = {
   title: 'the broker keeps the last retained message of a topic and gives it to every new subscriber',
   async play(stage) {
     const topic = stage.topic('my_topic')
-    const topicArgs = topic === 'my_topic' ? [] : ['--topic', topic]
+    const topicArgs = stage.topicFlag('my_topic')
     stage.retains(topic)
 
     await stage.step('With no subscriber running, publish once with --retain')

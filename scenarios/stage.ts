@@ -116,6 +116,14 @@ export class Stage {
     return `${this.options.topicPrefix ?? ''}${name}`
   }
 
+  /**
+   * The flag that points a demo whose default topic is `name` at the stage's topic: nothing, unless the
+   * stage prefixes topics, so the commands the show prints stay the ones the docs give.
+   */
+  topicFlag(name: string): string[] {
+    return this.prefixed ? ['--topic', this.topic(name)] : []
+  }
+
   /** Whether topics are put under a prefix, because the broker is shared with others. */
   get prefixed(): boolean {
     return Boolean(this.options.topicPrefix)

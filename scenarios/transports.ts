@@ -21,7 +21,7 @@ export const transports: Scenario = {
   needs: { listeners: ['ws', 'unix'] },
   async play(stage) {
     const topic = stage.topic('my_topic')
-    const topicArgs = topic === 'my_topic' ? [] : ['--topic', topic]
+    const topicArgs = stage.topicFlag('my_topic')
     const all: Transport[] = [
       { name: 'TCP', label: 'tcp-subscriber', url: stage.url },
       { name: 'WebSocket', label: 'ws-subscriber', url: stage.wsUrl },

@@ -17,7 +17,7 @@ export const wire: Scenario = {
   title: 'every packet of a subscriber\'s session, in hex: the smallest MQTT packets are 2 bytes',
   async play(stage) {
     const topic = stage.topic('my_topic')
-    const topicArgs = topic === 'my_topic' ? [] : ['--topic', topic]
+    const topicArgs = stage.topicFlag('my_topic')
     if (!/^(mqtt|tcp):/.test(stage.url)) {
       stage.say(`the tap passes plain TCP and the broker is at ${stage.url}: this experiment needs an mqtt:// broker`)
       return
@@ -30,7 +30,7 @@ export const wire: Scenario = {
     stage.ok(undefined, `a client that connects to ${tapUrl} talks to the broker through the tap`)
 
     await stage.step(`Start the subscriber through the tap, with a keepalive of ${KEEPALIVE} seconds`)
-    const sub = stage.spawn('subscriber', subscriber, ['--url', tapUrl, '--id', 'wire-subscriber', '--keepalive', String(KEEPALIVE), ...topicArgs])
+    const sub = stage.spawn('subscriber', subscriber, ['--url', tapUrl, '--id', stage.clientId('wire-subscriber'), '--keepalive', String(KEEPALIVE), ...topicArgs])
     await sub.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is connected and subscribed, as usual')
     // Each packet starts with a fixed header: a byte for the type and flags, then how many bytes follow.
     const connect = await packet(wiretap, 'client', 'CONNECT')
