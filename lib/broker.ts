@@ -1,6 +1,6 @@
-// The bundled broker: aedes over TCP (and, when asked, over WebSocket and a Unix domain socket, and
-// with a store on disk), on 127.0.0.1:1883 unless told otherwise. Scenarios and tests import
-// startBroker(); run directly it is `npm run broker`.
+// The bundled broker: aedes (MQTT 3.1, 3.1.1 and 5) with the fixes of broker-fixes.ts, over TCP (and,
+// when asked, over WebSocket and a Unix domain socket, and with a store on disk), on 127.0.0.1:1883
+// unless told otherwise. Scenarios and tests import startBroker(); run directly it is `npm run broker`.
 import { existsSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
@@ -10,10 +10,10 @@ import type { Duplex } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
+import { applyFixes } from './broker-fixes.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { withPacketSizeLimit } from './packet-limit.ts'
 import { openStore } from './store.ts'
-import { topicMatches } from './topics.ts'
 
 export interface BrokerOptions {
   /** Interface to listen on; 127.0.0.1 (loopback only) unless the user asks for more. */
@@ -99,10 +99,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promi
   const host = options.host ?? '127.0.0.1'
   const store = options.persist === undefined ? undefined : await openStore(options.persist)
   const aedes = await Aedes.createBroker(store && { persistence: store.persistence })
-  keepDollarTopicsFromWildcards(aedes)
-  keepEachClientsPublishesInOrder(aedes)
-  deliverAtGrantedQoS(aedes)
-  refuseEmptyIdForPersistentSession(aedes)
+  applyFixes(aedes)
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell)
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
@@ -123,9 +120,15 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promi
   const tcp = createServer({ noDelay: true }, (socket) => accept(socket))
   const servers: (Server | HttpServer)[] = [tcp]
   const close = async (asIfCrashed: boolean) => {
-    // A broker that crashes publishes no Last Will for its clients: it is gone before it could.
+    // A broker that crashes publishes no Last Will for its clients, and sends MQTT 5 clients no
+    // DISCONNECT (aedes' close() tells them "server shutting down"): their connections just drop.
     // aedes keeps its clients in `clients`, which its types leave out.
-    if (asIfCrashed) for (const client of Object.values((aedes as unknown as { clients: Record<string, { will: unknown }> }).clients)) client.will = null
+    if (asIfCrashed) {
+      for (const client of Object.values((aedes as unknown as { clients: Record<string, Client & { will: unknown }> }).clients)) {
+        client.will = null
+        client.conn.destroy()
+      }
+    }
     await new Promise<void>((done) => aedes.close(() => done()))
     await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))))
     await store?.close()
@@ -150,95 +153,6 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promi
   } catch (error) {
     await close(false)
     throw error
-  }
-}
-
-/**
- * MQTT 3.1.1 §4.7.2: a filter that starts with + or # must not match a topic name that starts with $.
- * aedes keeps to this for live messages but sends retained ones anyway (subscribe to # and you get
- * $SYS/broker/version); this hook, which sees every message on its way to a client, drops a $ topic
- * unless one of the client's filters that does not start with a wildcard matches it.
- */
-function keepDollarTopicsFromWildcards(aedes: Aedes): void {
-  const forward = aedes.authorizeForward
-  aedes.authorizeForward = (client, packet) => {
-    if (packet.topic.startsWith('$')) {
-      // aedes keeps a client's filters in `subscriptions`, which its types leave out.
-      const filters = Object.keys((client as Client & { subscriptions: Record<string, unknown> }).subscriptions)
-      if (!filters.some((filter) => !/^[+#]/.test(filter) && topicMatches(filter, packet.topic))) return null
-    }
-    return forward.call(aedes, client, packet)
-  }
-}
-
-/**
- * MQTT 3.1.1 §4.6: messages from one client on a topic reach subscribers in the order they were sent.
- * aedes stores a retained message before routing it, asynchronously, so a publish that follows at
- * once overtakes it; aedes' duplicate filter then drops the overtaken message as already seen. So a
- * subscriber of a topic that got "on" (retained) then "off" saw only "off". Here each client's next
- * PUBLISH is let through only once the previous one has been routed (aedes calls `published` last).
- * QoS 2 is left alone: aedes does not route a retransmitted QoS 2 message again, so it would wait forever.
- */
-function keepEachClientsPublishesInOrder(aedes: Aedes): void {
-  const previous = new WeakMap<Client, Promise<void>>()
-  const routed = new WeakMap<Client, (() => void)[]>()
-  const authorize = aedes.authorizePublish
-  aedes.authorizePublish = (client, packet, callback) => {
-    if (!client || packet.qos === 2) return authorize.call(aedes, client, packet, callback)
-    let done!: () => void
-    const mine = new Promise<void>((resolve) => (done = resolve))
-    const before = previous.get(client) ?? Promise.resolve()
-    previous.set(client, mine)
-    void before.then(() => authorize.call(aedes, client, packet, (error) => {
-      if (error) done()
-      else routed.set(client, [...(routed.get(client) ?? []), done])
-      callback(error)
-    }))
-  }
-  const published = aedes.published
-  aedes.published = (packet, client, callback) => {
-    if (client && packet.qos !== 2) routed.get(client)?.shift()?.()
-    published.call(aedes, packet, client, callback)
-  }
-}
-
-/**
- * MQTT 3.1.1 §3.8.4: a message reaches a subscriber at the lower of its own QoS and the QoS granted
- * to the matching subscription. aedes looks the subscription up by the message's topic name, which
- * finds an exact filter but never a wildcard one: so a retained QoS 1 message reached a QoS 0
- * subscription to homeassistant/# at QoS 1 (the discovery listener's case). This hook lowers the
- * QoS to the highest granted by the client's filters that match the topic.
- */
-function deliverAtGrantedQoS(aedes: Aedes): void {
-  const forward = aedes.authorizeForward
-  aedes.authorizeForward = (client, packet) => {
-    const toForward = forward.call(aedes, client, packet)
-    if (!toForward || toForward.qos === 0) return toForward
-    const { subscriptions } = client as Client & { subscriptions: Record<string, { qos: number }> }
-    const granted = Math.max(0, ...Object.entries(subscriptions)
-      .filter(([filter]) => topicMatches(filter, toForward.topic))
-      .map(([, subscription]) => subscription.qos))
-    return granted < toForward.qos ? { ...toForward, qos: granted as 0 | 1 } : toForward
-  }
-}
-
-/**
- * MQTT 3.1.1 §3.1.3.1: a client that connects with a zero-length client id and CleanSession 0 must be
- * refused with CONNACK return code 2 (identifier rejected), as the broker could not find its session
- * again. aedes makes up an id and accepts it. preConnect sees the CONNECT packet and notes such a
- * client; authenticate, the hook whose error carries a CONNACK return code, refuses it.
- */
-function refuseEmptyIdForPersistentSession(aedes: Aedes): void {
-  const refused = new WeakSet<Client>()
-  const preConnect = aedes.preConnect
-  aedes.preConnect = (client, packet, callback) => {
-    if (packet.clientId === '' && !packet.clean) refused.add(client)
-    preConnect.call(aedes, client, packet, callback)
-  }
-  const authenticate = aedes.authenticate
-  aedes.authenticate = (client, username, password, callback) => {
-    if (!refused.has(client)) return authenticate.call(aedes, client, username, password, callback)
-    callback(Object.assign(new Error('a zero-length client id needs CleanSession 1'), { returnCode: 2 as const }), false)
   }
 }
 

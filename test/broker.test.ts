@@ -1,5 +1,8 @@
 // The bundled broker, imported (startBroker) and run as `npm run broker` would run it.
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
@@ -44,6 +47,31 @@ describe('startBroker', () => {
     await pub.publishAsync('my_topic', 'over websocket')
     expect(await received).toBe('over websocket')
     await Promise.all([sub.endAsync(), pub.endAsync()])
+  })
+
+  it.each([['3.1', 3], ['3.1.1', 4], ['5', 5]] as const)('speaks MQTT %s on TCP, WebSocket and a Unix socket, in memory and with a store on disk', async (_name, protocolVersion) => {
+    const dir = await mkdtemp(join(tmpdir(), 'broker-test-'))
+    try {
+      for (const persist of [undefined, join(dir, 'store')]) {
+        const broker = await startBroker({ port: 0, wsPort: 0, unixPath: join(dir, 'broker.sock'), persist })
+        running.push(broker)
+        for (const url of [broker.url, broker.wsUrl!, broker.unixUrl!]) {
+          const where = `MQTT ${protocolVersion} on ${url.split(':')[0]}${persist ? ' with --persist' : ''}`
+          const publisher = await mqtt.connectAsync(url, { protocolVersion, reconnectPeriod: 0 })
+          await publisher.publishAsync('my_topic', where, { qos: 1, retain: true })
+          // A retained message, stored and sent back to a new subscriber: a round trip through the store.
+          const subscriber = await mqtt.connectAsync(url, { protocolVersion, reconnectPeriod: 0 })
+          const received = new Promise<string>((resolve) => subscriber.on('message', (_topic, payload) => resolve(String(payload))))
+          await subscriber.subscribeAsync('my_topic', { qos: 1 })
+          expect(await received, where).toBe(where)
+          await publisher.publishAsync('my_topic', '', { qos: 1, retain: true })
+          await Promise.all([publisher.endAsync(), subscriber.endAsync()])
+        }
+        await running.pop()!.close()
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('S4: a filter that starts with # gets no retained $SYS message (plain aedes sends it)', async () => {

@@ -30,9 +30,12 @@ afterAll(() => rm(dir, { recursive: true, force: true }))
 
 describe('scenario persistence', () => {
   let first: Event[]
+  // Twenty programs start one after another (eight brokers, publishers, subscribers), each about half a
+  // second of node and tsx, and more when the machine is busy: a play took 13 s at rest and over 30 s
+  // (the default for a hook) beside other test files on two cores, with aedes 1.2 as with 2.0.
   beforeAll(async () => {
     first = await check(persistence)
-  })
+  }, 120_000)
 
   it('C11, S2, S1: with --persist, retained messages and queued messages outlive a restart and a kill; without it they are lost', async () => {
     expect(claimsMet(first)).toEqual(['C11', 'S2', 'S1'])
@@ -61,7 +64,7 @@ describe('scenario persistence', () => {
       stable(printed(events, 'alice')).split('\n').sort()]
     expect(byLabel(second)).toEqual(byLabel(first))
     expect(storeOf(second)).not.toBe(storeOf(first))
-  })
+  }, 120_000)
 })
 
 describe('--persist bad input: one line, exit 1', () => {
