@@ -12,7 +12,6 @@ import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { applyFixes } from './broker-fixes.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
-import { withPacketSizeLimit } from './packet-limit.ts'
 import { openStore } from './store.ts'
 
 export interface BrokerOptions {
@@ -28,7 +27,7 @@ export interface BrokerOptions {
   unixPath?: string
   /** Keep retained messages and persistent sessions in a store in this directory (see store.ts); in memory when undefined. */
   persist?: string
-  /** Close a connection that sends a packet larger than this many bytes (see packet-limit.ts). */
+  /** Close a connection that sends a packet larger than this many bytes (aedes' maximumPacketSize; MQTT 5 clients are told it in the CONNACK). */
   maxPacketSize?: number
   /** Accept only clients that give this user name and password (CONNACK return code 4 otherwise). */
   credentials?: { username: string; password: string }
@@ -66,7 +65,9 @@ export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024
 /** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const listeners = new Set<ClientEventListener>()
-  const tell: ClientEventListener = (line, clientId) => listeners.forEach((listener) => listener(line, clientId))
+  const tell = Object.assign<ClientEventListener, { listening(): boolean }>(
+    (line, clientId) => listeners.forEach((listener) => listener(line, clientId)),
+    { listening: () => listeners.size > 0 })
   const onClientEvent = (listener: ClientEventListener) => {
     listeners.add(listener)
     return () => void listeners.delete(listener)
@@ -95,29 +96,26 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
 type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & { close(asIfCrashed: boolean): Promise<void> }
 
 /** One life of the broker: aedes with its fixes, its store and its listeners. */
-async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promise<Running> {
+async function bringUp(options: BrokerOptions, tell: ClientEventListener & { listening(): boolean }): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
   const store = options.persist === undefined ? undefined : await openStore(options.persist)
-  const aedes = await Aedes.createBroker(store && { persistence: store.persistence })
+  const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
+  // aedes checks each packet's announced size as soon as it has read the fixed header, before it
+  // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
+  const aedes = await Aedes.createBroker({ maximumPacketSize: maxPacketSize, ...(store && { persistence: store.persistence }) })
   applyFixes(aedes)
   if (options.credentials) requireCredentials(aedes, options.credentials)
-  logEvents(aedes, tell)
+  logEvents(aedes, tell, maxPacketSize)
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
   await new Promise<void>((resolve, reject) => aedes.publish(
     { cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('mqtt-by-example bundled broker (aedes)'), qos: 0, retain: true, dup: false },
     (error) => (error ? reject(error) : resolve())))
 
-  const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
-  /** Hand a connection to aedes, watching the size of each packet it reads. */
-  const accept = (stream: Duplex, request?: IncomingMessage) => {
-    const client = aedes.handle(withPacketSizeLimit(stream, maxPacketSize, (size) => {
-      const id = client.id ?? '(before CONNECT)'
-      tell(`client ${id} cut off: a packet of ${size} bytes is over the limit of ${maxPacketSize} (--max-packet-size)`, id)
-    }), request)
-  }
+  const accept = (stream: Duplex, request?: IncomingMessage) => void aedes.handle(stream, request)
   // No Nagle: a broker answers with small packets (PUBACK, then the message it forwards), and waiting to
-  // bundle them costs a delayed-ACK timeout, about 40 ms, on every QoS 1 round trip.
-  const tcp = createServer({ noDelay: true }, (socket) => accept(socket))
+  // bundle them costs a delayed-ACK timeout, about 40 ms, on every QoS 1 round trip. Half-open: once a
+  // client's FIN is read, the broker still writes the PUBACKs of what came before it (broker-fixes.ts).
+  const tcp = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => accept(socket))
   const servers: (Server | HttpServer)[] = [tcp]
   const close = async (asIfCrashed: boolean) => {
     // A broker that crashes publishes no Last Will for its clients, and sends MQTT 5 clients no
@@ -126,7 +124,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promi
     if (asIfCrashed) {
       for (const client of Object.values((aedes as unknown as { clients: Record<string, Client & { will: unknown }> }).clients)) {
         client.will = null
-        client.conn.destroy()
+        client.conn.destroy(new Error('the broker crashed'))
       }
     }
     await new Promise<void>((done) => aedes.close(() => done()))
@@ -145,7 +143,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promi
     }
     let unixUrl: string | undefined
     if (options.unixPath !== undefined) {
-      const unix = createServer((socket) => accept(socket))
+      const unix = createServer({ allowHalfOpen: true }, (socket) => accept(socket))
       servers.push(unix)
       unixUrl = `mqtt+unix://${await listenUnix(unix, options.unixPath)}`
     }
@@ -239,17 +237,27 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
-/** One line per connect, subscribe, publish and disconnect: what a speaker wants the audience to see. */
-function logEvents(aedes: Aedes, log: ClientEventListener): void {
+/**
+ * One line per connect, subscribe, publish and disconnect: what a speaker wants the audience to see.
+ * Lines are made only while someone listens (`npm run broker -- --quiet` and the bench make none).
+ */
+function logEvents(aedes: Aedes, log: ClientEventListener & { listening(): boolean }, maxPacketSize: number): void {
   aedes.on('client', (client) => log(`client ${client.id} connected`, client.id))
   aedes.on('clientDisconnect', (client) => log(`client ${client.id} disconnected`, client.id))
   aedes.on('subscribe', (subscriptions, client) => {
     for (const s of subscriptions) log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`, client.id)
   })
+  const tooLarge = (client: Client, error: Error & { size?: number }) => {
+    if (error.message !== 'packet too large') return
+    const id = client.id ?? '(before CONNECT)'
+    log(`client ${id} cut off: a packet of ${error.size} bytes is over the limit of ${maxPacketSize} (--max-packet-size)`, id)
+  }
+  aedes.on('clientError', tooLarge)
+  aedes.on('connectionError', tooLarge)
   // Logged on arrival (aedes' 'publish' event comes after routing, so after a quick DISCONNECT).
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
-    if (client) {
+    if (client && log.listening()) {
       const retained = packet.retain ? ' (retained)' : ''
       log(`client ${client.id} published ${JSON.stringify(packet.payload.toString())} to ${packet.topic}${retained}`, client.id)
     }

@@ -6,14 +6,13 @@
 // docs/conformance.md against this run's results; `npm run conformance` (CONFORMANCE_WRITE=1)
 // rewrites the page from them instead.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { Aedes } from 'aedes'
 import type { IPublishPacket } from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker } from '../lib/broker.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { mosquittoPath, mosquittoVersion, NOT_INSTALLED, startMosquitto } from './mosquitto.ts'
+import { startPlainAedes } from './aedes-alone.ts'
 import { RawClient, type ConnectOptions } from './raw-client.ts'
 
 /** What one test can do with the broker under test; every topic it uses is under its own namespace. */
@@ -487,21 +486,6 @@ const targets: Target[] = [
     },
   },
 ]
-
-/** aedes as it comes: what lib/broker.ts starts from before it applies lib/broker-fixes.ts. */
-async function startPlainAedes(): Promise<{ url: string; close(): Promise<void> }> {
-  const aedes = await Aedes.createBroker()
-  const server = createServer(aedes.handle)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    close: async () => {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()))
-      await new Promise((resolve) => server.close(resolve))
-    },
-  }
-}
 
 /** Which rules passed on which broker in this run: `<target>:<rule id>`. */
 const results = new Map<string, boolean>()
