@@ -3,6 +3,7 @@
 // docs/conformance.md, and test/conformance.test.ts runs aedes without them to show each is needed.
 // lib/broker.ts applies them all to every aedes it starts; add a new fix to applyFixes.
 import type { Aedes, Client } from 'aedes'
+import { fixMqtt5 } from './broker-mqtt5.ts'
 import { topicMatches } from './topics.ts'
 
 /** Every fix, in the order its hooks must wrap each other. */
@@ -10,6 +11,8 @@ export function applyFixes(aedes: Aedes): void {
   keepDollarTopicsFromWildcards(aedes)
   keepEachClientsPublishesInOrder(aedes)
   deliverAtGrantedQoS(aedes)
+  // Last: its size check must see each message as the fixes above leave it.
+  fixMqtt5(aedes)
 }
 
 /**

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { applyFixes } from './broker-fixes.ts'
+import { mqtt5Options } from './broker-mqtt5.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { withPacketSizeLimit } from './packet-limit.ts'
 import { openStore } from './store.ts'
@@ -98,7 +99,7 @@ type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & { cl
 async function bringUp(options: BrokerOptions, tell: ClientEventListener): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
   const store = options.persist === undefined ? undefined : await openStore(options.persist)
-  const aedes = await Aedes.createBroker(store && { persistence: store.persistence })
+  const aedes = await Aedes.createBroker({ ...mqtt5Options, ...(store && { persistence: store.persistence }) })
   applyFixes(aedes)
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell)

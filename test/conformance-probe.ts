@@ -198,6 +198,8 @@ export type Results = Map<string, boolean>
  * One describe block per broker, one test per rule, speaking `protocolVersion`. A departure is
  * expected: its test passes when the broker gives the wrong answer, and fails, saying so, the day
  * the broker starts keeping the rule. Returns this run's results, filled in as the tests run.
+ * The brokers are tested side by side (each has its own, so no rule sees another's messages), and
+ * on each the rules run one after the other; rules that let time pass make this worth it.
  */
 export function conformanceSuites({ file, rules, departures, protocolVersion }: {
   /** The test file, named in the message of a departure that is no longer one. */
@@ -208,7 +210,8 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
 }): Results {
   const results: Results = new Map()
   for (const target of targets) {
-    describe.skipIf(!target.installed)(target.installed ? target.title : NOT_INSTALLED, () => {
+    const suite = target.installed ? describe.concurrent : describe.skip
+    suite(target.installed ? target.title : NOT_INSTALLED, () => {
       let broker: { url: string; close(): Promise<void> }
       let probe: Probe | undefined
       beforeAll(async () => {
@@ -223,7 +226,7 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
       for (const rule of rules) {
         const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}: ${rule.says}`
         const departure = departures[target.key]?.[rule.id]
-        it(departure ? `${title} (departs: ${departure.note})` : title, async () => {
+        it(departure ? `${title} (departs: ${departure.note})` : title, { concurrent: false }, async () => {
           probe = new Probe(broker.url, protocolVersion)
           let failure: unknown
           await rule.test(probe).catch((error: unknown) => (failure = error))
