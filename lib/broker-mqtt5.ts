@@ -2,8 +2,9 @@
 // demo or a common client meets, an option or a hook here puts it right. Each has a rule in
 // test/conformance5.test.ts that fails on aedes alone; the departures left are listed, with their
 // sections, in docs/conformance.md.
-import type { Aedes, AedesOptions } from 'aedes'
+import type { Aedes, AedesOptions, Client } from 'aedes'
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
+import { topicMatches } from './topics.ts'
 
 /**
  * MQTT 5 §3.2.2.3.8: a client may use topic aliases only up to the Topic Alias Maximum the broker
@@ -15,6 +16,7 @@ export const mqtt5Options: AedesOptions = { topicAliasMaximum: 10 }
 /** Put aedes' MQTT 5 departures right on `aedes`; call it once, after the broker's other hooks. */
 export function fixMqtt5(aedes: Aedes): void {
   keepWillDelayOutOfPublish(aedes)
+  deliverOnceForAllMatchingSubscriptions(aedes)
   sendNoPacketOverClientsMaximum(aedes)
 }
 
@@ -33,6 +35,60 @@ function keepWillDelayOutOfPublish(aedes: Aedes): void {
       packet.properties = publishProperties
     }
     authorize.call(aedes, client, packet, callback)
+  }
+}
+
+type Deliver = (packet: IPublishPacket, done: () => void) => void
+
+/** What aedes keeps on a client and its types leave out: its filters, and how it sends a message at QoS 0 and above. */
+interface ClientInternals {
+  subscriptions: Record<string, { qos: number; si?: number }>
+  deliver0: Deliver
+  deliverQoS: Deliver
+}
+
+/**
+ * MQTT 5 §3.3.4 (3.1.1 §3.3.5 says the first half too): a message that matches several subscriptions
+ * of one client reaches it at the highest QoS they grant, and one copy carries the Subscription
+ * Identifier of each. aedes delivers through whichever matching subscription comes first and drops
+ * the rest as duplicates, so subscribed to home/# at QoS 0 and to home/light at QoS 1, a client
+ * could get a QoS 1 message on home/light at QoS 0, with home/#'s identifier only. Here, once a
+ * client connects (preConnect, before aedes restores its subscriptions, which take its delivery
+ * functions), its QoS 0 delivery hands a QoS 1 or 2 message on to the QoS delivery when another
+ * matching subscription grants more (which deliverAtGrantedQoS brings down to the highest granted);
+ * authorizeForward then puts every matching identifier on the message. A message sent to a new
+ * subscription as retained is left with that subscription's identifier alone: no other brought it.
+ */
+function deliverOnceForAllMatchingSubscriptions(aedes: Aedes): void {
+  // Counted without building a list: this runs for each message a client is sent.
+  const several = (subscriptions: object) => {
+    let count = 0
+    for (const _filter in subscriptions) if (++count > 1) return true
+    return false
+  }
+  const matching = (client: ClientInternals, topic: string) => Object.entries(client.subscriptions)
+    .filter(([filter]) => topicMatches(filter, topic)).map(([, subscription]) => subscription)
+  const preConnect = aedes.preConnect
+  aedes.preConnect = (client, packet, callback) => {
+    const internals = client as Client & ClientInternals
+    const { deliver0, deliverQoS } = internals
+    internals.deliver0 = (message, done) => {
+      if (message.qos > 0 && several(internals.subscriptions) && matching(internals, message.topic).some((s) => s.qos > 0)) {
+        return deliverQoS(message, done)
+      }
+      deliver0(message, done)
+    }
+    preConnect.call(aedes, client, packet, callback)
+  }
+  const forward = aedes.authorizeForward
+  aedes.authorizeForward = (client, packet) => {
+    const toForward = forward.call(aedes, client, packet)
+    const { subscriptions } = client as Client & ClientInternals
+    // aedes marks a retained message sent at SUBSCRIBE by taking its broker id away.
+    if (!toForward || client.version !== 5 || !several(subscriptions) || toForward.brokerId === null) return toForward
+    const identifiers = matching(client as Client & ClientInternals, toForward.topic).flatMap((s) => (s.si === undefined ? [] : [s.si]))
+    if (identifiers.length < 2) return toForward
+    return { ...toForward, properties: { ...toForward.properties, subscriptionIdentifier: identifiers } }
   }
 }
 

@@ -74,6 +74,20 @@ const rules: Rule[] = [
     },
   },
   {
+    id: 'overlapping-qos', section: '§3.3.5',
+    says: 'a message that matches several subscriptions of a client reaches it at the highest QoS they grant (once, or once per subscription)',
+    async test(p) {
+      const client = await p.client()
+      await client.subscribe([p.t('home/#')], 0)
+      await client.subscribe([p.t('home/light')], 1)
+      const publisher = await p.client()
+      await publisher.publish(p.t('home/light'), 'on', { qos: 1 })
+      const copies = await p.liveBefore(client, publisher, p.t('home/light'))
+      expect(seenAll(copies).every((line) => line === `${p.t('home/light')} on`), seenAll(copies).join(', ')).toBe(true)
+      expect(Math.max(...copies.map((packet) => packet.qos))).toBe(1)
+    },
+  },
+  {
     id: 'suback-granted', section: '§3.9.3',
     says: 'SUBACK grants the QoS asked for, 0 or 1 (what the subscriber prints)',
     async test(p) {
@@ -332,6 +346,7 @@ const departures: Departures = {
     'dollar-retained': { note: 'sends retained $ messages to # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
     'dollar-queued': { note: 'queues $ messages for # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
     'order-qos0': { note: 'drops retained messages overtaken by the next message', fix: 'keepEachClientsPublishesInOrder' },
+    'overlapping-qos': { note: 'sends it once, through whichever subscription comes first: at QoS 0', fix: 'deliverOnceForAllMatchingSubscriptions' },
   },
 }
 

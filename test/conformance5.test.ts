@@ -227,6 +227,38 @@ const rules: Rule[] = [
       expect(seenAll(await p.liveBefore(self, other, p.t('chat')))).toEqual([`${p.t('chat')} theirs`])
     },
   },
+  {
+    id: 'subscription-identifier', section: '§3.8.2.1.2, §3.3.2.3.8',
+    says: 'a message sent for a subscription made with a Subscription Identifier carries it, retained or live',
+    async test(p) {
+      const publisher = await p.client()
+      await p.retain(publisher, p.t('light'), 'on')
+      const marker = p.marker()
+      await p.retain(publisher, p.t('marker'), marker)
+      const client = await p.client()
+      await client.subscribe([p.t('light'), p.t('marker')], 1, { subscriptionIdentifier: 7 })
+      const retained = await client.publishesBefore(marker)
+      await publisher.publish(p.t('light'), 'off', { qos: 1 })
+      const live = await p.liveBefore(client, publisher, p.t('light'))
+      expect([...retained, ...live].map((packet) => [seen(packet), props(packet)])).toEqual([
+        [`${p.t('light')} on (retained)`, { subscriptionIdentifier: 7 }], [`${p.t('light')} off`, { subscriptionIdentifier: 7 }]])
+    },
+  },
+  {
+    id: 'overlapping-subscriptions', section: '§3.3.4',
+    says: 'a message that matches several subscriptions of a client reaches it at the highest QoS they grant, with the Subscription Identifier of each (in one copy, or in a copy per subscription)',
+    async test(p) {
+      const client = await p.client()
+      await client.subscribe([p.t('home/#')], 0, { subscriptionIdentifier: 1 })
+      await client.subscribe([p.t('home/light')], 1, { subscriptionIdentifier: 2 })
+      const publisher = await p.client()
+      await publisher.publish(p.t('home/light'), 'on', { qos: 1 })
+      const copies = await p.liveBefore(client, publisher, p.t('home/light'))
+      expect(seenAll(copies).every((line) => line === `${p.t('home/light')} on`), seenAll(copies).join(', ')).toBe(true)
+      const identifiers = copies.flatMap((packet) => packet.properties?.subscriptionIdentifier ?? []).sort()
+      expect([Math.max(...copies.map((packet) => packet.qos)), identifiers]).toEqual([1, [1, 2]])
+    },
+  },
   // Properties passed through
   {
     id: 'user-properties', section: '§3.3.2.3.2, §3.3.2.3.7, §3.3.2.3.9',
@@ -382,6 +414,7 @@ const departures: Departures = {
     'will-at-session-end': { note: 'waits for the will delay after the session has ended' },
   },
   aedes: {
+    'overlapping-subscriptions': { note: 'sends one copy, through whichever subscription comes first: at QoS 0, with one identifier', fix: 'deliverOnceForAllMatchingSubscriptions' },
     'will-properties': { note: 'copies the Will Delay Interval into the will\'s PUBLISH', fix: 'keepWillDelayOutOfPublish' },
     'topic-alias': { note: 'announces no Topic Alias Maximum, so a client may not use aliases', fix: 'mqtt5Options' },
     'maximum-packet-size': { note: 'sends the client every message, however large', fix: 'sendNoPacketOverClientsMaximum' },

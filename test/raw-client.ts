@@ -2,7 +2,7 @@
 // packets a proper client library would never send, and of exactly which packets, flags and
 // properties a broker sends back. Packets are built and parsed with mqtt-packet, not by hand.
 import { connect as tcpConnect, type Socket } from 'node:net'
-import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubscription, type Packet, type QoS } from 'mqtt-packet'
+import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPacket, type ISubscribePacket, type ISubscription, type Packet, type QoS } from 'mqtt-packet'
 
 /** 4 is MQTT 3.1.1, 5 is MQTT 5. */
 export type ProtocolVersion = 4 | 5
@@ -92,11 +92,12 @@ export class RawClient {
   /**
    * SUBSCRIBE to `filters` in one packet and await the SUBACK; returns what it says for each: the QoS
    * granted, or a failure code (0x80; in MQTT 5 a reason code). A filter given as an object carries
-   * MQTT 5's subscription options (No Local, Retain As Published, Retain Handling) and its own QoS.
+   * MQTT 5's subscription options (No Local, Retain As Published, Retain Handling) and its own QoS;
+   * `properties` are the SUBSCRIBE's in MQTT 5 (a Subscription Identifier).
    */
-  async subscribe(filters: (string | ISubscription)[], qos: QoS = 0): Promise<number[]> {
+  async subscribe(filters: (string | ISubscription)[], qos: QoS = 0, properties?: ISubscribePacket['properties']): Promise<number[]> {
     const messageId = this.nextMessageId()
-    this.send({ cmd: 'subscribe', messageId, subscriptions: filters.map((f) => (typeof f === 'string' ? { topic: f, qos } : f)) })
+    this.send({ cmd: 'subscribe', messageId, subscriptions: filters.map((f) => (typeof f === 'string' ? { topic: f, qos } : f)), ...(properties && { properties }) })
     const suback = await this.next('suback')
     if (suback.messageId !== messageId) throw new Error(`SUBACK for packet ${suback.messageId}, expected ${messageId}`)
     return suback.granted as number[]
