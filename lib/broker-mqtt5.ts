@@ -4,6 +4,7 @@
 // sections, in docs/conformance.md.
 import type { Aedes, AedesOptions, Client } from 'aedes'
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
+import { keepWithinReceiveMaximum } from './receive-maximum.ts'
 import { topicMatches } from './topics.ts'
 
 /**
@@ -18,6 +19,7 @@ export function fixMqtt5(aedes: Aedes): void {
   keepWillDelayOutOfPublish(aedes)
   deliverOnceForAllMatchingSubscriptions(aedes)
   sendNoPacketOverClientsMaximum(aedes)
+  keepWithinReceiveMaximum(aedes)
 }
 
 /**

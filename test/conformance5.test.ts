@@ -259,6 +259,32 @@ const rules: Rule[] = [
       expect([Math.max(...copies.map((packet) => packet.qos)), identifiers]).toEqual([1, [1, 2]])
     },
   },
+  {
+    id: 'receive-maximum', section: '§3.1.2.11.3, §4.9',
+    says: 'a client that sets a Receive Maximum has at most that many QoS 1 messages unacknowledged: the broker sends the next one as it acknowledges',
+    async test(p) {
+      const slow = await p.client({ properties: { receiveMaximum: 2 } })
+      slow.autoAck = false
+      await slow.subscribe([p.t('jobs')], 1)
+      const other = await p.client()
+      await other.subscribe([p.t('jobs')], 1)
+      const publisher = await p.client()
+      const jobs = ['one', 'two', 'three', 'four']
+      for (const job of jobs) await publisher.publish(p.t('jobs'), job, { qos: 1 })
+      const marker = p.marker()
+      await publisher.publish(p.t('jobs'), marker, { qos: 1 })
+      // Once another subscriber has them all, the broker has sent the slow one all it was going to
+      // send now; a PINGRESP comes after what it sent before.
+      await other.publishesBefore(marker)
+      slow.send({ cmd: 'pingreq' })
+      await slow.next('pingresp')
+      const unacknowledged = slow.take('publish')
+      expect(unacknowledged.map((packet) => String(packet.payload))).toEqual(['one', 'two'])
+      slow.autoAck = true
+      for (const packet of unacknowledged) slow.send({ cmd: 'puback', messageId: packet.messageId })
+      expect(seenAll(await slow.publishesBefore(marker))).toEqual(['three', 'four'].map((job) => `${p.t('jobs')} ${job}`))
+    },
+  },
   // Properties passed through
   {
     id: 'user-properties', section: '§3.3.2.3.2, §3.3.2.3.7, §3.3.2.3.9',
@@ -414,6 +440,7 @@ const departures: Departures = {
     'will-at-session-end': { note: 'waits for the will delay after the session has ended' },
   },
   aedes: {
+    'receive-maximum': { note: 'sends every message at once, whatever the client\'s Receive Maximum', fix: 'keepWithinReceiveMaximum' },
     'overlapping-subscriptions': { note: 'sends one copy, through whichever subscription comes first: at QoS 0, with one identifier', fix: 'deliverOnceForAllMatchingSubscriptions' },
     'will-properties': { note: 'copies the Will Delay Interval into the will\'s PUBLISH', fix: 'keepWillDelayOutOfPublish' },
     'topic-alias': { note: 'announces no Topic Alias Maximum, so a client may not use aliases', fix: 'mqtt5Options' },

@@ -169,6 +169,13 @@ export class RawClient {
     })
   }
 
+  /** The packets of type `cmd` received so far and not consumed yet, in order; they are consumed now. */
+  take<C extends Packet['cmd']>(cmd: C): Extract<Packet, { cmd: C }>[] {
+    const taken = this.received.filter((p): p is Extract<Packet, { cmd: C }> => p.cmd === cmd)
+    this.received.splice(0, this.received.length, ...this.received.filter((p) => p.cmd !== cmd))
+    return taken
+  }
+
   /** Resolve once the broker has closed the connection; returns the packets it sent and nobody consumed. */
   closed(timeoutMs = 5000): Promise<Packet[]> {
     return this.waitUntil('the broker closing the connection', timeoutMs, false,
