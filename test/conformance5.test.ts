@@ -62,6 +62,14 @@ const rules: Rule[] = [
     },
   },
   {
+    id: 'empty-id-persistent', section: '§3.1.3.1',
+    says: 'a zero-length client id is accepted with Clean Start 0 too (unlike in 3.1.1), under an id the broker assigns and names in CONNACK',
+    async test(p) {
+      const { connack } = await p.connect({ clientId: '', clean: false, properties: { sessionExpiryInterval: 10 } })
+      expect([connack.reasonCode, typeof connack.properties?.assignedClientIdentifier]).toEqual([0, 'string'])
+    },
+  },
+  {
     id: 'suback-reason', section: '§3.9.3',
     says: 'SUBACK gives one reason code per filter: the QoS granted, 0x00, 0x01 or 0x02',
     async test(p) {

@@ -219,14 +219,18 @@ function randomClientId(): string {
 
 /**
  * The bytes of a CONNECT. mqtt-packet refuses to build one with a zero-length client id and
- * CleanSession 0, which a client must not send (MQTT 3.1.1 §3.1.3.1) and a broker must refuse: so
- * build it with a one-byte id and cut that byte out.
+ * CleanSession (Clean Start) 0, which a 3.1.1 client must not send (MQTT 3.1.1 §3.1.3.1) and a
+ * broker must refuse, and which MQTT 5 allows: so build it with a one-byte id and cut that byte out.
  */
 function connectBytes(packet: IConnectPacket): Buffer {
   if (packet.clientId !== '' || packet.clean) return mqttPacket.generate(packet)
   const bytes = mqttPacket.generate({ ...packet, clientId: 'x' })
   // Fixed header (type, then the remaining length in one byte below 128), the 10-byte variable
-  // header of MQTT 3.1.1, then the payload, which starts with the client id: length 00 01, then "x".
-  if (bytes[1] >= 128 || bytes.readUInt16BE(12) !== 1) throw new Error('cannot build a CONNECT this long with an empty client id')
-  return Buffer.concat([Buffer.from([bytes[0], bytes[1] - 1]), bytes.subarray(2, 12), Buffer.from([0, 0]), bytes.subarray(15)])
+  // header of MQTT 3.1.1 (in MQTT 5 followed by the properties: their length in one byte below 128,
+  // then them), then the payload, which starts with the client id: length 00 01, then "x".
+  const at = 12 + (packet.protocolVersion === 5 ? 1 + bytes[12] : 0)
+  if (bytes[1] >= 128 || (packet.protocolVersion === 5 && bytes[12] >= 128) || bytes.readUInt16BE(at) !== 1) {
+    throw new Error('cannot build a CONNECT this long with an empty client id')
+  }
+  return Buffer.concat([Buffer.from([bytes[0], bytes[1] - 1]), bytes.subarray(2, at), Buffer.from([0, 0]), bytes.subarray(at + 3)])
 }
