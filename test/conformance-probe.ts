@@ -5,7 +5,7 @@
 // results into docs/conformance.md.
 import { createServer, type AddressInfo } from 'node:net'
 import { Aedes } from 'aedes'
-import type { IPublishPacket } from 'mqtt-packet'
+import type { IPublishPacket, ISubscription } from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, describe, it } from 'vitest'
 import { startBroker } from '../lib/broker.ts'
 import { mosquittoPath, NOT_INSTALLED, startMosquitto } from './mosquitto.ts'
@@ -81,10 +81,12 @@ export class Probe {
    * after everything else, and its topic is subscribed to last, in the same SUBSCRIBE, so brokers
    * send it after the retained messages of the filters before it. A filter that starts with a
    * wildcard would match a plain marker topic, so it then gets a $ one, which it must not match.
+   * A filter may come with MQTT 5 subscription options (Retain Handling); the marker's has none.
    */
-  async retainedFor(client: RawClient, filters: string[], { publisher }: { publisher?: RawClient } = {}): Promise<IPublishPacket[]> {
+  async retainedFor(client: RawClient, filters: (string | ISubscription)[], { publisher }: { publisher?: RawClient } = {}): Promise<IPublishPacket[]> {
     const marker = this.marker()
-    const topic = filters.some((f) => /^[+#]/.test(f)) ? `$${this.ns}-marker/${marker}` : `${this.ns}-marker/${marker}`
+    const wildcardFirst = filters.some((f) => /^[+#]/.test(typeof f === 'string' ? f : f.topic))
+    const topic = wildcardFirst ? `$${this.ns}-marker/${marker}` : `${this.ns}-marker/${marker}`
     // From the client that published what is under test, if any: its messages are handled in order.
     await this.retain(publisher ?? await this.client(), topic, marker)
     await client.subscribe([...filters, topic])

@@ -4,11 +4,10 @@
 // with this file's part of docs/conformance.md checked last (test/conformance-page.ts). Rules about
 // time (session, message and will expiry) let the interval pass: brokers count it in whole seconds.
 import { setTimeout as delay } from 'node:timers/promises'
-import type { IPublishPacket, ISubscription } from 'mqtt-packet'
+import type { IPublishPacket } from 'mqtt-packet'
 import { expect } from 'vitest'
 import { pagePartTest } from './conformance-page.ts'
-import { conformanceSuites, seen, seenAll, withQoS, type Departures, type Probe, type Rule } from './conformance-probe.ts'
-import type { RawClient } from './raw-client.ts'
+import { conformanceSuites, seen, seenAll, withQoS, type Departures, type Rule } from './conformance-probe.ts'
 
 /**
  * How long to let a 1-second interval run out. Mosquitto keeps time in whole seconds and expires
@@ -25,8 +24,8 @@ function props(packet: IPublishPacket): Record<string, unknown> {
 /** The Message Expiry Interval a forwarded message carries; fails the test if it carries none. */
 function expiryOf(packet: IPublishPacket): number {
   const interval = packet.properties?.messageExpiryInterval
-  if (interval === undefined) throw new Error(`${seen(packet)} arrived without its Message Expiry Interval`)
-  return interval
+  expect(interval, `the Message Expiry Interval of ${seen(packet)}`).toBeTypeOf('number')
+  return interval!
 }
 
 /**
@@ -36,15 +35,6 @@ function expiryOf(packet: IPublishPacket): number {
 function expectTimeLeft(interval: number, published: number, least: number, most: number): void {
   expect(interval, `Message Expiry Interval of ${published} s after ${least}–${most} ms`).toBeGreaterThanOrEqual(published - Math.ceil(most / 1000))
   expect(interval, `Message Expiry Interval of ${published} s after ${least}–${most} ms`).toBeLessThanOrEqual(published - Math.floor(least / 1000))
-}
-
-/** The retained messages a subscription with these options gets, proven complete (see Probe.retainedFor). */
-async function retainedWith(p: Probe, client: RawClient, subscription: ISubscription): Promise<string[]> {
-  const marker = p.marker()
-  const topic = `${p.ns}-marker/${marker}`
-  await p.retain(await p.client(), topic, marker)
-  await client.subscribe([subscription, { topic, qos: 0 }])
-  return seenAll(await client.publishesBefore(marker))
 }
 
 const rules: Rule[] = [
@@ -179,7 +169,9 @@ const rules: Rule[] = [
     async test(p) {
       await p.retain(await p.client(), p.t('light'), 'on')
       const client = await p.client()
-      for (let i = 0; i < 2; i++) expect(await retainedWith(p, client, { topic: p.t('light'), qos: 0, rh: 0 })).toEqual([`${p.t('light')} on (retained)`])
+      for (let i = 0; i < 2; i++) {
+        expect(seenAll(await p.retainedFor(client, [{ topic: p.t('light'), qos: 0, rh: 0 }]))).toEqual([`${p.t('light')} on (retained)`])
+      }
     },
   },
   {
@@ -188,8 +180,8 @@ const rules: Rule[] = [
     async test(p) {
       await p.retain(await p.client(), p.t('light'), 'on')
       const client = await p.client()
-      expect(await retainedWith(p, client, { topic: p.t('light'), qos: 0, rh: 1 })).toEqual([`${p.t('light')} on (retained)`])
-      expect(await retainedWith(p, client, { topic: p.t('light'), qos: 0, rh: 1 })).toEqual([])
+      expect(seenAll(await p.retainedFor(client, [{ topic: p.t('light'), qos: 0, rh: 1 }]))).toEqual([`${p.t('light')} on (retained)`])
+      expect(seenAll(await p.retainedFor(client, [{ topic: p.t('light'), qos: 0, rh: 1 }]))).toEqual([])
     },
   },
   {
@@ -199,7 +191,7 @@ const rules: Rule[] = [
       const publisher = await p.client()
       await p.retain(publisher, p.t('light'), 'on')
       const client = await p.client()
-      expect(await retainedWith(p, client, { topic: p.t('light'), qos: 0, rh: 2 })).toEqual([])
+      expect(seenAll(await p.retainedFor(client, [{ topic: p.t('light'), qos: 0, rh: 2 }]))).toEqual([])
       await publisher.publish(p.t('light'), 'off', { qos: 1 })
       expect(seenAll(await p.liveBefore(client, publisher, p.t('light')))).toEqual([`${p.t('light')} off`])
     },
