@@ -326,11 +326,12 @@ const rules: Rule[] = [
     async test(p) {
       const watcher = await p.client()
       await watcher.subscribe([p.t('availability')], 1)
-      const will = { topic: p.t('availability'), payload: Buffer.from('offline'), qos: 1 as const, retain: false, properties: { willDelayInterval: 1 } }
+      // Two seconds: time to reconnect on a busy machine, short enough to wait out.
+      const will = { topic: p.t('availability'), payload: Buffer.from('offline'), qos: 1 as const, retain: false, properties: { willDelayInterval: 2 } }
       const device = await p.persistent('device', { expiry: 60, will })
       device.client.end()
       await p.persistent('device', { expiry: 60 })
-      await delay(ONE_SECOND_EXPIRED_MS)
+      await delay(ONE_SECOND_EXPIRED_MS + 1000)
       expect(seenAll(await p.liveBefore(watcher, await p.client(), p.t('availability')))).toEqual([])
     },
   },
