@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import { Readable, type Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
+import { fixMqtt5 } from './broker-mqtt5.ts'
 import { topicMatches } from './topics.ts'
 
 /** Every fix, in the order its hooks must wrap each other. */
@@ -14,6 +15,8 @@ export function applyFixes(aedes: Aedes): void {
   keepDollarTopicsFromWildcards(aedes)
   deliverAtGrantedQoS(aedes)
   keepEachClientsPublishesInOrder(aedes)
+  // After the 3.1.1 fixes: its size check must see each message as they leave it.
+  fixMqtt5(aedes)
   // Last, so that its hooks see each PUBLISH as it arrives, before the ordering fix holds it back.
   handleWhatArrivedBeforeTheEnd(aedes)
 }

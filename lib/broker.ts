@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { applyFixes } from './broker-fixes.ts'
+import { mqtt5Options } from './broker-mqtt5.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { openStore } from './store.ts'
 
@@ -102,7 +103,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
   const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
-  const aedes = await Aedes.createBroker({ maximumPacketSize: maxPacketSize, ...(store && { persistence: store.persistence }) })
+  const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(store && { persistence: store.persistence }) })
   applyFixes(aedes)
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)

@@ -1,131 +1,12 @@
-// Conformance: every statement of MQTT 3.1.1 that the demos and docs rely on, one test each, spoken
-// packet by packet (test/raw-client.ts), against three brokers: the bundled one, a private Mosquitto,
-// and aedes alone, without the fixes of lib/broker-fixes.ts (where each fix's test must fail, or the fix
-// proves nothing). A known departure is expected: its test passes when the broker gives the wrong answer,
-// and fails, saying so, the day the broker starts keeping the rule. The last test checks
-// docs/conformance.md against this run's results; `npm run conformance` (CONFORMANCE_WRITE=1)
-// rewrites the page from them instead.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import type { IPublishPacket } from 'mqtt-packet'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker } from '../lib/broker.ts'
-import { ROOT } from '../scenarios/stage.ts'
-import { mosquittoPath, mosquittoVersion, NOT_INSTALLED, startMosquitto } from './mosquitto.ts'
-import { startPlainAedes } from './aedes-alone.ts'
-import { RawClient, type ConnectOptions } from './raw-client.ts'
-
-/** What one test can do with the broker under test; every topic it uses is under its own namespace. */
-class Probe {
-  /** A namespace no other test uses: the first level of every topic of this test. */
-  readonly ns = `conformance-${Math.random().toString(16).slice(2, 10)}`
-  private readonly clients: RawClient[] = []
-  private readonly retainedTopics = new Set<string>()
-  private readonly sessions = new Set<string>()
-  private markers = 0
-
-  constructor(readonly url: string) {}
-
-  /** `<ns>/<name>`; a `$` in front of the name makes a $ topic: `$<ns>/<name>`. */
-  t(name: string): string {
-    return name.startsWith('$') ? `$${this.ns}/${name.slice(1)}` : `${this.ns}/${name}`
-  }
-
-  /** A connected client with a clean session unless told otherwise; ended after the test. */
-  async client(options: ConnectOptions = {}): Promise<RawClient> {
-    const { client, connack } = await this.connect(options)
-    if (connack.returnCode !== 0) throw new Error(`CONNECT refused with return code ${connack.returnCode}`)
-    return client
-  }
-
-  /** CONNECT and the CONNACK, whatever it says. */
-  async connect(options: ConnectOptions = {}): Promise<Awaited<ReturnType<typeof RawClient.connect>>> {
-    const result = await RawClient.connect(this.url, options)
-    this.clients.push(result.client)
-    return result
-  }
-
-  /** Publish a retained message, deleted again after the test. */
-  async retain(client: RawClient, topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
-    this.keep(topic)
-    await client.publish(topic, payload, { qos, retain: true })
-  }
-
-  /** Note that the test leaves a retained message on `topic`, to delete after it. */
-  keep(topic: string): void {
-    this.retainedTopics.add(topic)
-  }
-
-  /** Connect with a persistent session (CleanSession 0) as `name`; the session is ended after the test. */
-  async persistent(name: string): Promise<{ client: RawClient; sessionPresent: boolean }> {
-    const clientId = `${this.ns}-${name}`
-    this.sessions.add(clientId)
-    const { client, connack } = await this.connect({ clientId, clean: false })
-    if (connack.returnCode !== 0) throw new Error(`CONNECT of ${clientId} refused with return code ${connack.returnCode}`)
-    return { client, sessionPresent: connack.sessionPresent }
-  }
-
-  marker(): string {
-    return `marker-${++this.markers}`
-  }
-
-  /**
-   * Every retained message `client` gets for `filters`, proven complete: a retained marker is stored
-   * after everything else, and its topic is subscribed to last, in the same SUBSCRIBE, so brokers
-   * send it after the retained messages of the filters before it. A filter that starts with a
-   * wildcard would match a plain marker topic, so it then gets a $ one, which it must not match.
-   */
-  async retainedFor(client: RawClient, filters: string[], { publisher }: { publisher?: RawClient } = {}): Promise<IPublishPacket[]> {
-    const marker = this.marker()
-    const topic = filters.some((f) => /^[+#]/.test(f)) ? `$${this.ns}-marker/${marker}` : `${this.ns}-marker/${marker}`
-    // From the client that published what is under test, if any: its messages are handled in order.
-    await this.retain(publisher ?? await this.client(), topic, marker)
-    await client.subscribe([...filters, topic])
-    return client.publishesBefore(marker)
-  }
-
-  /**
-   * Every live message `client` got since it last looked, proven complete: `publisher` sends a
-   * marker to `topic` (which `client` must match) after its other messages, so it arrives after them.
-   */
-  async liveBefore(client: RawClient, publisher: RawClient, topic: string): Promise<IPublishPacket[]> {
-    const marker = this.marker()
-    await publisher.publish(topic, marker, { qos: 1 })
-    return client.publishesBefore(marker)
-  }
-
-  /** End every client and persistent session, then delete the retained messages the test left. */
-  async close(): Promise<void> {
-    for (const client of this.clients.splice(0)) client.end()
-    // Connecting with CleanSession 1 discards the stored session (§3.1.2.4).
-    for (const clientId of this.sessions) await (await RawClient.connect(this.url, { clientId, clean: true })).client.disconnect()
-    if (this.retainedTopics.size === 0) return
-    const cleaner = await RawClient.connected(this.url)
-    for (const topic of this.retainedTopics) await cleaner.publish(topic, '', { qos: 1, retain: true })
-    await cleaner.disconnect()
-  }
-}
-
-/** A PUBLISH as the demos print it: topic, payload, and the RETAIN flag as "(retained)". */
-function seen(packet: IPublishPacket): string {
-  return `${packet.topic} ${packet.payload.length ? String(packet.payload) : '(empty)'}${packet.retain ? ' (retained)' : ''}`
-}
-
-/** Each PUBLISH as the demos print it, with the QoS it arrived at. */
-const withQoS = (packets: IPublishPacket[]) => packets.map((packet) => `${seen(packet)} at QoS ${packet.qos}`)
-const seenAll = (packets: IPublishPacket[]) => packets.map(seen)
-
-interface Rule {
-  /** Stable key, for the departures below. */
-  id: string
-  /** The section of MQTT 3.1.1 that states it. */
-  section: string
-  /** The claim of ../shared/article/CLAIMS.md it proves, if any. */
-  claim?: string
-  /** The behaviour, in one line: the test's title and the page's row. */
-  says: string
-  test(probe: Probe): Promise<void>
-}
+// Conformance to MQTT 3.1.1: every statement of it that the demos and docs rely on, one test each,
+// spoken packet by packet (test/raw-client.ts), against three brokers: the bundled one, a private
+// Mosquitto, and aedes alone, without the fixes of lib/broker-fixes.ts (where each fix's test must
+// fail, or the fix proves nothing). The probe, the brokers and the way a departure is expected are in
+// test/conformance-probe.ts; the last test checks this file's part of docs/conformance.md
+// (test/conformance-page.ts). The MQTT 5 rules are in test/conformance5.test.ts.
+import { expect } from 'vitest'
+import { pagePartTest } from './conformance-page.ts'
+import { conformanceSuites, seen, seenAll, withQoS, type Departures, type Rule } from './conformance-probe.ts'
 
 const rules: Rule[] = [
   // Retained messages
@@ -190,6 +71,20 @@ const rules: Rule[] = [
       expect(withQoS(await p.retainedFor(subscriber, [p.t('+/light')]))).toEqual([`${p.t('kitchen/light')} retained (retained) at QoS 0`])
       await publisher.publish(p.t('kitchen/light'), 'live', { qos: 1 })
       expect(withQoS(await p.liveBefore(subscriber, publisher, p.t('kitchen/light')))).toEqual([`${p.t('kitchen/light')} live at QoS 0`])
+    },
+  },
+  {
+    id: 'overlapping-qos', section: '§3.3.5',
+    says: 'a message that matches several subscriptions of a client reaches it at the highest QoS they grant (once, or once per subscription)',
+    async test(p) {
+      const client = await p.client()
+      await client.subscribe([p.t('home/#')], 0)
+      await client.subscribe([p.t('home/light')], 1)
+      const publisher = await p.client()
+      await publisher.publish(p.t('home/light'), 'on', { qos: 1 })
+      const copies = await p.liveBefore(client, publisher, p.t('home/light'))
+      expect(seenAll(copies).every((line) => line === `${p.t('home/light')} on`), seenAll(copies).join(', ')).toBe(true)
+      expect(Math.max(...copies.map((packet) => packet.qos))).toBe(1)
     },
   },
   {
@@ -445,163 +340,16 @@ const rules: Rule[] = [
   },
 ]
 
-interface Departure {
-  /** What the broker does instead, in a few words: the page's cell. */
-  note: string
-  /** The function of lib/broker-fixes.ts that makes the bundled broker keep the rule. */
-  fix?: string
-}
-
-interface Target {
-  key: 'bundled' | 'mosquitto' | 'aedes'
-  /** The column heading on the page. */
-  column: string
-  /** The describe block's title. */
-  title: string
-  installed: boolean
-  start(): Promise<{ url: string; close(): Promise<void> }>
-  /** The rules it breaks, by id: the tests expect a wrong answer. */
-  departures: Record<string, Departure>
-}
-
-const targets: Target[] = [
-  {
-    key: 'bundled', column: 'bundled broker', title: 'the bundled broker (lib/broker.ts)', installed: true,
-    start: () => startBroker({ port: 0 }),
-    departures: {},
+const departures: Departures = {
+  aedes: {
+    'qos-downgrade': { note: 'sends the retained message at QoS 1', fix: 'deliverAtGrantedQoS' },
+    'dollar-retained': { note: 'sends retained $ messages to # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
+    'dollar-queued': { note: 'queues $ messages for # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
+    'order-qos0': { note: 'drops retained messages overtaken by the next message', fix: 'keepEachClientsPublishesInOrder' },
+    'overlapping-qos': { note: 'sends it once, through whichever subscription comes first: at QoS 0', fix: 'deliverOnceForAllMatchingSubscriptions' },
   },
-  {
-    key: 'mosquitto', column: 'Mosquitto', title: 'Mosquitto', installed: Boolean(mosquittoPath),
-    start: startMosquitto,
-    departures: {},
-  },
-  {
-    key: 'aedes', column: 'aedes alone', title: 'aedes alone, without the fixes of lib/broker-fixes.ts', installed: true,
-    start: startPlainAedes,
-    departures: {
-      'qos-downgrade': { note: 'sends the retained message at QoS 1', fix: 'deliverAtGrantedQoS' },
-      'dollar-retained': { note: 'sends retained $ messages to # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
-      'dollar-queued': { note: 'queues $ messages for # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
-      'order-qos0': { note: 'drops retained messages overtaken by the next message', fix: 'keepEachClientsPublishesInOrder' },
-    },
-  },
-]
-
-/** Which rules passed on which broker in this run: `<target>:<rule id>`. */
-const results = new Map<string, boolean>()
-
-for (const target of targets) {
-  describe.skipIf(!target.installed)(target.installed ? target.title : NOT_INSTALLED, () => {
-    let broker: { url: string; close(): Promise<void> }
-    let probe: Probe | undefined
-    beforeAll(async () => {
-      broker = await target.start()
-    })
-    afterAll(() => broker?.close())
-    afterEach(async () => {
-      await probe?.close()
-      probe = undefined
-    })
-
-    for (const rule of rules) {
-      const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}: ${rule.says}`
-      const departure = target.departures[rule.id]
-      it(departure ? `${title} (departs: ${departure.note})` : title, async () => {
-        probe = new Probe(broker.url)
-        let failure: unknown
-        await rule.test(probe).catch((error: unknown) => (failure = error))
-        results.set(`${target.key}:${rule.id}`, failure === undefined)
-        if (!departure) {
-          if (failure !== undefined) throw failure
-        } else if (failure === undefined) {
-          throw new Error(`${target.column} keeps this rule now: remove its departure from test/conformance.test.ts, then npm run conformance`)
-        } else if (!(failure instanceof Error && failure.name === 'AssertionError')) {
-          // A departure is a wrong answer from the broker, not a test that could not finish.
-          throw failure
-        }
-      })
-    }
-  })
 }
 
-// The page: one row per rule, one column per broker, each cell from this run's result where the
-// rule ran here, else from the committed page (a broker not installed, a run filtered with -t).
-const PAGE = join(ROOT, 'docs', 'conformance.md')
-const WRITE = process.env.CONFORMANCE_WRITE === '1'
-
-function cell(target: Target, rule: Rule, committed: string | undefined): string | undefined {
-  const passed = results.get(`${target.key}:${rule.id}`)
-  if (passed === undefined) return committed
-  if (!passed) return `✗ ${target.departures[rule.id]?.note ?? 'failed in the last run'}`
-  const fix = targets.find((t) => t.key === 'aedes')!.departures[rule.id]?.fix
-  return target.key === 'bundled' && fix ? `✓ with \`${fix}\`` : '✓'
-}
-
-function renderPage(committedPage: string): { page: string; notRun: string[] } {
-  const committedRows = new Map(committedPage.split('\n').filter((line) => line.startsWith('| §')).map((line) => {
-    const cells = line.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, ''))
-    return [cells[2], cells.slice(3)] as const
-  }))
-  const notRun: string[] = []
-  const rows = rules.map((rule) => {
-    const cells = targets.map((target, i) => {
-      const value = cell(target, rule, committedRows.get(rule.says)?.[i])
-      if (value === undefined) notRun.push(`${target.column}: ${rule.says}`)
-      return value ?? 'not run'
-    })
-    return `| ${rule.section} | ${rule.claim ?? ''} | ${rule.says} | ${cells.join(' | ')} |`
-  })
-  const aedes = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'aedes', 'package.json'), 'utf8')).version as string
-  const ranMosquitto = [...results.keys()].some((key) => key.startsWith('mosquitto:'))
-  const mosquitto = (ranMosquitto ? mosquittoVersion() : undefined) ?? committedPage.match(/^- Mosquitto: (.+)$/m)?.[1] ?? 'not run'
-  const page = `# Conformance: the rules the demos rely on, broker by broker
-
-<!-- Written by npm run conformance from a run of test/conformance.test.ts; change that file, not this page. -->
-
-The experiments show what MQTT does, not what one broker happens to do. Each row below is a
-statement of the MQTT 3.1.1 specification that a demo or a page of these docs relies on, with the
-claim it proves where it proves one ([every claim](claims.md)).
-[\`test/conformance.test.ts\`](../test/conformance.test.ts) checks each one by sending MQTT packets
-to the broker and reading the packets that come back, against three brokers:
-
-- **bundled broker**: what \`npm run broker\` starts, aedes with the fixes of
-  [\`lib/broker-fixes.ts\`](../lib/broker-fixes.ts); a cell names the fix where aedes alone breaks the rule.
-- **Mosquitto**: the article's broker, Debian's package, started by the tests on a free port with a
-  minimal configuration.
-- **aedes alone**: aedes as it comes. Where it breaks a rule, its test is expected to fail, which
-  shows that the test can catch the fault the fix repairs.
-
-A ✗ is a known departure: the test expects it, and fails the day the broker starts keeping the rule.
-
-The bundled broker is built on aedes 2.0.0-beta.1, a beta, pinned to that exact version: it is the
-only release of aedes that speaks MQTT 5 (1.x refuses a CONNECT of protocol version 5), and current
-clients and Home Assistant expect a broker that does. It keeps every MQTT 3.1.1 rule below that 1.x
-kept, and now refuses the zero-length client id of a persistent session by itself, which 1.x did not.
-
-| section | claim | behaviour | bundled broker | Mosquitto | aedes alone |
-|---------|-------|-----------|----------------|-----------|-------------|
-${rows.join('\n')}
-
-Tested with:
-
-- aedes: ${aedes}
-- Mosquitto: ${mosquitto}
-
-\`npm test\` fails when this page no longer matches what the tests find; \`npm run conformance\`
-runs them and rewrites it. Where Mosquitto is not installed, its column is kept as it was.
-`
-  return { page, notRun }
-}
-
-describe('docs/conformance.md', () => {
-  it('shows what this run found (npm run conformance rewrites it)', () => {
-    const committed = existsSync(PAGE) ? readFileSync(PAGE, 'utf8') : ''
-    const { page, notRun } = renderPage(committed)
-    if (WRITE) {
-      if (notRun.length > 0) throw new Error(`npm run conformance needs every test to run on every broker; not run: ${notRun.join('; ')}`)
-      writeFileSync(PAGE, page)
-      return
-    }
-    expect(committed, 'docs/conformance.md does not show what the tests found: run npm run conformance').toBe(page)
-  })
-})
+const FILE = 'test/conformance.test.ts'
+const results = conformanceSuites({ file: FILE, rules, departures, protocolVersion: 4 })
+pagePartTest({ name: 'mqtt-3.1.1', file: FILE, rules, departures, results, claims: true })
