@@ -129,6 +129,14 @@ export class Stage {
     return Boolean(this.options.topicPrefix)
   }
 
+  /**
+   * The flag that points a demo whose default client id is `name` at the stage's id for it: nothing,
+   * unless the stage shares a broker, where the id is made unique per run (see clientId()).
+   */
+  idFlag(name: string): string[] {
+    return this.prefixed ? ['--id', this.clientId(name)] : []
+  }
+
   /** A fixed client id (for a persistent session), made unique per run when the stage shares a broker. */
   clientId(name: string): string {
     const prefix = this.options.topicPrefix
