@@ -1,13 +1,17 @@
 // One suite per scenario, so that each plays only twice: once to check what it proves and every docs
 // block that quotes it, once more against the same broker to check that it leaves the broker as it
-// found it (same output, no retained message left) and can run again in front of an audience.
+// found it (same output, no retained message left) and can run again in front of an audience. Where
+// the experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, a third play
+// with them checks that they print, line for line, what the TypeScript ones print.
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { check, claimsMet, type Event, type Scenario } from '../scenarios/stage.ts'
+import { check, claimsMet, ROOT, type Event, type Scenario } from '../scenarios/stage.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
+import { NO_PAHO, python } from './python.ts'
 
 /**
  * What each demo program printed, by label (processes run side by side, so only each one's order is
@@ -65,5 +69,15 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
       expect(byLabel(second)).toEqual(byLabel(first))
       expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
     })
+
+    if (existsSync(join(ROOT, 'demos', scenario.name, 'python'))) {
+      it.skipIf(!python)(python ? `plays with the Python programs of demos/${scenario.name}/python/ (paho-mqtt), which print the same` : NO_PAHO, async () => {
+        const played = await check(scenario, { broker, python })
+        const commands = played.flatMap((e) => (e.kind === 'command' ? [e.text] : []))
+        expect(commands.filter((c) => c.startsWith('python3 ')).length, commands.join('\n')).toBeGreaterThan(0)
+        expect(byLabel(played)).toEqual(byLabel(first))
+        expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
+      })
+    }
   })
 }

@@ -27,11 +27,10 @@ client.on('connect', async (connack) => {
   console.log(`listening for ON and OFF on ${topics.command}`)
 })
 
-// Only a light subscribes, so every message is a command for it.
+// Only a light subscribes, so every message is a command for it: it takes ON and OFF.
 client.on('message', async (_topic, payload) => {
   const command = payload.toString()
-  const known = command === 'ON' || command === 'OFF'
-  if (!known) return console.log(`ignored command ${JSON.stringify(command)}: a light takes ON or OFF`)
+  if (command !== 'ON' && command !== 'OFF') return console.log(`ignored ${command}`)
   state = command
   await publish(topics.state, state)
 })
