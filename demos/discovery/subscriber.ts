@@ -6,17 +6,22 @@ import { listenerFlags } from '../../lib/discovery-options.ts'
 import { Discoveries } from '../../lib/discovery.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
+// What it does unless a flag says otherwise (--help lists them): the filter follows every config.
 const flags = listenerFlags({ prefix: 'homeassistant', topic: 'homeassistant/#', qos: 0 })
 const discovered = new Discoveries(flags.prefix, flags.topic)
 
 // Like Home Assistant it rides out a broker restart: it tries again every second, and MQTT.js then
 // subscribes again to every topic it had subscribed to.
 const client = mqtt.connect(flags.url, { ...flags.connection, reconnectPeriod: 1000 })
+// A refused connection, or a refused subscription, ends the program with one line.
 reportProblems(client, flags.url)
 
 let subscribed = false
 client.on('connect', (connack) => {
-  console.log(`connected to ${flags.url}, result code ${connack.returnCode}`)
+  // A client that keeps its session (clean: false) hears whether the broker had one for it.
+  const present = connack.sessionPresent ? 'yes' : 'no'
+  const kept = client.options.clean ? '' : `, session present: ${present}`
+  console.log(`connected to ${flags.url}, result code ${connack.returnCode}${kept}`)
   subscribed = false
   client.subscribe(flags.topic, { qos: flags.qos })
 })
@@ -39,5 +44,5 @@ client.on('message', (topic, payload, packet) => {
   })
 })
 
-// Ctrl-C: say goodbye with a DISCONNECT.
+// Ctrl-C: say goodbye with a DISCONNECT, so the broker knows we left on purpose.
 process.once('SIGINT', () => client.end())

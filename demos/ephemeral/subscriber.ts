@@ -3,9 +3,8 @@ import mqtt from 'mqtt'
 import { subscriberFlags } from '../../lib/options.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them). This experiment's change: a fixed
-// client id and clean: false ask the broker to keep the session while alice is away, and QoS 1 asks
-// it to queue her messages meanwhile.
+// What it does unless a flag says otherwise (--help lists them). The change: with a fixed client
+// id and clean: false the broker keeps alice's session while she is away, queuing QoS 1 messages.
 const flags = subscriberFlags({ topic: 'my_topic', qos: 1, clientId: 'alice', clean: false })
 
 const client = mqtt.connect(flags.url, flags.connection)

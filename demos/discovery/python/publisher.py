@@ -11,37 +11,31 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
-from discovery import announcement, device_flags  # noqa: E402  (the project's flags, see lib/python)
+from discovery import announcement, device_flags  # noqa: E402  (the project's, see lib/python)
 from paho_compat import CALLBACK_API, number  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
 flags = device_flags(prefix="homeassistant", base="home", kind="light", node="kitchen")
 topics, config = announcement(flags)
 state = flags.state
-sent = {}  # what each message id carried, to print once the broker has it
 
 
-def publish(client, topic, text, what=None):
-    """Retained, so a listener that starts later learns it too; QoS 1, and paho keeps the order."""
+def publish(topic, text, what=None):
+    """Retained, so a listener that starts later learns it too; QoS 1. paho sends them in order."""
     options = dict(qos=1, retain=True)
-    sent[client.publish(topic, text, **options).mid] = (topic, what or json.dumps(text), options)
+    client.publish(topic, text, **options)
+    retained = " (retained)" if options["retain"] else ""
+    print(f"published {what or json.dumps(text)} to {topic}{retained}")
 
 
 def on_connect(client, userdata, connect_flags, rc, properties=None):
     print(f"connected to {flags.url}, result code {number(rc)}")
-    publish(client, topics.availability, "online")
-    publish(client, topics.state, state)
+    publish(topics.availability, "online")
+    publish(topics.state, state)
     # The config last: whoever reads it finds the availability and the state already there.
-    publish(client, topics.config, json.dumps(config), "its config")
-
-
-def on_publish(client, userdata, mid, *_):
-    topic, what, options = sent.pop(mid)
-    print(f"published {what} to {topic}{' (retained)' if options['retain'] else ''}")
-    if topic == topics.config and topics.command:
-        client.subscribe(topics.command, 1)  # on every connect: paho does not subscribe again itself
-    if stopping and topic == topics.availability:
-        client.disconnect()
+    publish(topics.config, json.dumps(config), "its config")
+    if topics.command:
+        client.subscribe(topics.command, 1)  # on every connect: paho does not do it again itself
 
 
 def on_subscribe(client, userdata, mid, granted, properties=None):
@@ -55,22 +49,22 @@ def on_message(client, userdata, message):
     if command not in ("ON", "OFF"):
         return print(f"ignored {command}")
     state = command
-    publish(client, topics.state, state)
+    publish(topics.state, state)
 
 
 def stop(*_):
     """Ctrl-C: a DISCONNECT cancels the will, so the device says "offline" itself first."""
-    global stopping
-    stopping = True
-    publish(client, topics.availability, "offline") if client.is_connected() else client.disconnect()
+    if client.is_connected():
+        publish(topics.availability, "offline")
+    client.disconnect()
 
 
-stopping = False
-client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, transport=flags.transport, reconnect_on_failure=True)
-# The Last Will goes with CONNECT: if the connection drops without a DISCONNECT, the broker publishes it.
+client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, transport=flags.transport,
+                     reconnect_on_failure=True)
+# The Last Will goes with CONNECT: if the connection drops without a DISCONNECT, the broker
+# publishes it.
 client.will_set(topics.availability, "offline", qos=1, retain=True)
-client.on_connect, client.on_publish, client.on_subscribe = on_connect, on_publish, on_subscribe
-client.on_message = on_message
+client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
 # Like a real device it rides out a broker restart, trying again every second.
 report_problems(client, flags, reconnect_every=1)
 signal.signal(signal.SIGINT, stop)

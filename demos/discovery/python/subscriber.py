@@ -10,7 +10,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
-from discovery import Discoveries, listener_flags  # noqa: E402  (the project's flags, see lib/python)
+from discovery import Discoveries, listener_flags  # noqa: E402  (the project's, see lib/python)
 from paho_compat import CALLBACK_API, number  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 

@@ -10,9 +10,8 @@ from options import subscriber_flags  # noqa: E402  (the project's flags and che
 from paho_compat import CALLBACK_API, number, session_present  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
-# What it does unless a flag says otherwise (--help lists them). This experiment's change: a fixed
-# client id and clean=False ask the broker to keep the session while alice is away, and QoS 1 asks
-# it to queue her messages meanwhile.
+# What it does unless a flag says otherwise (--help lists them). The change: with a fixed client
+# id and clean=False the broker keeps alice's session while she is away, queuing QoS 1 messages.
 flags = subscriber_flags(topic="my_topic", qos=1, client_id="alice", clean=False)
 
 
