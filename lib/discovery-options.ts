@@ -1,7 +1,8 @@
 // The flags of the two discovery demos, demos/discovery/publisher.ts (a device) and subscriber.ts (a
 // listener), over the defaults each writes down: the usual --url and --id of lib/options.ts plus what
 // says which device to play or which configs to follow, all checked before anything reaches the broker.
-import { fail } from './cli.ts'
+import { writeFileSync } from 'node:fs'
+import { fail, messageOf } from './cli.ts'
 import { DEFAULT_PREFIX, ID_PATTERN } from './discovery.ts'
 import { clientFlags, clientOptions, parseFlags, programDescription, type ClientOptions, type Flag } from './options.ts'
 import { topicFilterProblem, topicNameProblem } from './topics.ts'
@@ -60,6 +61,7 @@ export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
     state: { type: 'string', arg: 'VALUE', help: 'state to start in: ON or OFF for a light (default ON), a number for a sensor (default 21.5)' },
     prefix: prefixFlag(defaults.prefix),
     base: { type: 'string', arg: 'TOPIC', help: `the state, command and availability topics go under <base>/<node>/<object> (default ${defaults.base})` },
+    'pid-file': { type: 'string', arg: 'FILE', help: 'write the process id to FILE, to pull the plug with kill -KILL "$(cat FILE)"' },
   } satisfies Record<string, Flag>
   const values = parseFlags(programDescription(), flags)
 
@@ -71,6 +73,8 @@ export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
   if (kind === 'light' && state !== 'ON' && state !== 'OFF') fail(`--state of a light must be ON or OFF, not ${JSON.stringify(state)}`)
   if (kind === 'sensor' && !Number.isFinite(Number(state))) fail(`--state of a sensor must be a number, not ${JSON.stringify(state)}`)
   if (values.name === '') fail('--name must not be empty; leave it out to get one made of --node and --object')
+  // The pid of this very process: under npx, the pid of npx or tsx is another one, whose kill leaves this one running.
+  if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
   return {
     ...clientOptions(values),
     kind,
@@ -100,6 +104,14 @@ export function listenerFlags(defaults: ListenerDefaults): ListenerOptions {
   const problem = topicFilterProblem(topic)
   if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
   return { ...clientOptions(values, defaults), prefix, topic }
+}
+
+function writePidFile(file: string): void {
+  try {
+    writeFileSync(file, `${process.pid}\n`)
+  } catch (error) {
+    fail(`cannot write --pid-file ${file}: ${messageOf(error)}`)
+  }
 }
 
 function checkId(flag: string, id: string): string {

@@ -4,6 +4,7 @@ and what a listener keeps of what it discovered. A config comes from any client 
 listener checks it the way it checks any input: it says what is wrong with a bad one and carries on.
 """
 import json
+import os
 import re
 from types import SimpleNamespace
 
@@ -33,6 +34,7 @@ def device_flags(*, prefix, base, kind, node):
     parser.add_argument("--state", help="state to start in: ON or OFF for a light (default ON), a number for a sensor (default 21.5)")
     parser.add_argument("--prefix", default=prefix, help=f"discovery prefix: the first level of every config topic (default {prefix})")
     parser.add_argument("--base", default=base, help=f"state, command and availability topics go under <base>/<node>/<object> (default {base})")
+    parser.add_argument("--pid-file", help='write the process id to FILE, to pull the plug with kill -KILL "$(cat FILE)"')
     args = parser.parse_args()
     if args.kind not in ("light", "sensor"):
         fail(f"--kind must be light or sensor, not {json.dumps(args.kind)}")
@@ -46,6 +48,12 @@ def device_flags(*, prefix, base, kind, node):
         fail(f"--state of a sensor must be a number, not {json.dumps(state)}")
     if args.name == "":
         fail("--name must not be empty; leave it out to get one made of --node and --object")
+    if args.pid_file is not None:
+        try:
+            with open(args.pid_file, "w") as pid_file:
+                pid_file.write(f"{os.getpid()}\n")
+        except OSError as error:
+            fail(f"cannot write --pid-file {args.pid_file}: {error.strerror}")
     args.qos, args.no_clean, args.clean, args.keepalive = None, False, False, None
     return SimpleNamespace(**_client_options(args, None, True, 0), kind=args.kind,
                            prefix=_check_topic("--prefix", args.prefix), base=_check_topic("--base", args.base),
