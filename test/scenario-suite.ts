@@ -3,13 +3,13 @@
 // found it (same output, no retained message left) and can run again in front of an audience. Where
 // the experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, a third play
 // with them checks that they print, line for line, what the TypeScript ones print.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { check, claimsMet, ROOT, type Event, type Scenario } from '../scenarios/stage.ts'
+import { byClaimId, check, claimsMet, ROOT, type Event, type Scenario } from '../scenarios/stage.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
 import { NO_PAHO, python } from './python.ts'
 
@@ -56,6 +56,18 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
     it(title, () => {
       expect(claimsMet(first)).toEqual(claims)
       verify(first)
+    })
+
+    it('the README\'s table lists the claims its show ticks', () => {
+      const row = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').find((l) => l.startsWith(`| \`npm run demo:${scenario.name}\` |`))
+      expect(row, `a row for demo:${scenario.name} in README.md`).toBeDefined()
+      // "C1, C5–C7, S1": ranges written with an en dash.
+      const listed = row!.split('|')[3].split(',').flatMap((item) => {
+        const [from, to] = item.trim().split('–')
+        if (!to) return [from]
+        return Array.from({ length: Number(to.slice(1)) - Number(from.slice(1)) + 1 }, (_, i) => `${from[0]}${Number(from.slice(1)) + i}`)
+      })
+      expect(listed.sort(byClaimId)).toEqual([...claims].sort(byClaimId))
     })
 
     const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)

@@ -118,6 +118,32 @@ describe('the change each page asks the reader to try', () => {
     await subscriber.waitForLine('home/kitchen on')
     expectAnswer(answer, subscriber.stdout)
   })
+
+  it('docs/05-discovery.md: C18: homeassistant/+/kitchen/+/config discovers the devices of node kitchen only, whatever their component', async () => {
+    const { file, change, answer } = tryOf('docs/05-discovery.md')
+    const device = 'demos/discovery/publisher.ts'
+    const listener = launch(await changed(file, change))
+    await listener.waitForLine('subscribed to homeassistant/+/kitchen/+/config (QoS 0)')
+    try {
+      await launch(device).waitForLine('listening for ON and OFF on home/kitchen/light/set')
+      await listener.waitForLine('Kitchen light state ON (retained)')
+      await launch(device, ['--kind', 'sensor', '--node', 'living_room']).waitForLine('published its config to')
+      // The kitchen's sensor comes after the living room's: what the listener prints before it proves the rest.
+      await launch(device, ['--kind', 'sensor', '--node', 'kitchen']).waitForLine('published its config to')
+      await listener.waitForLine('Kitchen temperature state 21.5 °C (retained)')
+      expectAnswer(answer, listener.stdout)
+    } finally {
+      // Ctrl-C: each device says "offline" itself, and the broker drops its will, before the clean-up.
+      for (const program of running.splice(0)) {
+        program.child.kill('SIGINT')
+        await program.finish().catch(() => undefined)
+      }
+      await clearRetained(['light/kitchen/light', 'sensor/living_room/temperature', 'sensor/kitchen/temperature'].flatMap((entity) => {
+        const [, node, object] = entity.split('/')
+        return [`homeassistant/${entity}/config`, `home/${node}/${object}`, `home/${node}/${object}/availability`]
+      }))
+    }
+  })
 })
 
 /** The broker of these tests is one for all: a message a test leaves retained is cleared at its end. */
