@@ -4,7 +4,14 @@ paho 2 asks which callback signatures a program uses; the demos use version 2's,
 arguments 1.x does not pass (hence their default values), and hand over reason codes as objects
 where 1.x hands over numbers.
 """
-import paho.mqtt.client as mqtt
+import sys
+
+try:
+    import paho.mqtt.client as mqtt
+except ImportError:
+    print(f"error: paho-mqtt is not installed for {sys.executable}; apt-get install python3-paho-mqtt "
+          "(for /usr/bin/python3), or pip install paho-mqtt", file=sys.stderr)
+    sys.exit(1)
 
 # The first argument of mqtt.Client() on paho 2; nothing on 1.x, which has no such argument.
 CALLBACK_API = (mqtt.CallbackAPIVersion.VERSION2,) if hasattr(mqtt, "CallbackAPIVersion") else ()

@@ -3,11 +3,11 @@ import signal
 import sys
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
+# The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
-from options import subscriber_flags  # noqa: E402  (the project's flags and checks, see lib/python)
 from paho_compat import CALLBACK_API, number, session_present  # noqa: E402
+import paho.mqtt.client as mqtt  # noqa: E402
+from options import subscriber_flags  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
 # What it does unless a flag says otherwise (--help lists them): the line to change.
