@@ -1,9 +1,10 @@
-// The flags of the two discovery demos, demos/discovery/device.ts and listener.ts: the usual --url and
-// --id of lib/options.ts plus what says which device to play or which configs to follow, all checked
-// before anything reaches the broker.
-import { fail } from './cli.ts'
+// The flags of the two discovery demos, demos/discovery/publisher.ts (a device) and subscriber.ts (a
+// listener), over the defaults each writes down: the usual --url and --id of lib/options.ts plus what
+// says which device to play or which configs to follow, all checked before anything reaches the broker.
+import { writeFileSync } from 'node:fs'
+import { fail, messageOf } from './cli.ts'
 import { DEFAULT_PREFIX, ID_PATTERN } from './discovery.ts'
-import { clientFlags, clientOptions, parseFlags, type ClientOptions, type Flag } from './options.ts'
+import { clientFlags, clientOptions, parseFlags, programDescription, type ClientOptions, type Flag } from './options.ts'
 import { topicFilterProblem, topicNameProblem } from './topics.ts'
 
 export interface DeviceOptions extends ClientOptions {
@@ -21,44 +22,64 @@ export interface DeviceOptions extends ClientOptions {
   state: string
 }
 
+/** What the device demo does unless its flags say otherwise. */
+export interface DeviceDefaults {
+  prefix: string
+  base: string
+  kind: 'light' | 'sensor'
+  node: string
+}
+
+/** What the listener demo does unless its flags say otherwise. */
+export interface ListenerDefaults {
+  prefix: string
+  /** The filter for the configs; --prefix alone moves it along (homeassistant/# becomes <prefix>/#). */
+  topic: string
+  qos?: 0 | 1 | 2
+}
+
 export interface ListenerOptions extends ClientOptions {
   prefix: string
   /** The filter the listener subscribes to for configs. */
   topic: string
 }
 
-const prefixFlag = {
-  type: 'string', arg: 'TOPIC', help: `discovery prefix: the first level of every config topic (default ${DEFAULT_PREFIX})`,
-} satisfies Flag
+const prefixFlag = (prefix: string) => ({
+  type: 'string', arg: 'TOPIC', help: `discovery prefix: the first level of every config topic (default ${prefix})`,
+}) satisfies Flag
 
-/** Flags of the device: `description` is the first line of its --help. */
-export function deviceOptions(description: string): DeviceOptions {
+/** Flags of the device, over the `defaults` written in it. */
+export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
+  const { url, id } = clientFlags()
   const flags = {
-    url: clientFlags.url,
-    id: clientFlags.id,
-    kind: { type: 'string', arg: 'KIND', help: 'light (obeys ON and OFF) or sensor (a thermometer in °C); default light' },
-    node: { type: 'string', arg: 'ID', help: 'node id, the device: letters, digits, _ and - (default kitchen)' },
+    url,
+    id,
+    kind: { type: 'string', arg: 'KIND', help: `light (obeys ON and OFF) or sensor (a thermometer in °C); default ${defaults.kind}` },
+    node: { type: 'string', arg: 'ID', help: `node id, the device: letters, digits, _ and - (default ${defaults.node})` },
     object: { type: 'string', arg: 'ID', help: 'object id, the entity on the device (default light, or temperature for a sensor)' },
     name: { type: 'string', arg: 'TEXT', help: 'the name listeners show (default: made of the two ids, e.g. "Kitchen light")' },
     state: { type: 'string', arg: 'VALUE', help: 'state to start in: ON or OFF for a light (default ON), a number for a sensor (default 21.5)' },
-    prefix: prefixFlag,
-    base: { type: 'string', arg: 'TOPIC', help: 'the state, command and availability topics go under <base>/<node>/<object> (default home)' },
+    prefix: prefixFlag(defaults.prefix),
+    base: { type: 'string', arg: 'TOPIC', help: `the state, command and availability topics go under <base>/<node>/<object> (default ${defaults.base})` },
+    'pid-file': { type: 'string', arg: 'FILE', help: 'write the process id to FILE, to pull the plug with kill -KILL "$(cat FILE)"' },
   } satisfies Record<string, Flag>
-  const values = parseFlags(description, flags)
+  const values = parseFlags(programDescription(), flags)
 
-  const kind = values.kind ?? 'light'
+  const kind = values.kind ?? defaults.kind
   if (kind !== 'light' && kind !== 'sensor') fail(`--kind must be light or sensor, not ${JSON.stringify(kind)}`)
-  const nodeId = checkId('--node', values.node ?? 'kitchen')
+  const nodeId = checkId('--node', values.node ?? defaults.node)
   const objectId = checkId('--object', values.object ?? (kind === 'light' ? 'light' : 'temperature'))
   const state = values.state ?? (kind === 'light' ? 'ON' : '21.5')
   if (kind === 'light' && state !== 'ON' && state !== 'OFF') fail(`--state of a light must be ON or OFF, not ${JSON.stringify(state)}`)
   if (kind === 'sensor' && !Number.isFinite(Number(state))) fail(`--state of a sensor must be a number, not ${JSON.stringify(state)}`)
   if (values.name === '') fail('--name must not be empty; leave it out to get one made of --node and --object')
+  // The pid of this very process: under npx, the pid of npx or tsx is another one, whose kill leaves this one running.
+  if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
   return {
     ...clientOptions(values),
     kind,
-    prefix: checkTopic('--prefix', values.prefix ?? DEFAULT_PREFIX),
-    base: checkTopic('--base', values.base ?? 'home'),
+    prefix: checkTopic('--prefix', values.prefix ?? defaults.prefix),
+    base: checkTopic('--base', values.base ?? defaults.base),
     nodeId,
     objectId,
     name: values.name ?? humanise(`${nodeId} ${objectId}`),
@@ -67,21 +88,30 @@ export function deviceOptions(description: string): DeviceOptions {
   }
 }
 
-/** Flags of the listener: `description` is the first line of its --help. */
-export function listenerOptions(description: string): ListenerOptions {
+/** Flags of the listener, over the `defaults` written in it. */
+export function listenerFlags(defaults: ListenerDefaults): ListenerOptions {
   const flags = {
-    ...clientFlags,
-    prefix: prefixFlag,
+    ...clientFlags(defaults),
+    prefix: prefixFlag(defaults.prefix),
     topic: {
-      type: 'string', arg: 'FILTER', help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/# (default <prefix>/#)`,
+      type: 'string', arg: 'FILTER', help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/#, quoted (default ${defaults.topic})`,
     },
   } satisfies Record<string, Flag>
-  const values = parseFlags(description, flags)
-  const prefix = checkTopic('--prefix', values.prefix ?? DEFAULT_PREFIX)
-  const topic = values.topic ?? `${prefix}/#`
+  const values = parseFlags(programDescription(), flags)
+  const prefix = checkTopic('--prefix', values.prefix ?? defaults.prefix)
+  const moved = defaults.topic.startsWith(`${defaults.prefix}/`) ? `${prefix}${defaults.topic.slice(defaults.prefix.length)}` : defaults.topic
+  const topic = values.topic ?? moved
   const problem = topicFilterProblem(topic)
   if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
-  return { ...clientOptions(values), prefix, topic }
+  return { ...clientOptions(values, defaults), prefix, topic }
+}
+
+function writePidFile(file: string): void {
+  try {
+    writeFileSync(file, `${process.pid}\n`)
+  } catch (error) {
+    fail(`cannot write --pid-file ${file}: ${messageOf(error)}`)
+  }
 }
 
 function checkId(flag: string, id: string): string {

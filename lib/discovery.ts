@@ -1,9 +1,9 @@
-// Home Assistant's MQTT discovery format, shared by demos/discovery/device.ts (which announces an
-// entity) and demos/discovery/listener.ts (which discovers them): where a config is published
-// (<prefix>/<component>/[<node_id>/]<object_id>/config), which JSON keys it holds, and how a listener
-// checks a config before trusting it. A config comes from any client on the broker, so a listener
+// Home Assistant's MQTT discovery format, shared by demos/discovery/publisher.ts (a device, which
+// announces an entity) and demos/discovery/subscriber.ts (a listener, which discovers them): where a
+// config is published (<prefix>/<component>/[<node_id>/]<object_id>/config), which JSON keys it holds,
+// what a listener keeps of what it discovered, and how it checks a config before trusting it. A config comes from any client on the broker, so a listener
 // reads it the way it reads any input: it says what is wrong with a bad one and carries on.
-import { topicNameProblem } from './topics.ts'
+import { topicMatches, topicNameProblem } from './topics.ts'
 
 /** The first level of every discovery topic, unless Home Assistant is configured otherwise. */
 export const DEFAULT_PREFIX = 'homeassistant'
@@ -199,4 +199,144 @@ function kindOf(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'a list'
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+/** Who a device is, as its flags say (lib/discovery-options.ts). */
+export interface DeviceIdentity {
+  kind: 'light' | 'sensor'
+  prefix: string
+  base: string
+  nodeId: string
+  objectId: string
+  name: string
+  deviceName: string
+}
+
+/** The topics a device uses; command only for a light, which obeys ON and OFF there. */
+export interface DeviceTopics {
+  config: string
+  state: string
+  availability: string
+  command?: string
+}
+
+/**
+ * What a device announces: its topics, and the config that names them. unique_id lets Home Assistant
+ * keep the entity across restarts; device groups the entities of one device.
+ */
+export function announcement(device: DeviceIdentity): { topics: DeviceTopics; config: DiscoveryConfig } {
+  const home = `${device.base}/${device.nodeId}/${device.objectId}`
+  const light = device.kind === 'light'
+  const topics: DeviceTopics = {
+    config: configTopic(device.prefix, { component: device.kind, nodeId: device.nodeId, objectId: device.objectId }),
+    state: home,
+    availability: `${home}/availability`,
+    ...(light && { command: `${home}/set` }),
+  }
+  const config: DiscoveryConfig = {
+    name: device.name,
+    unique_id: `${device.nodeId}_${device.objectId}`,
+    device: { identifiers: [device.nodeId], name: device.deviceName },
+    state_topic: topics.state,
+    availability_topic: topics.availability,
+    payload_available: 'online',
+    payload_not_available: 'offline',
+    ...(light
+      ? { command_topic: topics.command, payload_on: 'ON', payload_off: 'OFF' }
+      : { device_class: 'temperature', unit_of_measurement: '°C' }),
+  }
+  return { topics, config }
+}
+
+/** What a listener should do about one message: lines to print, topics to stop and start following. */
+export interface News {
+  /** Unsubscribe from these first: an entity was removed or replaced. */
+  unfollow: string[]
+  lines: string[]
+  /** Then subscribe to these, availability before state: each brings its topic's retained message. */
+  follow: string[]
+}
+
+/**
+ * What Home Assistant keeps of discovery, without the MQTT calls: the entities found on the config
+ * topics under `prefix` (subscribed with `filter`), and the last payload seen on each of their state
+ * and availability topics. read() turns each message into News; the listener does the subscribing.
+ */
+export class Discoveries {
+  /** What has been discovered, by config topic. */
+  private readonly entities = new Map<string, Entity>()
+  /** The last payload seen on each state and availability topic followed. */
+  private readonly lastSeen = new Map<string, string>()
+
+  constructor(private readonly prefix: string, private readonly filter: string) {}
+
+  read(topic: string, payload: string, retain: boolean): News {
+    const news: News = { unfollow: [], lines: [], follow: [] }
+    const say = (line: string) => news.lines.push(line)
+    const retained = retain ? ' (retained)' : ''
+    const followed = [...this.entities.values()]
+    const stateOf = followed.filter((e) => e.stateTopic === topic)
+    const availabilityOf = followed.flatMap((e) => e.availability.filter((a) => a.topic === topic).map((a) => ({ e, a })))
+    if (stateOf.length > 0 || availabilityOf.length > 0) {
+      // An empty payload clears a retained state; it is not a state. And what has not changed is no
+      // news: a device that reconnects says "online" and its state again.
+      if (payload === '' || this.lastSeen.get(topic) === payload) return news
+      this.lastSeen.set(topic, payload)
+      for (const e of stateOf) say(`${e.name} state ${payload}${e.unit ? ` ${e.unit}` : ''}${retained}`)
+      for (const { e, a } of availabilityOf) {
+        const said = payload === a.online ? 'online' : payload === a.offline ? 'offline' : undefined
+        say(said ? `${e.name} is ${said}${retained}`
+          : `${e.name} sent ${JSON.stringify(payload)} on ${topic}, neither ${JSON.stringify(a.online)} nor ${JSON.stringify(a.offline)}`)
+      }
+      return news
+    }
+
+    const at = parseConfigTopic(this.prefix, topic)
+    if (at === undefined) {
+      // Under the filter but not a config (Home Assistant's own homeassistant/status, say): as it is.
+      say(`${topic} ${payload === '' ? '(empty)' : payload}${retained}`)
+      return news
+    }
+    if ('problem' in at) return say(`ignored ${topic}: ${at.problem}`), news
+
+    const known = this.entities.get(topic)
+    if (payload === '') {
+      // An empty retained message on a config topic is how a device is removed.
+      if (!known) return say(`ignored ${topic}: an empty config, but nothing was discovered there`), news
+      news.unfollow.push(...this.forget(topic))
+      return say(`removed ${known.component} ${entityPath(known)} "${known.name}"`), news
+    }
+    const config = parseConfig(at.value, payload)
+    if ('problem' in config) return say(`ignored ${topic}: ${config.problem}`), news
+    const entity = config.value
+    if (known && JSON.stringify(known) === JSON.stringify(entity)) return news
+    const twin = [...this.entities.entries()].find(([t, e]) => t !== topic && e.uniqueId === entity.uniqueId)
+    if (twin) return say(`ignored ${topic}: unique_id ${JSON.stringify(entity.uniqueId)} is already used by ${twin[0]}`), news
+
+    if (known) news.unfollow.push(...this.forget(topic))
+    this.entities.set(topic, entity)
+    say(`${known ? 'updated' : 'discovered'} ${entity.component} ${entityPath(entity)} "${entity.name}"${retained}`)
+    // A topic the filter already brings, or that another entity reads, needs no subscription of its own.
+    news.follow = [...topicsOf(entity)].filter((t) => this.users(t) === 1 && !topicMatches(this.filter, t))
+    return news
+  }
+
+  /** Stop following the entity of `configTopic`; returns its topics that no other entity reads. */
+  private forget(configTopic: string): string[] {
+    const entity = this.entities.get(configTopic)!
+    this.entities.delete(configTopic)
+    const unused = [...topicsOf(entity)].filter((t) => this.users(t) === 0)
+    for (const t of unused) this.lastSeen.delete(t)
+    return unused.filter((t) => !topicMatches(this.filter, t))
+  }
+
+  /** How many followed entities read `topic`. */
+  private users(topic: string): number {
+    return [...this.entities.values()].filter((e) => e.stateTopic === topic || e.availability.some((a) => a.topic === topic)).length
+  }
+}
+
+/** The topics an entity reports on: availability first, then state. */
+function topicsOf(entity: Entity): Set<string> {
+  return new Set([...entity.availability.map((a) => a.topic), entity.stateTopic])
 }

@@ -1,18 +1,21 @@
-// The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean),
-// parsed with node:util parseArgs and checked before anything reaches the broker. MQTT_URL sets the
-// default --url, so a learner can point every demo at another broker (Mosquitto, say) at once.
+// The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean...),
+// parsed with node:util parseArgs over the defaults that the demo writes down itself, and checked
+// before anything reaches the broker. MQTT_URL sets the default --url, so a learner can point every
+// demo at another broker (Mosquitto, say) at once.
+import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { IClientOptions } from 'mqtt'
 import type { QoS } from 'mqtt-packet'
 import { fail, messageOf, startProgram } from './cli.ts'
-import { topicFilterProblem, topicNameProblem } from './topics.ts'
+import { emptyLevelNote, topicFilterProblem, topicNameProblem } from './topics.ts'
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
 
 export interface ClientOptions {
   url: string
   /** Client identifier; MQTT.js makes up a random one when undefined. */
-  id?: string
+  clientId?: string
   /** false asks the broker to keep the session (subscriptions, queued QoS 1 and 2 messages) across connections. */
   clean: boolean
   qos: QoS
@@ -21,6 +24,25 @@ export interface ClientOptions {
   /** For a broker that asks for them (npm run broker -- --username ... --password ...). */
   username?: string
   password?: string
+  /** What to hand mqtt.connect() with the URL: the fields above, plus no retries and a 5 s wait for CONNACK. */
+  connection: IClientOptions
+}
+
+/** What a demo does unless its flags say otherwise: written in the demo, so the reader sees it. */
+export interface ClientDefaults {
+  clientId?: string
+  clean?: boolean
+  qos?: QoS
+}
+
+export interface PublisherDefaults extends ClientDefaults {
+  topic: string
+  message: string
+  retain?: boolean
+}
+
+export interface SubscriberDefaults extends ClientDefaults {
+  topic: string
 }
 
 export interface PublisherOptions extends ClientOptions {
@@ -41,47 +63,78 @@ export interface Flag {
   help: string
 }
 
-export const clientFlags = {
-  url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
-  qos: { type: 'string', arg: 'N', help: 'quality of service: 0, 1 or 2 (default 0)' },
-  id: { type: 'string', arg: 'ID', help: 'client identifier (default: a random one)' },
-  'no-clean': { type: 'boolean', help: 'keep the session on the broker after disconnecting (needs --id)' },
-  keepalive: { type: 'string', arg: 'SECONDS', help: 'ping the broker after this many seconds without a packet to send; 0 never (default 60)' },
-  username: { type: 'string', arg: 'NAME', help: 'user name, for a broker that asks for one (default $MQTT_USERNAME)' },
-  password: { type: 'string', arg: 'SECRET', help: 'password, for a broker that asks for one (default $MQTT_PASSWORD)' },
-} satisfies Record<string, Flag>
+/** How long a demo waits for the broker's CONNACK before it gives up. */
+export const CONNECT_TIMEOUT_MS = 5000
 
-/** Flags of a program that publishes: `description` is the first line of its --help. */
-export function publisherOptions(description: string, defaults: { topic: string; message: string; retain?: boolean }): PublisherOptions {
+/** The flags every client takes; the defaults shown in --help are the demo's own. */
+export function clientFlags(defaults: ClientDefaults = {}) {
+  const clean = defaults.clean ?? true
+  return {
+    url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
+    qos: { type: 'string', arg: 'N', help: `quality of service: 0, 1 or 2 (default ${defaults.qos ?? 0})` },
+    id: { type: 'string', arg: 'ID', help: `client identifier (default${defaults.clientId ? ` ${defaults.clientId}` : ': a random one'})` },
+    'no-clean': { type: 'boolean', help: `keep the session on the broker after disconnecting (needs --id)${clean ? '' : '; the default here'}` },
+    clean: { type: 'boolean', help: `start with a clean session, which ends when the client disconnects${clean ? '; the default here' : ''}` },
+    keepalive: { type: 'string', arg: 'SECONDS', help: 'ping the broker after this many seconds without a packet to send; 0 never (default 60)' },
+    username: { type: 'string', arg: 'NAME', help: 'user name, for a broker that asks for one (default $MQTT_USERNAME)' },
+    password: { type: 'string', arg: 'SECRET', help: 'password, for a broker that asks for one (default $MQTT_PASSWORD)' },
+  } satisfies Record<string, Flag>
+}
+
+/** The flags of a program that publishes, over the `defaults` written in it. */
+export function publisherFlags(defaults: PublisherDefaults): PublisherOptions {
+  const retain = defaults.retain ?? false
   const flags = {
-    ...clientFlags,
+    ...clientFlags(defaults),
     topic: { type: 'string', arg: 'TOPIC', help: `topic name to publish to (default ${defaults.topic})` },
     message: { type: 'string', multiple: true, arg: 'TEXT', help: `payload; repeat to publish several in order (default ${defaults.message})` },
-    retain: { type: 'boolean', help: 'ask the broker to keep the message for future subscribers' },
+    retain: { type: 'boolean', help: `ask the broker to keep the message for future subscribers${retain ? '; the default here' : ''}` },
+    'no-retain': { type: 'boolean', help: `an ordinary message, forgotten once delivered${retain ? '' : '; the default here'}` },
   } satisfies Record<string, Flag>
-  const values = parseFlags(description, flags)
+  const values = parseFlags(programDescription(), flags)
   const topic = values.topic ?? defaults.topic
   const problem = topicNameProblem(topic)
   if (problem) fail(`cannot publish to ${JSON.stringify(topic)}: ${problem}`)
+  noteEmptyLevels(topic)
   return {
-    ...clientOptions(values),
+    ...clientOptions(values, defaults),
     topic,
     messages: values.message ?? [defaults.message],
-    retain: values.retain ?? defaults.retain ?? false,
+    retain: either('--retain', values.retain, '--no-retain', values['no-retain']) ?? retain,
   }
 }
 
-/** Flags of a program that subscribes: `description` is the first line of its --help. */
-export function subscriberOptions(description: string, defaults: { topic: string }): SubscriberOptions {
+/** The flags of a program that subscribes, over the `defaults` written in it. */
+export function subscriberFlags(defaults: SubscriberDefaults): SubscriberOptions {
   const flags = {
-    ...clientFlags,
-    topic: { type: 'string', arg: 'FILTER', help: `topic filter to subscribe to, + and # allowed (default ${defaults.topic})` },
+    ...clientFlags(defaults),
+    topic: { type: 'string', arg: 'FILTER', help: `topic filter to subscribe to, + and # allowed, quoted (default ${defaults.topic})` },
   } satisfies Record<string, Flag>
-  const values = parseFlags(description, flags)
+  const values = parseFlags(programDescription(), flags)
   const topic = values.topic ?? defaults.topic
   const problem = topicFilterProblem(topic)
   if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
-  return { ...clientOptions(values), topic }
+  noteEmptyLevels(topic)
+  return { ...clientOptions(values, defaults), topic }
+}
+
+/** A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go on. */
+export function noteEmptyLevels(topic: string): void {
+  const note = emptyLevelNote(topic)
+  if (note) process.stderr.write(`note: ${note}\n`)
+}
+
+/** `--x` gives true, `--no-x` false, neither undefined; both at once is a mistake. */
+function either(yes: string, on: boolean | undefined, no: string, off: boolean | undefined): boolean | undefined {
+  if (on && off) fail(`${yes} and ${no} contradict each other; give one of them`)
+  return on ? true : off ? false : undefined
+}
+
+/** The first line of the running program, its comment saying what it is for: the first line of --help. */
+export function programDescription(): string {
+  const script = process.argv[1]
+  const first = script ? readFileSync(script, 'utf8').split('\n')[0] : ''
+  return first.replace(/^(\/\/|#)\s*/, '')
 }
 
 type Values<F extends Record<string, Flag>> = {
@@ -97,7 +150,10 @@ export function parseFlags<F extends Record<string, Flag>>(description: string, 
     values = parseArgs({ options: all, allowPositionals: false, strict: true }).values
   } catch (error) {
     // parseArgs explains at length; the first sentence is the useful part.
-    fail(`${messageOf(error).split('. ')[0].replace(/\.$/, '')}; see --help`)
+    const said = messageOf(error).split('. ')[0].replace(/\.$/, '')
+    // `--topic #` unquoted: the shell took # for a comment and dropped it, and all that followed.
+    const quoting = /'--topic\b.*argument missing$/.test(said) ? '; to pass # or a filter that starts with it, quote it: \'#\'' : ''
+    fail(`${said}${quoting}; see --help`)
   }
   if (values.help) {
     console.log(helpText(description, all))
@@ -115,7 +171,7 @@ function helpText(description: string, flags: Record<string, Flag>): string {
   return `usage: npx tsx ${program} [options]\n\n${description}\n\noptions:\n${rows.join('\n')}`
 }
 
-export function clientOptions(values: Values<typeof clientFlags>): ClientOptions {
+export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {}): ClientOptions {
   const url = values.url ?? process.env.MQTT_URL ?? DEFAULT_URL
   let protocol: string
   try {
@@ -129,11 +185,13 @@ export function clientOptions(values: Values<typeof clientFlags>): ClientOptions
   if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:', 'mqtt+unix:'].includes(protocol)) {
     fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a Unix socket), as in ${DEFAULT_URL}`)
   }
-  const qos = Number(values.qos ?? '0')
-  if (!['0', '1', '2'].includes(values.qos ?? '0')) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
-  const clean = !values['no-clean']
-  if (!clean && !values.id) fail('--no-clean needs --id: the broker finds a kept session by its client id')
+  const qosText = values.qos ?? String(defaults.qos ?? 0)
+  if (!['0', '1', '2'].includes(qosText)) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
+  const qos = Number(qosText) as QoS
   if (values.id === '') fail('--id must not be empty; leave it out to get a random client id')
+  const clientId = values.id ?? defaults.clientId
+  const clean = either('--clean', values.clean, '--no-clean', values['no-clean']) ?? defaults.clean ?? true
+  if (!clean && !clientId) fail('--no-clean needs --id: the broker finds a kept session by its client id')
   const keepalive = values.keepalive === undefined ? undefined : Number(values.keepalive)
   if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {
     fail(`--keepalive must be a number of seconds from 0 to 65535, not ${JSON.stringify(values.keepalive)}`)
@@ -141,5 +199,16 @@ export function clientOptions(values: Values<typeof clientFlags>): ClientOptions
   const username = values.username ?? process.env.MQTT_USERNAME
   const password = values.password ?? process.env.MQTT_PASSWORD
   if (password !== undefined && username === undefined) fail('a password needs a user name: add --username (or MQTT_USERNAME)')
-  return { url, id: values.id, clean, qos: qos as QoS, keepalive, username, password }
+  const connection: IClientOptions = {
+    clientId,
+    clean,
+    // MQTT 3.1.1, the article's version.
+    protocolVersion: 4,
+    // No retries: a demo whose broker is not there says so and exits (see problems.ts).
+    reconnectPeriod: 0,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    ...(keepalive !== undefined && { keepalive }),
+    ...(username !== undefined && { username, password }),
+  }
+  return { url, clientId, clean, qos, keepalive, username, password, connection }
 }

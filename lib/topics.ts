@@ -49,3 +49,15 @@ export function topicMatches(filter: string, topic: string): boolean {
   }
   return f.length === t.length
 }
+
+/**
+ * What a topic that starts or ends with / means, when it does: a level that is empty, which makes it
+ * another topic than the one without the slash. Valid (home//light is a topic of its own, S3), so a
+ * note rather than an error; undefined for a topic with neither.
+ */
+export function emptyLevelNote(topic: string): string | undefined {
+  const where = [topic.startsWith('/') && 'starts', topic.endsWith('/') && 'ends'].filter(Boolean).join(' and ')
+  if (!where || topic === '/') return undefined
+  const bare = topic.replace(/^\/|\/$/g, '')
+  return `${topic} ${where} with /, so it has an empty level there: it is not the same topic as ${bare}`
+}

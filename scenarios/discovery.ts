@@ -1,13 +1,15 @@
 // Home Assistant style discovery: devices announce themselves with retained configs on
 // homeassistant/<component>/<node_id>/<object_id>/config, listeners find them with wildcard filters,
-// even when they start late, and a Last Will tells them when a device drops off.
+// even when they start late, and a Last Will tells them when a device drops off. Its programs,
+// demos/discovery/, are a device (publisher.ts) and a listener that plays Home Assistant (subscriber.ts).
 // Run directly (npm run demo:discovery) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { DEFAULT_PREFIX } from '../lib/discovery.ts'
 import { show, type Scenario } from './stage.ts'
 
-const device = 'demos/discovery/device.ts'
-const listener = 'demos/discovery/listener.ts'
+const device = 'demos/discovery/publisher.ts'
+const listener = 'demos/discovery/subscriber.ts'
+// Any client can switch the light or remove a device: the publisher of the first experiment will do.
 const publisher = 'demos/basic-pubsub/publisher.ts'
 
 export const discovery: Scenario = {
@@ -47,7 +49,7 @@ export const discovery: Scenario = {
 
     await stage.step('Start a kitchen light: it announces itself with a retained config')
     const lamp = stage.spawn('light', device, deviceArgs)
-    await lamp.expect(`announced light "Kitchen light" at ${light.config} (retained)`, undefined,
+    await lamp.expect(`published its config to ${light.config} (retained)`, undefined,
       'the light set its will, published "online" and its state, then its config, all retained')
     await lamp.expect(`listening for ON and OFF on ${light.command}`, undefined, 'and it waits for commands')
     await first.expect('discovered light kitchen/light "Kitchen light"', 'C18',
@@ -58,7 +60,7 @@ export const discovery: Scenario = {
 
     await stage.step('Start a temperature sensor in the living room')
     const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--kind', 'sensor', '--node', 'living_room'])
-    await thermometer.expect(`announced sensor "Living room temperature" at ${sensor.config} (retained)`, undefined,
+    await thermometer.expect(`published its config to ${sensor.config} (retained)`, undefined,
       'the sensor announced itself under the sensor component')
     await first.expect('discovered sensor living_room/temperature "Living room temperature"', 'C18',
       `the same filter ${prefix}/# found a sensor too: one subscription follows every component`)
@@ -83,7 +85,7 @@ export const discovery: Scenario = {
       await stage.restartBroker()
       await lamp.expect(`listening for ON and OFF on ${light.command}`, undefined,
         'the light reconnected, announced itself again and subscribed to its command topic again')
-      await thermometer.expect(`announced sensor "Living room temperature" at ${sensor.config} (retained)`, undefined,
+      await thermometer.expect(`published its config to ${sensor.config} (retained)`, undefined,
         'the sensor reconnected and announced itself again')
       for (const proc of [first, second]) {
         await proc.expect(/^subscribed to /, undefined, `${proc.label} reconnected and subscribed again; nothing it knew has changed, so it says no more`)
@@ -93,7 +95,7 @@ export const discovery: Scenario = {
     await stage.step(`Switch the light off from another client: publish OFF to ${light.command}`)
     const off = await stage.run('switch', publisher, ['--topic', light.command, '--message', 'OFF'])
     await off.expect(`published "OFF" to ${light.command}`, undefined, 'the command is sent')
-    await lamp.expect(`command OFF received, state OFF, published to ${light.state} (retained)`, undefined,
+    await lamp.expect(`published "OFF" to ${light.state} (retained)`, undefined,
       'the light obeyed its command topic and published its new state')
     await first.expect('Kitchen light state OFF', undefined, 'listener-1 saw the light go off')
     await second.expect('Kitchen light state OFF', undefined, 'and so did listener-2')
@@ -106,7 +108,7 @@ export const discovery: Scenario = {
 
     await stage.step('Stop the light with Ctrl-C')
     await lamp.stop()
-    await lamp.expect(`published "offline" to ${light.availability} (retained) before disconnecting`, undefined,
+    await lamp.expect(`published "offline" to ${light.availability} (retained)`, undefined,
       'a clean DISCONNECT cancels the will, so the light said "offline" itself before leaving')
     await first.expect('Kitchen light is offline', undefined, 'listener-1 shows the light offline')
     await second.expect('Kitchen light is offline', undefined, 'and so does listener-2')

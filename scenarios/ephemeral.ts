@@ -1,72 +1,69 @@
 // The article's ephemeral-topics experiment: a message published while nobody listens is gone, and a
 // subscriber only gets what is published while it is subscribed. Then the precision the article leaves
 // out (S1): a persistent session has the broker queue QoS 1 messages for a subscriber that is away.
-// Run directly (npm run demo:ephemeral) it is the show; test/ plays it as a check.
+// Its programs, demos/ephemeral/, are alice, a subscriber that keeps her session (a fixed client id,
+// clean: false, QoS 1), and a publisher at QoS 1. Run directly (npm run demo:ephemeral) it is the show;
+// test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show, type Scenario } from './stage.ts'
 
-const publisher = 'demos/basic-pubsub/publisher.ts'
-const subscriber = 'demos/basic-pubsub/subscriber.ts'
+const publisher = 'demos/ephemeral/publisher.ts'
+const subscriber = 'demos/ephemeral/subscriber.ts'
 
 export const ephemeral: Scenario = {
   name: 'ephemeral',
-  title: 'a message nobody listens to is dropped; a subscriber only gets what is published while it listens',
+  title: 'a message nobody listens to is dropped; a subscriber only gets what is published while it listens, or while its session is kept',
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
+    const alice = [...stage.idFlag('alice'), ...topicArgs]
+    const bob = ['--id', stage.clientId('bob'), ...topicArgs]
 
     await stage.step('Run the publisher while no subscriber is running')
     await stage.run('publisher', publisher, topicArgs)
 
-    await stage.step('Now start a subscriber')
-    const first = stage.spawn('subscriber-1', subscriber, topicArgs)
-    await first.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'subscriber-1 is subscribed and waiting')
-    await stage.barrier(topic, [first], 'C8', 'subscriber-1 received nothing: the broker dropped the message, as no one was subscribed')
+    await stage.step('Now start the subscriber, alice')
+    const first = stage.spawn('alice', subscriber, alice)
+    await first.expect(`connected to ${stage.url}, result code 0, session present: no`, undefined,
+      'the broker had no session for alice yet: she has never been here')
+    await first.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is subscribed and waiting')
+    await stage.barrier(topic, [first], 'C8', 'alice received nothing: the broker dropped the message, as no one was subscribed')
 
-    await stage.step('Run the publisher again while subscriber-1 listens')
+    await stage.step('Run the publisher again while alice listens')
     await stage.run('publisher', publisher, topicArgs)
-    await first.expect(`${topic} on`, 'C9', 'this time subscriber-1 printed the message')
+    await first.expect(`${topic} on`, 'C9', 'this time alice printed the message')
 
-    await stage.step('Publish once more, then start a second subscriber')
+    await stage.step('Publish once more, then start a second subscriber, bob')
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'off'])
-    await first.expect(`${topic} off`, 'C10', 'subscriber-1, which was listening, printed it')
-    const second = stage.spawn('subscriber-2', subscriber, topicArgs)
-    await second.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'subscriber-2 is subscribed and waiting')
-    await stage.barrier(topic, [second], 'C10', 'subscriber-2, which started after it was sent, received nothing')
+    await first.expect(`${topic} off`, 'C10', 'alice, who was listening, printed it')
+    const second = stage.spawn('bob', subscriber, bob)
+    await second.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'bob is subscribed and waiting')
+    await stage.barrier(topic, [second], 'C10', 'bob, who started after it was sent, received nothing')
 
-    await stage.step('Stop both subscribers')
+    await stage.step('Stop both subscribers, then publish one QoS 1 and one QoS 0 message while they are away')
     await Promise.all([first.stop(), second.stop()])
+    stage.say('they keep their sessions: a fixed client id and clean: false, the change this experiment makes to the subscriber')
+    await stage.run('publisher', publisher, [...topicArgs, '--message', 'kept for alice'])
+    await stage.run('publisher', publisher, [...topicArgs, '--qos', '0', '--message', 'not kept'])
 
-    // S1: "ephemeral" is what a clean session gets. A persistent session is the exception.
-    const id = stage.clientId('alice')
-    const persistent = ['--id', id, '--no-clean', '--qos', '1', ...topicArgs]
-
-    await stage.step('Start a subscriber with a persistent session: a fixed id, --no-clean, QoS 1')
-    const alice = stage.spawn('alice', subscriber, persistent)
-    await alice.expect(`connected to ${stage.url}, result code 0, session present: no`, undefined,
-      'the broker had no session for this client id yet')
-    await alice.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is subscribed at QoS 1')
-
-    await stage.step('Stop alice, then publish one QoS 1 and one QoS 0 message while she is away')
-    await alice.stop()
-    await stage.run('publisher', publisher, [...topicArgs, '--qos', '1', '--message', 'kept for alice'])
-    await stage.run('publisher', publisher, [...topicArgs, '--message', 'not kept'])
-
-    await stage.step('Start alice again with the same id and --no-clean')
-    const back = stage.spawn('alice', subscriber, persistent)
+    await stage.step('Start alice again')
+    const back = stage.spawn('alice', subscriber, alice)
     await back.expect(`connected to ${stage.url}, result code 0, session present: yes`, 'S1',
       'the broker kept her session while she was away')
     await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} kept for alice`], 'S1',
       'she received the QoS 1 message the broker queued for her')
     await stage.barrier(topic, [back], 'S1', 'the QoS 0 message was not queued')
 
-    await stage.step('Stop alice, publish at QoS 1, and start her with a clean session instead')
+    await stage.step('Stop alice, publish at QoS 1, and start both with --clean: a clean session instead')
     await back.stop()
-    await stage.run('publisher', publisher, [...topicArgs, '--qos', '1', '--message', 'dropped with the session'])
-    const clean = stage.spawn('alice', subscriber, ['--id', id, '--qos', '1', ...topicArgs])
+    await stage.run('publisher', publisher, [...topicArgs, '--message', 'dropped with the session'])
+    const clean = stage.spawn('alice', subscriber, [...alice, '--clean'])
+    const cleanBob = stage.spawn('bob', subscriber, [...bob, '--clean'])
     await clean.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is back, with a clean session')
-    await stage.barrier(topic, [clean], 'S1', 'a clean session starts empty: the queued message was thrown away with the old session')
-    await clean.stop()
+    await cleanBob.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'and bob too')
+    await stage.barrier(topic, [clean, cleanBob], 'S1',
+      'a clean session starts empty: what the broker queued was thrown away with the old sessions')
+    await Promise.all([clean.stop(), cleanBob.stop()])
   },
 }
 

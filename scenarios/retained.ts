@@ -1,11 +1,12 @@
 // The article's retained-messages experiment: the broker keeps the last message published with the
 // retain flag on a topic and hands it to every new subscriber; an empty retained message removes it.
+// Its publisher, demos/retained/publisher.ts, sets retain: true; the subscriber is the basic one.
 // Run directly (npm run demo:retained) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show, type Scenario } from './stage.ts'
 
-const publisher = 'demos/basic-pubsub/publisher.ts'
-const subscriber = 'demos/basic-pubsub/subscriber.ts'
+const publisher = 'demos/retained/publisher.ts'
+const subscriber = 'demos/retained/subscriber.ts'
 
 export const retained: Scenario = {
   name: 'retained',
@@ -15,8 +16,8 @@ export const retained: Scenario = {
     const topicArgs = stage.topicFlag('my_topic')
     stage.retains(topic)
 
-    await stage.step('With no subscriber running, publish once with --retain')
-    await stage.run('publisher', publisher, [...topicArgs, '--retain'])
+    await stage.step('With no subscriber running, publish once: this publisher sets the retain flag')
+    await stage.run('publisher', publisher, topicArgs)
 
     await stage.step('Start a subscriber')
     const first = stage.spawn('subscriber-1', subscriber, topicArgs)
@@ -31,7 +32,7 @@ export const retained: Scenario = {
     await stage.barrier(topic, [again], undefined, 'it printed it once')
 
     await stage.step('While it runs, publish three retained messages in a row')
-    await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'one', '--message', 'two', '--message', 'three'])
+    await stage.run('publisher', publisher, [...topicArgs, '--message', 'one', '--message', 'two', '--message', 'three'])
     for (const message of ['one', 'two', 'three']) await again.expect(`${topic} ${message}`, undefined, `subscriber-1 got "${message}" live`)
     stage.ok('S2', 'live deliveries carry no retained mark: the RETAIN flag is cleared for subscribers already listening')
 
@@ -42,7 +43,7 @@ export const retained: Scenario = {
     await stage.barrier(topic, [second], 'C13', 'and none of the earlier ones: a topic retains one message')
 
     await stage.step('Publish an empty retained message to delete the retained one')
-    await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', ''])
+    await stage.run('publisher', publisher, [...topicArgs, '--message', ''])
     await again.expect(`${topic} (empty)`, undefined, 'subscribers already listening get the empty message like any other')
 
     await stage.step('Start a third subscriber')

@@ -5,7 +5,7 @@
 // every one of them when it finishes, fails or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -59,6 +59,11 @@ export interface StageOptions {
   topicPrefix?: string
   /** The scenario's needs (Scenario.needs); check() and show() pass them. */
   needs?: BrokerNeeds
+  /**
+   * A Python with paho-mqtt: play each demo that has a twin in its python/ directory (demos/x/python/
+   * publisher.py for demos/x/publisher.ts) with this interpreter instead, with the same flags.
+   */
+  python?: string
 }
 
 export class StageError extends Error {}
@@ -129,6 +134,14 @@ export class Stage {
     return Boolean(this.options.topicPrefix)
   }
 
+  /**
+   * The flag that points a demo whose default client id is `name` at the stage's id for it: nothing,
+   * unless the stage shares a broker, where the id is made unique per run (see clientId()).
+   */
+  idFlag(name: string): string[] {
+    return this.prefixed ? ['--id', this.clientId(name)] : []
+  }
+
   /** A fixed client id (for a persistent session), made unique per run when the stage shares a broker. */
   clientId(name: string): string {
     const prefix = this.options.topicPrefix
@@ -150,11 +163,33 @@ export class Stage {
 
   /** Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. */
   spawn(label: string, script: string, args: string[] = []): Proc {
+    const twin = this.pythonTwin(script)
+    if (twin) return this.spawnPython(label, twin, args)
     this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
       cwd: ROOT,
       // The lifeline (lib/cli.ts): the child ends when this pipe closes, even if the stage is SIGKILLed.
       env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const proc = new Proc(this, label, child)
+    this.processes.add(proc)
+    void proc.exit.then(() => this.processes.delete(proc))
+    return proc
+  }
+
+  /** demos/x/python/name.py for demos/x/name.ts, when the stage plays Python and that file exists. */
+  private pythonTwin(script: string): string | undefined {
+    if (!this.options.python) return undefined
+    const twin = script.replace(/^(demos\/[^/]+)\/([^/]+)\.ts$/, '$1/python/$2.py')
+    return twin !== script && existsSync(join(ROOT, twin)) ? twin : undefined
+  }
+
+  private spawnPython(label: string, script: string, args: string[]): Proc {
+    this.record({ kind: 'command', label, text: ['python3', script, ...args.map(shellQuote)].join(' ') })
+    const child = spawn(this.options.python!, [join(ROOT, script), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, MQTT_URL: this.url, [LIFELINE]: '1' },
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     const proc = new Proc(this, label, child)

@@ -1,24 +1,31 @@
 // The article's topic-hierarchy experiment: topic levels separated by /, and subscribers whose filters
 // use + (one level) and # (every level below) side by side, so the audience sees which filter gets
 // which message. Then the specification's edges the article leaves out (S3, S4, S5).
+// Its programs, demos/wildcards/, default to home/living_room/light and home/living_room/+; the
+// other topics and filters are given with --topic.
 // Run directly (npm run demo:wildcards) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show, type Proc, type Scenario, type Stage } from './stage.ts'
 
-const publisher = 'demos/basic-pubsub/publisher.ts'
-const subscriber = 'demos/basic-pubsub/subscriber.ts'
+const publisher = 'demos/wildcards/publisher.ts'
+const subscriber = 'demos/wildcards/subscriber.ts'
+/** The topic and the filter that the two programs default to: the change this experiment makes to them. */
+const PUBLISHED = 'home/living_room/light'
+const SUBSCRIBED = 'home/living_room/+'
 
 export const wildcards: Scenario = {
   name: 'wildcards',
   title: 'subscribers with exact, + and # filters side by side: which one gets which message',
   async play(stage) {
     const t = (name: string) => stage.topic(name)
-    const publish = (topic: string) => stage.run('publisher', publisher, ['--topic', t(topic)])
+    // The command a learner types: --topic only where it is not the program's default.
+    const topicArgs = (topic: string, byDefault: string) => (topic === byDefault ? stage.topicFlag(topic) : ['--topic', t(topic)])
+    const publish = (topic: string) => stage.run('publisher', publisher, topicArgs(topic, PUBLISHED))
 
     await stage.step('Start one subscriber per filter; each is labelled with its filter')
     const subscribers = new Map<string, Proc>()
     for (const filter of ['home/living_room/light', 'home/living_room/+', 'home/+/light', 'home/#', '#']) {
-      subscribers.set(filter, stage.spawn(filter, subscriber, ['--topic', t(filter)]))
+      subscribers.set(filter, stage.spawn(filter, subscriber, topicArgs(filter, SUBSCRIBED)))
     }
     const sub = (filter: string) => subscribers.get(filter)!
     for (const [filter, proc] of subscribers) await proc.until(`subscribed to ${t(filter)} (QoS 0)`)

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { expectOneLineError, freePort, runScript } from './processes.ts'
+import { expectOneLineError, freePort, runScript, start } from './processes.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
@@ -37,6 +37,36 @@ describe('an unreachable broker', () => {
   })
 })
 
+describe('a connection that ends', () => {
+  it('a subscriber whose client id another client takes says the session was taken over, not that the broker is gone', async () => {
+    const first = start(subscriber, ['--id', 'twin'], { MQTT_URL: broker.url })
+    await first.waitForLine('subscribed to my_topic')
+    const second = start(subscriber, ['--id', 'twin'], { MQTT_URL: broker.url })
+    try {
+      await second.waitForLine('subscribed to my_topic')
+      expectOneLineError(await first.finish(),
+        new RegExp(`^error: the broker at ${broker.url} closed this connection: another client connected with the same client id, twin, and took its session over; .*give each a different --id$`))
+    } finally {
+      second.child.kill('SIGINT')
+      await second.finish()
+    }
+  })
+
+  it('a subscriber whose broker stops says so, and how to start one', async () => {
+    const own = await startBroker({ port: 0 })
+    const program = start(subscriber, [], { MQTT_URL: own.url })
+    await program.waitForLine('subscribed to my_topic')
+    await own.close()
+    expectOneLineError(await program.finish(), new RegExp(`^error: lost the connection to the broker at ${own.url}; is it still running\\? \\(start one with npm run broker\\)$`))
+  })
+
+  it('ws:// to a port that speaks plain MQTT says it is not a WebSocket port, and which URL would do', async () => {
+    const url = broker.url.replace('mqtt:', 'ws:')
+    expectOneLineError(await runScript(subscriber, ['--url', url]),
+      new RegExp(`^error: ${url} is not a WebSocket port: .*; for a plain MQTT port use ${broker.url} `))
+  })
+})
+
 describe('bad flags', () => {
   it.each([
     [publisher, ['--topic', 'home/+/light'], /cannot publish to "home\/\+\/light": .*must not contain the wildcards/],
@@ -55,6 +85,25 @@ describe('bad flags', () => {
   ])('%s %j is refused before anything is sent', async (script, args, line) => {
     // The broker is up: these must fail on the input, not on the connection.
     expectOneLineError(await runScript(script, args, { MQTT_URL: broker.url }), line)
+  })
+
+  it('a topic that ends with / is valid, and a note on stderr says what the slash means', async () => {
+    const result = await runScript(publisher, ['--topic', 'home/'], { MQTT_URL: broker.url })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain('published "on" to home/\n')
+    expect(result.stderr).toBe('note: home/ ends with /, so it has an empty level there: it is not the same topic as home\n')
+  })
+
+  it('a filter that starts with / is valid, and a note on stderr says what the slash means', async () => {
+    const program = start(subscriber, ['--topic', '/home/+'], { MQTT_URL: broker.url })
+    await program.waitForLine('subscribed to /home/+ (QoS 0)')
+    program.child.kill('SIGINT')
+    const result = await program.finish()
+    expect(result.stderr).toBe('note: /home/+ starts with /, so it has an empty level there: it is not the same topic as home/+\n')
+  })
+
+  it('--topic without its value, as after an unquoted # in a shell, says to quote it', async () => {
+    expectOneLineError(await runScript(subscriber, ['--topic']), /^error: Option '--topic <value>' argument missing; to pass # or a filter that starts with it, quote it: '#'; see --help$/)
   })
 
   it.each([publisher, subscriber])('%s --help explains every flag and exits 0', async (script) => {

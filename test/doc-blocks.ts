@@ -1,7 +1,10 @@
 // The docs' fenced blocks, read the way test/docs.test.ts and test/scenario-suite.ts check them: a
 // block marked `<!-- output: <scenario> <label> [step N | through step N] -->` is what that process
 // printed when the scenario played; one marked `<!-- output of the command above -->` is what the
-// last command of the sh block before it prints.
+// last command of the sh block before it prints; `<!-- program: FILE -->` is that file, whole;
+// `<!-- diff: FROM TO -->` is lineDiff() of the two files; `<!-- try: FILE -->` a change to FILE that
+// a reader is asked to make, and `<!-- output of the change above -->` what the changed program prints
+// (test/try-it.test.ts runs it).
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, type Event } from '../scenarios/stage.ts'
@@ -21,6 +24,14 @@ export interface Block {
   output?: { scenario: string; label: string; steps?: { from: number; to: number } }
   /** `<!-- output of the command above -->`: the block is what the last command of the previous sh block prints. */
   ownOutput?: string
+  /** `<!-- program: FILE -->`: the block is FILE, relative to the repository. */
+  program?: string
+  /** `<!-- diff: FROM TO -->`: the block is lineDiff(FROM, TO). */
+  diff?: { from: string; to: string }
+  /** `<!-- try: FILE -->`: the block is a change to FILE, in lineDiff's form, that the page asks the reader to make. */
+  tryIt?: string
+  /** `<!-- output of the change above -->`: the block is what the program changed by the last try block prints. */
+  tryOutput?: string
 }
 
 function blocks(page: string): Block[] {
@@ -32,9 +43,15 @@ function blocks(page: string): Block[] {
     const end = lines.indexOf('```', i + 1)
     const marker = lines[i - 1]?.match(/^<!-- output: ([\w-]+) (\S+?)(?: (step|through step) (\d+))? -->$/)
     const previousCommand = found.findLast((b) => b.lang === 'sh')?.body.trim().split('\n').at(-1)
+    const above = (pattern: RegExp) => lines[i - 1]?.match(pattern) ?? undefined
+    const diff = above(/^<!-- diff: (\S+) (\S+) -->$/)
     found.push({
       page, line: i + 1, lang: open[1], body: lines.slice(i + 1, end).join('\n'),
       ownOutput: lines[i - 1] === '<!-- output of the command above -->' ? previousCommand : undefined,
+      program: above(/^<!-- program: (\S+) -->$/)?.[1],
+      diff: diff && { from: diff[1], to: diff[2] },
+      tryIt: above(/^<!-- try: (\S+) -->$/)?.[1],
+      tryOutput: lines[i - 1] === '<!-- output of the change above -->' ? found.findLast((b) => b.tryIt)?.tryIt : undefined,
       output: marker ? {
         scenario: marker[1], label: marker[2],
         steps: marker[4] === undefined ? undefined : { from: marker[3] === 'step' ? Number(marker[4]) : 0, to: Number(marker[4]) },
@@ -73,4 +90,52 @@ export function printed(events: Event[], label: string, steps = { from: 0, to: I
     if (event.kind === 'line' && event.label === label && !/\bmarker-\d+\b/.test(event.text)) lines.push(event.text)
   }
   return lines.join('\n')
+}
+
+/**
+ * What changed from `from` to `to`, line by line, as a ```diff block shows it: each changed line with
+ * - (only in `from`) or + (only in `to`), in order; a blank line between changes that lines in common
+ * separate. The longest common subsequence decides what is common.
+ */
+export function lineDiff(from: string, to: string): string {
+  const a = from.trimEnd().split('\n')
+  const b = to.trimEnd().split('\n')
+  // common[i][j]: how many lines a[i..] and b[j..] have in common, in order.
+  const common = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0))
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      common[i][j] = a[i] === b[j] ? common[i + 1][j + 1] + 1 : Math.max(common[i + 1][j], common[i][j + 1])
+    }
+  }
+  const out: string[] = []
+  let changing = false
+  const mark = (line: string) => {
+    if (!changing && out.length > 0) out.push('')
+    changing = true
+    out.push(line)
+  }
+  let i = 0
+  let j = 0
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      changing = false
+      i++
+      j++
+    } else if (j >= b.length || (i < a.length && common[i + 1][j] >= common[i][j + 1])) {
+      mark(`-${a[i++]}`)
+    } else {
+      mark(`+${b[j++]}`)
+    }
+  }
+  return out.join('\n')
+}
+
+/** `file` with the change of a try block made: its - lines, found together in the file, become its + lines. */
+export function applyChange(file: string, change: string): string {
+  const lines = change.split('\n').filter((l) => l !== '')
+  const removed = lines.filter((l) => l.startsWith('-')).map((l) => l.slice(1))
+  const added = lines.filter((l) => l.startsWith('+')).map((l) => l.slice(1))
+  const old = removed.join('\n')
+  if (removed.length === 0 || !file.includes(`${old}\n`)) throw new Error(`the lines to change are not in the file:\n${old}`)
+  return file.replace(`${old}\n`, `${added.join('\n')}\n`)
 }

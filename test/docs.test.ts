@@ -1,13 +1,16 @@
 // The docs are tested: every command they show exists with the flags it is given, every block that
-// quotes a command's output is what it prints, and every block that quotes a scenario names one that
-// exists (test/scenario-suite.ts compares those with what the scenario's processes print).
+// quotes a command's output is what it prints, every block that quotes a scenario names one that
+// exists (test/scenario-suite.ts compares those with what the scenario's processes print), every
+// program shown is the file, and every difference shown between two programs is theirs.
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { scenarios } from '../scenarios/index.ts'
 import { ROOT } from '../scenarios/stage.ts'
-import { allBlocks as all, normalise, pages } from './doc-blocks.ts'
+import { allBlocks as all, applyChange, lineDiff, normalise, pages } from './doc-blocks.ts'
 import { runScript } from './processes.ts'
+import { python } from './python.ts'
 
 const packageScripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>
 
@@ -17,11 +20,19 @@ describe('commands shown in the docs exist', () => {
       .map((command) => ({ where: `${b.page}:${b.line}`, command: command.trim() })))
   const helpCache = new Map<string, Promise<string>>()
   const help = (script: string) => {
-    if (!helpCache.has(script)) helpCache.set(script, runScript(script, ['--help']).then((r) => r.stdout))
+    if (!helpCache.has(script)) {
+      const run = script.endsWith('.py')
+        ? new Promise<string>((resolve) => resolve(spawnSync(python!, [join(ROOT, script), '--help'], { cwd: ROOT, encoding: 'utf8' }).stdout))
+        : runScript(script, ['--help']).then((r) => r.stdout)
+      helpCache.set(script, run)
+    }
     return helpCache.get(script)!
   }
+  /** The pid files that commands of each page write (--pid-file FILE), for the kill commands that read them. */
+  const pidFiles = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
+    .flatMap((b) => [...b.body.matchAll(/--pid-file (\S+)/g)].map((m) => m[1]))
 
-  it.each(commands)('$where: $command', async ({ command }) => {
+  it.each(commands)('$where: $command', async ({ where, command }) => {
     const words = command.replace(/^(\w+=\S+\s+)+/, '').split(/\s+/)
     const flags = words.filter((w) => w.startsWith('--') && w !== '--')
     if (words[0] === 'npm' && (words[1] === 'run' || words[1] === 'start')) {
@@ -33,6 +44,15 @@ describe('commands shown in the docs exist', () => {
       const file = words[2]
       expect(existsSync(join(ROOT, file)), `${file} exists`).toBe(true)
       for (const flag of flags) expect(await help(file), `${flag} in ${file} --help`).toContain(flag)
+    } else if (words[0] === 'python3') {
+      const file = words[1]
+      expect(existsSync(join(ROOT, file)), `${file} exists`).toBe(true)
+      if (python) for (const flag of flags) expect(await help(file), `${flag} in ${file} --help`).toContain(flag)
+    } else if (words[0] === 'kill') {
+      // The program's own process, from the pid file it wrote: never a pattern that may match others'.
+      const file = command.match(/^kill -KILL "\$\(cat (\S+)\)"$/)?.[1]
+      expect(file, 'kill -KILL "$(cat FILE)"').toBeDefined()
+      expect(pidFiles(where.split(':')[0]), `a command of the page writes ${file} with --pid-file`).toContain(file)
     } else {
       expect(['npm install', 'npm test', 'npm ci'], 'a command this test knows').toContain(words.slice(0, 2).join(' '))
     }
@@ -62,5 +82,32 @@ describe('output blocks quote scenarios that exist', () => {
 
   it.each(marked.map((b) => ({ where: `${b.page}:${b.line}`, scenario: b.output!.scenario })))('$where quotes $scenario', ({ scenario }) => {
     expect(scenarios.map((s) => s.name)).toContain(scenario)
+  })
+})
+
+describe('programs shown in the docs are the files', () => {
+  const shown = all.filter((b) => b.program)
+  it.each(shown.map((b) => ({ where: `${b.page}:${b.line}`, file: b.program!, body: b.body })))('$where shows $file', ({ file, body }) => {
+    expect(body).toBe(readFileSync(join(ROOT, file), 'utf8').trimEnd())
+  })
+
+  const diffs = all.filter((b) => b.diff)
+  it.each(diffs.map((b) => ({ where: `${b.page}:${b.line}`, ...b.diff!, body: b.body })))('$where shows how $to differs from $from', ({ from, to, body }) => {
+    expect(body).toBe(lineDiff(readFileSync(join(ROOT, from), 'utf8'), readFileSync(join(ROOT, to), 'utf8')))
+  })
+
+  const tries = all.filter((b) => b.tryIt)
+  it.each(tries.map((b) => ({ where: `${b.page}:${b.line}`, file: b.tryIt!, body: b.body })))('$where asks for a change that fits $file', ({ file, body }) => {
+    expect(() => applyChange(readFileSync(join(ROOT, file), 'utf8'), body)).not.toThrow()
+  })
+
+  // The experiment pages: 01-basic-pubsub.md shows demos/basic-pubsub/, and so on.
+  const experiments = pages.flatMap((p) => (/^docs\/0[1-5]-/.test(p) ? [{ page: p, name: p.slice('docs/0N-'.length, -'.md'.length) }] : []))
+  it.each(experiments)('$page shows the TypeScript and the Python programs of demos/$name/, and a change to try', ({ page, name }) => {
+    const files = shown.filter((b) => b.page === page).map((b) => b.program)
+    for (const program of ['publisher.ts', 'subscriber.ts', 'python/publisher.py', 'python/subscriber.py']) {
+      expect(files, `${page} shows demos/${name}/${program}`).toContain(`demos/${name}/${program}`)
+    }
+    expect(tries.filter((b) => b.page === page), `${page} has a <!-- try: FILE --> block`).toHaveLength(1)
   })
 })

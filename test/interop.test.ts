@@ -2,19 +2,17 @@
 // mosquitto_pub) and a paho-mqtt client of our own (test/interop/paho_client.py, the article's
 // library) talk to it, alone and with our demos, and see what our demos see. Where a client is not
 // installed, its tests are skipped under a title that says how to install it.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { findProgram } from './mosquitto.ts'
+import { python } from './python.ts'
 import { Program, runScript, start, type Finished } from './processes.ts'
 
 const mosquittoSub = findProgram('mosquitto_sub')
 const mosquittoPub = findProgram('mosquitto_pub')
-/** A Python that has paho-mqtt: the one on PATH, or Debian's, where apt installs python3-paho-mqtt. */
-const python = ['python3', '/usr/bin/python3'].find((candidate) =>
-  spawnSync(candidate, ['-c', 'import paho.mqtt.client'], { stdio: 'ignore' }).status === 0)
 
 const missing = [...(mosquittoSub && mosquittoPub ? [] : ['mosquitto-clients']), ...(python ? [] : ['python3-paho-mqtt'])]
 if (missing.length > 0) console.warn(`third-party clients not installed: apt-get install ${missing.join(' ')} to run the interop tests with them`)

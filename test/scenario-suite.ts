@@ -1,13 +1,17 @@
 // One suite per scenario, so that each plays only twice: once to check what it proves and every docs
 // block that quotes it, once more against the same broker to check that it leaves the broker as it
-// found it (same output, no retained message left) and can run again in front of an audience.
+// found it (same output, no retained message left) and can run again in front of an audience. Where
+// the experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, a third play
+// with them checks that they print, line for line, what the TypeScript ones print.
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { check, claimsMet, type Event, type Scenario } from '../scenarios/stage.ts'
+import { byClaimId, check, claimsMet, ROOT, type Event, type Scenario } from '../scenarios/stage.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
+import { NO_PAHO, python } from './python.ts'
 
 /**
  * What each demo program printed, by label (processes run side by side, so only each one's order is
@@ -43,7 +47,8 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
       if (listeners.includes('unix')) dir = await mkdtemp(join(tmpdir(), 'scenario-suite-'))
       broker = await startBroker({ port: 0, wsPort: listeners.includes('ws') ? 0 : undefined, unixPath: dir && join(dir, 'broker.sock') })
       first = await check(scenario, { broker })
-    })
+      // A whole scenario, a dozen programs started one after another: on two busy cores, more than a hook's usual 30 s.
+    }, 120_000)
     afterAll(async () => {
       await broker?.close()
       if (dir) await rm(dir, { recursive: true, force: true })
@@ -52,6 +57,18 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
     it(title, () => {
       expect(claimsMet(first)).toEqual(claims)
       verify(first)
+    })
+
+    it('the README\'s table lists the claims its show ticks', () => {
+      const row = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').find((l) => l.startsWith(`| \`npm run demo:${scenario.name}\` |`))
+      expect(row, `a row for demo:${scenario.name} in README.md`).toBeDefined()
+      // "C1, C5–C7, S1": ranges written with an en dash.
+      const listed = row!.split('|')[3].split(',').flatMap((item) => {
+        const [from, to] = item.trim().split('–')
+        if (!to) return [from]
+        return Array.from({ length: Number(to.slice(1)) - Number(from.slice(1)) + 1 }, (_, i) => `${from[0]}${Number(from.slice(1)) + i}`)
+      })
+      expect(listed.sort(byClaimId)).toEqual([...claims].sort(byClaimId))
     })
 
     const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
@@ -65,5 +82,19 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
       expect(byLabel(second)).toEqual(byLabel(first))
       expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
     })
+
+    if (existsSync(join(ROOT, 'demos', scenario.name, 'python'))) {
+      it.skipIf(!python)(python ? `plays with the Python programs of demos/${scenario.name}/python/ (paho-mqtt), which print the same` : NO_PAHO, async () => {
+        const played = await check(scenario, { broker, python })
+        const commands = played.flatMap((e) => (e.kind === 'command' ? [e.text] : []))
+        expect(commands.filter((c) => c.startsWith('python3 ')).length, commands.join('\n')).toBeGreaterThan(0)
+        // The same lines; their order the scenario's own expectations checked as it played. Beyond
+        // that, a few lines race (a message queued for a session against the SUBACK of its
+        // subscription: paho subscribes sooner after the CONNACK than MQTT.js does).
+        const sorted = (events: Event[]) => Object.fromEntries(Object.entries(byLabel(events)).map(([label, text]) => [label, text.split('\n').sort()]))
+        expect(sorted(played)).toEqual(sorted(first))
+        expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
+      })
+    }
   })
 }

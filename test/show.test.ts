@@ -101,12 +101,12 @@ function descendantRunning(pid: number, text: string): number {
 
 it('a subscriber killed in the middle of a show: the stage says which and how, fails the show, and leaves nothing behind', async () => {
   const show = showDirectly('ephemeral')
-  await show.waitForLine('[subscriber-1] subscribed to my_topic')
+  await show.waitForLine('[alice] subscribed to my_topic')
   const processes = [show.pid, ...descendants(show.pid)]
   process.kill(descendantRunning(show.pid, 'subscriber.ts'), 'SIGKILL')
   const result = await show.finish(20_000)
-  expect(result.stdout).toContain('✗ subscriber-1 was killed by SIGKILL')
-  expect(result.stdout).toMatch(/✗ step \d+ ".*": subscriber-1 was killed by SIGKILL before printing/)
+  expect(result.stdout).toContain('✗ alice was killed by SIGKILL')
+  expect(result.stdout).toMatch(/✗ step \d+ ".*": alice was killed by SIGKILL before printing/)
   expect(result.code).toBe(1)
   await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
 })

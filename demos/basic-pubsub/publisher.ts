@@ -1,16 +1,29 @@
 // The article's publisher: connect to the broker, publish "on" to my_topic, disconnect.
-import { connect, disconnect } from '../../lib/connect.ts'
-import { publisherOptions } from '../../lib/options.ts'
+import mqtt from 'mqtt'
+import { publisherFlags } from '../../lib/options.ts'
+import { reportProblems } from '../../lib/problems.ts'
 
-const options = publisherOptions('Publish a message to a topic, then disconnect.', { topic: 'my_topic', message: 'on' })
-const client = connect(options)
+// What it does unless a flag says otherwise (--help lists them): the lines to change.
+const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 0 })
 
+const client = mqtt.connect(flags.url, flags.connection)
+// A refused or lost connection ends the program with one line that says what to do.
+reportProblems(client, flags.url)
+
+// Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted.
 client.on('connect', async (connack) => {
-  console.log(`connected to ${options.url}, result code ${connack.returnCode}`)
-  // With QoS 1 or 2, publishAsync resolves once the broker has acknowledged the message.
-  for (const message of options.messages) {
-    await client.publishAsync(options.topic, message, { qos: options.qos, retain: options.retain })
-    console.log(`published ${JSON.stringify(message)} to ${options.topic}${options.retain ? ' (retained)' : ''}`)
+  console.log(`connected to ${flags.url}, result code ${connack.returnCode}`)
+  for (const message of flags.messages) {
+    // At QoS 1 or 2 this waits until the broker has acknowledged the message.
+    await client.publishAsync(flags.topic, message, { qos: flags.qos, retain: flags.retain })
   }
-  await disconnect(client)
+  // DISCONNECT: the broker knows we left on purpose.
+  await client.endAsync()
+})
+
+// Printed from each PUBLISH packet as it leaves, so it says what was really sent.
+client.on('packetsend', (packet) => {
+  if (packet.cmd !== 'publish') return
+  const retained = packet.retain ? ' (retained)' : ''
+  console.log(`published ${JSON.stringify(String(packet.payload))} to ${packet.topic}${retained}`)
 })

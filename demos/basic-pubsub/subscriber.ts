@@ -1,28 +1,35 @@
-// The article's subscriber: connect, subscribe to my_topic, print every message that arrives until Ctrl-C.
-import { fail } from '../../lib/cli.ts'
-import { connect } from '../../lib/connect.ts'
-import { subscriberOptions } from '../../lib/options.ts'
+// The article's subscriber: connect, subscribe to my_topic, print every message until Ctrl-C.
+import mqtt from 'mqtt'
+import { subscriberFlags } from '../../lib/options.ts'
+import { reportProblems } from '../../lib/problems.ts'
 
-const options = subscriberOptions('Subscribe to a topic filter and print every message until Ctrl-C.', { topic: 'my_topic' })
-const client = connect(options)
+// What it does unless a flag says otherwise (--help lists them): the line to change.
+const flags = subscriberFlags({ topic: 'my_topic', qos: 0 })
 
-// Called when the broker answers the CONNECT with a CONNACK; return code 0 means accepted.
+const client = mqtt.connect(flags.url, flags.connection)
+// A refused or lost connection, or a refused subscription, ends the program with one line.
+reportProblems(client, flags.url)
+
+// Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted.
 client.on('connect', (connack) => {
-  // With --no-clean the broker keeps our session between connections; CONNACK says if it had one.
-  const session = options.clean ? '' : `, session present: ${connack.sessionPresent ? 'yes' : 'no'}`
-  console.log(`connected to ${options.url}, result code ${connack.returnCode}${session}`)
-  client.subscribe(options.topic, { qos: options.qos })
+  // A client that keeps its session (clean: false) hears whether the broker had one for it.
+  const present = connack.sessionPresent ? 'yes' : 'no'
+  const kept = client.options.clean ? '' : `, session present: ${present}`
+  console.log(`connected to ${flags.url}, result code ${connack.returnCode}${kept}`)
+  client.subscribe(flags.topic, { qos: flags.qos })
 })
 
-// Called for each packet as it arrives; the broker answers SUBSCRIBE with a SUBACK, then sends the
-// topic's retained message, if any (paho calls this on_subscribe). 128 means it refused.
+// The broker's SUBACK, seen as the packet arrives: before a retained message that follows it.
 client.on('packetreceive', (packet) => {
   if (packet.cmd !== 'suback') return
-  if (packet.granted[0] === 128) fail(`the broker refused the subscription to ${options.topic}; check its access rules`)
-  console.log(`subscribed to ${options.topic} (QoS ${packet.granted[0]})`)
+  console.log(`subscribed to ${flags.topic} (QoS ${packet.granted[0]})`)
 })
 
-// Called for each PUBLISH the broker forwards. The RETAIN flag marks a stored message, not a live one.
+// Called for each PUBLISH the broker forwards. RETAIN marks a stored message, not a live one.
 client.on('message', (topic, payload, packet) => {
-  console.log(`${topic} ${payload.length ? payload.toString() : '(empty)'}${packet.retain ? ' (retained)' : ''}`)
+  const text = payload.length > 0 ? payload.toString() : '(empty)'
+  console.log(`${topic} ${text}${packet.retain ? ' (retained)' : ''}`)
 })
+
+// Ctrl-C: say goodbye with a DISCONNECT, so the broker knows we left on purpose.
+process.once('SIGINT', () => client.end())

@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 // The dashboard's page, run in the browser (demos/dashboard/server.ts bundles it with esbuild). It does
-// what demos/discovery/listener.ts does, with cards instead of lines: it connects to the broker over
+// what demos/discovery/subscriber.ts does, with cards instead of lines: it connects to the broker over
 // WebSocket with MQTT.js's browser build, subscribes to <prefix>/#, and for every device that announces
 // itself there follows its availability and state. A light's card has a switch that publishes ON or
 // OFF to the light's command topic. Configs come from any client on the broker, so the page checks

@@ -1,6 +1,6 @@
 // npm run dashboard: a live smart-home dashboard in the browser. Starts the bundled broker with MQTT over
 // WebSocket and serves, from that same HTTP port, one page that discovers devices the way
-// demos/discovery/listener.ts does and shows one card per device. With --url (or a ws:// MQTT_URL) it
+// demos/discovery/subscriber.ts does and shows one card per device. With --url (or a ws:// MQTT_URL) it
 // serves the page for another broker's WebSocket listener instead. Runs until Ctrl-C.
 import { readFile } from 'node:fs/promises'
 import { createServer, type RequestListener } from 'node:http'

@@ -1,0 +1,44 @@
+"""The retained experiment's publisher in paho-mqtt: publish "on" to my_topic, retained."""
+import json
+import sys
+from pathlib import Path
+
+# The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
+from paho_compat import CALLBACK_API, number  # noqa: E402
+import paho.mqtt.client as mqtt  # noqa: E402
+from options import publisher_flags  # noqa: E402
+from problems import cannot_connect, report_problems  # noqa: E402
+
+# What it does unless a flag says otherwise (--help lists them). retain=True is this experiment's
+# change: the broker keeps the message and hands it to every subscriber that comes later.
+flags = publisher_flags(topic="my_topic", message="on", qos=0, retain=True)
+sent = {}
+
+
+def on_connect(client, userdata, connect_flags, rc, properties=None):
+    """Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted."""
+    print(f"connected to {flags.url}, result code {number(rc)}")
+    for message in flags.messages:
+        publish = dict(topic=flags.topic, payload=message, qos=flags.qos, retain=flags.retain)
+        sent[client.publish(**publish).mid] = publish
+
+
+def on_publish(client, userdata, mid, *_):
+    """Called once a message has left (QoS 0), or the broker has acknowledged it (QoS 1, 2)."""
+    publish = sent.pop(mid)
+    text = json.dumps(publish["payload"], ensure_ascii=False)
+    print(f"published {text} to {publish['topic']}{' (retained)' if publish['retain'] else ''}")
+    if not sent:
+        client.disconnect()  # DISCONNECT: the broker knows we left on purpose
+
+
+client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, clean_session=flags.clean,
+                     transport=flags.transport, reconnect_on_failure=False)
+client.on_connect, client.on_publish = on_connect, on_publish
+report_problems(client, flags)
+try:
+    client.connect(flags.host, flags.port, flags.keepalive)
+except OSError as error:
+    cannot_connect(flags, error)
+client.loop_forever()

@@ -1,0 +1,30 @@
+// The wildcards experiment's publisher: publish "on" to home/living_room/light, then disconnect.
+import mqtt from 'mqtt'
+import { publisherFlags } from '../../lib/options.ts'
+import { reportProblems } from '../../lib/problems.ts'
+
+// What it does unless a flag says otherwise (--help lists them). This experiment's change: a topic
+// of three levels, home, living_room and light, separated by /.
+const flags = publisherFlags({ topic: 'home/living_room/light', message: 'on', qos: 0 })
+
+const client = mqtt.connect(flags.url, flags.connection)
+// A refused or lost connection ends the program with one line that says what to do.
+reportProblems(client, flags.url)
+
+// Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted.
+client.on('connect', async (connack) => {
+  console.log(`connected to ${flags.url}, result code ${connack.returnCode}`)
+  for (const message of flags.messages) {
+    // At QoS 1 or 2 this waits until the broker has acknowledged the message.
+    await client.publishAsync(flags.topic, message, { qos: flags.qos, retain: flags.retain })
+  }
+  // DISCONNECT: the broker knows we left on purpose.
+  await client.endAsync()
+})
+
+// Printed from each PUBLISH packet as it leaves, so it says what was really sent.
+client.on('packetsend', (packet) => {
+  if (packet.cmd !== 'publish') return
+  const retained = packet.retain ? ' (retained)' : ''
+  console.log(`published ${JSON.stringify(String(packet.payload))} to ${packet.topic}${retained}`)
+})

@@ -1,0 +1,36 @@
+// The wildcards experiment's subscriber: subscribe to home/living_room/+, print until Ctrl-C.
+import mqtt from 'mqtt'
+import { subscriberFlags } from '../../lib/options.ts'
+import { reportProblems } from '../../lib/problems.ts'
+
+// What it does unless a flag says otherwise (--help lists them). This experiment's change: the
+// filter home/living_room/+, where + stands for any one level: every device of the living room.
+const flags = subscriberFlags({ topic: 'home/living_room/+', qos: 0 })
+
+const client = mqtt.connect(flags.url, flags.connection)
+// A refused or lost connection, or a refused subscription, ends the program with one line.
+reportProblems(client, flags.url)
+
+// Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted.
+client.on('connect', (connack) => {
+  // A client that keeps its session (clean: false) hears whether the broker had one for it.
+  const present = connack.sessionPresent ? 'yes' : 'no'
+  const kept = client.options.clean ? '' : `, session present: ${present}`
+  console.log(`connected to ${flags.url}, result code ${connack.returnCode}${kept}`)
+  client.subscribe(flags.topic, { qos: flags.qos })
+})
+
+// The broker's SUBACK, seen as the packet arrives: before a retained message that follows it.
+client.on('packetreceive', (packet) => {
+  if (packet.cmd !== 'suback') return
+  console.log(`subscribed to ${flags.topic} (QoS ${packet.granted[0]})`)
+})
+
+// Called for each PUBLISH the broker forwards. RETAIN marks a stored message, not a live one.
+client.on('message', (topic, payload, packet) => {
+  const text = payload.length > 0 ? payload.toString() : '(empty)'
+  console.log(`${topic} ${text}${packet.retain ? ' (retained)' : ''}`)
+})
+
+// Ctrl-C: say goodbye with a DISCONNECT, so the broker knows we left on purpose.
+process.once('SIGINT', () => client.end())

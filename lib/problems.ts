@@ -1,0 +1,97 @@
+// What can go wrong between a demo and its broker, each said in one line: reportProblems(client, url)
+// listens to an MQTT.js client that the demo made itself, and ends the program with one line and exit
+// code 1 when the connection is refused, cannot be made, is lost, or a subscription is refused.
+// MQTT.js alone retries forever when the broker is down, which on stage looks like a hang. A client
+// made with a reconnectPeriod (a device, a listener) rides out a lost connection instead, as real ones do.
+import mqtt, { type MqttClient } from 'mqtt'
+import { fail, messageOf } from './cli.ts'
+import { CONNECT_TIMEOUT_MS } from './options.ts'
+
+/** Turn every failure of `client`, connected to `url`, into one line (see the top of this file). */
+export function reportProblems(client: MqttClient, url: string): void {
+  const reconnectPeriod = client.options.reconnectPeriod ?? 0
+  let connectedOnce = false
+  let lost = false
+  client.on('connect', () => {
+    connectedOnce = true
+    lost = false
+  })
+  client.on('error', (error) => {
+    if (!(reconnectPeriod > 0 && connectedOnce)) fail(connectionProblem(url, error, client.connected))
+  })
+  client.on('close', () => {
+    // The program ended the connection itself (client.end()), or it already said the connection was lost.
+    if (client.disconnecting || lost) return
+    if (!connectedOnce) fail(closedBeforeConnack(url))
+    if (reconnectPeriod === 0) return void lostConnection(client, url)
+    lost = true
+    console.log(`lost the connection to the broker at ${url}; trying again every ${reconnectPeriod / 1000} s`)
+  })
+  // A SUBACK carries no topic: remember which filters each SUBSCRIBE asked for, to name a refused one.
+  const asked = new Map<number, string[]>()
+  client.on('packetsend', (packet) => {
+    if (packet.cmd === 'subscribe') asked.set(packet.messageId!, packet.subscriptions.map((s) => s.topic))
+  })
+  client.on('packetreceive', (packet) => {
+    if (packet.cmd !== 'suback') return
+    const refused = (asked.get(packet.messageId!) ?? []).filter((_, i) => packet.granted[i] === 128)
+    asked.delete(packet.messageId!)
+    if (refused.length > 0) fail(`the broker refused the subscription to ${refused.join(', ')}; check its access rules`)
+  })
+}
+
+/**
+ * The connection was accepted, then closed by the other side. Either the broker stopped, or it is
+ * running and ended this connection: in MQTT 3.1.1 most often because another client connected with
+ * the same client id, which takes the session over (§3.1.4). A new connection tells the two apart.
+ */
+async function lostConnection(client: MqttClient, url: string): Promise<never> {
+  const id = client.options.clientId ?? ''
+  const probe = await mqtt.connectAsync(url, { ...client.options, clientId: undefined, clean: true, will: undefined, reconnectPeriod: 0, connectTimeout: 2000 })
+    .catch(() => undefined)
+  if (!probe) fail(`lost the connection to the broker at ${url}; is it still running? (start one with npm run broker)`)
+  await probe.endAsync()
+  // MQTT.js's made-up ids (mqttjs_ and 8 hex digits) are not shared by chance.
+  if (/^mqttjs_[0-9a-f]{8}$/.test(id)) fail(`the broker at ${url} is running but closed this connection; check its log`)
+  fail(`the broker at ${url} closed this connection: another client connected with the same client id, ${id}, and took its session over; a broker keeps one connection per client id, so give each a different --id`)
+}
+
+/** The broker closed the connection before its CONNACK. */
+function closedBeforeConnack(url: string): string {
+  if (/^wss?:/.test(url)) {
+    const plain = `mqtt:${url.replace(/^wss?:/, '')}`
+    return `${url} is not a WebSocket port: the server there closed the connection during the WebSocket handshake; for a plain MQTT port use ${plain} (the bundled broker serves WebSocket only on its --ws-port)`
+  }
+  return `the broker at ${url} closed the connection before accepting it; check its log`
+}
+
+function connectionProblem(url: string, error: Error & { code?: unknown }, connected: boolean): string {
+  const refusals: Record<number, string> = {
+    1: 'it does not speak this protocol version (MQTT 3.1.1)',
+    2: 'it rejected the client id; pass another --id',
+    3: 'the server is unavailable',
+    4: 'bad user name or password; pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
+    5: 'this client is not authorised',
+  }
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return `cannot reach the broker at ${url} (connection refused); start one with npm run broker, or pass --url`
+    case 'ENOENT':
+      return `no broker socket at ${url}; start one with npm run broker -- --unix PATH, or check --url`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot find the host of ${url}; check --url or MQTT_URL`
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return connected ? `the broker at ${url} closed the connection; check its log` : closedBeforeConnack(url)
+  }
+  if (typeof error.code === 'number' && refusals[error.code]) {
+    return `the broker at ${url} refused the connection: ${refusals[error.code]} (return code ${error.code})`
+  }
+  if (error.message === 'connack timeout') {
+    return `no answer from ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is an MQTT broker listening there? check --url`
+  }
+  if (!connected && /^wss?:/.test(url)) return closedBeforeConnack(url)
+  if (!connected) return `cannot talk MQTT with ${url} (${error.message}); is an MQTT broker listening there? check --url`
+  return `the connection to ${url} failed: ${messageOf(error)}`
+}

@@ -1,0 +1,145 @@
+// The demo programs as a reader meets them: each experiment's pair is the basic pair with the lines the
+// article changes, and no more; each program is short enough for a slide, and makes its MQTT calls
+// itself (lib/ parses flags and words failures, never connects, subscribes or publishes for it).
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { ROOT } from '../scenarios/stage.ts'
+import { lineDiff } from './doc-blocks.ts'
+
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8')
+/** The code of a program: its lines without comments, docstrings and blank lines. */
+const code = (file: string) => read(file).split('\n').filter((l) => l.trim() !== '' && !/^\s*(\/\/|#|""")/.test(l)).join('\n')
+/** The code lines that differ from `from` to `to`, as lineDiff shows them. */
+const changes = (from: string, to: string) => lineDiff(code(from), code(to)).split('\n').filter((l) => l !== '')
+
+describe('each experiment changes the basic programs by the lines the article changes', () => {
+  it.each([
+    ['ephemeral/publisher.ts', [
+      "-const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 0 })",
+      "+const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 1 })",
+    ]],
+    ['ephemeral/subscriber.ts', [
+      "-const flags = subscriberFlags({ topic: 'my_topic', qos: 0 })",
+      "+const flags = subscriberFlags({ topic: 'my_topic', qos: 1, clientId: 'alice', clean: false })",
+    ]],
+    ['retained/publisher.ts', [
+      "-const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 0 })",
+      "+const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 0, retain: true })",
+    ]],
+    ['retained/subscriber.ts', []],
+    ['wildcards/publisher.ts', [
+      "-const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 0 })",
+      "+const flags = publisherFlags({ topic: 'home/living_room/light', message: 'on', qos: 0 })",
+    ]],
+    ['wildcards/subscriber.ts', [
+      "-const flags = subscriberFlags({ topic: 'my_topic', qos: 0 })",
+      "+const flags = subscriberFlags({ topic: 'home/living_room/+', qos: 0 })",
+    ]],
+    ['ephemeral/python/publisher.py', [
+      '-flags = publisher_flags(topic="my_topic", message="on", qos=0)',
+      '+flags = publisher_flags(topic="my_topic", message="on", qos=1)',
+    ]],
+    ['ephemeral/python/subscriber.py', [
+      '-flags = subscriber_flags(topic="my_topic", qos=0)',
+      '+flags = subscriber_flags(topic="my_topic", qos=1, client_id="alice", clean=False)',
+    ]],
+    ['retained/python/publisher.py', [
+      '-flags = publisher_flags(topic="my_topic", message="on", qos=0)',
+      '+flags = publisher_flags(topic="my_topic", message="on", qos=0, retain=True)',
+    ]],
+    ['retained/python/subscriber.py', []],
+    ['wildcards/python/publisher.py', [
+      '-flags = publisher_flags(topic="my_topic", message="on", qos=0)',
+      '+flags = publisher_flags(topic="home/living_room/light", message="on", qos=0)',
+    ]],
+    ['wildcards/python/subscriber.py', [
+      '-flags = subscriber_flags(topic="my_topic", qos=0)',
+      '+flags = subscriber_flags(topic="home/living_room/+", qos=0)',
+    ]],
+  ])('demos/%s', (program, lines) => {
+    const basic = `demos/basic-pubsub/${program.slice(program.indexOf('/') + 1)}`
+    expect(changes(basic, `demos/${program}`)).toEqual(lines)
+  })
+
+  it('demos/discovery/subscriber.ts, the listener: the basic subscriber that follows what each config names, and rides out a restart', () => {
+    expect(changes('demos/basic-pubsub/subscriber.ts', 'demos/discovery/subscriber.ts')).toEqual([
+      "-import { subscriberFlags } from '../../lib/options.ts'",
+      "+import { listenerFlags } from '../../lib/discovery-options.ts'",
+      "+import { Discoveries } from '../../lib/discovery.ts'",
+      "-const flags = subscriberFlags({ topic: 'my_topic', qos: 0 })",
+      "-const client = mqtt.connect(flags.url, flags.connection)",
+      "+const flags = listenerFlags({ prefix: 'homeassistant', topic: 'homeassistant/#', qos: 0 })",
+      '+const discovered = new Discoveries(flags.prefix, flags.topic)',
+      '+const client = mqtt.connect(flags.url, { ...flags.connection, reconnectPeriod: 1000 })',
+      '+let subscribed = false',
+      '+  subscribed = false',
+      "-  if (packet.cmd !== 'suback') return",
+      "+  if (packet.cmd !== 'suback' || subscribed) return",
+      '+  subscribed = true',
+      '+let queue = Promise.resolve()',
+      "-  const text = payload.length > 0 ? payload.toString() : '(empty)'",
+      "-  console.log(`${topic} ${text}${packet.retain ? ' (retained)' : ''}`)",
+      '+  queue = queue.then(async () => {',
+      '+    const news = discovered.read(topic, payload.toString(), packet.retain)',
+      '+    for (const unused of news.unfollow) await client.unsubscribeAsync(unused)',
+      '+    for (const line of news.lines) console.log(line)',
+      '+    for (const followed of news.follow) await client.subscribeAsync(followed, { qos: flags.qos })',
+      '+  })',
+    ])
+  })
+
+  it('demos/discovery/publisher.ts, the device: a program of its own, that keeps the basic publisher\'s connect, its problems and its connected line', () => {
+    const basic = code('demos/basic-pubsub/publisher.ts').split('\n')
+    const kept = code('demos/discovery/publisher.ts').split('\n').filter((line) => basic.includes(line))
+    expect(kept).toEqual([
+      "import mqtt from 'mqtt'",
+      "import { reportProblems } from '../../lib/problems.ts'",
+      'reportProblems(client, flags.url)',
+      "client.on('connect', async (connack) => {",
+      '  console.log(`connected to ${flags.url}, result code ${connack.returnCode}`)',
+      '})',
+      '})',
+      '  await client.endAsync()',
+      '})',
+    ])
+  })
+})
+
+describe('every demo program is short, and makes its MQTT calls itself', () => {
+  const experiments = ['basic-pubsub', 'ephemeral', 'retained', 'wildcards', 'discovery']
+  const programs = experiments.flatMap((e) => [
+    ...readdirSync(join(ROOT, 'demos', e)).filter((f) => f.endsWith('.ts')).map((f) => `demos/${e}/${f}`),
+    ...readdirSync(join(ROOT, 'demos', e, 'python')).filter((f) => f.endsWith('.py')).map((f) => `demos/${e}/python/${f}`),
+  ])
+
+  it('the five experiments each have a publisher and a subscriber, in TypeScript and in Python', () => {
+    for (const e of experiments) {
+      for (const file of ['publisher.ts', 'subscriber.ts', 'python/publisher.py', 'python/subscriber.py']) {
+        expect(programs).toContain(`demos/${e}/${file}`)
+      }
+    }
+  })
+
+  it.each(programs)('%s fits a slide: 100 columns, and says what it is for in its first line', (program) => {
+    const lines = read(program).trimEnd().split('\n')
+    expect(lines.filter((l) => l.length > 100), 'lines over 100 columns').toEqual([])
+    expect(lines[0]).toMatch(program.endsWith('.py') ? /^""".+/ : /^\/\/ .+/)
+    // The discovery pair does more (a will, three announcements, commands; following entities).
+    expect(lines.length).toBeLessThanOrEqual(program.startsWith('demos/discovery/') ? 75 : program.endsWith('.py') ? 50 : 36)
+  })
+
+  it.each(programs)('%s connects, and subscribes or publishes, with calls of its own', (program) => {
+    const text = read(program)
+    if (program.endsWith('.ts')) {
+      expect(text).toMatch(/^import mqtt from 'mqtt'$/m)
+      expect(text).toMatch(/mqtt\.connect\(flags\.url, /)
+      expect(text).toMatch(/client\.(publishAsync|subscribe|subscribeAsync)\(/)
+    } else {
+      expect(text).toMatch(/^import paho\.mqtt\.client as mqtt$/m)
+      expect(text).toMatch(/mqtt\.Client\(\*CALLBACK_API, /)
+      expect(text).toMatch(/client\.connect\(flags\.host, flags\.port/)
+      expect(text).toMatch(/client\.(publish|subscribe)\(/)
+    }
+  })
+})
