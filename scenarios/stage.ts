@@ -8,15 +8,15 @@ import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
 import { fail, LIFELINE, messageOf } from '../lib/cli.ts'
+import { buildBundles, programArgs, programs, ROOT } from './bundle.ts'
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export { ROOT }
 
 /** How long an expectation waits for its line. Generous: two busy cores start a node process in ~1 s. */
 const EXPECT_TIMEOUT_MS = 10_000
@@ -148,10 +148,13 @@ export class Stage {
     this.record({ kind: 'say', text })
   }
 
-  /** Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. */
+  /**
+   * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. The
+   * audience sees the command a learner types; the stage starts the program's bundle (./bundle.ts).
+   */
   spawn(label: string, script: string, args: string[] = []): Proc {
     this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    const child = spawn(process.execPath, [...programArgs(script), ...args], {
       cwd: ROOT,
       // The lifeline (lib/cli.ts): the child ends when this pipe closes, even if the stage is SIGKILLed.
       env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' },
@@ -485,6 +488,8 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   const script = scenarios.length === 1 ? `demo:${first.name}` : 'demo'
   const title = scenarios.length === 1 ? first.title : `every experiment of the article, in order: ${scenarios.map((s) => s.name).join(', ')}`
   const stepByStep = showFlags(script, title)
+  // Once after an edit (about a second), and the programs on stage start as fast as node itself.
+  await buildBundles(programs())
   let stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL, needs: first.needs })
   process.on('exit', () => stage.killAll())
   // Output piped into `head` or a pager that quit: nobody is watching, so end the show quietly.

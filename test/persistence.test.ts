@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { programArgs } from '../scenarios/bundle.ts'
 import { check, claimsMet, ROOT, type Event } from '../scenarios/stage.ts'
 import { persistence } from '../scenarios/persistence.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
@@ -70,7 +71,7 @@ describe('--persist bad input: one line, exit 1', () => {
     const asRoot = process.getuid?.() === 0
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
     delete env.MQTT_URL
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, brokerScript), '--port', '0', '--persist', path], {
+    const child = spawn(process.execPath, [...programArgs(brokerScript), '--port', '0', '--persist', path], {
       cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot && { uid: 65534, gid: 65534 }),
     })
     return new Program(child, `broker --persist ${path}`).finish()

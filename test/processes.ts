@@ -1,10 +1,9 @@
 // Helpers for tests that run the project's programs as real processes, the way a learner does.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect as tcpConnect } from 'node:net'
-import { join } from 'node:path'
 import { expect } from 'vitest'
 import { LIFELINE } from '../lib/cli.ts'
-import { ROOT } from '../scenarios/stage.ts'
+import { programArgs, ROOT } from '../scenarios/bundle.ts'
 
 export interface Finished {
   code: number | null
@@ -13,16 +12,16 @@ export interface Finished {
   stderr: string
 }
 
-/** Run `node --import tsx <script> ...args` to its end; fails the test if it takes over `timeoutMs`. */
+/** Run `npx tsx <script> ...args` (from its bundle, see scenarios/bundle.ts) to its end; fails the test if it takes over `timeoutMs`. */
 export function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Finished> {
   return start(script, args, env).finish(timeoutMs)
 }
 
-/** Start `node --import tsx <script>` without waiting for it. MQTT_URL is unset unless `env` gives it. */
+/** Start `npx tsx <script>` (from its bundle) without waiting for it. MQTT_URL is unset unless `env` gives it. */
 export function start(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Program {
   const base = { ...process.env }
   delete base.MQTT_URL
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+  const child = spawn(process.execPath, [...programArgs(script), ...args], {
     cwd: ROOT,
     // The lifeline (lib/cli.ts): if the test dies or times out before it stops the program, the
     // program ends with it instead of outliving the run.

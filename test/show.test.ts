@@ -3,6 +3,7 @@
 import { spawn, execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { expect, it } from 'vitest'
+import { programArgs } from '../scenarios/bundle.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { isAlive, isListening, Program } from './processes.ts'
 
@@ -78,11 +79,11 @@ it('killing npm (SIGTERM to its pid alone) also ends the stage, its broker and i
   expect(await isListening(port)).toBe(false)
 })
 
-/** Start a show directly (node, no npm), in a process group of its own. */
+/** Start a show directly (node on its bundle, no npm), in a process group of its own. */
 function showDirectly(scenario: string): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
   delete env.MQTT_URL
-  const child = spawn(process.execPath, ['--import', 'tsx', `scenarios/${scenario}.ts`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const child = spawn(process.execPath, programArgs(`scenarios/${scenario}.ts`), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   return new Program(child, `scenarios/${scenario}.ts`)
 }
 
@@ -103,7 +104,8 @@ it('a subscriber killed in the middle of a show: the stage says which and how, f
   const show = showDirectly('ephemeral')
   await show.waitForLine('[subscriber-1] subscribed to my_topic')
   const processes = [show.pid, ...descendants(show.pid)]
-  process.kill(descendantRunning(show.pid, 'subscriber.ts'), 'SIGKILL')
+  // Its source or its bundle: subscriber.ts or subscriber.mjs.
+  process.kill(descendantRunning(show.pid, '/subscriber.'), 'SIGKILL')
   const result = await show.finish(20_000)
   expect(result.stdout).toContain('✗ subscriber-1 was killed by SIGKILL')
   expect(result.stdout).toMatch(/✗ step \d+ ".*": subscriber-1 was killed by SIGKILL before printing/)
