@@ -14,12 +14,13 @@ import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
 import { fail, LIFELINE, messageOf } from '../lib/cli.ts'
+import { seconds, Waiter } from '../lib/waiter.ts'
 import { buildBundles, programArgs, programs, ROOT } from './bundle.ts'
 
 export { ROOT }
 
-/** How long an expectation waits for its line. Generous: two busy cores start a node process in ~1 s. */
-const EXPECT_TIMEOUT_MS = 10_000
+/** How long a stopped program may take to end before it is killed: it ends in milliseconds at rest. */
+const STOP_GRACE_MS = 5000
 
 export interface Scenario {
   /** The npm script is demo:<name>. */
@@ -170,8 +171,7 @@ export class Stage {
   async run(label: string, script: string, args: string[] = [], code = 0): Promise<Proc> {
     const proc = this.spawn(label, script, args)
     proc.ending = true
-    const exit = await withTimeout(proc.exit, EXPECT_TIMEOUT_MS, () =>
-      this.failure(`${label} did not finish within ${EXPECT_TIMEOUT_MS / 1000} s`, proc))
+    const exit = await proc.finished()
     if (exit.code !== code) {
       throw this.failure(`${label} exited with ${exit.signal ?? `code ${exit.code}`}, expected code ${code}`, proc)
     }
@@ -346,35 +346,46 @@ interface Line {
   stream: 'stdout' | 'stderr'
 }
 
+interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
 /** A demo program running on stage: its output, line by line, and a cursor for expectations. */
 export class Proc {
   readonly output: Line[] = []
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  readonly exit: Promise<Exit>
+  private result?: Exit
   /** Set when its end is expected: the stage stops it, or runs it to its end. */
   ending = false
   private cursor = 0
-  private readonly waiters = new Set<() => void>()
-  private exited = false
-  /** How it ended, as in "subscriber-1 was killed by SIGKILL". */
-  private how = 'is still running'
+  private readonly lines = new Waiter()
 
   constructor(private readonly stage: Stage, readonly label: string, readonly child: ChildProcess) {
     for (const stream of ['stdout', 'stderr'] as const) {
       createInterface({ input: child[stream]! }).on('line', (text) => {
         this.output.push({ text, stream })
         stage.record({ kind: 'line', label, text, stream })
-        this.wake()
+        this.lines.arrived()
       })
     }
     this.exit = new Promise((resolve) => {
       child.on('close', (code, signal) => {
-        this.exited = true
-        this.how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+        // How it ended, as in "subscriber-1 was killed by SIGKILL".
+        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
         // Something other than the stage ended it (Ctrl-C in its terminal, a kill, a crash): say so at once.
-        if (!this.ending) stage.record({ kind: 'died', label, text: `${label} ${this.how}` })
-        this.wake()
-        resolve({ code, signal })
+        if (!this.ending) stage.record({ kind: 'died', label, text: `${label} ${how}` })
+        this.result = { code, signal }
+        this.lines.end(how)
+        resolve(this.result)
       })
+    })
+  }
+
+  /** Wait for the program to end by itself; fails, naming it, if the run hangs. */
+  finished(): Promise<Exit> {
+    return this.lines.until(() => this.result, {
+      timedOut: (ms) => this.stage.failure(`${this.label} did not finish within ${seconds(ms)}`, this),
     })
   }
 
@@ -384,7 +395,7 @@ export class Proc {
 
   /**
    * Wait until this process prints `line` on stdout (after the last expectation), then mark it met.
-   * Fails, naming what was awaited, on timeout or if the process exits first.
+   * Fails, naming what was awaited, if the process exits first or the run hangs.
    */
   async expect(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
     await this.until(line)
@@ -427,36 +438,19 @@ export class Proc {
   }
 
   private waitFor<T>(awaited: string, found: () => T | undefined): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const result = found()
-        if (result !== undefined) return finish(() => resolve(result))
-        if (this.exited) {
-          finish(() => reject(this.stage.failure(`${this.label} ${this.how} before printing ${awaited}`, this)))
-        }
-      }
-      const timer = setTimeout(() => finish(() => reject(this.stage.failure(
-        `${this.label} did not print ${awaited} within ${EXPECT_TIMEOUT_MS / 1000} s`, this))), EXPECT_TIMEOUT_MS)
-      const finish = (settle: () => void) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        settle()
-      }
-      this.waiters.add(check)
-      check()
+    return this.lines.until(found, {
+      timedOut: (ms) => this.stage.failure(`${this.label} did not print ${awaited} within ${seconds(ms)}`, this),
+      ended: (how) => this.stage.failure(`${this.label} ${how} before printing ${awaited}`, this),
     })
   }
 
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter()
-  }
-
-  /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a second. */
+  /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a while. */
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
     this.ending = true
-    if (this.exited) return
+    if (this.lines.ended !== undefined) return
     this.child.kill(signal)
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 1000)
+    // Long enough for a busy machine: a program killed while it disconnects leaves other lines in the broker's log.
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_GRACE_MS)
     await this.exit
     clearTimeout(timer)
   }
@@ -572,16 +566,6 @@ function waitForEnter(prompt: string): Promise<void> {
 /** An argument as a learner would type it in a POSIX shell. */
 function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(onTimeout()), ms)
-    }),
-  ])
 }
 
 const palette = [36, 35, 34, 33, 96, 95, 94]

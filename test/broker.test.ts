@@ -167,7 +167,7 @@ describe('npm run broker (lib/broker.ts as a program)', () => {
     await client.endAsync()
     await child.waitForLine('client visitor disconnected')
     child.child.kill('SIGTERM')
-    const result = await child.finish(5000)
+    const result = await child.finish()
     expect(result.code).toBe(0)
     expect(await isListening(Number(port))).toBe(false)
     expect(await isListening(Number(wsPort))).toBe(false)
@@ -179,7 +179,7 @@ describe('npm run broker (lib/broker.ts as a program)', () => {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 })
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
     child.child.kill('SIGINT')
-    const result = await child.finish(5000)
+    const result = await child.finish()
     await closed
     expect(result.code).toBe(0)
     expect(result.stdout.trim().split('\n')).toHaveLength(1)
@@ -190,7 +190,7 @@ describe('npm run broker (lib/broker.ts as a program)', () => {
     const child = start(brokerScript, ['--host', '0.0.0.0', '--port', '0', '--quiet'])
     await child.waitForLine('broker ready on mqtt://0.0.0.0:')
     child.child.kill('SIGTERM')
-    const result = await child.finish(5000)
+    const result = await child.finish()
     expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n')
   })
 
@@ -204,7 +204,7 @@ describe('npm run broker (lib/broker.ts as a program)', () => {
       expect(right.code).toBe(0)
     } finally {
       child.child.kill('SIGTERM')
-      await child.finish(5000)
+      await child.finish()
     }
   })
 

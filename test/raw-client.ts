@@ -3,6 +3,7 @@
 // Packets are built and parsed with mqtt-packet, not by hand.
 import { connect as tcpConnect, type Socket } from 'node:net'
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPacket, type Packet, type QoS } from 'mqtt-packet'
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 
 export interface ConnectOptions {
   /** Client identifier; '' asks the broker to assign one (MQTT 3.1.1 §3.1.3.1). Default: a random one. */
@@ -14,8 +15,7 @@ export interface ConnectOptions {
 
 export class RawClient {
   private readonly received: Packet[] = []
-  private readonly waiters = new Set<() => void>()
-  private closedFlag = false
+  private readonly packets = new Waiter()
   private lastMessageId = 0
   /** Answer every QoS 1 PUBLISH from the broker with its PUBACK, as a client library would. */
   autoAck = false
@@ -25,13 +25,10 @@ export class RawClient {
     parser.on('packet', (packet) => {
       if (this.autoAck && packet.cmd === 'publish' && packet.qos === 1) this.send({ cmd: 'puback', messageId: packet.messageId })
       this.received.push(packet)
-      this.wake()
+      this.packets.arrived()
     })
     socket.on('data', (chunk) => parser.parse(chunk))
-    socket.on('close', () => {
-      this.closedFlag = true
-      this.wake()
-    })
+    socket.on('close', () => this.packets.end('closed'))
     socket.on('error', () => undefined)
   }
 
@@ -102,7 +99,7 @@ export class RawClient {
    * before it that nobody consumed yet: with a broker that keeps order, everything that was going to
    * arrive before the marker did.
    */
-  async publishesBefore(marker: string, timeoutMs = 5000): Promise<IPublishPacket[]> {
+  async publishesBefore(marker: string, timeoutMs = HUNG_MS): Promise<IPublishPacket[]> {
     await this.waitUntil(`the marker ${JSON.stringify(marker)}`, timeoutMs, true,
       () => this.received.some((p) => p.cmd === 'publish' && String(p.payload) === marker) || undefined)
     const publishes = this.received.filter((p): p is IPublishPacket => p.cmd === 'publish')
@@ -133,7 +130,7 @@ export class RawClient {
   }
 
   /** Resolve with the first not yet consumed packet of type `cmd`; rejects if the connection closes first. */
-  next<C extends Packet['cmd']>(cmd: C, timeoutMs = 5000): Promise<Extract<Packet, { cmd: C }>> {
+  next<C extends Packet['cmd']>(cmd: C, timeoutMs = HUNG_MS): Promise<Extract<Packet, { cmd: C }>> {
     return this.waitUntil(`a ${cmd.toUpperCase()}`, timeoutMs, true, () => {
       const at = this.received.findIndex((p) => p.cmd === cmd)
       return at >= 0 ? (this.received.splice(at, 1)[0] as Extract<Packet, { cmd: C }>) : undefined
@@ -141,9 +138,9 @@ export class RawClient {
   }
 
   /** Resolve once the broker has closed the connection; returns the packets it sent and nobody consumed. */
-  closed(timeoutMs = 5000): Promise<Packet[]> {
+  closed(timeoutMs = HUNG_MS): Promise<Packet[]> {
     return this.waitUntil('the broker closing the connection', timeoutMs, false,
-      () => (this.closedFlag ? this.received.splice(0) : undefined))
+      () => (this.packets.ended ? this.received.splice(0) : undefined))
   }
 
   /**
@@ -151,29 +148,15 @@ export class RawClient {
    * naming what was awaited, after `timeoutMs`, or when the connection closes first if `failOnClose`.
    */
   private waitUntil<T>(awaited: string, timeoutMs: number, failOnClose: boolean, found: () => T | undefined): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const result = found()
-        if (result !== undefined) return done(() => resolve(result))
-        if (failOnClose && this.closedFlag) done(() => reject(new Error(`the connection closed before ${awaited} arrived`)))
-      }
-      const timer = setTimeout(() => done(() => reject(new Error(`waited ${timeoutMs} ms for ${awaited}`))), timeoutMs)
-      const done = (settle: () => void) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        settle()
-      }
-      this.waiters.add(check)
-      check()
+    return this.packets.until(found, {
+      timeoutMs,
+      timedOut: (ms) => new Error(`waited ${seconds(ms)} for ${awaited}`),
+      ended: failOnClose ? () => new Error(`the connection closed before ${awaited} arrived`) : undefined,
     })
   }
 
   end(): void {
     this.socket.destroy()
-  }
-
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter()
   }
 }
 
