@@ -30,6 +30,19 @@ export interface Scenario {
   play(stage: Stage): Promise<void>
   /** What the scenario needs of the broker beyond the bundled one over TCP; see BrokerNeeds. */
   needs?: BrokerNeeds
+  /**
+   * How long one play may take, in seconds, on a machine four times slower than ours at rest, under
+   * load (default DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
+   */
+  budget?: number
+}
+
+/** The budget of a scenario that does not give one: ours take 1 to 3 s each at rest. */
+export const DEFAULT_BUDGET_S = 45
+
+/** A scenario's budget in milliseconds. */
+export function budgetMs(scenario: Scenario): number {
+  return (scenario.budget ?? DEFAULT_BUDGET_S) * 1000
 }
 
 export interface BrokerNeeds {
@@ -459,11 +472,21 @@ export class Proc {
 /** Run a scenario silently and return what happened; throws a StageError naming what was not met. */
 export async function check(scenario: Scenario, options: Omit<StageOptions, 'mode'> = {}): Promise<Event[]> {
   const stage = new Stage({ ...options, needs: scenario.needs, mode: 'check' })
-  try {
+  const budget = budgetMs(scenario)
+  let timer: NodeJS.Timeout | undefined
+  const play = (async () => {
     await stage.open()
     await scenario.play(stage)
+  })()
+  try {
+    await Promise.race([play, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(stage.failure(`scenario ${scenario.name} did not finish within its budget of ${seconds(budget)}`)), budget)
+    })])
     return stage.events
   } finally {
+    clearTimeout(timer)
+    // Past its budget the play is still waiting on its processes; close() ends them, and its failure is no news.
+    play.catch(() => undefined)
     await stage.close()
   }
 }

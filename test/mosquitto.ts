@@ -5,8 +5,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import mqtt from 'mqtt'
 import { $, retry, which, type ProcessPromise } from 'zx'
-import { seconds, Waiter } from '../lib/waiter.ts'
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 import { freePort } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 
@@ -90,4 +91,25 @@ async function startOn(binary: string, port: number): Promise<RunningMosquitto> 
 
 function lastLine(log: string): string {
   return log.trim().split('\n').at(-1) ?? '(nothing logged)'
+}
+
+/**
+ * The topics under `filter` that hold a retained message. Mosquitto sends the retained messages of a
+ * subscription right after its SUBACK, so a marker this client publishes afterwards comes after them.
+ */
+export async function retainedUnder(url: string, filter: string, markerTopic: string): Promise<string[]> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: HUNG_MS })
+  try {
+    const topics: string[] = []
+    const marker = new Promise<void>((resolve) => client.on('message', (topic, _payload, packet) => {
+      if (topic === markerTopic) resolve()
+      else if (packet.retain) topics.push(topic)
+    }))
+    await client.subscribeAsync(filter)
+    await client.publishAsync(markerTopic, 'marker', { qos: 1 })
+    await marker
+    return topics
+  } finally {
+    await client.endAsync()
+  }
 }
