@@ -1,11 +1,13 @@
 // The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean),
-// parsed with node:util parseArgs and checked before anything reaches the broker. MQTT_URL sets the
-// default --url, so a learner can point every demo at another broker (Mosquitto, say) at once.
+// parsed by lib/flags.ts and checked before anything reaches the broker. MQTT_URL sets the default
+// --url, so a learner can point every demo at another broker (Mosquitto, say) at once.
 import { relative } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { QoS } from 'mqtt-packet'
-import { fail, messageOf, startProgram } from './cli.ts'
+import { fail, startProgram } from './cli.ts'
+import { parseFlags as parse, type Flag, type Values } from './flags.ts'
 import { topicFilterProblem, topicNameProblem } from './topics.ts'
+
+export type { Flag }
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
 
@@ -31,14 +33,6 @@ export interface PublisherOptions extends ClientOptions {
 
 export interface SubscriberOptions extends ClientOptions {
   topic: string
-}
-
-export interface Flag {
-  type: 'string' | 'boolean'
-  multiple?: boolean
-  short?: string
-  arg?: string
-  help: string
 }
 
 export const clientFlags = {
@@ -84,35 +78,11 @@ export function subscriberOptions(description: string, defaults: { topic: string
   return { ...clientOptions(values), topic }
 }
 
-type Values<F extends Record<string, Flag>> = {
-  [K in keyof F]?: F[K]['type'] extends 'boolean' ? boolean : F[K] extends { multiple: true } ? string[] : string
-}
-
-/** Parse process.argv against `flags` (plus --help); any mistake ends the program with one line. */
+/** Start the demo program (lib/cli.ts) and parse process.argv against `flags`: `description` is the first line of its --help. */
 export function parseFlags<F extends Record<string, Flag>>(description: string, flags: F): Values<F> {
   startProgram()
-  const all = { ...flags, help: { type: 'boolean', short: 'h', help: 'show this help' } }
-  let values: Record<string, unknown>
-  try {
-    values = parseArgs({ options: all, allowPositionals: false, strict: true }).values
-  } catch (error) {
-    // parseArgs explains at length; the first sentence is the useful part.
-    fail(`${messageOf(error).split('. ')[0].replace(/\.$/, '')}; see --help`)
-  }
-  if (values.help) {
-    console.log(helpText(description, all))
-    process.exit(0)
-  }
-  return values as Values<F>
-}
-
-function helpText(description: string, flags: Record<string, Flag>): string {
-  const rows = Object.entries(flags).map(([name, flag]) => {
-    const left = `${flag.short ? `-${flag.short}, ` : ''}--${name}${flag.arg ? ` ${flag.arg}` : ''}`
-    return `  ${left.padEnd(20)} ${flag.help}`
-  })
   const program = relative(process.cwd(), process.argv[1] ?? 'program')
-  return `usage: npx tsx ${program} [options]\n\n${description}\n\noptions:\n${rows.join('\n')}`
+  return parse({ invocation: `npx tsx ${program}`, description }, flags).values
 }
 
 export function clientOptions(values: Values<typeof clientFlags>): ClientOptions {

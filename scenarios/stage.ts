@@ -10,10 +10,10 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
 import { fail, LIFELINE, messageOf } from '../lib/cli.ts'
+import { parseFlags } from '../lib/flags.ts'
 import { seconds, Waiter } from '../lib/waiter.ts'
 import { buildBundles, programArgs, programs, ROOT } from './bundle.ts'
 
@@ -561,16 +561,11 @@ export function byClaimId(a: string, b: string): number {
 }
 
 function showFlags(script: string, title: string): boolean {
-  let values
-  try {
-    values = parseArgs({ options: { step: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values
-  } catch (error) {
-    fail(`${messageOf(error).split('. ')[0]}; see npm run ${script} -- --help`)
-  }
-  if (values.help) {
-    console.log(`usage: npm run ${script} [-- --step]\n\n${title}\n\noptions:\n  --step      wait for Enter before each step\n  -h, --help  show this help\n\nMQTT_URL=... uses that broker instead of starting the bundled one.`)
-    process.exit(0)
-  }
+  const { values } = parseFlags({
+    invocation: `npm run ${script} --`,
+    description: title,
+    notes: 'MQTT_URL=... uses that broker instead of starting the bundled one.',
+  }, { step: { type: 'boolean', help: 'wait for Enter before each step' } })
   if (values.step && !process.stdin.isTTY) {
     fail('--step waits for Enter before each step and needs a terminal; run it in one, or leave --step out')
   }
