@@ -13,7 +13,7 @@ import { check, claimsMet, ROOT, type Event } from '../scenarios/stage.ts'
 import { persistence } from '../scenarios/persistence.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
 import { expectOneLineError, isListening, Program, runScript, start, type Finished } from './processes.ts'
-import { hookBudget } from './scenario-suite.ts'
+import { playTimeout } from './scenario-suite.ts'
 
 const brokerScript = 'lib/broker.ts'
 
@@ -35,7 +35,7 @@ describe('scenario persistence', () => {
   beforeAll(async () => {
     // Given an MQTT_URL where nobody listens: the scenario runs brokers of its own whatever it is given.
     first = await check(persistence, { url: 'mqtt://127.0.0.1:1' })
-  }, hookBudget(persistence))
+  }, playTimeout(persistence))
 
   it('C11, S2, S1: with --persist, retained messages and queued messages outlive a restart and a kill; without it they are lost, on brokers of its own', async () => {
     expect(claimsMet(first)).toEqual(['C11', 'S2', 'S1'])

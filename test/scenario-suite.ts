@@ -73,8 +73,8 @@ export async function playOn(scenario: Scenario, url: string, prefixed = true): 
   return { events, retained: await retainedUnder(url, `${topicPrefix}#`, `${topicPrefix}mqtt-by-example/marker`) }
 }
 
-/** How long a hook that plays `scenario` may take: its budget, and time to start and stop brokers; the play's own budget fails first, naming its step. */
-export const hookBudget = (scenario: Scenario) => budgetMs(scenario) + 15_000
+/** How long a hook or test that plays `scenario` may take: its budget, and time to start and stop brokers; the play's own budget fails first, naming its step. */
+export const playTimeout = (scenario: Scenario) => budgetMs(scenario) + 15_000
 
 export interface SuiteOptions {
   /** Asserts more of the events of the play on the bundled broker. */
@@ -121,7 +121,7 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
         return playOn(scenario, mosquitto.url, round.prefixed)
       }
       ;[first, ...onMosquitto] = await Promise.all([outcome(check(scenario, { broker })), ...rounds.map((round) => outcome(play(round)))])
-    }, hookBudget(scenario))
+    }, playTimeout(scenario))
     afterAll(async () => {
       const started = await Promise.allSettled(mosquittos)
       await Promise.all([broker?.close(), ...started.map((m) => (m.status === 'fulfilled' ? m.value.close() : undefined))])

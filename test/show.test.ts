@@ -4,9 +4,11 @@ import { spawn } from 'node:child_process'
 import { expect, it } from 'vitest'
 import { ps } from 'zx'
 import { HUNG_MS } from '../lib/waiter.ts'
+import { basicPubsub } from '../scenarios/basic-pubsub.ts'
 import { programArgs } from '../scenarios/bundle.ts'
-import { ROOT } from '../scenarios/stage.ts'
+import { budgetMs, ROOT } from '../scenarios/stage.ts'
 import { isAlive, isListening, Program } from './processes.ts'
+import { playTimeout } from './scenario-suite.ts'
 
 function npmRun(script: string, args: string[] = []): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
@@ -30,14 +32,15 @@ async function descendants(pid: number): Promise<number[]> {
 
 it('npm run demo:basic-pubsub narrates every step, ticks each claim and exits 0', async () => {
   const show = npmRun('demo:basic-pubsub')
-  const result = await show.finish()
+  // The whole show, not one wait: the scenario's budget.
+  const result = await show.finish(budgetMs(basicPubsub))
   expect(result.code, result.stderr).toBe(0)
   expect(result.stdout).toMatch(/^▶ basic-pubsub: /)
   expect(result.stdout).toContain('Step 1. Start a subscriber on my_topic')
   expect(result.stdout).toContain('  [subscriber] my_topic on')
   expect(result.stdout).toContain('  ✓ C7 the subscriber printed the topic and the payload')
   expect(result.stdout).toMatch(/✓ basic-pubsub: every expectation met \(C6, C5, C7, C1\) in [\d.]+ s\n$/)
-})
+}, playTimeout(basicPubsub))
 
 it('--step without a terminal refuses with one line instead of waiting forever', async () => {
   const result = await npmRun('demo:basic-pubsub', ['--step']).finish()
