@@ -6,7 +6,7 @@
 // process.argv[1], same import.meta.url in every module, so cwd-relative paths, isMain() and files
 // found beside a module work as under tsx.
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -39,7 +39,8 @@ interface Manifest {
 export function programArgs(script: string): string[] {
   const bundle = upToDate(script)
   if (bundle) return [bundle]
-  void buildBundle(script)
+  // A program that does not build fails under tsx too, and says why there.
+  buildBundle(script).catch(() => undefined)
   return ['--import', 'tsx', join(ROOT, script)]
 }
 
@@ -70,7 +71,7 @@ function upToDate(script: string): string | undefined {
   } catch {
     return undefined
   }
-  return keyOf(manifest.inputs) === manifest.key ? bundlePath(script) : undefined
+  return keyOf(manifest.inputs) === manifest.key && existsSync(bundlePath(script)) ? bundlePath(script) : undefined
 }
 
 /** A hash of every input's content, undefined when one of them is gone. */
