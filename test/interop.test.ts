@@ -53,9 +53,9 @@ function launch(command: string, args: string[]): Program {
   return program
 }
 
-/** Run a program that is not ours to its end; it must exit 0 (zx fails with its exit code and stderr otherwise). */
+/** Run a program that is not ours to its end; it must exit 0 (zx fails with its exit code and stderr otherwise). SIGKILL if it hangs: mosquitto_sub can hang in its SIGTERM handler. */
 function runToEnd(command: string, args: string[]): Promise<ProcessOutput> {
-  return sh({ stdio: ['ignore', 'pipe', 'pipe'] })`${command} ${args}`.timeout(HUNG_MS)
+  return sh({ stdio: ['ignore', 'pipe', 'pipe'] })`${command} ${args}`.timeout(HUNG_MS, 'SIGKILL')
 }
 
 /** Our demo programs, pointed at the bundled broker. */
