@@ -1,13 +1,19 @@
-// Tests start real processes (node with tsx takes about half a second each), so they get time to
-// finish; no test asserts a duration. Most of a test's time is spent waiting on its child processes,
-// so two workers run side by side even on two cores (vitest would use one here).
+// Tests start real processes (from bundles: scenarios/bundle.ts, built once by test/global-setup.ts).
+// Every wait in them names what it awaits and fails a hung run after lib/waiter.ts's HUNG_MS, and a
+// scenario's play fails past its budget (scenarios/stage.ts); the timeouts here are only the last
+// resort behind those, and no test asserts a duration. Most of a test's time is spent waiting on its
+// child processes, so two workers run side by side even on two cores (vitest would use one here), and
+// they keep the modules they loaded from one file to the next (isolate: false): every file starts its
+// own brokers and processes, and leaves nothing behind for the next.
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 30_000,
+    globalSetup: ['test/global-setup.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     maxWorkers: 2,
+    isolate: false,
   },
 })

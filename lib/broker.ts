@@ -7,12 +7,12 @@ import { timingSafeEqual } from 'node:crypto'
 import { connect as netConnect, createServer, type Server } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
-import { parseArgs } from 'node:util'
 import { Aedes, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { applyFixes } from './broker-fixes.ts'
 import { mqtt5Options } from './broker-mqtt5.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
+import { parseFlags } from './flags.ts'
 import { openStore } from './store.ts'
 
 export interface BrokerOptions {
@@ -300,49 +300,18 @@ async function main(): Promise<void> {
   console.log(readyLine(broker))
 }
 
-const usage = `usage: npm run broker -- [options]
-
-Start the bundled MQTT broker (aedes) and print what its clients do.
-
-options:
-  --port N       TCP port to listen on (default 1883; 0 picks a free port)
-  --host ADDR    interface to listen on (default 127.0.0.1: this machine only)
-  --ws-port N    also serve MQTT over WebSocket on this port (off by default)
-  --unix PATH    also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)
-  --persist DIR  keep retained messages and sessions on disk in DIR, across restarts (default: in memory)
-  --max-packet-size BYTES
-                 cut off a client that sends a larger packet (default ${DEFAULT_MAX_PACKET_SIZE})
-  --username NAME, --password SECRET
-                 accept only clients that give these (default $MQTT_USERNAME and $MQTT_PASSWORD;
-                 without them anyone who reaches the port may connect)
-  --quiet        print only the ready line, not every client event
-  -h, --help     show this help`
-
 function parseCli() {
-  try {
-    const parsed = parseArgs({
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'ws-port': { type: 'string' },
-        unix: { type: 'string' },
-        persist: { type: 'string' },
-        'max-packet-size': { type: 'string' },
-        username: { type: 'string' },
-        password: { type: 'string' },
-        quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-    })
-    if (parsed.values.help) {
-      console.log(usage)
-      process.exit(0)
-    }
-    return parsed
-  } catch (error) {
-    return fail(`${messageOf(error).split('.')[0]}; see npm run broker -- --help`)
-  }
+  return parseFlags({ invocation: 'npm run broker --', description: 'Start the bundled MQTT broker (aedes) and print what its clients do.' }, {
+    port: { type: 'string', arg: 'N', help: 'TCP port to listen on (default 1883; 0 picks a free port)' },
+    host: { type: 'string', arg: 'ADDR', help: 'interface to listen on (default 127.0.0.1: this machine only)' },
+    'ws-port': { type: 'string', arg: 'N', help: 'also serve MQTT over WebSocket on this port (off by default)' },
+    unix: { type: 'string', arg: 'PATH', help: 'also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)' },
+    persist: { type: 'string', arg: 'DIR', help: 'keep retained messages and sessions on disk in DIR, across restarts (default: in memory)' },
+    'max-packet-size': { type: 'string', arg: 'BYTES', help: `cut off a client that sends a larger packet (default ${DEFAULT_MAX_PACKET_SIZE})` },
+    username: { type: 'string', arg: 'NAME', help: 'accept only clients that give this user name and --password (default $MQTT_USERNAME)' },
+    password: { type: 'string', arg: 'SECRET', help: 'the password that goes with --username (default $MQTT_PASSWORD); without them anyone may connect' },
+    quiet: { type: 'boolean', help: 'print only the ready line, not every client event' },
+  })
 }
 
 function sizeFlag(value: string | undefined): number | undefined {

@@ -38,7 +38,7 @@ export function startProgram(): void {
   }
 }
 
-/** Whether this module is the program that node was asked to run (`node --import tsx file.ts`). */
+/** Whether this module is the program that node was asked to run: `npx tsx file.ts`, or its bundle (scenarios/bundle.ts), which keeps the source's path in argv[1]. */
 export function isMain(moduleUrl: string): boolean {
   const script = process.argv[1]
   return script !== undefined && pathToFileURL(resolve(script)).href === moduleUrl

@@ -1,13 +1,13 @@
 // The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean...),
-// parsed with node:util parseArgs over the defaults that the demo writes down itself, and checked
+// parsed by lib/flags.ts over the defaults that the demo writes down itself, and checked
 // before anything reaches the broker. MQTT_URL sets the default --url, so a learner can point every
 // demo at another broker (Mosquitto, say) at once.
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { IClientOptions } from 'mqtt'
 import type { QoS } from 'mqtt-packet'
-import { fail, messageOf, startProgram } from './cli.ts'
+import { fail, startProgram } from './cli.ts'
+import { parseFlags as parse, type Flag, type Values } from './flags.ts'
 import { emptyLevelNote, topicFilterProblem, topicNameProblem } from './topics.ts'
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
@@ -55,13 +55,7 @@ export interface SubscriberOptions extends ClientOptions {
   topic: string
 }
 
-export interface Flag {
-  type: 'string' | 'boolean'
-  multiple?: boolean
-  short?: string
-  arg?: string
-  help: string
-}
+export type { Flag }
 
 /** How long a demo waits for the broker's CONNACK before it gives up. */
 export const CONNECT_TIMEOUT_MS = 5000
@@ -137,38 +131,11 @@ export function programDescription(): string {
   return first.replace(/^(\/\/|#)\s*/, '')
 }
 
-type Values<F extends Record<string, Flag>> = {
-  [K in keyof F]?: F[K]['type'] extends 'boolean' ? boolean : F[K] extends { multiple: true } ? string[] : string
-}
-
 /** Parse process.argv against `flags` (plus --help); any mistake ends the program with one line. */
 export function parseFlags<F extends Record<string, Flag>>(description: string, flags: F): Values<F> {
   startProgram()
-  const all = { ...flags, help: { type: 'boolean', short: 'h', help: 'show this help' } }
-  let values: Record<string, unknown>
-  try {
-    values = parseArgs({ options: all, allowPositionals: false, strict: true }).values
-  } catch (error) {
-    // parseArgs explains at length; the first sentence is the useful part.
-    const said = messageOf(error).split('. ')[0].replace(/\.$/, '')
-    // `--topic #` unquoted: the shell took # for a comment and dropped it, and all that followed.
-    const quoting = /'--topic\b.*argument missing$/.test(said) ? '; to pass # or a filter that starts with it, quote it: \'#\'' : ''
-    fail(`${said}${quoting}; see --help`)
-  }
-  if (values.help) {
-    console.log(helpText(description, all))
-    process.exit(0)
-  }
-  return values as Values<F>
-}
-
-function helpText(description: string, flags: Record<string, Flag>): string {
-  const rows = Object.entries(flags).map(([name, flag]) => {
-    const left = `${flag.short ? `-${flag.short}, ` : ''}--${name}${flag.arg ? ` ${flag.arg}` : ''}`
-    return `  ${left.padEnd(20)} ${flag.help}`
-  })
   const program = relative(process.cwd(), process.argv[1] ?? 'program')
-  return `usage: npx tsx ${program} [options]\n\n${description}\n\noptions:\n${rows.join('\n')}`
+  return parse({ invocation: `npx tsx ${program}`, description }, flags).values
 }
 
 export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {}): ClientOptions {

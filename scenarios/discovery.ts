@@ -16,6 +16,8 @@ export const discovery: Scenario = {
   name: 'discovery',
   // The WebSocket listener serves the dashboard page's MQTT connection.
   needs: { listeners: ['ws'] },
+  // Devices and listeners ride out a broker restart, retrying every second: longer than most.
+  budget: 180,
   title: 'devices announce themselves with retained configs; listeners discover them by wildcard, even late, and see them drop off',
   async play(stage) {
     const prefix = stage.topic(DEFAULT_PREFIX)

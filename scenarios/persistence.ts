@@ -14,6 +14,8 @@ export const persistence: Scenario = {
   name: 'persistence',
   title: 'with --persist the broker keeps retained messages and sessions on disk, across a restart and a kill',
   needs: { none: true },
+  // Brokers started, stopped and killed with their stores: the longest play, twice the others' budget.
+  budget: 240,
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')

@@ -8,18 +8,19 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
 import { fail, LIFELINE, messageOf } from '../lib/cli.ts'
+import { parseFlags } from '../lib/flags.ts'
+import { seconds, Waiter } from '../lib/waiter.ts'
+import { buildBundles, programArgs, programs, ROOT } from './bundle.ts'
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export { ROOT }
 
-/** How long an expectation waits for its line. Generous: two busy cores start a node process in ~1 s. */
-const EXPECT_TIMEOUT_MS = 10_000
+/** How long a stopped program may take to end before it is killed: it ends in milliseconds at rest. */
+const STOP_GRACE_MS = 5000
 
 export interface Scenario {
   /** The npm script is demo:<name>. */
@@ -29,6 +30,23 @@ export interface Scenario {
   play(stage: Stage): Promise<void>
   /** What the scenario needs of the broker beyond the bundled one over TCP; see BrokerNeeds. */
   needs?: BrokerNeeds
+  /**
+   * How long one play may take, in seconds, on a machine four times slower than ours at rest, under
+   * load (default DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
+   */
+  budget?: number
+}
+
+/**
+ * The budget of a scenario that does not give one. Ours take 1 to 5 s each on this 2-core machine at
+ * rest; a busy one (other test suites beside it) has been seen to take ten times as long. A hung run
+ * fails sooner anyway, at the wait that hangs (lib/waiter.ts).
+ */
+export const DEFAULT_BUDGET_S = 120
+
+/** A scenario's budget in milliseconds. */
+export function budgetMs(scenario: Scenario): number {
+  return (scenario.budget ?? DEFAULT_BUDGET_S) * 1000
 }
 
 export interface BrokerNeeds {
@@ -161,12 +179,15 @@ export class Stage {
     this.record({ kind: 'say', text })
   }
 
-  /** Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. */
+  /**
+   * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. The
+   * audience sees the command a learner types; the stage starts the program's bundle (./bundle.ts).
+   */
   spawn(label: string, script: string, args: string[] = []): Proc {
     const twin = this.pythonTwin(script)
     if (twin) return this.spawnPython(label, twin, args)
     this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    const child = spawn(process.execPath, [...programArgs(script), ...args], {
       cwd: ROOT,
       // The lifeline (lib/cli.ts): the child ends when this pipe closes, even if the stage is SIGKILLed.
       env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' },
@@ -202,8 +223,7 @@ export class Stage {
   async run(label: string, script: string, args: string[] = [], code = 0): Promise<Proc> {
     const proc = this.spawn(label, script, args)
     proc.ending = true
-    const exit = await withTimeout(proc.exit, EXPECT_TIMEOUT_MS, () =>
-      this.failure(`${label} did not finish within ${EXPECT_TIMEOUT_MS / 1000} s`, proc))
+    const exit = await proc.finished()
     if (exit.code !== code) {
       throw this.failure(`${label} exited with ${exit.signal ?? `code ${exit.code}`}, expected code ${code}`, proc)
     }
@@ -378,35 +398,46 @@ interface Line {
   stream: 'stdout' | 'stderr'
 }
 
+interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
 /** A demo program running on stage: its output, line by line, and a cursor for expectations. */
 export class Proc {
   readonly output: Line[] = []
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  readonly exit: Promise<Exit>
+  private result?: Exit
   /** Set when its end is expected: the stage stops it, or runs it to its end. */
   ending = false
   private cursor = 0
-  private readonly waiters = new Set<() => void>()
-  private exited = false
-  /** How it ended, as in "subscriber-1 was killed by SIGKILL". */
-  private how = 'is still running'
+  private readonly lines = new Waiter()
 
   constructor(private readonly stage: Stage, readonly label: string, readonly child: ChildProcess) {
     for (const stream of ['stdout', 'stderr'] as const) {
       createInterface({ input: child[stream]! }).on('line', (text) => {
         this.output.push({ text, stream })
         stage.record({ kind: 'line', label, text, stream })
-        this.wake()
+        this.lines.arrived()
       })
     }
     this.exit = new Promise((resolve) => {
       child.on('close', (code, signal) => {
-        this.exited = true
-        this.how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+        // How it ended, as in "subscriber-1 was killed by SIGKILL".
+        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
         // Something other than the stage ended it (Ctrl-C in its terminal, a kill, a crash): say so at once.
-        if (!this.ending) stage.record({ kind: 'died', label, text: `${label} ${this.how}` })
-        this.wake()
-        resolve({ code, signal })
+        if (!this.ending) stage.record({ kind: 'died', label, text: `${label} ${how}` })
+        this.result = { code, signal }
+        this.lines.end(how)
+        resolve(this.result)
       })
+    })
+  }
+
+  /** Wait for the program to end by itself; fails, naming it, if the run hangs. */
+  finished(): Promise<Exit> {
+    return this.lines.until(() => this.result, {
+      timedOut: (ms) => this.stage.failure(`${this.label} did not finish within ${seconds(ms)}`, this),
     })
   }
 
@@ -416,7 +447,7 @@ export class Proc {
 
   /**
    * Wait until this process prints `line` on stdout (after the last expectation), then mark it met.
-   * Fails, naming what was awaited, on timeout or if the process exits first.
+   * Fails, naming what was awaited, if the process exits first or the run hangs.
    */
   async expect(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
     await this.until(line)
@@ -459,36 +490,19 @@ export class Proc {
   }
 
   private waitFor<T>(awaited: string, found: () => T | undefined): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const result = found()
-        if (result !== undefined) return finish(() => resolve(result))
-        if (this.exited) {
-          finish(() => reject(this.stage.failure(`${this.label} ${this.how} before printing ${awaited}`, this)))
-        }
-      }
-      const timer = setTimeout(() => finish(() => reject(this.stage.failure(
-        `${this.label} did not print ${awaited} within ${EXPECT_TIMEOUT_MS / 1000} s`, this))), EXPECT_TIMEOUT_MS)
-      const finish = (settle: () => void) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        settle()
-      }
-      this.waiters.add(check)
-      check()
+    return this.lines.until(found, {
+      timedOut: (ms) => this.stage.failure(`${this.label} did not print ${awaited} within ${seconds(ms)}`, this),
+      ended: (how) => this.stage.failure(`${this.label} ${how} before printing ${awaited}`, this),
     })
   }
 
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter()
-  }
-
-  /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a second. */
+  /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a while. */
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
     this.ending = true
-    if (this.exited) return
+    if (this.lines.ended !== undefined) return
     this.child.kill(signal)
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 1000)
+    // Long enough for a busy machine: a program killed while it disconnects leaves other lines in the broker's log.
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_GRACE_MS)
     await this.exit
     clearTimeout(timer)
   }
@@ -497,11 +511,21 @@ export class Proc {
 /** Run a scenario silently and return what happened; throws a StageError naming what was not met. */
 export async function check(scenario: Scenario, options: Omit<StageOptions, 'mode'> = {}): Promise<Event[]> {
   const stage = new Stage({ ...options, needs: scenario.needs, mode: 'check' })
-  try {
+  const budget = budgetMs(scenario)
+  let timer: NodeJS.Timeout | undefined
+  const play = (async () => {
     await stage.open()
     await scenario.play(stage)
+  })()
+  try {
+    await Promise.race([play, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(stage.failure(`scenario ${scenario.name} did not finish within its budget of ${seconds(budget)}`)), budget)
+    })])
     return stage.events
   } finally {
+    clearTimeout(timer)
+    // Past its budget the play is still waiting on its processes; close() ends them, and its failure is no news.
+    play.catch(() => undefined)
     await stage.close()
   }
 }
@@ -520,6 +544,8 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   const script = scenarios.length === 1 ? `demo:${first.name}` : 'demo'
   const title = scenarios.length === 1 ? first.title : `every experiment of the article, in order: ${scenarios.map((s) => s.name).join(', ')}`
   const stepByStep = showFlags(script, title)
+  // Once after an edit (about a second), and the programs on stage start as fast as node itself.
+  await buildBundles(programs())
   let stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL, needs: first.needs })
   process.on('exit', () => stage.killAll())
   // Output piped into `head` or a pager that quit: nobody is watching, so end the show quietly.
@@ -574,16 +600,11 @@ export function byClaimId(a: string, b: string): number {
 }
 
 function showFlags(script: string, title: string): boolean {
-  let values
-  try {
-    values = parseArgs({ options: { step: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values
-  } catch (error) {
-    fail(`${messageOf(error).split('. ')[0]}; see npm run ${script} -- --help`)
-  }
-  if (values.help) {
-    console.log(`usage: npm run ${script} [-- --step]\n\n${title}\n\noptions:\n  --step      wait for Enter before each step\n  -h, --help  show this help\n\nMQTT_URL=... uses that broker instead of starting the bundled one.`)
-    process.exit(0)
-  }
+  const { values } = parseFlags({
+    invocation: `npm run ${script} --`,
+    description: title,
+    notes: 'MQTT_URL=... uses that broker instead of starting the bundled one.',
+  }, { step: { type: 'boolean', help: 'wait for Enter before each step' } })
   if (values.step && !process.stdin.isTTY) {
     fail('--step waits for Enter before each step and needs a terminal; run it in one, or leave --step out')
   }
@@ -602,16 +623,6 @@ function waitForEnter(prompt: string): Promise<void> {
 /** An argument as a learner would type it in a POSIX shell. */
 function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(onTimeout()), ms)
-    }),
-  ])
 }
 
 const palette = [36, 35, 34, 33, 96, 95, 94]

@@ -2,24 +2,28 @@
 // mosquitto_pub) and a paho-mqtt client of our own (test/interop/paho_client.py, the article's
 // library) talk to it, alone and with our demos, and see what our demos see. Where a client is not
 // installed, its tests are skipped under a title that says how to install it.
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { $, type ProcessOutput } from 'zx'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
+import { HUNG_MS, seconds } from '../lib/waiter.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { findProgram } from './mosquitto.ts'
 import { python } from './python.ts'
-import { Program, runScript, start, type Finished } from './processes.ts'
+import { Program, runScript, start } from './processes.ts'
 
 const mosquittoSub = findProgram('mosquitto_sub')
 const mosquittoPub = findProgram('mosquitto_pub')
+/** Programs that are not ours (Mosquitto's clients, Python) run as in a shell session, from the repository. */
+const sh = $({ quiet: true, cwd: ROOT })
 
 const missing = [...(mosquittoSub && mosquittoPub ? [] : ['mosquitto-clients']), ...(python ? [] : ['python3-paho-mqtt'])]
 if (missing.length > 0) console.warn(`third-party clients not installed: apt-get install ${missing.join(' ')} to run the interop tests with them`)
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
-const WAIT_MS = 10_000
+/** mosquitto_sub -W: it gives up after this many seconds, should its message never come. */
+const CAP_S = String(HUNG_MS / 1000)
 
 let broker: RunningBroker
 beforeAll(async () => {
@@ -40,18 +44,16 @@ let topics = 0
 /** A topic (or a first level) no other test of this file uses. */
 const fresh = (name: string) => `interop-${++topics}/${name}`
 
-/** Start a program that is not ours (a Mosquitto client, Python). */
+/** Start a program that is not ours and keep it running; exec, so that a signal reaches the program itself. */
 function launch(command: string, args: string[]): Program {
-  const program = new Program(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), `${command} ${args.join(' ')}`)
+  const program = new Program(sh({ nothrow: true, stdio: ['ignore', 'pipe', 'pipe'] })`exec ${command} ${args}`.child!, `${command} ${args.join(' ')}`)
   running.push(program)
   return program
 }
 
-/** Run a program that is not ours to its end; it must exit 0. */
-async function runToEnd(command: string, args: string[]): Promise<Finished> {
-  const result = await launch(command, args).finish(WAIT_MS)
-  expect(result.code, `${command} ${args.join(' ')} exit code; stderr: ${result.stderr}`).toBe(0)
-  return result
+/** Run a program that is not ours to its end; it must exit 0 (zx fails with its exit code and stderr otherwise). SIGKILL if it hangs: mosquitto_sub can hang in its SIGTERM handler. */
+function runToEnd(command: string, args: string[]): Promise<ProcessOutput> {
+  return sh({ stdio: ['ignore', 'pipe', 'pipe'] })`${command} ${args}`.timeout(HUNG_MS, 'SIGKILL')
 }
 
 /** Our demo programs, pointed at the bundled broker. */
@@ -67,8 +69,8 @@ function brokerSays(line: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       stop()
-      reject(new Error(`the broker did not report ${JSON.stringify(line)} within ${WAIT_MS / 1000} s`))
-    }, WAIT_MS)
+      reject(new Error(`the broker did not report ${JSON.stringify(line)} within ${seconds(HUNG_MS)}`))
+    }, HUNG_MS)
     const stop = broker.onClientEvent((said) => {
       if (said !== line) return
       clearTimeout(timer)
@@ -89,7 +91,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
   async function sub(id: string, args: string[]): Promise<Program> {
     const filters = args.flatMap((arg, i) => (args[i - 1] === '-t' ? [arg] : []))
     const subscribed = Promise.all(filters.map((filter) => brokerSays(`client ${id} subscribed to ${filter} (QoS ${args.includes('-q') ? args[args.indexOf('-q') + 1] : 0})`)))
-    const program = launch(mosquittoSub!, [...at(), '-i', id, '-W', String(WAIT_MS / 1000), ...args])
+    const program = launch(mosquittoSub!, [...at(), '-i', id, '-W', CAP_S, ...args])
     await subscribed
     return program
   }
@@ -99,7 +101,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     const topic = fresh('my_topic')
     const listener = await sub('ms-first', ['-t', topic, '-v', '-C', '1'])
     expect((await runScript(publisher, ['--topic', topic], env())).code).toBe(0)
-    const result = await listener.finish(WAIT_MS)
+    const result = await listener.finish()
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: `${topic} on\n` })
   })
 
@@ -117,7 +119,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     const listener = await sub('ms-late', ['-t', topic, '-v', '-C', '1'])
     await pub(['-t', topic, '-m', 'next'])
     // -C 1: it prints the first message it gets, and that is the one sent after it subscribed.
-    expect((await listener.finish(WAIT_MS)).stdout).toBe(`${topic} next\n`)
+    expect((await listener.finish()).stdout).toBe(`${topic} next\n`)
   })
 
   it('C11, S2: mosquitto_pub -r leaves a retained message that our late subscriber and mosquitto_sub get flagged, live ones unflagged; -n deletes it', async () => {
@@ -126,7 +128,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     const late = ours(subscriber, ['--topic', topic])
     expect(await late.waitForLine(`${topic} on`)).toBe(`${topic} on (retained)`)
     // -F: %r is the RETAIN flag of the PUBLISH as it arrived.
-    expect((await runToEnd(mosquittoSub!, [...at(), '-t', topic, '-C', '1', '-W', '10', '-F', '%t %p retain=%r'])).stdout).toBe(`${topic} on retain=1\n`)
+    expect((await runToEnd(mosquittoSub!, [...at(), '-t', topic, '-C', '1', '-W', CAP_S, '-F', '%t %p retain=%r'])).stdout).toBe(`${topic} on retain=1\n`)
 
     await pub(['-t', topic, '-m', 'off', '-r'])
     expect(await late.waitForLine(`${topic} off`)).toBe(`${topic} off`)
@@ -137,7 +139,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     // subscribed to in the same SUBSCRIBE, comes first (the broker sends retained messages filter by filter).
     const marker = fresh('marker')
     await pub(['-t', marker, '-m', 'marker', '-r'])
-    const last = await runToEnd(mosquittoSub!, [...at(), '-t', topic, '-t', marker, '-v', '-C', '1', '-W', '10'])
+    const last = await runToEnd(mosquittoSub!, [...at(), '-t', topic, '-t', marker, '-v', '-C', '1', '-W', CAP_S])
     expect(last.stdout).toBe(`${marker} marker\n`)
     await pub(['-t', marker, '-r', '-n'])
   })
@@ -151,7 +153,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     // QoS 1: each message is with the broker before the next mosquitto_pub starts.
     const sent = [`${home}/living_room/tv`, `${home}/bedroom/light`, `${home}/living_room/light`, home]
     for (const topic of sent) await pub(['-t', topic, '-m', 'on', '-q', '1'])
-    const printed = async (program: Program) => lines((await program.finish(WAIT_MS)).stdout).map((line) => line.replace(/ on$/, ''))
+    const printed = async (program: Program) => lines((await program.finish()).stdout).map((line) => line.replace(/ on$/, ''))
     // -C N: each prints the first N messages it gets; one it should not have got would push one out.
     expect(await printed(light)).toEqual([`${home}/bedroom/light`, `${home}/living_room/light`])
     expect(await printed(room)).toEqual([`${home}/living_room/tv`, `${home}/living_room/light`])
@@ -163,8 +165,8 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     // The broker stored $SYS/broker/version when it started; a retained marker stored now comes after it.
     const marker = fresh('marker')
     await pub(['-t', marker, '-m', 'marker', '-r'])
-    expect((await runToEnd(mosquittoSub!, [...at(), '-t', '#', '-v', '-C', '1', '-W', '10'])).stdout).toBe(`${marker} marker\n`)
-    const version = await runToEnd(mosquittoSub!, [...at(), '-t', '$SYS/broker/version', '-C', '1', '-W', '10', '-F', '%t retain=%r'])
+    expect((await runToEnd(mosquittoSub!, [...at(), '-t', '#', '-v', '-C', '1', '-W', CAP_S])).stdout).toBe(`${marker} marker\n`)
+    const version = await runToEnd(mosquittoSub!, [...at(), '-t', '$SYS/broker/version', '-C', '1', '-W', CAP_S, '-F', '%t retain=%r'])
     expect(version.stdout).toBe('$SYS/broker/version retain=1\n')
     await pub(['-t', marker, '-r', '-n'])
   })
@@ -180,7 +182,7 @@ describe.skipIf(!mosquittoSub || !mosquittoPub)(mosquittoSub && mosquittoPub
     away.child.kill('SIGKILL')
     await gone
     expect((await runScript(publisher, ['--topic', topic, '--qos', '1', '--message', 'kept for alice'], env())).code).toBe(0)
-    const back = await runToEnd(mosquittoSub!, [...at(), '-i', id, '-c', '-q', '1', '-t', topic, '-v', '-C', '1', '-W', '10'])
+    const back = await runToEnd(mosquittoSub!, [...at(), '-i', id, '-c', '-q', '1', '-t', topic, '-v', '-C', '1', '-W', CAP_S])
     expect(back.stdout).toBe(`${topic} kept for alice\n`)
   })
 })
@@ -193,20 +195,18 @@ describe.skipIf(!python)(python
   /** A paho subscriber, started and subscribed. */
   async function pahoSub(...args: string[]): Promise<Program> {
     const program = paho('sub', ...args)
-    await program.waitForLine('subscribed to', WAIT_MS)
+    await program.waitForLine('subscribed to')
     return program
   }
-  const pahoPub = async (...args: string[]) => {
-    const result = await paho('pub', ...args).finish(WAIT_MS)
-    expect(result.code, `paho pub ${args.join(' ')}; stderr: ${result.stderr}`).toBe(0)
-    return result
-  }
+  /** A paho client run to its end: a publisher, or a subscriber that stops after --count messages. */
+  const pahoRun = (...args: string[]) => runToEnd(python!, [script, broker.url, ...args])
+  const pahoPub = (...args: string[]) => pahoRun('pub', ...args)
 
   it('C6, C7: a paho-mqtt subscriber, started first, prints what our publisher sends, line for line as our subscriber would', async () => {
     const topic = fresh('my_topic')
     const listener = await pahoSub(topic, '--count', '1')
     expect((await runScript(publisher, ['--topic', topic], env())).code).toBe(0)
-    const result = await listener.finish(WAIT_MS)
+    const result = await listener.finish()
     expect(lines(result.stdout)).toEqual([`connected to ${broker.url}, result code 0`, `subscribed to ${topic} (QoS 0)`, `${topic} on`])
   })
 
@@ -221,7 +221,7 @@ describe.skipIf(!python)(python
     expect(await late.waitForLine(`${topic} from paho`)).toBe(`${topic} from paho (retained)`)
     expect((await runScript(publisher, ['--topic', topic, '--retain', '--message', 'from us'], env())).code).toBe(0)
     expect(await late.waitForLine(`${topic} from us`)).toBe(`${topic} from us`)
-    const pahoLate = await paho('sub', topic, '--count', '1').finish(WAIT_MS)
+    const pahoLate = await pahoRun('sub', topic, '--count', '1')
     expect(lines(pahoLate.stdout).at(-1)).toBe(`${topic} from us (retained)`)
     await pahoPub(topic, '', '--retain', '--qos', '1')
   })
@@ -233,7 +233,7 @@ describe.skipIf(!python)(python
     await pahoPub(`${home}/living_room/tv`, 'on', '--qos', '1')
     await pahoPub(`${home}/bedroom/light`, 'on', '--qos', '1')
     // --count 1: it prints the first message it gets; the television's would have come first.
-    expect(lines((await listener.finish(WAIT_MS)).stdout).at(-1)).toBe(`${home}/bedroom/light on`)
+    expect(lines((await listener.finish()).stdout).at(-1)).toBe(`${home}/bedroom/light on`)
   })
 
   it('C8, C9: a paho-mqtt subscriber started after a message was sent gets nothing of it, and gets the next one', async () => {
@@ -241,7 +241,7 @@ describe.skipIf(!python)(python
     await pahoPub(topic, 'nobody listens', '--qos', '1')
     const listener = await pahoSub(topic, '--count', '1')
     await pahoPub(topic, 'next')
-    expect(lines((await listener.finish(WAIT_MS)).stdout).at(-1)).toBe(`${topic} next`)
+    expect(lines((await listener.finish()).stdout).at(-1)).toBe(`${topic} next`)
   })
 
   it('S1: a paho-mqtt persistent session (clean_session=False, QoS 1) gets the message our publisher sent while it was away', async () => {
@@ -252,7 +252,7 @@ describe.skipIf(!python)(python
     away.child.kill('SIGTERM')
     await gone
     expect((await runScript(publisher, ['--topic', topic, '--qos', '1', '--message', 'kept for alice'], env())).code).toBe(0)
-    const back = await paho('sub', topic, '--id', id, '--no-clean', '--qos', '1', '--count', '1').finish(WAIT_MS)
+    const back = await pahoRun('sub', topic, '--id', id, '--no-clean', '--qos', '1', '--count', '1')
     // It subscribes again on connecting; the SUBACK may come before or after the queued message.
     const printed = lines(back.stdout).filter((line) => !line.startsWith('subscribed to'))
     expect(printed).toEqual([`connected to ${broker.url}, result code 0, session present: yes`, `${topic} kept for alice`])

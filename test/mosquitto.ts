@@ -1,30 +1,25 @@
 // A private Mosquitto for the tests: started on a free loopback port with a minimal config in a temp
-// dir, ready once it answers a CONNECT, and stopped (its temp dir removed) afterwards. Where Mosquitto
-// is not installed, tests that need it are skipped under the title NOT_INSTALLED.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+// dir, ready once it says it is running and answers a CONNECT, and stopped (its temp dir removed)
+// afterwards. Where Mosquitto is not installed, tests that need it are skipped under the title
+// NOT_INSTALLED. Written with zx: it runs and waits on a program the way a shell session would.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import mqtt from 'mqtt'
+import { $, retry, which, type ProcessPromise } from 'zx'
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 import { freePort } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 
 /** The title of a skipped suite where Mosquitto is missing: one line saying how to get it. */
 export const NOT_INSTALLED = 'Mosquitto not installed: apt-get install mosquitto to run these'
 
-const READY_TIMEOUT_MS = 10_000
+/** PATH, and the sbin folders Debian puts daemons in, which a user's PATH may lack. */
+const SEARCH = [process.env.PATH, '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).join(delimiter)
 
-/** The first executable named `name` on PATH, or in the sbin folders Debian puts daemons in. */
+/** The first executable named `name` on PATH or in the sbin folders, or undefined. */
 export function findProgram(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin']
-  for (const dir of dirs.filter(Boolean)) {
-    try {
-      accessSync(join(dir, name), constants.X_OK)
-      return join(dir, name)
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined
+  return which.sync(name, { path: SEARCH, nothrow: true }) ?? undefined
 }
 
 /** The path of the mosquitto binary, or undefined where it is not installed. */
@@ -33,8 +28,7 @@ export const mosquittoPath = findProgram('mosquitto')
 /** "mosquitto version 2.0.11", as `mosquitto -h` says it, or undefined. */
 export function mosquittoVersion(): string | undefined {
   if (!mosquittoPath) return undefined
-  const help = spawnSync(mosquittoPath, ['-h'], { encoding: 'utf8' })
-  return `${help.stdout}${help.stderr}`.match(/mosquitto version \S+/)?.[0]
+  return $.sync({ nothrow: true, quiet: true })`${mosquittoPath} -h`.stdall.match(/mosquitto version \S+/)?.[0]
 }
 
 export interface RunningMosquitto {
@@ -50,50 +44,44 @@ export interface RunningMosquitto {
 export async function startMosquitto(): Promise<RunningMosquitto> {
   if (!mosquittoPath) throw new Error(NOT_INSTALLED)
   // The free port can be taken by someone else before Mosquitto binds it: then try another one.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOn(mosquittoPath, await freePort())
-    } catch (error) {
-      if (attempt === 3 || !(error instanceof PortTaken)) throw error
-    }
-  }
+  return retry(3, async () => startOn(mosquittoPath, await freePort()))
 }
-
-class PortTaken extends Error {}
 
 async function startOn(binary: string, port: number): Promise<RunningMosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'mqtt-by-example-mosquitto-'))
   const config = join(dir, 'mosquitto.conf')
-  writeFileSync(config, [
-    `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
-    'persistence false',
-    'log_dest stderr',
-    '',
-  ].join('\n'))
-  const child = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+  writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', ''].join('\n'))
+  // exec: the shell becomes Mosquitto, so that a signal to the child reaches Mosquitto itself.
+  const mosquitto: ProcessPromise = $({ quiet: true, nothrow: true, stdio: ['ignore', 'ignore', 'pipe'] })`exec ${binary} -c ${config}`
   let log = ''
-  child.stderr!.on('data', (chunk) => (log += chunk))
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
-  let running = true
-  void exited.then(() => (running = false))
+  const logged = new Waiter()
+  mosquitto.stderr.on('data', (chunk) => {
+    log += chunk
+    logged.arrived()
+  })
+  void mosquitto.then((end) => logged.end(end.signal ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`))
   // If the test worker dies before close(), take Mosquitto with it.
-  const killOnExit = () => child.kill('SIGKILL')
+  const killOnExit = () => mosquitto.child?.kill('SIGKILL')
   process.once('exit', killOnExit)
 
   const close = async () => {
     process.removeListener('exit', killOnExit)
-    if (running) {
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
-      await exited
+    if (logged.ended === undefined) {
+      mosquitto.child?.kill('SIGTERM')
+      const timer = setTimeout(() => mosquitto.child?.kill('SIGKILL'), 5000)
+      await mosquitto
       clearTimeout(timer)
     }
     rmSync(dir, { recursive: true, force: true })
   }
   const url = `mqtt://127.0.0.1:${port}`
   try {
-    await untilAccepting(url, child, () => running, () => log)
+    // Mosquitto says it is running once its listener is open; one CONNECT proves it answers.
+    await logged.until(() => (/ running$/m.test(log) ? true : undefined), {
+      timedOut: (ms) => new Error(`mosquitto did not say it was running within ${seconds(ms)}; its log: ${log}`),
+      ended: (how) => new Error(`mosquitto (pid ${mosquitto.pid}) ${how} before accepting connections on ${url}: ${lastLine(log)}`),
+    })
+    ;(await RawClient.connected(url)).end()
   } catch (error) {
     await close()
     throw error
@@ -101,25 +89,27 @@ async function startOn(binary: string, port: number): Promise<RunningMosquitto> 
   return { url, port, log: () => log, close }
 }
 
-/** Connect (CONNECT, then CONNACK) until Mosquitto answers; fails if it exits or takes too long. */
-async function untilAccepting(url: string, child: ChildProcess, running: () => boolean, log: () => string): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  for (;;) {
-    try {
-      const client = await RawClient.connected(url)
-      client.end()
-      return
-    } catch {
-      if (!running()) {
-        const why = log().trim().split('\n').at(-1) ?? '(nothing logged)'
-        if (/address already in use/i.test(log())) throw new PortTaken(why)
-        throw new Error(`mosquitto (pid ${child.pid}) exited before accepting connections on ${url}: ${why}`)
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`mosquitto did not accept a connection on ${url} within ${READY_TIMEOUT_MS / 1000} s; its log: ${log()}`)
-      }
-      // Not listening yet: try again as soon as it may be.
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+function lastLine(log: string): string {
+  return log.trim().split('\n').at(-1) ?? '(nothing logged)'
+}
+
+/**
+ * The topics under `filter` that hold a retained message. Mosquitto sends the retained messages of a
+ * subscription right after its SUBACK, so a marker this client publishes afterwards comes after them.
+ */
+export async function retainedUnder(url: string, filter: string, markerTopic: string): Promise<string[]> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: HUNG_MS })
+  try {
+    const topics: string[] = []
+    const marker = new Promise<void>((resolve) => client.on('message', (topic, _payload, packet) => {
+      if (topic === markerTopic) resolve()
+      else if (packet.retain) topics.push(topic)
+    }))
+    await client.subscribeAsync(filter)
+    await client.publishAsync(markerTopic, 'marker', { qos: 1 })
+    await marker
+    return topics
+  } finally {
+    await client.endAsync()
   }
 }

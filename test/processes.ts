@@ -1,10 +1,10 @@
 // Helpers for tests that run the project's programs as real processes, the way a learner does.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect as tcpConnect } from 'node:net'
-import { join } from 'node:path'
 import { expect } from 'vitest'
 import { LIFELINE } from '../lib/cli.ts'
-import { ROOT } from '../scenarios/stage.ts'
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
+import { programArgs, ROOT } from '../scenarios/bundle.ts'
 
 export interface Finished {
   code: number | null
@@ -13,16 +13,16 @@ export interface Finished {
   stderr: string
 }
 
-/** Run `node --import tsx <script> ...args` to its end; fails the test if it takes over `timeoutMs`. */
-export function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<Finished> {
+/** Run `npx tsx <script> ...args` (from its bundle, see scenarios/bundle.ts) to its end; fails the test if it hangs. */
+export function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = HUNG_MS): Promise<Finished> {
   return start(script, args, env).finish(timeoutMs)
 }
 
-/** Start `node --import tsx <script>` without waiting for it. MQTT_URL is unset unless `env` gives it. */
+/** Start `npx tsx <script>` (from its bundle) without waiting for it. MQTT_URL is unset unless `env` gives it. */
 export function start(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Program {
   const base = { ...process.env }
   delete base.MQTT_URL
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+  const child = spawn(process.execPath, [...programArgs(script), ...args], {
     cwd: ROOT,
     // The lifeline (lib/cli.ts): if the test dies or times out before it stops the program, the
     // program ends with it instead of outliving the run.
@@ -36,60 +36,47 @@ export function start(script: string, args: string[] = [], env: NodeJS.ProcessEn
 export class Program {
   stdout = ''
   stderr = ''
-  private readonly closed: Promise<Finished>
-  private readonly listeners = new Set<() => void>()
+  private result?: Finished
+  private readonly output = new Waiter()
 
   constructor(readonly child: ChildProcess, readonly what: string) {
     child.stdout?.on('data', (chunk) => {
       this.stdout += chunk
-      for (const listener of this.listeners) listener()
+      this.output.arrived()
     })
     child.stderr?.on('data', (chunk) => (this.stderr += chunk))
-    this.closed = new Promise((resolve) => child.on('close', (code, signal) => {
-      resolve({ code, signal, stdout: this.stdout, stderr: this.stderr })
-      for (const listener of this.listeners) listener()
-    }))
+    child.on('close', (code, signal) => {
+      this.result = { code, signal, stdout: this.stdout, stderr: this.stderr }
+      this.output.end(signal ? `was killed by ${signal}` : `exited with code ${code}`)
+    })
   }
 
   get pid(): number {
     return this.child.pid!
   }
 
-  /** Resolve with the first stdout line containing `text`; rejects naming it on exit or timeout. */
-  waitForLine(text: string, timeoutMs = 15_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      let exited = false
-      void this.closed.then(() => (exited = true))
-      const check = () => {
-        const line = this.stdout.split('\n').find((l) => l.includes(text))
-        if (line !== undefined) done(undefined, line)
-        else if (exited) done(new Error(`${this.what} exited before printing ${JSON.stringify(text)}; stdout: ${this.stdout} stderr: ${this.stderr}`))
-      }
-      const timer = setTimeout(() => done(new Error(
-        `${this.what} printed no line containing ${JSON.stringify(text)} within ${timeoutMs} ms; stdout: ${this.stdout} stderr: ${this.stderr}`)), timeoutMs)
-      const done = (error?: Error, line?: string) => {
-        clearTimeout(timer)
-        this.listeners.delete(check)
-        if (error) reject(error)
-        else resolve(line!)
-      }
-      this.listeners.add(check)
-      check()
+  /** Resolve with the first stdout line containing `text`; rejects naming it on exit or when the run hangs. */
+  waitForLine(text: string, timeoutMs = HUNG_MS): Promise<string> {
+    return this.output.until(() => this.stdout.split('\n').find((l) => l.includes(text)), {
+      timeoutMs,
+      timedOut: (ms) => new Error(`${this.what} printed no line containing ${JSON.stringify(text)} within ${seconds(ms)}; ${this.printed()}`),
+      ended: (how) => new Error(`${this.what} ${how} before printing ${JSON.stringify(text)}; ${this.printed()}`),
     })
   }
 
   /** Wait for the exit; rejects naming the command (and kills it) if it outlives `timeoutMs`. */
-  finish(timeoutMs = 15_000): Promise<Finished> {
-    let timer: NodeJS.Timeout
-    return Promise.race([
-      this.closed.finally(() => clearTimeout(timer)),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          this.child.kill('SIGKILL')
-          reject(new Error(`${this.what} did not exit within ${timeoutMs} ms; stdout: ${this.stdout} stderr: ${this.stderr}`))
-        }, timeoutMs)
-      }),
-    ])
+  finish(timeoutMs = HUNG_MS): Promise<Finished> {
+    return this.output.until(() => this.result, {
+      timeoutMs,
+      timedOut: (ms) => {
+        this.child.kill('SIGKILL')
+        return new Error(`${this.what} did not exit within ${seconds(ms)}; ${this.printed()}`)
+      },
+    })
+  }
+
+  private printed(): string {
+    return `stdout: ${this.stdout} stderr: ${this.stderr}`
   }
 }
 

@@ -6,6 +6,7 @@ import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPack
 
 /** 4 is MQTT 3.1.1, 5 is MQTT 5. */
 export type ProtocolVersion = 4 | 5
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 
 export interface ConnectOptions {
   /** MQTT 3.1.1 (4, the default) or MQTT 5 (5): how every packet of the connection is built and read. */
@@ -33,8 +34,7 @@ export function connackCode(connack: IConnackPacket): number {
 
 export class RawClient {
   private readonly received: Packet[] = []
-  private readonly waiters = new Set<() => void>()
-  private closedFlag = false
+  private readonly packets = new Waiter()
   private lastMessageId = 0
   /** Answer every QoS 1 PUBLISH from the broker with its PUBACK, as a client library would. */
   autoAck = false
@@ -47,13 +47,10 @@ export class RawClient {
     parser.on('packet', (packet) => {
       if (this.autoAck && packet.cmd === 'publish' && packet.qos === 1) this.send({ cmd: 'puback', messageId: packet.messageId })
       this.received.push(packet)
-      this.wake()
+      this.packets.arrived()
     })
     socket.on('data', (chunk) => parser.parse(chunk))
-    socket.on('close', () => {
-      this.closedFlag = true
-      this.wake()
-    })
+    socket.on('close', () => this.packets.end('closed'))
     socket.on('error', () => undefined)
   }
 
@@ -131,7 +128,7 @@ export class RawClient {
    * before it that nobody consumed yet: with a broker that keeps order, everything that was going to
    * arrive before the marker did.
    */
-  async publishesBefore(marker: string, timeoutMs = 5000): Promise<IPublishPacket[]> {
+  async publishesBefore(marker: string, timeoutMs = HUNG_MS): Promise<IPublishPacket[]> {
     await this.waitUntil(`the marker ${JSON.stringify(marker)}`, timeoutMs, true,
       () => this.received.some((p) => p.cmd === 'publish' && String(p.payload) === marker) || undefined)
     const publishes = this.received.filter((p): p is IPublishPacket => p.cmd === 'publish')
@@ -162,7 +159,7 @@ export class RawClient {
   }
 
   /** Resolve with the first not yet consumed packet of type `cmd`; rejects if the connection closes first. */
-  next<C extends Packet['cmd']>(cmd: C, timeoutMs = 5000): Promise<Extract<Packet, { cmd: C }>> {
+  next<C extends Packet['cmd']>(cmd: C, timeoutMs = HUNG_MS): Promise<Extract<Packet, { cmd: C }>> {
     return this.waitUntil(`a ${cmd.toUpperCase()}`, timeoutMs, true, () => {
       const at = this.received.findIndex((p) => p.cmd === cmd)
       return at >= 0 ? (this.received.splice(at, 1)[0] as Extract<Packet, { cmd: C }>) : undefined
@@ -177,9 +174,9 @@ export class RawClient {
   }
 
   /** Resolve once the broker has closed the connection; returns the packets it sent and nobody consumed. */
-  closed(timeoutMs = 5000): Promise<Packet[]> {
+  closed(timeoutMs = HUNG_MS): Promise<Packet[]> {
     return this.waitUntil('the broker closing the connection', timeoutMs, false,
-      () => (this.closedFlag ? this.received.splice(0) : undefined))
+      () => (this.packets.ended ? this.received.splice(0) : undefined))
   }
 
   /**
@@ -187,29 +184,15 @@ export class RawClient {
    * naming what was awaited, after `timeoutMs`, or when the connection closes first if `failOnClose`.
    */
   private waitUntil<T>(awaited: string, timeoutMs: number, failOnClose: boolean, found: () => T | undefined): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const result = found()
-        if (result !== undefined) return done(() => resolve(result))
-        if (failOnClose && this.closedFlag) done(() => reject(new Error(`the connection closed before ${awaited} arrived`)))
-      }
-      const timer = setTimeout(() => done(() => reject(new Error(`waited ${timeoutMs} ms for ${awaited}`))), timeoutMs)
-      const done = (settle: () => void) => {
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        settle()
-      }
-      this.waiters.add(check)
-      check()
+    return this.packets.until(found, {
+      timeoutMs,
+      timedOut: (ms) => new Error(`waited ${seconds(ms)} for ${awaited}`),
+      ended: failOnClose ? () => new Error(`the connection closed before ${awaited} arrived`) : undefined,
     })
   }
 
   end(): void {
     this.socket.destroy()
-  }
-
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter()
   }
 }
 

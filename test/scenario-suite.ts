@@ -1,17 +1,46 @@
-// One suite per scenario, so that each plays only twice: once to check what it proves and every docs
-// block that quotes it, once more against the same broker to check that it leaves the broker as it
-// found it (same output, no retained message left) and can run again in front of an audience. Where
-// the experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, a third play
-// with them checks that they print, line for line, what the TypeScript ones print.
+// One suite per scenario, so that each plays once on the bundled broker: to check what it proves, every
+// docs block that quotes it, and that it leaves the broker as it found it (no retained message, no
+// session), which is what lets it play again in front of an audience with the same output. Beside it,
+// at the same time, the same scenario plays on a Mosquitto of the file's own under a topic prefix, as on
+// a broker shared with others: so what the scenario shows is MQTT, not a quirk of the bundled broker.
+// Where the experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, they play
+// it too, at the same time on a bundled broker of their own, and must print what the TypeScript ones print.
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { byClaimId, check, claimsMet, ROOT, type Event, type Scenario } from '../scenarios/stage.ts'
+import { budgetMs, byClaimId, check, claimsMet, ROOT, type Event, type Scenario } from '../scenarios/stage.ts'
 import { allBlocks, normalise, printed } from './doc-blocks.ts'
+import { mosquittoPath, NOT_INSTALLED, retainedUnder, startMosquitto, type RunningMosquitto } from './mosquitto.ts'
 import { NO_PAHO, python } from './python.ts'
+
+/** What a play can leave on the bundled broker for the next one to find. */
+export interface Leftovers {
+  retained: string[]
+  /** Persistent sessions kept for clients, and their subscriptions. */
+  sessions: number
+  subscriptions: number
+}
+
+/** Every topic the bundled broker holds a retained message for, and the persistent sessions it keeps. */
+export async function leftovers(broker: RunningBroker): Promise<Leftovers> {
+  // aedes' types leave out its persistence. The in-memory one streams the stored retained packets and
+  // counts the sessions; aedes 1 wraps it in callbacks, aedes 2 in promises: this takes either.
+  const { persistence } = broker.aedes as unknown as {
+    persistence: {
+      createRetainedStream(pattern: string): AsyncIterable<{ topic: string }>
+      countOffline(done?: (error: Error | null, subscriptions: number, sessions: number) => void): Promise<{ subsCount: number; clientsCount: number }> | undefined
+    }
+  }
+  const retained: string[] = []
+  for await (const packet of persistence.createRetainedStream('#')) retained.push(packet.topic)
+  const counted = await new Promise<{ subsCount: number; clientsCount: number }>((resolve, reject) => {
+    persistence.countOffline((error, subsCount, clientsCount) => (error ? reject(error) : resolve({ subsCount, clientsCount })))?.then(resolve, reject)
+  })
+  return { retained: retained.sort(), sessions: counted.clientsCount, subscriptions: counted.subsCount }
+}
 
 /**
  * What each demo program printed, by label (processes run side by side, so only each one's order is
@@ -23,40 +52,110 @@ function byLabel(events: Event[]): Record<string, string> {
   return Object.fromEntries(Object.entries(lines).map(([label, printed]) => [label, normalise(printed.join('\n'))]))
 }
 
-/** Every topic the bundled broker holds a retained message for, read from its store. */
-async function retainedTopics(broker: RunningBroker): Promise<string[]> {
-  // aedes' types leave out its persistence; the in-memory one streams the stored retained packets.
-  const { persistence } = broker.aedes as unknown as { persistence: { createRetainedStream(pattern: string): AsyncIterable<{ topic: string }> } }
-  const topics: string[] = []
-  for await (const packet of persistence.createRetainedStream('#')) topics.push(packet.topic)
-  return topics
+/** A promise's outcome, to be read (and its failure thrown) by the test it belongs to, not by the hook that awaited it. */
+export type Outcome<T> = () => T
+
+export async function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
+  try {
+    const value = await promise
+    return () => value
+  } catch (error) {
+    return () => {
+      throw error
+    }
+  }
+}
+
+/** A topic prefix no other play on the same broker uses. */
+export function uniquePrefix(): string {
+  return `mqtt-by-example-${Math.random().toString(16).slice(2, 10)}/`
+}
+
+export interface Round {
+  events: Event[]
+  /** The topics it left a retained message on (under its prefix, if it had one). */
+  retained: string[]
+}
+
+/**
+ * Play `scenario` on `url`, under a topic prefix of its own unless `prefixed` is false (then nobody else
+ * may use that broker), and see what retained messages it left.
+ */
+export async function playOn(scenario: Scenario, url: string, prefixed = true): Promise<Round> {
+  const topicPrefix = prefixed ? uniquePrefix() : ''
+  const events = await check(scenario, { url, topicPrefix })
+  return { events, retained: await retainedUnder(url, `${topicPrefix}#`, `${topicPrefix}mqtt-by-example/marker`) }
+}
+
+/** How long a hook or test that plays `scenario` may take: its budget, and time to start and stop brokers; the play's own budget fails first, naming its step. */
+export const playTimeout = (scenario: Scenario) => budgetMs(scenario) + 15_000
+
+export interface SuiteOptions {
+  /** Asserts more of the events of the play on the bundled broker. */
+  verify?: (events: Event[]) => void
+  /** What differs between two runs beyond ports and random client ids (see doc-blocks.ts normalise), blanked for the docs. */
+  normalise?: (text: string) => string
+  /**
+   * Its plays on Mosquitto, the claims each ticks and what more `verify` asserts of it; default one
+   * under a prefix, ticking the claims of the bundled broker. One without a prefix gets a Mosquitto of its own.
+   */
+  onMosquitto?: { prefixed: boolean; claims: string[]; verify?: (events: Event[]) => void }[]
 }
 
 /**
  * The suite of `scenario`: a test titled `title` that checks the claims it ticks (in order) and
- * whatever `verify` asserts of its events; one per docs block quoting it; and the second run.
+ * whatever `verify` asserts of its events; one per docs block quoting it; that it leaves nothing
+ * behind; and its play on Mosquitto.
  */
-export function scenarioSuite(scenario: Scenario, title: string, claims: string[], verify: (events: Event[]) => void = () => {}): void {
+export function scenarioSuite(scenario: Scenario, title: string, claims: string[], options: SuiteOptions = {}): void {
   describe(`scenario ${scenario.name}`, () => {
+    const rounds = options.onMosquitto ?? [{ prefixed: true, claims }]
     let broker: RunningBroker
-    let first: Event[]
+    const mosquittos: Promise<RunningMosquitto>[] = []
     let dir: string | undefined
+    let before: Leftovers
+    let first: Outcome<Event[]>
+    let onMosquitto: Outcome<Round>[] = []
+    const hasPython = Boolean(python) && existsSync(join(ROOT, 'demos', scenario.name, 'python'))
+    let pythonBroker: RunningBroker | undefined
+    let withPython: Outcome<Event[]> | undefined
     beforeAll(async () => {
       // The listeners the scenario needs beyond TCP, as the stage would start them itself.
       const listeners = scenario.needs?.listeners ?? []
       if (listeners.includes('unix')) dir = await mkdtemp(join(tmpdir(), 'scenario-suite-'))
       broker = await startBroker({ port: 0, wsPort: listeners.includes('ws') ? 0 : undefined, unixPath: dir && join(dir, 'broker.sock') })
-      first = await check(scenario, { broker })
-      // A whole scenario, a dozen programs started one after another: on two busy cores, more than a hook's usual 30 s.
-    }, 120_000)
+      before = await leftovers(broker)
+      // Rounds under a prefix share one Mosquitto, as they would a public broker; one without a prefix has one to itself.
+      let shared: Promise<RunningMosquitto> | undefined
+      const start = () => {
+        const mosquitto = startMosquitto()
+        mosquittos.push(mosquitto)
+        return mosquitto
+      }
+      const play = async (round: { prefixed: boolean }) => {
+        if (!mosquittoPath) throw new Error(NOT_INSTALLED)
+        const mosquitto = await (round.prefixed ? (shared ??= start()) : start())
+        return playOn(scenario, mosquitto.url, round.prefixed)
+      }
+      const playPython = async () => {
+        pythonBroker = await startBroker({ port: 0, wsPort: listeners.includes('ws') ? 0 : undefined })
+        return check(scenario, { broker: pythonBroker, python })
+      }
+      ;[first, withPython, ...onMosquitto] = await Promise.all([
+        outcome(check(scenario, { broker })),
+        hasPython ? outcome(playPython()) : undefined,
+        ...rounds.map((round) => outcome(play(round))),
+      ]) as [Outcome<Event[]>, Outcome<Event[]> | undefined, ...Outcome<Round>[]]
+    }, playTimeout(scenario))
     afterAll(async () => {
-      await broker?.close()
+      const started = await Promise.allSettled(mosquittos)
+      await Promise.all([broker?.close(), pythonBroker?.close(), ...started.map((m) => (m.status === 'fulfilled' ? m.value.close() : undefined))])
       if (dir) await rm(dir, { recursive: true, force: true })
     })
 
     it(title, () => {
-      expect(claimsMet(first)).toEqual(claims)
-      verify(first)
+      expect(claimsMet(first())).toEqual(claims)
+      options.verify?.(first())
     })
 
     it('the README\'s table lists the claims its show ticks', () => {
@@ -74,26 +173,38 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
     const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
     it.each(quoting.map((b) => ({ where: `${b.page}:${b.line}`, label: b.output!.label, steps: b.output!.steps, body: b.body })))(
       '$where quotes what $label prints', ({ label, steps, body }) => {
-        expect(normalise(body)).toBe(normalise(printed(first, label, steps)))
+        const blank = options.normalise ?? normalise
+        expect(blank(body)).toBe(blank(printed(first(), label, steps)))
       })
 
-    it('plays again on the same broker with the same output, and leaves no retained message behind', async () => {
-      const second = await check(scenario, { broker })
-      expect(byLabel(second)).toEqual(byLabel(first))
-      expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
+    it('leaves the broker as it found it, no retained message and no session, so that it plays again the same', async () => {
+      first()
+      expect(await leftovers(broker)).toEqual(before)
     })
 
     if (existsSync(join(ROOT, 'demos', scenario.name, 'python'))) {
       it.skipIf(!python)(python ? `plays with the Python programs of demos/${scenario.name}/python/ (paho-mqtt), which print the same` : NO_PAHO, async () => {
-        const played = await check(scenario, { broker, python })
+        const played = withPython!()
         const commands = played.flatMap((e) => (e.kind === 'command' ? [e.text] : []))
         expect(commands.filter((c) => c.startsWith('python3 ')).length, commands.join('\n')).toBeGreaterThan(0)
         // The same lines; their order the scenario's own expectations checked as it played. Beyond
         // that, a few lines race (a message queued for a session against the SUBACK of its
         // subscription: paho subscribes sooner after the CONNACK than MQTT.js does).
         const sorted = (events: Event[]) => Object.fromEntries(Object.entries(byLabel(events)).map(([label, text]) => [label, text.split('\n').sort()]))
-        expect(sorted(played)).toEqual(sorted(first))
-        expect(await retainedTopics(broker)).toEqual(['$SYS/broker/version'])
+        expect(sorted(played)).toEqual(sorted(first()))
+        expect(await leftovers(pythonBroker!)).toEqual(before)
+      })
+    }
+
+    for (const [i, round] of rounds.entries()) {
+      const ids = [...round.claims].sort(byClaimId).join(', ')
+      const where = round.prefixed ? 'under a topic prefix of its own, and leaves no retained message under it'
+        : 'with the article\'s topics, alone on it, and leaves no retained message'
+      it.skipIf(!mosquittoPath)(mosquittoPath ? `${ids}: plays on Mosquitto ${where}` : NOT_INSTALLED, () => {
+        const { events, retained } = onMosquitto[i]!()
+        expect(claimsMet(events)).toEqual(round.claims)
+        round.verify?.(events)
+        expect(retained).toEqual([])
       })
     }
   })

@@ -1,10 +1,14 @@
 // `npm run demo:<name>` as a speaker runs it: it narrates, ends cleanly, refuses --step without a
 // terminal, and on Ctrl-C leaves no process and no listening port behind.
-import { spawn, execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { expect, it } from 'vitest'
-import { ROOT } from '../scenarios/stage.ts'
+import { ps } from 'zx'
+import { HUNG_MS } from '../lib/waiter.ts'
+import { basicPubsub } from '../scenarios/basic-pubsub.ts'
+import { programArgs } from '../scenarios/bundle.ts'
+import { budgetMs, ROOT } from '../scenarios/stage.ts'
 import { isAlive, isListening, Program } from './processes.ts'
+import { playTimeout } from './scenario-suite.ts'
 
 function npmRun(script: string, args: string[] = []): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
@@ -16,33 +20,27 @@ function npmRun(script: string, args: string[] = []): Program {
   return new Program(child, `npm run ${script}`)
 }
 
-/** Every process below `pid`, found through /proc via ps. */
-function descendants(pid: number): number[] {
-  const table = execFileSync('ps', ['-e', '-o', 'pid=,ppid=']).toString().trim().split('\n')
-    .map((row) => row.trim().split(/\s+/).map(Number))
-  const found: number[] = []
-  const walk = (parent: number) => {
-    for (const [child, ppid] of table) {
-      if (ppid === parent) {
-        found.push(child)
-        walk(child)
-      }
-    }
-  }
-  walk(pid)
-  return found
+/** Every process below `pid`, with its command line. */
+async function tree(pid: number): Promise<{ pid: number; command: string }[]> {
+  return (await ps.tree({ pid, recursive: true })).map((p) => ({ pid: Number(p.pid), command: [p.command, ...p.arguments].join(' ') }))
+}
+
+/** The pids of every process below `pid`. */
+async function descendants(pid: number): Promise<number[]> {
+  return (await tree(pid)).map((p) => p.pid)
 }
 
 it('npm run demo:basic-pubsub narrates every step, ticks each claim and exits 0', async () => {
   const show = npmRun('demo:basic-pubsub')
-  const result = await show.finish(30_000)
+  // The whole show, not one wait: the scenario's budget.
+  const result = await show.finish(budgetMs(basicPubsub))
   expect(result.code, result.stderr).toBe(0)
   expect(result.stdout).toMatch(/^▶ basic-pubsub: /)
   expect(result.stdout).toContain('Step 1. Start a subscriber on my_topic')
   expect(result.stdout).toContain('  [subscriber] my_topic on')
   expect(result.stdout).toContain('  ✓ C7 the subscriber printed the topic and the payload')
   expect(result.stdout).toMatch(/✓ basic-pubsub: every expectation met \(C6, C5, C7, C1\) in [\d.]+ s\n$/)
-})
+}, playTimeout(basicPubsub))
 
 it('--step without a terminal refuses with one line instead of waiting forever', async () => {
   const result = await npmRun('demo:basic-pubsub', ['--step']).finish()
@@ -54,16 +52,16 @@ it('Ctrl-C in the middle of the show ends the broker and every process it starte
   const show = npmRun('demo:basic-pubsub')
   const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
-  const processes = [show.pid, ...descendants(show.pid)]
+  const processes = [show.pid, ...await descendants(show.pid)]
   // npm, sh is replaced by exec, the stage, the subscriber: at least three.
   expect(processes.length).toBeGreaterThanOrEqual(3)
   process.kill(-show.pid, 'SIGINT')
-  const result = await show.finish(10_000)
+  const result = await show.finish()
   expect(result.stdout).toContain('interrupted (SIGINT): stopping every process and the broker')
   // Ctrl-C reached the subscriber too; that is neither reported as a death nor as a failed step.
   expect(result.stdout).not.toMatch(/✗/)
   // npm may exit before its child has finished closing; each must be gone within moments.
-  await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
+  await expect.poll(() => processes.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
   expect(await isListening(port)).toBe(false)
 })
 
@@ -71,61 +69,56 @@ it('killing npm (SIGTERM to its pid alone) also ends the stage, its broker and i
   const show = npmRun('demo:basic-pubsub')
   const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
-  const processes = [show.pid, ...descendants(show.pid)]
+  const processes = [show.pid, ...await descendants(show.pid)]
   process.kill(show.pid, 'SIGTERM')
-  await show.finish(10_000)
-  await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
+  await show.finish()
+  await expect.poll(() => processes.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
   expect(await isListening(port)).toBe(false)
 })
 
-/** Start a show directly (node, no npm), in a process group of its own. */
+/** Start a show directly (node on its bundle, no npm), in a process group of its own. */
 function showDirectly(scenario: string): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
   delete env.MQTT_URL
-  const child = spawn(process.execPath, ['--import', 'tsx', `scenarios/${scenario}.ts`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const child = spawn(process.execPath, programArgs(`scenarios/${scenario}.ts`), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   return new Program(child, `scenarios/${scenario}.ts`)
 }
 
 /** The pid of the descendant of `pid` whose command line contains `text`. */
-function descendantRunning(pid: number, text: string): number {
-  const found = descendants(pid).find((child) => {
-    try {
-      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(text)
-    } catch {
-      return false
-    }
-  })
+async function descendantRunning(pid: number, text: string): Promise<number> {
+  const found = (await tree(pid)).find((p) => p.command.includes(text))
   if (found === undefined) throw new Error(`no process running ${text} below ${pid}`)
-  return found
+  return found.pid
 }
 
 it('a subscriber killed in the middle of a show: the stage says which and how, fails the show, and leaves nothing behind', async () => {
   const show = showDirectly('ephemeral')
   await show.waitForLine('[alice] subscribed to my_topic')
-  const processes = [show.pid, ...descendants(show.pid)]
-  process.kill(descendantRunning(show.pid, 'subscriber.ts'), 'SIGKILL')
-  const result = await show.finish(20_000)
+  const processes = [show.pid, ...await descendants(show.pid)]
+  // Its source or its bundle: subscriber.ts or subscriber.mjs.
+  process.kill(await descendantRunning(show.pid, '/subscriber.'), 'SIGKILL')
+  const result = await show.finish()
   expect(result.stdout).toContain('✗ alice was killed by SIGKILL')
   expect(result.stdout).toMatch(/✗ step \d+ ".*": alice was killed by SIGKILL before printing/)
   expect(result.code).toBe(1)
-  await expect.poll(() => processes.filter(isAlive), { timeout: 5000 }).toEqual([])
+  await expect.poll(() => processes.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
 })
 
 it('the stage killed with SIGKILL, broker and all: every demo it started ends by itself (the lifeline)', async () => {
   const show = showDirectly('discovery')
   await show.waitForLine('[listener-2] discovered')
-  const children = descendants(show.pid)
+  const children = await descendants(show.pid)
   expect(children.length).toBeGreaterThanOrEqual(3)
   process.kill(show.pid, 'SIGKILL')
-  await show.finish(10_000)
-  await expect.poll(() => children.filter(isAlive), { timeout: 5000 }).toEqual([])
+  await show.finish()
+  await expect.poll(() => children.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
 })
 
 it('Ctrl-C ends the show with exit code 130, the shell\'s code for an interrupted program, and no failure', async () => {
   const show = showDirectly('retained')
   await show.waitForLine('[subscriber-1] my_topic on (retained)')
   process.kill(-show.pid, 'SIGINT')
-  const result = await show.finish(10_000)
+  const result = await show.finish()
   expect(result.stdout).not.toMatch(/✗/)
   expect(result.code).toBe(130)
 })

@@ -1,31 +1,70 @@
-// `npm run soak -- --rounds N`: the whole test suite N times in a row, then every test that failed at
-// least once with how often. Flakiness is a bug: a test that fails one round in twenty fails a talk.
-// Not part of `npm test`. Extra arguments after the flags go to vitest (a file, or -t <name>).
+// `npm run soak -- --rounds N [--load]`: the whole test suite N times in a row, then every test that
+// failed at least once with how often. Flakiness is a bug: a test that fails one round in twenty fails
+// a talk. With --load, every core is kept busy beside the suite by busy loops that end by themselves,
+// as on a CI machine shared with other jobs. Each round is timed against 40 starts of node with MQTT.js
+// loaded, measured just before it under the same load, so that rounds on machines of different speeds
+// compare. Not part of `npm test`. Extra arguments after the flags go to vitest (a file, or -t <name>).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
-import { $ } from 'zx'
-import { fail, messageOf } from '../lib/cli.ts'
-import { ROOT } from '../scenarios/stage.ts'
+import { $, type ProcessPromise } from 'zx'
+import { fail } from '../lib/cli.ts'
+import { parseFlags } from '../lib/flags.ts'
+import { ROOT } from '../scenarios/bundle.ts'
 
-const { values, positionals } = (() => {
-  try {
-    return parseArgs({ options: { rounds: { type: 'string', default: '20' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true })
-  } catch (error) {
-    return fail(`${messageOf(error).split('. ')[0]}; see npm run soak -- --help`)
-  }
-})()
-if (values.help) {
-  console.log('usage: npm run soak -- [--rounds N] [vitest arguments]\n\nRun the test suite N times (default 20) and report the tests that failed, with how often.')
-  process.exit(0)
-}
-const rounds = Number(values.rounds)
+const { values, positionals } = parseFlags({
+  invocation: 'npm run soak --',
+  description: 'Run the test suite N times and report the tests that failed, with how often.',
+  positionals: '[vitest arguments]',
+}, {
+  rounds: { type: 'string', arg: 'N', help: 'how many times to run the suite (default 20)' },
+  load: { type: 'boolean', help: 'keep every core busy with busy loops beside the suite' },
+})
+const rounds = Number(values.rounds ?? '20')
 if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds must be a whole number of at least 1, not ${JSON.stringify(values.rounds)}`)
 
 interface Report {
   numTotalTests: number
-  testResults: { name: string; assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[]
+  testResults: { name: string; status: string; message?: string; assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[]
+}
+
+/** How long one busy loop spins before it ends by itself, should nobody stop it (the soak was killed, say). */
+const LOOP_S = 120
+
+/** Busy loops on every core, each replaced as it ends, until stop(). */
+function keepBusy(): { stop(): Promise<void> } {
+  let stopped = false
+  const loops = new Set<ProcessPromise>()
+  const spin = () => {
+    if (stopped) return
+    const loop = $({ nothrow: true, quiet: true })`${process.execPath} -e ${'const end = Date.now() + 1000 * Number(process.argv[1]); while (Date.now() < end);'} ${LOOP_S}`
+    loops.add(loop)
+    void loop.then(() => {
+      loops.delete(loop)
+      spin()
+    })
+  }
+  for (let core = 0; core < availableParallelism(); core++) spin()
+  // An exit that skips stop() (a failed round) ends them too.
+  process.once('exit', () => {
+    for (const loop of loops) loop.child?.kill('SIGKILL')
+  })
+  return {
+    async stop() {
+      stopped = true
+      await Promise.all([...loops].map(async (loop) => {
+        loop.child?.kill('SIGKILL')
+        await loop
+      }))
+    },
+  }
+}
+
+/** Seconds for 40 starts of node with MQTT.js loaded, one after the other: this machine's speed, now. */
+async function fortyStarts(): Promise<number> {
+  const started = performance.now()
+  for (let i = 0; i < 40; i++) await $`${process.execPath} -e ${"require('mqtt')"}`
+  return (performance.now() - started) / 1000
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'soak-'))
@@ -34,10 +73,14 @@ let tests = 0
 const started = performance.now()
 $.cwd = ROOT
 $.verbose = false
+const load = values.load ? keepBusy() : undefined
 try {
   for (let round = 1; round <= rounds; round++) {
+    const starts = await fortyStarts()
     const output = join(dir, `round-${round}.json`)
+    const begun = performance.now()
     const run = await $`npx vitest run --reporter=json --outputFile=${output} ${positionals}`.nothrow()
+    const seconds = (performance.now() - begun) / 1000
     let report: Report
     try {
       report = JSON.parse(readFileSync(output, 'utf8')) as Report
@@ -46,22 +89,28 @@ try {
     }
     tests = report.numTotalTests
     let failed = 0
-    for (const file of report.testResults) {
-      for (const test of file.assertionResults.filter((t) => t.status === 'failed')) {
-        failed++
-        const name = `${relativeName(file.name)} > ${test.fullName}`
-        const seen = failures.get(name) ?? { count: 0, first: (test.failureMessages[0] ?? '').split('\n')[0] }
-        failures.set(name, { ...seen, count: seen.count + 1 })
-      }
+    const count = (name: string, message: string) => {
+      failed++
+      const seen = failures.get(name) ?? { count: 0, first: message.split('\n')[0] }
+      failures.set(name, { ...seen, count: seen.count + 1 })
     }
-    process.stderr.write(`round ${round}/${rounds}: ${failed ? `${failed} failed` : 'all passed'} (exit code ${run.exitCode})\n`)
+    for (const file of report.testResults) {
+      const failedTests = file.assertionResults.filter((t) => t.status === 'failed')
+      for (const test of failedTests) count(`${relativeName(file.name)} > ${test.fullName}`, test.failureMessages[0] ?? '')
+      // A hook or the file itself failed: its tests are only skipped.
+      if (file.status === 'failed' && failedTests.length === 0) count(`${relativeName(file.name)} (the file)`, file.message ?? '')
+    }
+    if (run.exitCode !== 0 && failed === 0) count('vitest itself', run.stderr.trim().split('\n').at(-1) ?? '')
+    process.stderr.write(`round ${round}/${rounds}: ${failed ? `${failed} failed` : 'all passed'} (exit code ${run.exitCode}) in ${seconds.toFixed(1)} s, `
+      + `${(seconds / starts).toFixed(1)} times 40 starts of node with MQTT.js (${starts.toFixed(1)} s)${load ? ', under load' : ''}\n`)
   }
 } finally {
+  await load?.stop()
   rmSync(dir, { recursive: true, force: true })
 }
 
 const minutes = ((performance.now() - started) / 60_000).toFixed(1)
-console.log(`\n${rounds} rounds of ${tests} tests in ${minutes} min: ${failures.size === 0 ? 'no test failed' : `${failures.size} tests failed at least once`}`)
+console.log(`\n${rounds} rounds of ${tests} tests in ${minutes} min${load ? ' under load' : ''}: ${failures.size === 0 ? 'no test failed' : `${failures.size} tests failed at least once`}`)
 for (const [name, { count, first }] of [...failures].sort((a, b) => b[1].count - a[1].count)) {
   console.log(`  ${count}/${rounds}  ${name}\n        ${first}`)
 }

@@ -12,13 +12,20 @@ const messages = (events: Event[], label: string) => events.flatMap((e) =>
   e.kind === 'line' && e.label === label && e.text.endsWith(' on') ? [e.text.slice(0, -3)] : [])
 
 scenarioSuite(wildcards, 'C14, C15, C16, C17, S3, S4, S5: each filter gets exactly the topics it matches',
-  ['S4', 'C14', 'C15', 'C16', 'S3', 'C17', 'S5'], (events) => {
-    expect(messages(events, 'home/living_room/light')).toEqual(['home/living_room/light'])
-    expect(messages(events, 'home/living_room/+')).toEqual(['home/living_room/light', 'home/living_room/tv'])
-    expect(messages(events, 'home/+/light')).toEqual(['home/living_room/light', 'home/bedroom/light', 'home//light'])
-    const all = ['home/living_room/light', 'home/living_room/tv', 'home/bedroom/light', 'home', 'home//light']
-    expect(messages(events, 'home/#')).toEqual(all)
-    expect(messages(events, '#')).toEqual(all)
+  ['S4', 'C14', 'C15', 'C16', 'S3', 'C17', 'S5'], {
+    // Under a prefix, # becomes <prefix>/#, which cannot show S4: the play with the article's topics does.
+    onMosquitto: [
+      { prefixed: true, claims: ['C14', 'C15', 'C16', 'S3', 'C17', 'S5'] },
+      { prefixed: false, claims: ['S4', 'C14', 'C15', 'C16', 'S3', 'C17', 'S5'] },
+    ],
+    verify: (events) => {
+      expect(messages(events, 'home/living_room/light')).toEqual(['home/living_room/light'])
+      expect(messages(events, 'home/living_room/+')).toEqual(['home/living_room/light', 'home/living_room/tv'])
+      expect(messages(events, 'home/+/light')).toEqual(['home/living_room/light', 'home/bedroom/light', 'home//light'])
+      const all = ['home/living_room/light', 'home/living_room/tv', 'home/bedroom/light', 'home', 'home//light']
+      expect(messages(events, 'home/#')).toEqual(all)
+      expect(messages(events, '#')).toEqual(all)
+    },
   })
 
 let broker: RunningBroker

@@ -2,12 +2,12 @@
 // the packets are measured on the bytes the tap captured, each parsed again with mqtt-packet. Then the
 // tap's and --keepalive's bad input.
 import mqttPacket, { type Packet } from 'mqtt-packet'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { check, claimsMet, type Event } from '../scenarios/stage.ts'
+import { describe, expect, it } from 'vitest'
+import type { Event } from '../scenarios/stage.ts'
 import { wire } from '../scenarios/wire.ts'
-import { allBlocks, normalise, printed } from './doc-blocks.ts'
+import { normalise } from './doc-blocks.ts'
 import { expectOneLineError, freePort, runScript } from './processes.ts'
+import { scenarioSuite } from './scenario-suite.ts'
 
 interface Captured {
   direction: string
@@ -40,58 +40,39 @@ function parseOne(bytes: Buffer): Packet {
 
 /**
  * The tap's output with the packet identifier of SUBSCRIBE and SUBACK (the two bytes after their fixed
- * header) blanked: MQTT.js picks it at random, so it is the one thing that differs between two runs.
+ * header) blanked: MQTT.js picks it at random, so it is the one thing that differs from the docs.
  */
 function withoutPacketIds(text: string): string {
   return normalise(text).replace(/^((?:client 1 → broker|broker → client 1) {2}(?:SUBSCRIBE|SUBACK) +\d+ bytes: \w\w \w\w) \w\w \w\w/gm, '$1 ·· ··')
 }
 
-describe('scenario wire', () => {
-  let broker: RunningBroker
-  let first: Event[]
-  beforeAll(async () => {
-    broker = await startBroker({ port: 0 })
-    first = await check(wire, { broker })
+scenarioSuite(wire, 'C2, S6: PINGREQ, PINGRESP and DISCONNECT are 2 bytes on the wire, the smallest of the session; a PUBLISH of "on" is larger',
+  ['S6', 'C2'], {
+    normalise: withoutPacketIds,
+    verify: (events) => {
+      const packets = captured(events)
+      expect(packets.map((p) => p.type)).toEqual(['CONNECT', 'CONNACK', 'SUBSCRIBE', 'SUBACK', 'PUBLISH', 'PINGREQ', 'PINGRESP', 'DISCONNECT'])
+      for (const packet of packets) {
+        // The size the tap printed is the number of bytes it captured, and they hold exactly one packet of that type.
+        expect(packet.bytes.length, packet.type).toBe(packet.size)
+        expect(parseOne(packet.bytes).cmd).toBe(packet.type.toLowerCase())
+      }
+      const sizes = Object.fromEntries(packets.map((p) => [p.type, p.bytes.length]))
+      const smallest = Math.min(...Object.values(sizes))
+      expect(smallest).toBe(2)
+      expect(packets.filter((p) => p.bytes.length === smallest).map((p) => `${p.type} ${p.bytes.toString('hex')}`))
+        .toEqual(['PINGREQ c000', 'PINGRESP d000', 'DISCONNECT e000'])
+      // --keepalive reached the wire: the subscriber asked for 5 seconds, and pinged.
+      expect(parseOne(packets[0].bytes)).toMatchObject({ cmd: 'connect', keepalive: 5, clientId: 'wire-subscriber' })
+      const publish = packets.find((p) => p.type === 'PUBLISH')!
+      expect(parseOne(publish.bytes)).toMatchObject({ cmd: 'publish', topic: 'my_topic', payload: Buffer.from('on'), qos: 0 })
+      expect(publish.bytes.length).toBeGreaterThan(smallest)
+      // The show's ticks quote the captured sizes, not constants.
+      expect(events).toContainEqual({ kind: 'ok', claim: 'S6', text: `the PUBLISH of "on" to my_topic is ${publish.bytes.length} bytes: the fixed header, the topic with its length, the payload` })
+      // Which direction each packet went, as the protocol has it.
+      expect(packets.map((p) => p.direction.startsWith('client') ? '→' : '←').join('')).toBe('→←→←←→←→')
+    },
   })
-  afterAll(() => broker?.close())
-
-  it('C2, S6: PINGREQ, PINGRESP and DISCONNECT are 2 bytes on the wire, the smallest of the session; a PUBLISH of "on" is larger', () => {
-    expect(claimsMet(first)).toEqual(['S6', 'C2'])
-    const packets = captured(first)
-    expect(packets.map((p) => p.type)).toEqual(['CONNECT', 'CONNACK', 'SUBSCRIBE', 'SUBACK', 'PUBLISH', 'PINGREQ', 'PINGRESP', 'DISCONNECT'])
-    for (const packet of packets) {
-      // The size the tap printed is the number of bytes it captured, and they hold exactly one packet of that type.
-      expect(packet.bytes.length, packet.type).toBe(packet.size)
-      expect(parseOne(packet.bytes).cmd).toBe(packet.type.toLowerCase())
-    }
-    const sizes = Object.fromEntries(packets.map((p) => [p.type, p.bytes.length]))
-    const smallest = Math.min(...Object.values(sizes))
-    expect(smallest).toBe(2)
-    expect(packets.filter((p) => p.bytes.length === smallest).map((p) => `${p.type} ${p.bytes.toString('hex')}`))
-      .toEqual(['PINGREQ c000', 'PINGRESP d000', 'DISCONNECT e000'])
-    // --keepalive reached the wire: the subscriber asked for 5 seconds, and pinged.
-    expect(parseOne(packets[0].bytes)).toMatchObject({ cmd: 'connect', keepalive: 5, clientId: 'wire-subscriber' })
-    const publish = packets.find((p) => p.type === 'PUBLISH')!
-    expect(parseOne(publish.bytes)).toMatchObject({ cmd: 'publish', topic: 'my_topic', payload: Buffer.from('on'), qos: 0 })
-    expect(publish.bytes.length).toBeGreaterThan(smallest)
-    // The show's ticks quote the captured sizes, not constants.
-    expect(first).toContainEqual({ kind: 'ok', claim: 'S6', text: `the PUBLISH of "on" to my_topic is ${publish.bytes.length} bytes: the fixed header, the topic with its length, the payload` })
-    // Which direction each packet went, as the protocol has it.
-    expect(packets.map((p) => p.direction.startsWith('client') ? '→' : '←').join('')).toBe('→←→←←→←→')
-  })
-
-  const quoting = allBlocks.filter((b) => b.output?.scenario === wire.name)
-  it.each(quoting.map((b) => ({ where: `${b.page}:${b.line}`, label: b.output!.label, steps: b.output!.steps, body: b.body })))(
-    '$where quotes what $label prints', ({ label, steps, body }) => {
-      expect(withoutPacketIds(body)).toBe(withoutPacketIds(printed(first, label, steps)))
-    })
-
-  it('plays again on the same broker with the same output, but for the random packet id', async () => {
-    const second = await check(wire, { broker })
-    const byLabel = (events: Event[]) => ['tap', 'subscriber', 'publisher'].map((label) => withoutPacketIds(printed(events, label)))
-    expect(byLabel(second)).toEqual(byLabel(first))
-  })
-})
 
 describe('bad input', () => {
   const tap = 'demos/wire/tap.ts'

@@ -1,0 +1,176 @@
+// How the stage and the tests start a program of this repository cheaply: node runs an esbuild bundle
+// of the program (its sources and MQTT.js in one file), not the TypeScript through tsx, which compiles
+// every file at every start and costs three to four times the CPU. Bundles are kept in
+// node_modules/.cache and rebuilt when the program's source, a file it imports or the installed
+// packages change. A learner still types `npx tsx <file>`; the bundle behaves the same: same
+// process.argv[1], same import.meta.url in every module, so cwd-relative paths, isMain() and files
+// found beside a module work as under tsx.
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { Plugin } from 'esbuild'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const CACHE = join(ROOT, 'node_modules', '.cache', 'mqtt-by-example')
+/** Stands for every input under node_modules: npm rewrites it whenever the installed packages change. */
+const INSTALLED = join('node_modules', '.package-lock.json')
+/** Changes when the way bundles are built changes, so that older ones are not reused. */
+const FORMAT = 'esm-node20-3'
+/**
+ * Packages left outside the bundle and loaded from node_modules at run time: classic-level finds its
+ * native addon beside its own files, esbuild runs its own binary, and ws falls back without the two
+ * optional ones when they are not installed.
+ */
+const EXTERNAL = ['classic-level', 'esbuild', 'bufferutil', 'utf-8-validate']
+
+interface Manifest {
+  key: string
+  /** Relative to ROOT; INSTALLED stands for everything under node_modules. */
+  inputs: string[]
+}
+
+/**
+ * The arguments for process.execPath that start `script` (relative to the repository): its bundle
+ * when it is up to date. Otherwise tsx runs the source, as a learner would, and the bundle is built
+ * for the next start.
+ */
+export function programArgs(script: string): string[] {
+  const bundle = upToDate(script)
+  if (bundle) return [bundle]
+  // A program that does not build fails under tsx too, and says why there.
+  buildBundle(script).catch(() => undefined)
+  return ['--import', 'tsx', join(ROOT, script)]
+}
+
+/** Every program a scenario or a test may start: all of demos/, the broker, and the shows. */
+export function programs(): string[] {
+  const under = (dir: string): string[] => readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? under(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [])
+  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|bundle)\.ts$/.test(f))]
+}
+
+/** Bring the bundles of `scripts` up to date, in one build. One that does not build is left to tsx. */
+export async function buildBundles(scripts: string[]): Promise<void> {
+  const stale = scripts.filter((script) => !upToDate(script))
+  if (stale.length === 0) return
+  // One build shares the parsing of MQTT.js and the rest among all the programs; if one program does
+  // not build, the others are built one by one.
+  await bundle(stale).catch(() => Promise.all(stale.map((script) => buildBundle(script).catch(() => undefined))))
+}
+
+const bundlePath = (script: string) => join(CACHE, script.replace(/\.ts$/, '.mjs'))
+const manifestPath = (script: string) => join(CACHE, `${script}.json`)
+
+/** The path of the bundle of `script` if it was built from the files as they are now. */
+function upToDate(script: string): string | undefined {
+  let manifest: Manifest
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath(script), 'utf8')) as Manifest
+  } catch {
+    return undefined
+  }
+  return keyOf(manifest.inputs) === manifest.key && existsSync(bundlePath(script)) ? bundlePath(script) : undefined
+}
+
+/** A hash of every input's content, undefined when one of them is gone. */
+function keyOf(inputs: string[]): string | undefined {
+  const hash = createHash('sha256').update(FORMAT)
+  for (const input of inputs) {
+    try {
+      hash.update(`\0${input}\0`).update(readFileSync(join(ROOT, input)))
+    } catch {
+      return undefined
+    }
+  }
+  return hash.digest('hex')
+}
+
+const building = new Map<string, Promise<void>>()
+
+/** Build the bundle of `script`, once at a time in this process. */
+function buildBundle(script: string): Promise<void> {
+  let build = building.get(script)
+  if (!build) {
+    build = bundle([script]).finally(() => building.delete(script))
+    building.set(script, build)
+  }
+  return build
+}
+
+/** Build the bundles of `scripts` and their manifests; several processes may do so at once, each file lands whole. */
+async function bundle(scripts: string[]): Promise<void> {
+  const { build } = await import('esbuild')
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: scripts,
+    outbase: '.',
+    outdir: CACHE,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    metafile: true,
+    keepNames: true,
+    logLevel: 'silent',
+    external: EXTERNAL,
+    plugins: [sourceUrls],
+  })
+  for (const script of scripts) {
+    const path = bundlePath(script)
+    const output = result.metafile.outputs[relative(ROOT, path)]
+    const contents = result.outputFiles.find((file) => file.path === path)?.text
+    if (!output || contents === undefined) throw new Error(`esbuild wrote no ${path}`)
+    const inputs = [...new Set(Object.keys(output.inputs).map((input) => (input.startsWith('node_modules/') ? INSTALLED : input)))].sort()
+    const key = keyOf(inputs)
+    if (!key) continue
+    writeWhole(path, `${prelude(join(ROOT, script))}${contents}`)
+    writeWhole(manifestPath(script), JSON.stringify({ key, inputs } satisfies Manifest))
+  }
+}
+
+/**
+ * What a bundle runs first. The packages bundled in are CommonJS and require node's own modules, so
+ * they get a require() that resolves as it would from the source; and the program sees the path of
+ * its source as argv[1], as under tsx.
+ */
+function prelude(source: string): string {
+  return [
+    "import { createRequire as __createRequire } from 'node:module';",
+    `const require = __createRequire(${JSON.stringify(source)});`,
+    `process.argv[1] = ${JSON.stringify(source)};`,
+    '',
+  ].join('\n')
+}
+
+/** Write to a temporary name, then rename: a process starting the bundle meanwhile reads the old one or the new one. */
+function writeWhole(path: string, contents: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true })
+  const temporary = `${path}.${process.pid}.${Math.random().toString(16).slice(2)}`
+  writeFileSync(temporary, contents)
+  renameSync(temporary, path)
+}
+
+/**
+ * Each TypeScript module (ours; the packages bundled in are JavaScript and do not look at import.meta)
+ * keeps its own import.meta.url, .filename and .dirname, those of its source file: in a bundle they
+ * would all be the bundle's, and a module that finds files beside itself, computes the repository's
+ * root or asks isMain() would go wrong.
+ */
+const sourceUrls: Plugin = {
+  name: 'source-urls',
+  setup(build) {
+    build.onLoad({ filter: /\.[cm]?ts$/ }, async ({ path }) => {
+      const text = await readFile(path, 'utf8')
+      if (!text.includes('import.meta')) return undefined
+      const meta: Record<string, string> = { url: pathToFileURL(path).href, filename: path, dirname: dirname(path) }
+      return {
+        contents: text.replace(/\bimport\.meta\.(url|filename|dirname)\b/g, (_, key: string) => JSON.stringify(meta[key])),
+        loader: 'ts',
+      }
+    })
+  },
+}
