@@ -31,8 +31,8 @@ export interface Scenario {
   /** What the scenario needs of the broker beyond the bundled one over TCP; see BrokerNeeds. */
   needs?: BrokerNeeds
   /**
-   * How long one play may take, in seconds, on a machine four times slower than ours at rest, under
-   * load (default DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
+   * How long one play may take, in seconds, on a machine much slower or busier than ours (default
+   * DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
    */
   budget?: number
 }
