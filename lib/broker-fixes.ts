@@ -1,6 +1,7 @@
 // The departures of aedes from MQTT that the bundled broker corrects, each with the section of the
-// specification it restores. Each fix is made of aedes' own hooks (no fork, no patch), is named in
-// docs/conformance.md, and test/conformance.test.ts runs aedes without them to show each is needed.
+// specification it restores. Each fix is made of aedes' own hooks (no fork, no patch), and a test runs
+// aedes without them to show each is needed: test/conformance.test.ts (which names them on
+// docs/conformance.md), test/no-loss-at-close.test.ts, and the --persist part of test/persistence.test.ts.
 // lib/broker.ts applies them all to every aedes it starts; add a new fix to applyFixes. Hooks run on
 // every message, so each fix keeps the common case to a few comparisons: the bundled broker must relay
 // as fast as aedes alone (npm run bench).
@@ -9,8 +10,13 @@ import { Readable, type Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
 import { topicMatches } from './topics.ts'
 
-/** Every fix, in the order its hooks must wrap each other. */
-export function applyFixes(aedes: Aedes): void {
+/** Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on disk (--persist). */
+export function applyFixes(aedes: Aedes, { onDisk = false }: { onDisk?: boolean } = {}): void {
+  // Only a store on disk makes aedes route messages out of the order it numbered them in.
+  if (onDisk) {
+    storeInOrder(aedes)
+    dropOnlyTrueDuplicates(aedes)
+  }
   keepDollarTopicsFromWildcards(aedes)
   deliverAtGrantedQoS(aedes)
   keepEachClientsPublishesInOrder(aedes)
@@ -21,6 +27,62 @@ export function applyFixes(aedes: Aedes): void {
 /** What aedes keeps of a client's subscriptions (`subscriptions`, left out of its types): filter -> granted QoS. */
 type Subscriptions = Record<string, { qos: number }>
 const subscriptionsOf = (client: Client) => (client as Client & { subscriptions: Subscriptions }).subscriptions
+
+/**
+ * MQTT 3.1.1 §4.6: messages from one client on a topic reach subscribers in the order they were sent,
+ * with a store on disk too. aedes writes a retained message, and a QoS 1 message for each session that
+ * is away, to its store before it routes the message; aedes-persistence-level runs those writes side by
+ * side, and they finish in any order: a burst of QoS 1 messages from one client then reached a
+ * subscriber shuffled (or, with aedes' duplicate filter, cut short) whenever a session away from the
+ * broker followed the topic. Here each write starts once the one before it has finished, so messages
+ * leave the store in the order they came. In memory, writes finish in order already.
+ */
+export function storeInOrder(aedes: Aedes): void {
+  // aedes keeps its store in `persistence`, which its types leave out.
+  const persistence = (aedes as Aedes & { persistence: Record<'storeRetained' | 'outgoingEnqueueCombi', (...args: unknown[]) => Promise<unknown>> }).persistence
+  let last: Promise<unknown> = Promise.resolve()
+  for (const name of ['storeRetained', 'outgoingEnqueueCombi'] as const) {
+    const write = persistence[name].bind(persistence)
+    persistence[name] = (...args) => {
+      const mine = last.then(() => write(...args))
+      last = mine.catch(() => undefined)
+      return mine
+    }
+  }
+}
+
+/**
+ * MQTT 3.1.1 §4.3: a message is delivered (at least once, at QoS 1), even when another overtakes it on
+ * its way. aedes numbers every message as it comes in, and drops, as a duplicate, any message whose
+ * number is below the last one a client was sent. That only holds while messages leave in the order
+ * they came: with a store on disk (--persist), a retained message waits for its write, and so does a
+ * QoS 1 message queued for a session that is away; a message from another client passes it meanwhile,
+ * and a subscriber of both lost the first one, every time (in memory, nothing passes: writes take no
+ * time). What the filter is for, within one broker,
+ * is a message that matches two filters of one client, which aedes would otherwise send twice; those
+ * copies reach the client one right after the other. So aedes' filter is turned off, and a message is
+ * dropped only when it is the very one the client was just sent.
+ */
+export function dropOnlyTrueDuplicates(aedes: Aedes): void {
+  // aedes reads and writes a client's `duplicates` (left out of its types) for its filter: here it reads nothing.
+  const noFilter = new Proxy({}, { get: () => undefined, set: () => true, deleteProperty: () => true })
+  const handle = aedes.handle
+  aedes.handle = (stream, request) => {
+    const client = handle(stream, request)
+    ;(client as Client & { duplicates: object }).duplicates = noFilter
+    return client
+  }
+  const lastSent = new WeakMap<Client, number>()
+  const forward = aedes.authorizeForward
+  aedes.authorizeForward = (client, packet) => {
+    // Retained messages sent on SUBSCRIBE carry no broker id: aedes never filters them either.
+    if (packet.brokerId) {
+      if (lastSent.get(client) === packet.brokerCounter) return null
+      lastSent.set(client, packet.brokerCounter)
+    }
+    return forward.call(aedes, client, packet)
+  }
+}
 
 /**
  * MQTT 3.1.1 §4.7.2: a filter that starts with + or # must not match a topic name that starts with $.
@@ -143,9 +205,9 @@ export function handleWhatArrivedBeforeTheEnd(aedes: Aedes): void {
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
     if (!client || packet.qos !== 1) return authorize.call(aedes, client, packet, callback)
-    const pending = unrouted.get(client) ?? new Set()
-    pending.add(packet)
-    unrouted.set(client, pending)
+    const pending = unrouted.get(client)
+    if (pending) pending.add(packet)
+    else unrouted.set(client, new Set([packet]))
     authorize.call(aedes, client, packet, (error) => {
       if (error) settle(client, packet)
       callback(error)
@@ -180,6 +242,8 @@ export class ClosingAfterWork extends Readable {
   /** Set by aedes' Client on the stream it is given. */
   declare client?: Client
   private peerEnded = false
+  /** The socket can no longer be written to: reset, or closed. */
+  private gone = false
   private ended = false
   private destroying?: (error: Error | null) => void
   private timeout?: NodeJS.Timeout
@@ -194,9 +258,13 @@ export class ClosingAfterWork extends Readable {
       this.peerEnded = true
       this.endIfDone()
     }
+    const gone = () => {
+      this.gone = true
+      peerEnded()
+    }
     socket.on('end', peerEnded)
-    socket.on('error', peerEnded)
-    socket.on('close', peerEnded)
+    socket.on('error', gone)
+    socket.on('close', gone)
     socket.on('drain', () => this.emit('drain'))
   }
 
@@ -207,7 +275,7 @@ export class ClosingAfterWork extends Readable {
   }
 
   write(chunk: Buffer | string, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
-    if (this.socket.destroyed || this.socket.writableEnded) {
+    if (this.gone) {
       const done = typeof encoding === 'function' ? encoding : callback
       if (done) process.nextTick(done)
       return true
@@ -241,6 +309,7 @@ export class ClosingAfterWork extends Readable {
 
   /** Tell aedes of the end (or let its close go ahead) if the peer has ended and aedes is done; called whenever that may have become true. */
   endIfDone(): void {
+    if (this.destroyed && !this.destroying) return
     if (this.destroying) {
       if (this.done()) this.finish(this.destroying, null)
       return
