@@ -189,38 +189,40 @@ export function keepEachClientsPublishesInOrder(aedes: Aedes): void {
  * (a peer that quits with unread data sends RST) loses what it had received as well. Mosquitto
  * handles every packet it received before it acts on the end; so does the bundled broker: each
  * connection reaches aedes through a ClosingAfterWork stream, which tells aedes of the end only once
- * the client is connected (or refused), aedes has read every byte that came before the end, and
- * every QoS 1 message is routed. aedes' own requests to close the connection (a DISCONNECT) wait for
- * the same; an error closes it at once.
+ * the client is connected (or refused), aedes has read every byte that came before the end, and every
+ * PUBLISH has been through the authorization hooks. aedes' own requests to close the connection (a
+ * DISCONNECT) wait for the same; an error closes it at once.
  */
 export function handleWhatArrivedBeforeTheEnd(aedes: Aedes): void {
-  /** QoS 1 messages each client has sent that aedes has not routed yet (the packet objects, as the hooks see them). */
-  const unrouted = new WeakMap<Client, Set<object>>()
-  const settle = (client: Client, packet: object) => {
-    const pending = unrouted.get(client)
-    if (!pending?.delete(packet) || pending.size > 0) return
-    unrouted.delete(client)
+  /**
+   * Per client, PUBLISH packets whose authorization hooks have not answered yet (the order fix holds
+   * some back). Once they answer, aedes writes the PUBACK at once and routes the message without the
+   * connection; until then, it needs the connection. Hooks that answer at once, as most do, cost nothing here.
+   */
+  const unanswered = new WeakMap<Client, number>()
+  const answered = (client: Client) => {
+    const left = unanswered.get(client)! - 1
+    if (left > 0) return void unanswered.set(client, left)
+    unanswered.delete(client)
     if (client.conn instanceof ClosingAfterWork) client.conn.endIfDone()
   }
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
-    if (!client || packet.qos !== 1) return authorize.call(aedes, client, packet, callback)
-    const pending = unrouted.get(client)
-    if (pending) pending.add(packet)
-    else unrouted.set(client, new Set([packet]))
+    if (!client) return authorize.call(aedes, client, packet, callback)
+    let answeredNow = false
+    let counted = false
     authorize.call(aedes, client, packet, (error) => {
-      if (error) settle(client, packet)
+      answeredNow = true
       callback(error)
+      if (counted) answered(client)
     })
-  }
-  const published = aedes.published
-  aedes.published = (packet, client, callback) => {
-    if (client && packet.qos === 1) settle(client, packet)
-    published.call(aedes, packet, client, callback)
+    if (answeredNow) return
+    counted = true
+    unanswered.set(client, (unanswered.get(client) ?? 0) + 1)
   }
   const handle = aedes.handle
   aedes.handle = (stream: Duplex, request?: IncomingMessage) => {
-    const connection = new ClosingAfterWork(stream, (client) => !unrouted.has(client))
+    const connection = new ClosingAfterWork(stream, (client) => !unanswered.has(client))
     // aedes' types ask for a Duplex; it reads, writes, corks and destroys, which is what this one does.
     const client = handle(connection as unknown as Duplex, request)
     client.on('connected', () => connection.endIfDone())
@@ -248,7 +250,7 @@ export class ClosingAfterWork extends Readable {
   private destroying?: (error: Error | null) => void
   private timeout?: NodeJS.Timeout
 
-  constructor(private readonly socket: Duplex, private readonly routedAll: (client: Client) => boolean) {
+  constructor(private readonly socket: Duplex, private readonly allAnswered: (client: Client) => boolean) {
     super()
     socket.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) socket.pause()
@@ -300,11 +302,11 @@ export class ClosingAfterWork extends Readable {
     this.startTimeout()
   }
 
-  /** Whether aedes has handled everything the peer sent: connected or refused, all bytes read, every QoS 1 message routed. */
+  /** Whether aedes has handled everything the peer sent: connected or refused, all bytes read, every PUBLISH authorized. */
   private done(): boolean {
     const { client } = this
     if (!client || client.closed) return true
-    return !client.connecting && this.readableLength === 0 && this.routedAll(client)
+    return !client.connecting && this.readableLength === 0 && this.allAnswered(client)
   }
 
   /** Tell aedes of the end (or let its close go ahead) if the peer has ended and aedes is done; called whenever that may have become true. */
@@ -331,7 +333,7 @@ export class ClosingAfterWork extends Readable {
     callback(error)
   }
 
-  /** A client that never finishes connecting, or a message never routed, must not hold a connection open. */
+  /** A client that never finishes connecting, or a hook that never answers, must not hold a connection open. */
   private startTimeout(): void {
     this.timeout ??= setTimeout(() => {
       if (this.destroying) this.finish(this.destroying, null)
