@@ -1,6 +1,7 @@
 // The departures of aedes from MQTT that the bundled broker corrects, each with the section of the
-// specification it restores. Each fix is made of aedes' own hooks (no fork, no patch), is named in
-// docs/conformance.md, and test/conformance.test.ts runs aedes without them to show each is needed.
+// specification it restores. Each fix is made of aedes' own hooks (no fork, no patch), and a test runs
+// aedes without them to show each is needed: test/conformance.test.ts (which names them on
+// docs/conformance.md), test/no-loss-at-close.test.ts, and the --persist part of test/persistence.test.ts.
 // lib/broker.ts applies them all to every aedes it starts; add a new fix to applyFixes. Hooks run on
 // every message, so each fix keeps the common case to a few comparisons: the bundled broker must relay
 // as fast as aedes alone (npm run bench).
@@ -10,8 +11,13 @@ import type { Aedes, Client } from 'aedes'
 import { fixMqtt5 } from './broker-mqtt5.ts'
 import { topicMatches } from './topics.ts'
 
-/** Every fix, in the order its hooks must wrap each other. */
-export function applyFixes(aedes: Aedes): void {
+/** Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on disk (--persist). */
+export function applyFixes(aedes: Aedes, { onDisk = false }: { onDisk?: boolean } = {}): void {
+  // Only a store on disk makes aedes route messages out of the order it numbered them in.
+  if (onDisk) {
+    storeInOrder(aedes)
+    dropOnlyTrueDuplicates(aedes)
+  }
   keepDollarTopicsFromWildcards(aedes)
   deliverAtGrantedQoS(aedes)
   keepEachClientsPublishesInOrder(aedes)
@@ -24,6 +30,62 @@ export function applyFixes(aedes: Aedes): void {
 /** What aedes keeps of a client's subscriptions (`subscriptions`, left out of its types): filter -> granted QoS. */
 type Subscriptions = Record<string, { qos: number }>
 const subscriptionsOf = (client: Client) => (client as Client & { subscriptions: Subscriptions }).subscriptions
+
+/**
+ * MQTT 3.1.1 §4.6: messages from one client on a topic reach subscribers in the order they were sent,
+ * with a store on disk too. aedes writes a retained message, and a QoS 1 message for each session that
+ * is away, to its store before it routes the message; aedes-persistence-level runs those writes side by
+ * side, and they finish in any order: a burst of QoS 1 messages from one client then reached a
+ * subscriber shuffled (or, with aedes' duplicate filter, cut short) whenever a session away from the
+ * broker followed the topic. Here each write starts once the one before it has finished, so messages
+ * leave the store in the order they came. In memory, writes finish in order already.
+ */
+export function storeInOrder(aedes: Aedes): void {
+  // aedes keeps its store in `persistence`, which its types leave out.
+  const persistence = (aedes as Aedes & { persistence: Record<'storeRetained' | 'outgoingEnqueueCombi', (...args: unknown[]) => Promise<unknown>> }).persistence
+  let last: Promise<unknown> = Promise.resolve()
+  for (const name of ['storeRetained', 'outgoingEnqueueCombi'] as const) {
+    const write = persistence[name].bind(persistence)
+    persistence[name] = (...args) => {
+      const mine = last.then(() => write(...args))
+      last = mine.catch(() => undefined)
+      return mine
+    }
+  }
+}
+
+/**
+ * MQTT 3.1.1 §4.3: a message is delivered (at least once, at QoS 1), even when another overtakes it on
+ * its way. aedes numbers every message as it comes in, and drops, as a duplicate, any message whose
+ * number is below the last one a client was sent. That only holds while messages leave in the order
+ * they came: with a store on disk (--persist), a retained message waits for its write, and so does a
+ * QoS 1 message queued for a session that is away; a message from another client passes it meanwhile,
+ * and a subscriber of both lost the first one, every time (in memory, nothing passes: writes take no
+ * time). What the filter is for, within one broker,
+ * is a message that matches two filters of one client, which aedes would otherwise send twice; those
+ * copies reach the client one right after the other. So aedes' filter is turned off, and a message is
+ * dropped only when it is the very one the client was just sent.
+ */
+export function dropOnlyTrueDuplicates(aedes: Aedes): void {
+  // aedes reads and writes a client's `duplicates` (left out of its types) for its filter: here it reads nothing.
+  const noFilter = new Proxy({}, { get: () => undefined, set: () => true, deleteProperty: () => true })
+  const handle = aedes.handle
+  aedes.handle = (stream, request) => {
+    const client = handle(stream, request)
+    ;(client as Client & { duplicates: object }).duplicates = noFilter
+    return client
+  }
+  const lastSent = new WeakMap<Client, number>()
+  const forward = aedes.authorizeForward
+  aedes.authorizeForward = (client, packet) => {
+    // Retained messages sent on SUBSCRIBE carry no broker id: aedes never filters them either.
+    if (packet.brokerId) {
+      if (lastSent.get(client) === packet.brokerCounter) return null
+      lastSent.set(client, packet.brokerCounter)
+    }
+    return forward.call(aedes, client, packet)
+  }
+}
 
 /**
  * MQTT 3.1.1 §4.7.2: a filter that starts with + or # must not match a topic name that starts with $.
@@ -130,38 +192,40 @@ export function keepEachClientsPublishesInOrder(aedes: Aedes): void {
  * (a peer that quits with unread data sends RST) loses what it had received as well. Mosquitto
  * handles every packet it received before it acts on the end; so does the bundled broker: each
  * connection reaches aedes through a ClosingAfterWork stream, which tells aedes of the end only once
- * the client is connected (or refused), aedes has read every byte that came before the end, and
- * every QoS 1 message is routed. aedes' own requests to close the connection (a DISCONNECT) wait for
- * the same; an error closes it at once.
+ * the client is connected (or refused), aedes has read every byte that came before the end, and every
+ * PUBLISH has been through the authorization hooks. aedes' own requests to close the connection (a
+ * DISCONNECT) wait for the same; an error closes it at once.
  */
 export function handleWhatArrivedBeforeTheEnd(aedes: Aedes): void {
-  /** QoS 1 messages each client has sent that aedes has not routed yet (the packet objects, as the hooks see them). */
-  const unrouted = new WeakMap<Client, Set<object>>()
-  const settle = (client: Client, packet: object) => {
-    const pending = unrouted.get(client)
-    if (!pending?.delete(packet) || pending.size > 0) return
-    unrouted.delete(client)
+  /**
+   * Per client, PUBLISH packets whose authorization hooks have not answered yet (the order fix holds
+   * some back). Once they answer, aedes writes the PUBACK at once and routes the message without the
+   * connection; until then, it needs the connection. Hooks that answer at once, as most do, cost nothing here.
+   */
+  const unanswered = new WeakMap<Client, number>()
+  const answered = (client: Client) => {
+    const left = unanswered.get(client)! - 1
+    if (left > 0) return void unanswered.set(client, left)
+    unanswered.delete(client)
     if (client.conn instanceof ClosingAfterWork) client.conn.endIfDone()
   }
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
-    if (!client || packet.qos !== 1) return authorize.call(aedes, client, packet, callback)
-    const pending = unrouted.get(client) ?? new Set()
-    pending.add(packet)
-    unrouted.set(client, pending)
+    if (!client) return authorize.call(aedes, client, packet, callback)
+    let answeredNow = false
+    let counted = false
     authorize.call(aedes, client, packet, (error) => {
-      if (error) settle(client, packet)
+      answeredNow = true
       callback(error)
+      if (counted) answered(client)
     })
-  }
-  const published = aedes.published
-  aedes.published = (packet, client, callback) => {
-    if (client && packet.qos === 1) settle(client, packet)
-    published.call(aedes, packet, client, callback)
+    if (answeredNow) return
+    counted = true
+    unanswered.set(client, (unanswered.get(client) ?? 0) + 1)
   }
   const handle = aedes.handle
   aedes.handle = (stream: Duplex, request?: IncomingMessage) => {
-    const connection = new ClosingAfterWork(stream, (client) => !unrouted.has(client))
+    const connection = new ClosingAfterWork(stream, (client) => !unanswered.has(client))
     // aedes' types ask for a Duplex; it reads, writes, corks and destroys, which is what this one does.
     const client = handle(connection as unknown as Duplex, request)
     client.on('connected', () => connection.endIfDone())
@@ -183,11 +247,13 @@ export class ClosingAfterWork extends Readable {
   /** Set by aedes' Client on the stream it is given. */
   declare client?: Client
   private peerEnded = false
+  /** The socket can no longer be written to: reset, or closed. */
+  private gone = false
   private ended = false
   private destroying?: (error: Error | null) => void
   private timeout?: NodeJS.Timeout
 
-  constructor(private readonly socket: Duplex, private readonly routedAll: (client: Client) => boolean) {
+  constructor(private readonly socket: Duplex, private readonly allAnswered: (client: Client) => boolean) {
     super()
     socket.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) socket.pause()
@@ -197,9 +263,13 @@ export class ClosingAfterWork extends Readable {
       this.peerEnded = true
       this.endIfDone()
     }
+    const gone = () => {
+      this.gone = true
+      peerEnded()
+    }
     socket.on('end', peerEnded)
-    socket.on('error', peerEnded)
-    socket.on('close', peerEnded)
+    socket.on('error', gone)
+    socket.on('close', gone)
     socket.on('drain', () => this.emit('drain'))
   }
 
@@ -210,7 +280,7 @@ export class ClosingAfterWork extends Readable {
   }
 
   write(chunk: Buffer | string, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
-    if (this.socket.destroyed || this.socket.writableEnded) {
+    if (this.gone) {
       const done = typeof encoding === 'function' ? encoding : callback
       if (done) process.nextTick(done)
       return true
@@ -235,15 +305,16 @@ export class ClosingAfterWork extends Readable {
     this.startTimeout()
   }
 
-  /** Whether aedes has handled everything the peer sent: connected or refused, all bytes read, every QoS 1 message routed. */
+  /** Whether aedes has handled everything the peer sent: connected or refused, all bytes read, every PUBLISH authorized. */
   private done(): boolean {
     const { client } = this
     if (!client || client.closed) return true
-    return !client.connecting && this.readableLength === 0 && this.routedAll(client)
+    return !client.connecting && this.readableLength === 0 && this.allAnswered(client)
   }
 
   /** Tell aedes of the end (or let its close go ahead) if the peer has ended and aedes is done; called whenever that may have become true. */
   endIfDone(): void {
+    if (this.destroyed && !this.destroying) return
     if (this.destroying) {
       if (this.done()) this.finish(this.destroying, null)
       return
@@ -265,7 +336,7 @@ export class ClosingAfterWork extends Readable {
     callback(error)
   }
 
-  /** A client that never finishes connecting, or a message never routed, must not hold a connection open. */
+  /** A client that never finishes connecting, or a hook that never answers, must not hold a connection open. */
   private startTimeout(): void {
     this.timeout ??= setTimeout(() => {
       if (this.destroying) this.finish(this.destroying, null)

@@ -104,7 +104,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
   const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(store && { persistence: store.persistence }) })
-  applyFixes(aedes)
+  applyFixes(aedes, { onDisk: store !== undefined })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.

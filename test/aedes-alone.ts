@@ -16,10 +16,11 @@ export interface PlainAedes {
 
 /**
  * Start aedes on a loopback port (0: a free one), handed each TCP connection by a listener like lib/broker.ts's
- * (no Nagle, so that a benchmark compares the fixes and nothing else), but without the fixes.
+ * (no Nagle, so that a benchmark compares the fixes and nothing else), but without the fixes; in memory,
+ * or with the given `persistence` (lib/store.ts makes one on disk).
  */
-export async function startPlainAedes(port = 0): Promise<PlainAedes> {
-  const aedes = await Aedes.createBroker()
+export async function startPlainAedes(port = 0, persistence?: unknown): Promise<PlainAedes> {
+  const aedes = await Aedes.createBroker(persistence === undefined ? {} : { persistence })
   let closed = 0
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     socket.once('close', () => closed++)
