@@ -84,19 +84,16 @@ function showDirectly(scenario: string): Program {
   return new Program(child, `scenarios/${scenario}.ts`)
 }
 
-/** The pid of the descendant of `pid` whose command line contains `text`. */
-async function descendantRunning(pid: number, text: string): Promise<number> {
-  const found = (await tree(pid)).find((p) => p.command.includes(text))
-  if (found === undefined) throw new Error(`no process running ${text} below ${pid}`)
-  return found.pid
-}
-
 it('a subscriber killed in the middle of a show: the stage says which and how, fails the show, and leaves nothing behind', async () => {
   const show = showDirectly('ephemeral')
   await show.waitForLine('[alice] subscribed to my_topic')
-  const processes = [show.pid, ...await descendants(show.pid)]
+  // One look at the processes, at once: the show goes on meanwhile, and alice lives only until step 5.
+  const below = await tree(show.pid)
+  const processes = [show.pid, ...below.map((p) => p.pid)]
   // Its source or its bundle: subscriber.ts or subscriber.mjs.
-  process.kill(await descendantRunning(show.pid, '/subscriber.'), 'SIGKILL')
+  const subscriber = below.find((p) => p.command.includes('/subscriber.'))
+  expect(subscriber, 'the subscriber below the show').toBeDefined()
+  process.kill(subscriber!.pid, 'SIGKILL')
   const result = await show.finish()
   expect(result.stdout).toContain('✗ alice was killed by SIGKILL')
   expect(result.stdout).toMatch(/✗ step \d+ ".*": alice was killed by SIGKILL before printing/)
