@@ -3,7 +3,8 @@
 // out (S1): a persistent session has the broker queue QoS 1 messages for a subscriber that is away.
 // Run directly (npm run demo:ephemeral) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show, type Scenario } from './stage.ts'
+import { show } from './show.ts'
+import type { Scenario } from './stage.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'

@@ -2,7 +2,8 @@
 // retain flag on a topic and hands it to every new subscriber; an empty retained message removes it.
 // Run directly (npm run demo:retained) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show, type Scenario } from './stage.ts'
+import { show } from './show.ts'
+import type { Scenario } from './stage.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'

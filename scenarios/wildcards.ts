@@ -3,7 +3,8 @@
 // which message. Then the specification's edges the article leaves out (S3, S4, S5).
 // Run directly (npm run demo:wildcards) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show, type Proc, type Scenario, type Stage } from './stage.ts'
+import { show } from './show.ts'
+import type { Proc, Scenario, Stage } from './stage.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
