@@ -26,9 +26,10 @@ interface ShowFlags {
 /** Play the scenarios named on the command line, or all of `available`, as the flags say. */
 export async function show(...available: Scenario[]): Promise<void> {
   const flags = showFlags(available)
+  // From now on, keys typed before a prompt are dropped rather than echoed.
+  const term = new Terminal({ keys: flags.step })
   // Once after an edit (about a second), and the programs on stage start as fast as node itself.
   await buildBundles(programs())
-  const term = new Terminal({ keys: flags.step })
   const { scenarios } = flags
   const dashboard = scenarios.find((s) => s.needs?.dashboard)
   if (dashboard) await dashboardAt(flags.dashboardPort, term, dashboard)

@@ -65,6 +65,9 @@ export class Terminal {
   /** Show `text` as a prompt on a line of its own, and resolve when Enter is pressed (after it appeared). */
   async enter(text: string): Promise<void> {
     if (!this.keys) return
+    // Keys typed before the prompt may still wait in the terminal's buffer: the poll phase of the next
+    // turns of the event loop reads them, while no prompt waits, so they are dropped.
+    for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve))
     // One column short of the width: a line that fills it leaves the cursor in a state terminals disagree on.
     const width = this.width === undefined ? undefined : this.width - 1
     this.prompt = wrap(text, width, 2, 4).map((line, i) => `${i === 0 ? '  ' : '    '}${line}`).map((l) => this.paint('1;93', l))

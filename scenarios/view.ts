@@ -48,7 +48,7 @@ export class View {
     }
     if (event.kind === 'step' && event.number === this.options.from && this.options.from > 1) {
       const steps = this.options.from === 2 ? 'step 1' : `steps 1 to ${this.options.from - 1}`
-      this.term.print({ lead: '  ', text: `(${steps} played without a word: ${this.quietChecks} expectations met)` })
+      this.term.print({ lead: '', text: '' }, { lead: '  ', text: `(${steps} played without a word: ${this.quietChecks} expectations met)` })
     }
     const piece = this.render(event)
     if (piece) this.term.print(...(Array.isArray(piece) ? piece : [piece]))
