@@ -10,6 +10,9 @@ import type { Stage } from './stage.ts'
 /** How long a stopped program may take to end before it is killed: it ends in milliseconds at rest. */
 const STOP_GRACE_MS = 5000
 
+/** When a wait that lasts is reported (StageOptions.onSlow), in ms. */
+const SLOW_AT = [5000, 15_000, 30_000, 45_000]
+
 export interface Line {
   text: string
   stream: 'stdout' | 'stderr'
@@ -90,7 +93,7 @@ export class Proc {
 
   /** Wait for the program to end by itself; fails, naming it, if the run hangs. */
   finished(): Promise<Exit> {
-    return this.stage.waiting(this.label, 'to finish', this.lines.until(() => this.result, {
+    return this.reportingSlowness('to finish', this.lines.until(() => this.result, {
       timeoutMs: this.stage.waitMs,
       timedOut: (ms) => this.stage.failure(`${this.label} did not finish within ${seconds(ms)}`, this),
     }))
@@ -145,11 +148,19 @@ export class Proc {
   }
 
   private waitFor<T>(awaited: string, found: () => T | undefined): Promise<T> {
-    return this.stage.waiting(this.label, `to print ${awaited}`, this.lines.until(found, {
+    return this.reportingSlowness(`to print ${awaited}`, this.lines.until(found, {
       timeoutMs: this.stage.waitMs,
       timedOut: (ms) => this.stage.failure(`${this.label} did not print ${awaited} within ${seconds(ms)}`, this),
       ended: (how) => this.stage.failure(`${this.label} ${how} before printing ${awaited}`, this),
     }))
+  }
+
+  /** `wait`, reported to the stage's onSlow while it lasts (in a show: so that the room knows it goes on). */
+  private reportingSlowness<T>(what: string, wait: Promise<T>): Promise<T> {
+    const onSlow = this.stage.options.onSlow
+    if (!onSlow) return wait
+    const timers = SLOW_AT.filter((ms) => ms < this.stage.waitMs).map((ms) => setTimeout(() => onSlow(this.label, what, ms), ms))
+    return wait.finally(() => timers.forEach(clearTimeout))
   }
 
   /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a while. */

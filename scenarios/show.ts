@@ -4,8 +4,8 @@
 // seen (--verbose) and the dashboard's port; ./view.ts renders what happens, ./terminal.ts fits it to
 // the screen.
 import { createServer } from 'node:net'
-import { parseArgs } from 'node:util'
 import { fail, messageOf } from '../lib/cli.ts'
+import { parseFlags } from '../lib/flags.ts'
 import { buildBundles, programs } from './bundle.ts'
 import { byClaimId, claimsMet, Stage, type Scenario } from './stage.ts'
 import { Terminal } from './terminal.ts'
@@ -121,25 +121,19 @@ async function dashboardAt(port: number, term: Terminal, scenario: Scenario): Pr
 }
 
 function showFlags(available: Scenario[]): ShowFlags {
-  const script = available.length === 1 ? `demo:${available[0].name}` : 'demo'
-  const see = `see npm run ${script} -- --help`
-  let parsed
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        step: { type: 'boolean' }, from: { type: 'string' }, verbose: { type: 'boolean' }, list: { type: 'boolean' },
-        'dashboard-port': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (error) {
-    fail(`${messageOf(error).split('. ')[0].replace(/\.$/, '')}; ${see}`)
-  }
-  const { values, positionals } = parsed
-  if (values.help) {
-    console.log(usage(script, available))
-    process.exit(0)
-  }
+  const several = available.length > 1
+  const { values, positionals } = parseFlags({
+    invocation: several ? 'npm run demo --' : `npm run demo:${available[0].name} --`,
+    description: several ? 'Play the experiments named, in that order, or every one of them (--list names them).' : available[0].title,
+    positionals: several ? '[NAME...]' : undefined,
+    notes: 'MQTT_URL=... uses that broker instead of starting the bundled one.',
+  }, {
+    step: { type: 'boolean', help: 'wait for Enter before each step, and once more before the end' },
+    from: { type: 'string', arg: 'N', help: 'start at step N: the steps before it play without a word, so that all is set' },
+    verbose: { type: 'boolean', help: 'show everything: every broker line, and how the stage proves that nothing arrived' },
+    'dashboard-port': { type: 'string', arg: 'N', help: `the discovery show's dashboard page (default ${DEFAULT_DASHBOARD_PORT}; 0 a free port)` },
+    list: { type: 'boolean', help: 'name the experiments, with what each shows' },
+  })
   if (values.list) {
     const width = Math.max(...available.map((s) => s.name.length))
     const term = new Terminal({ keys: false })
@@ -147,7 +141,7 @@ function showFlags(available: Scenario[]): ShowFlags {
     process.exit(0)
   }
   const scenarios = positionals.length === 0 ? available : positionals.map((name) =>
-    available.find((s) => s.name === name) ?? fail(`there is no experiment called ${JSON.stringify(name)} here; npm run demo -- --list names them`))
+    available.find((s) => s.name === name) ?? fail(`there is no experiment called ${JSON.stringify(name)}; npm run demo -- --list names them`))
   if (values.step && !process.stdin.isTTY) {
     fail('--step waits for Enter before each step and needs a terminal; run it in one, or leave --step out')
   }
@@ -157,19 +151,4 @@ function showFlags(available: Scenario[]): ShowFlags {
   const port = values['dashboard-port'] ?? String(DEFAULT_DASHBOARD_PORT)
   if (!/^\d+$/.test(port) || Number(port) > 65535) fail(`--dashboard-port must be a port number from 0 to 65535, not ${JSON.stringify(port)}`)
   return { scenarios, step: Boolean(values.step), from, verbose: Boolean(values.verbose), dashboardPort: Number(port) }
-}
-
-function usage(script: string, available: Scenario[]): string {
-  const several = available.length > 1
-  const about = several ? 'Play the experiments named (see --list), in that order, or every one of them.' : available[0].title
-  return [
-    several ? `usage: npm run ${script} [-- [NAME...] [options]]` : `usage: npm run ${script} [-- options]`, '', about, '', 'options:',
-    '  --step                wait for Enter before each step, and once more before the end',
-    '  --from N              start at step N: the steps before it play without a word, so that all is set',
-    '  --verbose             show everything: every broker line, and how the stage proves that nothing arrived',
-    `  --dashboard-port N    the port of the discovery show's dashboard page (default ${DEFAULT_DASHBOARD_PORT}; 0 a free one)`,
-    '  --list                name the experiments, with what each shows',
-    '  -h, --help            show this help',
-    '', 'MQTT_URL=... uses that broker instead of starting the bundled one.',
-  ].join('\n')
 }

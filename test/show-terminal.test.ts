@@ -168,7 +168,7 @@ describe('steering a show', () => {
   }, SHOW_MS)
 
   it.each([
-    [['nosuch'], 'error: there is no experiment called "nosuch" here; npm run demo -- --list names them'],
+    [['nosuch'], 'error: there is no experiment called "nosuch"; npm run demo -- --list names them'],
     [['--from', '0'], 'error: --from must be a step number from 1 on, not "0"'],
     [['retained', 'wildcards', '--from', '2'], 'error: --from starts one experiment at a step; name one, as in npm run demo -- retained --from 2'],
     [['--dashboard-port', 'x'], 'error: --dashboard-port must be a port number from 0 to 65535, not "x"'],
