@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { ps } from 'zx'
 import { programArgs } from '../scenarios/bundle.ts'
 import { shellQuote } from '../scenarios/proc.ts'
 import { ROOT } from '../scenarios/stage.ts'
@@ -130,6 +131,30 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
     expect(result.code, result.stdout).toBe(0)
     expect(screen(result.stdout)).toEqual(['type now', '  [late] a line printed while the prompt waits', 'Enter answered the prompt'])
   })
+
+  it('a wait that lasts says so and goes on: a subscriber stopped (SIGSTOP) while the stage waits for it', async () => {
+    const show = inTerminal(showCommand('wildcards', ['--step']))
+    await show.waitForLine('Enter: step 1, ', SHOW_MS)
+    show.child.stdin!.write('\r')
+    await show.waitForLine('Enter: step 2, ', SHOW_MS)
+    // Step 2 waits for home/living_room/light to print the message it publishes; frozen, it cannot.
+    const frozen = (await ps.tree({ pid: show.pid, recursive: true })).find((p) => p.arguments.join(' ').includes('--topic home/living_room/light '))
+    expect(frozen, 'the subscriber to home/living_room/light').toBeDefined()
+    process.kill(Number(frozen!.pid), 'SIGSTOP')
+    try {
+      show.child.stdin!.write('\r')
+      await show.waitForLine('still waiting for home/living_room/light (5 s)', SHOW_MS)
+    } finally {
+      process.kill(Number(frozen!.pid), 'SIGCONT')
+    }
+    await show.waitForLine('Enter: step 3, ', SHOW_MS)
+    expect(show.stdout).toContain('the exact filter home/living_room/light got its own topic (C14)')
+    // Ctrl-C, as the speaker would type it: the show stops everything and exits 130.
+    show.child.stdin!.write('\x03')
+    const result = await show.finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(130)
+    expect(result.stdout).not.toMatch(/✗/)
+  }, SHOW_MS)
 
   it('the discovery show keeps its dashboard on --dashboard-port until the last Enter', async () => {
     const port = await freePort()
