@@ -49,6 +49,7 @@ export async function show(...available: Scenario[]): Promise<void> {
       if (interrupted) return
       interrupted = true
       stage?.expectEveryEnd()
+      term.release()
       term.print({ lead: '', text: '' }, { lead: `${term.paint('1;93', '■')} `, text: `interrupted (${signal}): stopping every process and the broker` })
       void (stage?.close() ?? Promise.resolve()).finally(() => process.exit(130))
       setTimeout(() => process.exit(130), 2000).unref()

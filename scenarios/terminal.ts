@@ -77,8 +77,11 @@ export class Terminal {
     this.prompt = undefined
   }
 
-  /** Give the keyboard back as it was. */
+  /** Take down a prompt still waiting, and give the keyboard back as it was. */
   release(): void {
+    this.write(this.clearPrompt())
+    this.prompt = undefined
+    this.waiting = undefined
     if (this.keys && process.stdin.isTTY) {
       process.stdin.setRawMode(false)
       process.stdin.pause()
