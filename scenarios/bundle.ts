@@ -48,7 +48,7 @@ export function programArgs(script: string): string[] {
 export function programs(): string[] {
   const under = (dir: string): string[] => readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory() ? under(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [])
-  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|bundle)\.ts$/.test(f))]
+  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|scenario|proc|show|view|terminal|bundle)\.ts$/.test(f))]
 }
 
 /** Bring the bundles of `scripts` up to date, in one build. One that does not build is left to tsx. */

@@ -5,7 +5,8 @@
 // Run directly (npm run demo:discovery) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { DEFAULT_PREFIX } from '../lib/discovery.ts'
-import { show, type Scenario } from './stage.ts'
+import { show } from './show.ts'
+import type { Scenario } from './stage.ts'
 
 const device = 'demos/discovery/publisher.ts'
 const listener = 'demos/discovery/subscriber.ts'
@@ -15,7 +16,7 @@ const publisher = 'demos/basic-pubsub/publisher.ts'
 export const discovery: Scenario = {
   name: 'discovery',
   // The WebSocket listener serves the dashboard page's MQTT connection.
-  needs: { listeners: ['ws'] },
+  needs: { listeners: ['ws'], dashboard: true },
   // Devices and listeners ride out a broker restart, retrying every second: longer than most.
   budget: 180,
   title: 'devices announce themselves with retained configs; listeners discover them by wildcard, even late, and see them drop off',
@@ -45,7 +46,7 @@ export const discovery: Scenario = {
     await first.expect(`subscribed to ${prefix}/# (QoS 0)`, undefined, 'listener-1 is subscribed to every config topic, whatever its depth')
     if (stage.wsUrl) {
       stage.say('for the projector: the same discovery as a page, in the browser, over MQTT over WebSocket (docs/09-dashboard.md)')
-      const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', ['--url', stage.wsUrl, '--http-port', '0', ...prefixArgs])
+      const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', ['--url', stage.wsUrl, '--http-port', String(stage.dashboardPort), ...prefixArgs])
       await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, undefined, 'open that address in a browser to watch the devices appear')
     }
 

@@ -4,7 +4,8 @@
 // Run directly (npm run demo:persistence) it is the show; test/ plays it as a check.
 import { join } from 'node:path'
 import { isMain } from '../lib/cli.ts'
-import { show, type Proc, type Scenario, type Stage } from './stage.ts'
+import { show } from './show.ts'
+import type { Proc, Scenario, Stage } from './stage.ts'
 
 const broker = 'lib/broker.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'

@@ -3,7 +3,8 @@
 // between them whatever each one came by: only the URL differs. A datagram transport will not do.
 // Run directly (npm run demo:transports) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show, type Proc, type Scenario } from './stage.ts'
+import { show } from './show.ts'
+import type { Proc, Scenario } from './stage.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'

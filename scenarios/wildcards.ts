@@ -5,7 +5,8 @@
 // other topics and filters are given with --topic.
 // Run directly (npm run demo:wildcards) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show, type Proc, type Scenario, type Stage } from './stage.ts'
+import { show } from './show.ts'
+import type { Proc, Scenario, Stage } from './stage.ts'
 
 const publisher = 'demos/wildcards/publisher.ts'
 const subscriber = 'demos/wildcards/subscriber.ts'

@@ -3,7 +3,8 @@
 // and DISCONNECT are 2 bytes each, the smallest packets there are, and a PUBLISH of "on" is a few more.
 // Run directly (npm run demo:wire) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show, type Proc, type Scenario } from './stage.ts'
+import { show } from './show.ts'
+import type { Proc, Scenario } from './stage.ts'
 
 const tap = 'demos/wire/tap.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'

@@ -65,19 +65,25 @@ function blocks(page: string): Block[] {
 /** Every fenced block of the README and docs/. */
 export const allBlocks = pages.flatMap(blocks)
 
-/** Replace what differs between runs: ports and MQTT.js's random client ids, each by order of first appearance. */
+/**
+ * Replace what differs between runs, each by order of first appearance: ports, and client ids, those
+ * MQTT.js makes up (mqttjs_…, what a learner sees) and those in the broker's lines about its clients
+ * (named after their labels when the stage starts the programs).
+ */
 export function normalise(text: string): string {
   const ports = new Map<string, string>()
   const ids = new Map<string, string>()
+  const client = (id: string) => {
+    if (!ids.has(id)) ids.set(id, `<client ${ids.size + 1}>`)
+    return ids.get(id)!
+  }
   return text
     .replace(/127\.0\.0\.1:(\d+)/g, (_, port: string) => {
       if (!ports.has(port)) ports.set(port, `<port ${ports.size + 1}>`)
       return `127.0.0.1:${ports.get(port)}`
     })
-    .replace(/mqttjs_[0-9a-f]+/g, (id) => {
-      if (!ids.has(id)) ids.set(id, `<client ${ids.size + 1}>`)
-      return ids.get(id)!
-    })
+    .replace(/^client (\S+) (?=connected$|disconnected$|subscribed to |published |cut off: )/gm, (_, id: string) => `client ${client(id)} `)
+    .replace(/mqttjs_[0-9a-f]+/g, client)
 }
 
 /** What `label` printed during steps `from` to `to` of the scenario (all of it when undefined), markers left out. */

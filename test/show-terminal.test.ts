@@ -1,0 +1,226 @@
+// The shows in a real terminal, as a speaker runs them in front of a room: a pseudo-terminal 80 columns
+// wide (script(1) of util-linux), its output read back through a small model of the screen. Every line
+// fits, no marker and no made-up client id is in sight, colours are bold or bright, keys typed during a
+// step do not answer the next prompt, the dashboard stays until the last Enter, and the wildcards show
+// passes with both cores busy. Skipped in one line where script(1) is not installed.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { ps } from 'zx'
+import { programArgs } from '../scenarios/bundle.ts'
+import { shellQuote } from '../scenarios/proc.ts'
+import { ROOT } from '../scenarios/stage.ts'
+import { columns } from '../scenarios/terminal.ts'
+import { freePort, isListening, Program } from './processes.ts'
+
+const SCRIPT = '/usr/bin/script'
+/** Long enough for a show on a machine much slower than this one: a show waits up to a minute for any one thing. */
+const SHOW_MS = 240_000
+
+/** Start `command` (a shell command line, run from the repository) in a pseudo-terminal `width` columns wide. */
+function inTerminal(command: string, env: NodeJS.ProcessEnv = {}, width = 80): Program {
+  const base: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', ...env }
+  delete base.MQTT_URL
+  if (!('NO_COLOR' in env)) delete base.NO_COLOR
+  const child = spawn(SCRIPT, ['-qfec', `stty cols ${width} rows 50; exec ${command}`, '/dev/null'], {
+    cwd: ROOT, env: base, stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  return new Program(child, command)
+}
+
+/** The show of `scenario` started from its bundle, as npm run demo:<scenario> would, its output not a terminal. */
+function direct(scenario: string, args: string[] = []): Program {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  delete env.MQTT_URL
+  return new Program(spawn(process.execPath, [...programArgs(`scenarios/${scenario}.ts`), ...args], { cwd: ROOT, env }), `${scenario} ${args.join(' ')}`)
+}
+
+/** The command line that starts the show of `scenario` from its bundle, as npm run demo:<scenario> would. */
+function showCommand(scenario: string, args: string[] = []): string {
+  return [process.execPath, ...programArgs(`scenarios/${scenario}.ts`), ...args].map(shellQuote).join(' ')
+}
+
+/**
+ * What a terminal `width` columns wide shows after `output`: text, carriage returns, line feeds, cursor
+ * up and clear to the end of the screen, which is all a show writes; colours are left out. Text that
+ * would run past the last column is kept on its line, so that a test sees the line was too long.
+ */
+function screen(output: string, width = 80): string[] {
+  const rows: string[][] = [[]]
+  let row = 0
+  let col = 0
+  for (const token of output.match(/\x1b\[[\d;]*[A-Za-z]|\r|\n|[^\x1b\r\n]/gu) ?? []) {
+    if (token === '\r') col = 0
+    else if (token === '\n') rows[++row] ??= []
+    else if (token.endsWith('A')) row = Math.max(0, row - Number(token.slice(2, -1) || 1))
+    else if (token.endsWith('J')) {
+      rows[row].length = col
+      rows.length = row + 1
+    } else if (!token.startsWith('\x1b')) rows[row][col++] = token
+  }
+  if (rows.length > 1 && rows.at(-1)!.length === 0) rows.pop()
+  return rows.map((r) => Array.from(r, (c) => c ?? ' ').join('').trimEnd())
+    .map((line) => (columns(line) > width ? `${line} ← over ${width} columns` : line))
+}
+
+const tooWide = (lines: string[]) => lines.filter((l) => l.includes(' ← over '))
+
+describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () => {
+  it('npm run demo -- retained wildcards plays those two, in that order, each line within 80 columns, no marker, no made-up id, bright colours', async () => {
+    const result = await inTerminal('npm run --silent demo -- retained wildcards').finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(0)
+    const lines = screen(result.stdout)
+    expect(tooWide(lines)).toEqual([])
+    expect(lines.filter((l) => l.startsWith('▶ ')).map((l) => l.split(':')[0])).toEqual(['▶ retained', '▶ wildcards'])
+    expect(lines.join('\n')).toMatch(/^✓ 2 experiments, \d+ claims shown/m)
+    expect(result.stdout).not.toMatch(/marker-\d|mqttjs_|stage-[0-9a-f]{8}/)
+    // Ticks in plain words, the claim after them; what proves "nothing arrived" is one tick.
+    expect(lines).toContain('  ✓ and none of the earlier ones: a topic retains one message (C13)')
+    expect(lines).toContain('  ✓ # got nothing: a filter that starts with a wildcard does not match topics')
+    // Bold and bright, never dim (2), dark blue (34) or grey (90): they vanish on a projector.
+    expect(result.stdout).toContain('\x1b[1m')
+    expect(result.stdout).not.toMatch(/\x1b\[(?:[\d;]*;)?(?:2|34|90)(?:;[\d;]*)?m/)
+  }, SHOW_MS)
+
+  it('the discovery show in plain text (NO_COLOR): within 80 columns, no escaped JSON, the Last Will shown', async () => {
+    const result = await inTerminal(showCommand('discovery', ['--dashboard-port', '0']), { NO_COLOR: '1' }).finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(0)
+    const lines = screen(result.stdout)
+    expect(tooWide(lines)).toEqual([])
+    expect(result.stdout).not.toMatch(/\x1b\[[\d;]*m/)
+    expect(result.stdout).not.toMatch(/marker-\d|mqttjs_|\\"/)
+    expect(lines).toContain('  [broker] sensor is gone, so its Last Will goes out: "offline" to')
+  }, SHOW_MS)
+
+  it('--step: keys typed during a step are dropped, each prompt names its step, one more Enter ends the show', async () => {
+    const show = inTerminal(showCommand('retained', ['--step']))
+    const answered: number[] = []
+    for (let step = 1; step <= 8; step++) {
+      await show.waitForLine(`Enter: step ${step}, `, SHOW_MS)
+      answered.push(show.stdout.length)
+      show.child.stdin!.write('\r')
+      await show.waitForLine(`Step ${step}.`, SHOW_MS)
+      // Typed while the step runs: none of it may answer the next prompt.
+      show.child.stdin!.write('x\r\r')
+    }
+    await show.waitForLine('Enter: end the show', SHOW_MS)
+    answered.push(show.stdout.length)
+    show.child.stdin!.write('\r')
+    const result = await show.finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(0)
+    // Each step began after the Enter sent for its prompt, and the show ended after the last one.
+    for (let step = 1; step <= 8; step++) expect(result.stdout.indexOf(`Step ${step}.`)).toBeGreaterThan(answered[step - 1])
+    expect(result.stdout.indexOf('retained: every expectation met')).toBeGreaterThan(answered[8])
+    const lines = screen(result.stdout)
+    expect(tooWide(lines)).toEqual([])
+    // Answered prompts are gone from the screen: the room sees the steps, not the speaker's cues.
+    expect(lines.filter((l) => l.includes('Enter: '))).toEqual([])
+  }, SHOW_MS)
+
+  it('a prompt stands on its own line; keys typed before it are dropped; output that arrives while it waits goes above it', async () => {
+    const program = inTerminal(`${shellQuote(process.execPath)} --import tsx test/prompt-program.ts`)
+    await program.waitForLine('type now')
+    // An Enter before the prompt, then the prompt: if that Enter were kept, the prompt would be answered at once.
+    program.child.stdin!.write('\rp')
+    await program.waitForLine('Enter: step 2, go on')
+    program.child.stdin!.write('l')
+    await program.waitForLine('a line printed while the prompt waits')
+    expect(screen(program.stdout).slice(-2)).toEqual(['  [late] a line printed while the prompt waits', '  Enter: step 2, go on'])
+    program.child.stdin!.write('\r')
+    const result = await program.finish()
+    expect(result.code, result.stdout).toBe(0)
+    expect(screen(result.stdout)).toEqual(['type now', '  [late] a line printed while the prompt waits', 'Enter answered the prompt'])
+  })
+
+  it('a wait that lasts says so and goes on: a subscriber stopped (SIGSTOP) while the stage waits for it', async () => {
+    const show = inTerminal(showCommand('wildcards', ['--step']))
+    await show.waitForLine('Enter: step 1, ', SHOW_MS)
+    show.child.stdin!.write('\r')
+    await show.waitForLine('Enter: step 2, ', SHOW_MS)
+    // Step 2 waits for home/living_room/light to print the message it publishes; frozen, it cannot.
+    const frozen = (await ps.tree({ pid: show.pid, recursive: true })).find((p) => p.arguments.join(' ').includes('--topic home/living_room/light '))
+    expect(frozen, 'the subscriber to home/living_room/light').toBeDefined()
+    process.kill(Number(frozen!.pid), 'SIGSTOP')
+    try {
+      show.child.stdin!.write('\r')
+      await show.waitForLine('still waiting for home/living_room/light (5 s)', SHOW_MS)
+    } finally {
+      process.kill(Number(frozen!.pid), 'SIGCONT')
+    }
+    await show.waitForLine('Enter: step 3, ', SHOW_MS)
+    expect(show.stdout).toContain('the exact filter home/living_room/light got its own topic (C14)')
+    // Ctrl-C, as the speaker would type it: the show stops everything and exits 130.
+    show.child.stdin!.write('\x03')
+    const result = await show.finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(130)
+    expect(result.stdout).not.toMatch(/✗/)
+  }, SHOW_MS)
+
+  it('the discovery show keeps its dashboard on --dashboard-port until the last Enter', async () => {
+    const port = await freePort()
+    const show = inTerminal(showCommand('discovery', ['--step', '--dashboard-port', String(port)]))
+    await show.waitForLine(`Dashboard of the discovery show: http://127.0.0.1:${port}/`, SHOW_MS)
+    for (let step = 1; step <= 10; step++) {
+      await show.waitForLine(`Enter: step ${step}, `, SHOW_MS)
+      show.child.stdin!.write('\r')
+    }
+    await show.waitForLine('Enter: end the show', SHOW_MS)
+    const page = await fetch(`http://127.0.0.1:${port}/`)
+    expect(page.status).toBe(200)
+    show.child.stdin!.write('\r')
+    const result = await show.finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(0)
+    expect(await isListening(port)).toBe(false)
+  }, SHOW_MS)
+})
+
+describe('steering a show', () => {
+  it('--list names every experiment with its title', async () => {
+    const result = await new Program(spawn('npm', ['run', '--silent', 'demo', '--', '--list'], { cwd: ROOT }), 'npm run demo -- --list').finish()
+    expect(result.code).toBe(0)
+    expect(result.stdout.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(
+      ['basic-pubsub', 'ephemeral', 'retained', 'wildcards', 'discovery', 'wire', 'transports', 'persistence'])
+    expect(result.stdout).toMatch(/^retained {2,}the broker keeps the last retained message/m)
+  })
+
+  it('--from 5 plays steps 1 to 4 without a word, so the state is right, and shows the rest', async () => {
+    const result = await direct('retained', ['--from', '5']).finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(0)
+    expect(result.stdout).not.toMatch(/^Step [1-4]\. /m)
+    expect(result.stdout).toMatch(/^ {2}\(steps 1 to 4 played without a word: \d+ expectations met\)\n\nStep 5\. /m)
+    expect(result.stdout).toContain('[subscriber-2] my_topic three (retained)')
+    expect(result.stdout).toMatch(/✓ retained: every expectation met \(C11, C12, S2, C13\)/)
+  }, SHOW_MS)
+
+  it.each([
+    [['nosuch'], 'error: there is no experiment called "nosuch"; npm run demo -- --list names them'],
+    [['--from', '0'], 'error: --from must be a step number from 1 on, not "0"'],
+    [['retained', 'wildcards', '--from', '2'], 'error: --from starts one experiment at a step; name one, as in npm run demo -- retained --from 2'],
+    [['--dashboard-port', 'x'], 'error: --dashboard-port must be a port number from 0 to 65535, not "x"'],
+    [['--colour'], 'error: Unknown option \'--colour\'; see npm run demo -- --help'],
+  ])('npm run demo -- %s refuses in one line', async (args, line) => {
+    const result = await new Program(spawn('npm', ['run', '--silent', 'demo', '--', ...args], { cwd: ROOT }), `npm run demo -- ${args.join(' ')}`).finish()
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(`${line}\n`)
+  })
+
+  it('--from past the last step says how many steps there are', async () => {
+    const result = await direct('basic-pubsub', ['--from', '9']).finish(SHOW_MS)
+    expect(result.code).toBe(1)
+    expect(result.stdout).toMatch(/✗ --from 9: basic-pubsub has 3 steps; start at one of them/)
+  }, SHOW_MS)
+})
+
+it('the wildcards show passes with both cores busy', async () => {
+  // Bounded: each loop ends by itself, should the test be cut short before it kills them.
+  const busy = [0, 1].map(() => spawn(process.execPath, ['-e', `const end = Date.now() + ${SHOW_MS}; while (Date.now() < end);`]))
+  try {
+    const result = await direct('wildcards').finish(SHOW_MS)
+    expect(result.code, result.stdout).toBe(0)
+    expect(result.stdout).toMatch(/✓ wildcards: every expectation met \(S4, C14, C15, C16, S3, C17, S5\)/)
+  } finally {
+    for (const loop of busy) loop.kill('SIGKILL')
+  }
+}, SHOW_MS)
+
+it.skipIf(existsSync(SCRIPT))('shows in a terminal: script(1) is not installed; apt-get install util-linux (or bsdutils) to run these', () => {})
