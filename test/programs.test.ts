@@ -136,7 +136,7 @@ describe('every demo program is short, and makes its MQTT calls itself', () => {
       expect(text).toMatch(/mqtt\.connect\(flags\.url, /)
       expect(text).toMatch(/client\.(publishAsync|subscribe|subscribeAsync)\(/)
     } else {
-      expect(text).toMatch(/^import paho\.mqtt\.client as mqtt$/m)
+      expect(text).toMatch(/^import paho\.mqtt\.client as mqtt\b/m)
       expect(text).toMatch(/mqtt\.Client\(\*CALLBACK_API, /)
       expect(text).toMatch(/client\.connect\(flags\.host, flags\.port/)
       expect(text).toMatch(/client\.(publish|subscribe)\(/)

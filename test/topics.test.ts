@@ -1,6 +1,6 @@
 // Topic names and filters as MQTT 3.1.1 §4.7 defines them: what lib/topics.ts lets through to the wire.
 import { describe, expect, it } from 'vitest'
-import { topicFilterProblem, topicMatches, topicNameProblem } from '../lib/topics.ts'
+import { emptyLevelNote, topicFilterProblem, topicMatches, topicNameProblem } from '../lib/topics.ts'
 
 describe('topic names (what PUBLISH carries)', () => {
   it.each(['my_topic', 'home/living_room/light', 'home//light', '/leading', 'trailing/', '$SYS/broker', ' spaced name '])(
@@ -48,4 +48,14 @@ describe('topic matching', () => {
     ['$SYS/#', '$SYS/broker/uptime', true],
     ['a/b', 'a/b/', false],
   ])('%j matches %j: %s', (filter, topic, matches) => expect(topicMatches(filter, topic)).toBe(matches))
+})
+
+describe('a topic with a slash at an end: valid, and likely a typing mistake, so the demos say what it means', () => {
+  it.each([
+    ['home/', 'home/ ends with /, so it has an empty level there: it is not the same topic as home'],
+    ['/home', '/home starts with /, so it has an empty level there: it is not the same topic as home'],
+    ['/home/', '/home/ starts and ends with /, so it has an empty level there: it is not the same topic as home'],
+  ])('%j', (topic, note) => expect(emptyLevelNote(topic)).toBe(note))
+
+  it.each(['home', 'home//light', '#', '/'])('%j needs no note', (topic) => expect(emptyLevelNote(topic)).toBeUndefined())
 })

@@ -1,7 +1,7 @@
 // A discovery listener that does Home Assistant's part, until Ctrl-C.
-// It subscribes to every config topic with one wildcard filter, and follows the availability and the
-// state of each entity that a config announces. lib/discovery.ts checks each config and says what a
-// message means.
+// It subscribes to every config topic with one wildcard filter, and follows the availability and
+// the state of each entity that a config announces. lib/discovery.ts checks each config and says
+// what a message means.
 import mqtt from 'mqtt'
 import { listenerFlags } from '../../lib/discovery-options.ts'
 import { Discoveries } from '../../lib/discovery.ts'
