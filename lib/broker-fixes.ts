@@ -327,6 +327,8 @@ export class ClosingAfterWork extends Readable {
     this.ended = true
     clearTimeout(this.timeout)
     this.push(null)
+    // As a socket does at its end: 'end' is emitted now, not once aedes reads again.
+    this.read(0)
   }
 
   private finish(callback: (error: Error | null) => void, error: Error | null): void {
