@@ -1,0 +1,219 @@
+// The bundled broker on a shared Redis (`npm run broker -- --redis URL`): several broker processes pass
+// every message to each other through mqemitter-redis and keep retained messages, sessions,
+// subscriptions, queued messages and wills in aedes-persistence-redis, so a client may connect to any
+// of them. Here: the URL checked, Redis reached or one line saying why not, and, while Redis is away,
+// the broker refuses what it could not keep rather than acknowledge it and lose it.
+import type { Aedes, AedesPublishPacket, Client } from 'aedes'
+import redisPersistence from 'aedes-persistence-redis'
+import { Redis } from 'ioredis'
+import mqemitterRedis from 'mqemitter-redis'
+
+/** How long to wait for Redis at start before giving up, and between attempts once it went away. */
+const CONNECT_TIMEOUT_MS = 5000
+const RETRY_MS = 1000
+/**
+ * A command sent while Redis is away waits for this many reconnection attempts (a second each) and
+ * then fails: a Redis that comes back within them loses nothing in flight.
+ */
+const RETRIES_PER_COMMAND = 5
+
+export const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
+
+export interface SharedRedis {
+  /** What aedes takes as its `mq` and `persistence` options. */
+  aedesOptions: { mq: unknown; persistence: unknown }
+  /** Install the hooks that refuse connections, publishes and subscriptions while Redis is away. */
+  guard(aedes: Aedes): void
+  /** Close the three connections (two for the messages, one for the store). */
+  close(): Promise<void>
+}
+
+/** What is wrong with `url` as a Redis URL, in words a user can act on; undefined when it is fine. */
+export function redisUrlProblem(url: string): string | undefined {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return `${JSON.stringify(url)} is not a URL; give one like ${EXAMPLE_REDIS_URL}`
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    return `${url} is not a Redis URL: it must start with redis:// (or rediss:// for TLS), as in ${EXAMPLE_REDIS_URL}`
+  }
+  if (parsed.hostname === '') return `${url} names no host; give one like ${EXAMPLE_REDIS_URL}`
+  if (!/^(\/\d*)?$/.test(parsed.pathname)) return `${url}: after the port only a database number may follow, as in ${EXAMPLE_REDIS_URL}/0`
+  if (parsed.search !== '' || parsed.hash !== '') return `${url}: options after ? or # are not taken; give only redis://[:PASSWORD@]HOST[:PORT][/DB]`
+  return undefined
+}
+
+/**
+ * Connect to the Redis at `url` and build aedes' shared message flow and store on it. Rejects with one
+ * line when Redis cannot be used: a bad URL, nobody listening, a wrong password, not a Redis at all.
+ * `say` gets one line each time Redis goes away and comes back.
+ */
+export async function connectRedis(url: string, say: (line: string) => void): Promise<SharedRedis> {
+  const problem = redisUrlProblem(url)
+  if (problem) throw new Error(problem)
+  const shown = redactedRedisUrl(url)
+  const connections = ['pub', 'sub', 'store'].map(() => new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // At start, the first failure is the answer; retryStrategy is set to retry once all are ready.
+    retryStrategy: () => null,
+    maxRetriesPerRequest: RETRIES_PER_COMMAND,
+  }))
+  const [pubConn, subConn, storeConn] = connections
+  const lastError: (Error | undefined)[] = connections.map(() => undefined)
+  connections.forEach((connection, i) => connection.on('error', (error: Error) => (lastError[i] = error)))
+  try {
+    await Promise.all(connections.map(async (connection, i) => {
+      try {
+        await connection.connect()
+      } catch (error) {
+        throw new Error(unusable(shown, lastError[i] ?? (error as Error)))
+      }
+    }))
+    // ioredis reports some refusals (a database number out of range) as an error and carries on.
+    const refused = lastError.find(Boolean)
+    if (refused) throw new Error(unusable(shown, refused))
+  } catch (error) {
+    connections.forEach((connection) => connection.disconnect())
+    throw error
+  }
+  let runId = await serverRunId(storeConn)
+  for (const connection of connections) connection.options.retryStrategy = () => RETRY_MS
+
+  // One line when the first connection drops and one when all three are back, whatever drops first.
+  let away = false
+  let closing = false
+  const ready = () => connections.every((connection) => connection.status === 'ready')
+  for (const [i, connection] of connections.entries()) {
+    connection.on('close', () => {
+      if (away || closing) return
+      away = true
+      const why = lastError[i] ? ` (${reason(lastError[i]!)})` : ''
+      say(`lost Redis at ${shown}${why}; until it is back this broker refuses connections, publishes and subscriptions, and messages from the other brokers do not reach it; trying again every ${RETRY_MS / 1000} s`)
+    })
+    connection.on('ready', async () => {
+      if (!away || !ready()) return
+      away = false
+      const now = await serverRunId(storeConn).catch(() => runId)
+      const restarted = now !== runId
+      runId = now
+      say(restarted
+        ? `Redis at ${shown} is back, but it restarted: the retained messages, sessions and queued messages it held are gone unless it keeps them on disk`
+        : `Redis at ${shown} is back`)
+    })
+  }
+
+  const mq = mqemitterRedis({ pubConn, subConn }) as unknown as MessageFlow
+  // mqemitter-redis re-emits connection errors on `state`, where an unheard 'error' would end the process.
+  mq.state.on('error', () => undefined)
+  // aedes closes the message flow when it closes. mqemitter-redis sends QUIT and waits for the
+  // connections to end, which they never do while they wait to reconnect: then they are dropped, and
+  // the flow closed as an MQEmitter (mqemitter-redis keeps that close as _close).
+  const closeFlow = mq.close.bind(mq)
+  mq.close = (done) => {
+    closing = true
+    for (const connection of connections) connection.options.retryStrategy = () => null
+    if (ready()) return closeFlow(done)
+    pubConn.disconnect()
+    subConn.disconnect()
+    mq._close(done)
+  }
+
+  return {
+    aedesOptions: { mq, persistence: redisPersistence({ conn: storeConn }) },
+    guard: (aedes) => guard(aedes, ready, shown, say),
+    async close() {
+      closing = true
+      // QUIT lets the store's last writes (a retained message aedes acknowledged a moment ago) finish first.
+      if (storeConn.status === 'ready') await storeConn.quit().catch(() => undefined)
+      for (const connection of connections) connection.disconnect()
+    },
+  }
+}
+
+/** The parts of mqemitter-redis this file relies on beyond what aedes does with it. */
+interface MessageFlow {
+  state: NodeJS.EventEmitter
+  close(done: () => void): void
+  _close(done: () => void): void
+}
+
+/**
+ * While Redis is away: a CONNECT is closed unanswered, a PUBLISH closes the
+ * connection before aedes acknowledges it (so the client sends it again later), a SUBSCRIBE is
+ * granted nothing (0x80). A QoS 1 message aedes had already acknowledged when Redis went away is
+ * lost: that is said in one line, not hidden.
+ */
+function guard(aedes: Aedes, ready: () => boolean, shown: string, say: (line: string) => void): void {
+  const unavailable = () => new Error(`Redis at ${shown} is away`)
+  // A refused CONNECT is closed without a CONNACK: return code 3 (server unavailable) would be more
+  // precise, but MQTT.js stops reconnecting after any refusal, and a client should come back once Redis does.
+  const preConnect = aedes.preConnect
+  aedes.preConnect = (client, packet, callback) => {
+    if (!ready()) return callback(unavailable(), false)
+    preConnect.call(aedes, client, packet, callback)
+  }
+  const authorizePublish = aedes.authorizePublish
+  aedes.authorizePublish = (client, packet, callback) => {
+    if (client && !ready()) return callback(unavailable())
+    authorizePublish.call(aedes, client, packet, callback)
+  }
+  const authorizeSubscribe = aedes.authorizeSubscribe
+  aedes.authorizeSubscribe = (client, subscription, callback) => {
+    if (!ready()) return callback(null, null)
+    authorizeSubscribe.call(aedes, client, subscription, callback)
+  }
+  // aedes acknowledges a QoS 1 PUBLISH before it passes the message on (its types leave out the
+  // client argument of publish): if passing it on fails, the sender will not send it again.
+  const publish = aedes.publish as unknown as (packet: AedesPublishPacket, client: Client | null, done: (error?: Error) => void) => void
+  ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
+    publish.call(aedes, packet, client, (error) => {
+      if (error && client && packet.qos === 1) {
+        say(`lost a QoS 1 message from client ${client.id} to ${packet.topic}: acknowledged, but Redis at ${shown} failed before it was passed on (${reason(error)})`)
+      }
+      done(error)
+    })
+  }
+  // aedes reports store failures outside any client (wills of a broker that is gone) as 'error'.
+  ;(aedes as NodeJS.EventEmitter).on('error', (error: Error) => say(`Redis at ${shown} failed: ${reason(error)}`))
+}
+
+async function serverRunId(connection: Redis): Promise<string> {
+  const info = await connection.info('server')
+  return info.match(/^run_id:(\w+)/m)?.[1] ?? ''
+}
+
+/** Why Redis at `url` cannot be used, from the error of the first attempt. */
+function unusable(url: string, error: Error & { code?: string }): string {
+  const message = error.message
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return `cannot reach Redis at ${url} (connection refused); start it (redis-server --port ${new URL(url).port || 6379}), or check --redis or REDIS_URL`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot find the host of ${url}; check --redis or REDIS_URL`
+    case 'ETIMEDOUT':
+      return `no answer from Redis at ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is Redis listening there? check --redis or REDIS_URL`
+  }
+  if (/NOAUTH/.test(message)) return `Redis at ${url} asks for a password; give it in the URL: redis://:PASSWORD@${new URL(url).host}`
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) return `Redis at ${url} refused the user name or password in the URL; check them`
+  if (/DB index is out of range/.test(message)) return `Redis at ${url} has no such database; give a smaller number after the port (0 is the default)`
+  if (/Connection is closed|ECONNRESET|Protocol error/.test(message)) return `${url} does not answer as Redis does; is Redis listening there? check --redis or REDIS_URL`
+  return `cannot use Redis at ${url}: ${message}`
+}
+
+function reason(error: Error & { code?: string }): string {
+  if (error.code === 'ECONNREFUSED') return 'connection refused'
+  if (error.code === 'ECONNRESET') return 'connection reset'
+  return error.message
+}
+
+/** The URL as it may be printed: a password in it is replaced by ***. */
+export function redactedRedisUrl(url: string): string {
+  const parsed = new URL(url)
+  if (parsed.password === '') return url
+  parsed.password = '***'
+  return parsed.toString()
+}
