@@ -42,7 +42,7 @@ export interface Flag {
 }
 
 export const clientFlags = {
-  url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
+  url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL}); a comma-separated list is tried in turn` },
   qos: { type: 'string', arg: 'N', help: 'quality of service: 0, 1 or 2 (default 0)' },
   id: { type: 'string', arg: 'ID', help: 'client identifier (default: a random one)' },
   'no-clean': { type: 'boolean', help: 'keep the session on the broker after disconnecting (needs --id)' },
@@ -106,6 +106,28 @@ export function parseFlags<F extends Record<string, Flag>>(description: string, 
   return values as Values<F>
 }
 
+/**
+ * One broker URL of --url. In a list (several brokers sharing one Redis, say) each must be TCP or TLS:
+ * MQTT.js takes a list as host, port and protocol only, so a WebSocket path or a socket file would be lost.
+ */
+function checkUrl(url: string, inList: boolean): void {
+  let protocol: string
+  try {
+    protocol = new URL(url).protocol
+  } catch {
+    fail(`${JSON.stringify(url)} is not a URL; pass --url like ${DEFAULT_URL}`)
+  }
+  if (protocol === 'udp:') {
+    fail(`cannot connect to ${url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own`)
+  }
+  if (inList && !['mqtt:', 'mqtts:'].includes(protocol)) {
+    fail(`cannot connect to ${url}: a list of brokers in --url takes mqtt:// and mqtts:// URLs only, as in ${DEFAULT_URL},mqtt://127.0.0.1:1884`)
+  }
+  if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:', 'mqtt+unix:'].includes(protocol)) {
+    fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a Unix socket), as in ${DEFAULT_URL}`)
+  }
+}
+
 function helpText(description: string, flags: Record<string, Flag>): string {
   const rows = Object.entries(flags).map(([name, flag]) => {
     const left = `${flag.short ? `-${flag.short}, ` : ''}--${name}${flag.arg ? ` ${flag.arg}` : ''}`
@@ -117,18 +139,8 @@ function helpText(description: string, flags: Record<string, Flag>): string {
 
 export function clientOptions(values: Values<typeof clientFlags>): ClientOptions {
   const url = values.url ?? process.env.MQTT_URL ?? DEFAULT_URL
-  let protocol: string
-  try {
-    protocol = new URL(url).protocol
-  } catch {
-    fail(`${JSON.stringify(url)} is not a URL; pass --url like ${DEFAULT_URL}`)
-  }
-  if (protocol === 'udp:') {
-    fail(`cannot connect to ${url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own`)
-  }
-  if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:', 'mqtt+unix:'].includes(protocol)) {
-    fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a Unix socket), as in ${DEFAULT_URL}`)
-  }
+  const urls = url.split(',')
+  for (const one of urls) checkUrl(one, urls.length > 1)
   const qos = Number(values.qos ?? '0')
   if (!['0', '1', '2'].includes(values.qos ?? '0')) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
   const clean = !values['no-clean']

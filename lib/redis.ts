@@ -176,8 +176,30 @@ function guard(aedes: Aedes, ready: () => boolean, shown: string, say: (line: st
       done(error)
     })
   }
+  forgetWillsLeftOnOtherBrokers(aedes, say)
   // aedes reports store failures outside any client (wills of a broker that is gone) as 'error'.
   ;(aedes as NodeJS.EventEmitter).on('error', (error: Error) => say(`Redis at ${shown} failed: ${reason(error)}`))
+}
+
+/**
+ * A client whose broker crashed comes back on another one, its will still stored under the dead
+ * broker's id. aedes has the other brokers publish the wills of a broker whose heartbeat stopped,
+ * four heartbeat intervals later (4 minutes by default), whether or not their client has come back
+ * since: a device online on B would be reported "offline" by its old will. So when a client connects
+ * here, its wills stored by the other brokers this one knows of are deleted. A broker that is still
+ * running publishes the will of a client it loses to another broker from memory, as it would anyway.
+ */
+function forgetWillsLeftOnOtherBrokers(aedes: Aedes, say: (line: string) => void): void {
+  const { persistence, brokers } = aedes as unknown as {
+    persistence: { delWill(client: { id: string; brokerId: string }): Promise<unknown> }
+    brokers: Record<string, number>
+  }
+  aedes.on('client', (client) => {
+    for (const brokerId of Object.keys(brokers).filter((id) => id !== aedes.id)) {
+      persistence.delWill({ id: client.id, brokerId }).catch((error: Error) =>
+        say(`could not delete the will client ${client.id} left on another broker: ${reason(error)}`))
+    }
+  })
 }
 
 async function serverRunId(connection: Redis): Promise<string> {
