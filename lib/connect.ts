@@ -14,8 +14,16 @@ const CONNECT_TIMEOUT_MS = 5000
  * exits 0.
  */
 export function connect(options: ClientOptions, extra: IClientOptions = {}, beforeStop?: () => Promise<void>): MqttClient {
-  const { url } = options
-  const client = mqtt.connect(url, {
+  const urls = options.url.split(',')
+  // A device or a listener (extra.reconnectPeriod) rides out a broker restart, as real ones do: once it
+  // has been connected, a lost connection is one line and a retry every reconnectPeriod, not the end.
+  const reconnects = (extra.reconnectPeriod ?? 0) > 0
+  if (urls.length > 1 && !reconnects) {
+    fail(`${options.url} lists several brokers, which only a program that reconnects (a device, a listener) tries in turn; give this one a single URL`)
+  }
+  const client = mqtt.connect(urls[0], {
+    // Several brokers (--url a,b): MQTT.js takes the next one at each attempt to connect.
+    ...(urls.length > 1 && { servers: urls.map(server) }),
     clientId: options.id,
     clean: options.clean,
     protocolVersion: 4,
@@ -25,25 +33,35 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}, befo
     ...(options.username !== undefined && { username: options.username, password: options.password }),
     ...extra,
   })
+  given.set(client, options.url)
+  const url = () => brokerUrl(client)
   let stopping = false
-  // A device or a listener (extra.reconnectPeriod) rides out a broker restart, as real ones do: once it
-  // has been connected, a lost connection is one line and a retry every reconnectPeriod, not the end.
-  const reconnects = (extra.reconnectPeriod ?? 0) > 0
   let connectedOnce = false
   let lost = false
+  // Before the first connection, a list of brokers is tried once each; the last failure is the one reported.
+  let untried = urls.length - 1
+  let attemptFailed = false
+  const firstAttemptFailed = (problem: string) => {
+    if (attemptFailed) return
+    attemptFailed = true
+    if (!reconnects || untried-- === 0) fail(problem)
+    console.log(`${problem.split(';')[0]}; trying the next one`)
+  }
+  client.on('reconnect', () => (attemptFailed = false))
   client.on('connect', () => {
     connectedOnce = true
     lost = false
   })
   client.on('error', (error) => {
-    if (!(reconnects && connectedOnce)) fail(connectionProblem(url, error, client.connected))
+    if (!connectedOnce) firstAttemptFailed(connectionProblem(url(), error, client.connected))
+    else if (!reconnects) fail(connectionProblem(url(), error, client.connected))
   })
   client.on('close', () => {
     if (stopping || lost) return
-    if (!connectedOnce) fail(`the broker at ${url} closed the connection before accepting it; check its log`)
-    if (!reconnects) fail(`lost the connection to the broker at ${url}; is it still running? (start one with npm run broker)`)
+    if (!connectedOnce) return firstAttemptFailed(`the broker at ${url()} closed the connection before accepting it; check its log`)
+    if (!reconnects) fail(`lost the connection to the broker at ${url()}; is it still running? (start one with npm run broker)`)
     lost = true
-    console.log(`lost the connection to the broker at ${url}; trying again every ${extra.reconnectPeriod! / 1000} s`)
+    console.log(`lost the connection to the broker at ${url()}; trying ${urls.length > 1 ? 'the next one' : 'again'} every ${extra.reconnectPeriod! / 1000} s`)
   })
   const stop = () => {
     stopping = true
@@ -54,6 +72,23 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}, befo
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   return client
+}
+
+const given = new WeakMap<MqttClient, string>()
+
+/** The URL of the broker `client` is connected to, or last tried: the one given, or one of a list. */
+export function brokerUrl(client: MqttClient): string {
+  const url = given.get(client) ?? ''
+  if (!url.includes(',')) return url
+  const { protocol, hostname, host, port } = client.options
+  return `${protocol}://${hostname ?? host}:${port}`
+}
+
+/** One broker of a list, as MQTT.js's `servers` option takes it (options.ts allows only mqtt and mqtts there). */
+function server(url: string): { host: string; port: number; protocol: 'mqtt' | 'mqtts' } {
+  const { hostname, port, protocol } = new URL(url)
+  const secure = protocol === 'mqtts:'
+  return { host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (secure ? 8883 : 1883)), protocol: secure ? 'mqtts' : 'mqtt' }
 }
 
 /** Disconnect cleanly, letting QoS 1 and 2 messages in flight finish first. */

@@ -27,6 +27,11 @@ export interface ListenerOptions extends ClientOptions {
   topic: string
 }
 
+/** A device and a listener reconnect, so they can take several brokers (sharing one Redis) and try them in turn. */
+const urlFlag = {
+  ...clientFlags.url, help: `${clientFlags.url.help.replace(/\)$/, '')}; or a list, a,b, tried in turn)`,
+} satisfies Flag
+
 const prefixFlag = {
   type: 'string', arg: 'TOPIC', help: `discovery prefix: the first level of every config topic (default ${DEFAULT_PREFIX})`,
 } satisfies Flag
@@ -34,7 +39,7 @@ const prefixFlag = {
 /** Flags of the device: `description` is the first line of its --help. */
 export function deviceOptions(description: string): DeviceOptions {
   const flags = {
-    url: clientFlags.url,
+    url: urlFlag,
     id: clientFlags.id,
     kind: { type: 'string', arg: 'KIND', help: 'light (obeys ON and OFF) or sensor (a thermometer in °C); default light' },
     node: { type: 'string', arg: 'ID', help: 'node id, the device: letters, digits, _ and - (default kitchen)' },
@@ -71,6 +76,7 @@ export function deviceOptions(description: string): DeviceOptions {
 export function listenerOptions(description: string): ListenerOptions {
   const flags = {
     ...clientFlags,
+    url: urlFlag,
     prefix: prefixFlag,
     topic: {
       type: 'string', arg: 'FILTER', help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/# (default <prefix>/#)`,

@@ -42,7 +42,7 @@ export interface Flag {
 }
 
 export const clientFlags = {
-  url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL}); a comma-separated list is tried in turn` },
+  url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
   qos: { type: 'string', arg: 'N', help: 'quality of service: 0, 1 or 2 (default 0)' },
   id: { type: 'string', arg: 'ID', help: 'client identifier (default: a random one)' },
   'no-clean': { type: 'boolean', help: 'keep the session on the broker after disconnecting (needs --id)' },

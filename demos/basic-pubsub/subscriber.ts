@@ -1,6 +1,6 @@
 // The article's subscriber: connect, subscribe to my_topic, print every message that arrives until Ctrl-C.
 import { fail } from '../../lib/cli.ts'
-import { connect } from '../../lib/connect.ts'
+import { brokerUrl, connect } from '../../lib/connect.ts'
 import { subscriberOptions } from '../../lib/options.ts'
 
 const options = subscriberOptions('Subscribe to a topic filter and print every message until Ctrl-C.', { topic: 'my_topic' })
@@ -10,7 +10,7 @@ const client = connect(options)
 client.on('connect', (connack) => {
   // With --no-clean the broker keeps our session between connections; CONNACK says if it had one.
   const session = options.clean ? '' : `, session present: ${connack.sessionPresent ? 'yes' : 'no'}`
-  console.log(`connected to ${options.url}, result code ${connack.returnCode}${session}`)
+  console.log(`connected to ${brokerUrl(client)}, result code ${connack.returnCode}${session}`)
   client.subscribe(options.topic, { qos: options.qos })
 })
 

@@ -2,7 +2,7 @@
 // JSON config on <prefix>/<component>/<node_id>/<object_id>/config, a retained "online" on its
 // availability topic, with a Last Will that has the broker say "offline" if the device drops off, and
 // its state. A light also obeys ON and OFF on its command topic. Runs until Ctrl-C.
-import { connect } from '../../lib/connect.ts'
+import { brokerUrl, connect } from '../../lib/connect.ts'
 import { deviceOptions } from '../../lib/discovery-options.ts'
 import { configTopic, type DiscoveryConfig } from '../../lib/discovery.ts'
 
@@ -48,7 +48,7 @@ const client = connect(options, { will, reconnectPeriod: 1000 }, async () => {
 })
 
 client.on('connect', async (connack) => {
-  console.log(`connected to ${options.url}, result code ${connack.returnCode}`)
+  console.log(`connected to ${brokerUrl(client)}, result code ${connack.returnCode}`)
   console.log(`last will: the broker publishes "offline" to ${topics.availability} (retained) if the connection drops`)
   await publish(topics.availability, 'online')
   console.log(`published "online" to ${topics.availability} (retained)`)

@@ -2,7 +2,7 @@
 // with a wildcard filter, and for every device that announces itself there, follow its availability
 // and its state. An empty config means the device was removed. Runs until Ctrl-C.
 import { fail } from '../../lib/cli.ts'
-import { connect } from '../../lib/connect.ts'
+import { brokerUrl, connect } from '../../lib/connect.ts'
 import { listenerOptions } from '../../lib/discovery-options.ts'
 import { entityPath, parseConfig, parseConfigTopic, type Entity } from '../../lib/discovery.ts'
 import { topicMatches } from '../../lib/topics.ts'
@@ -18,7 +18,7 @@ const entities = new Map<string, Entity>()
 const lastSeen = new Map<string, string>()
 
 client.on('connect', (connack) => {
-  console.log(`connected to ${options.url}, result code ${connack.returnCode}`)
+  console.log(`connected to ${brokerUrl(client)}, result code ${connack.returnCode}`)
   subscribed = false
   client.subscribe(options.topic, { qos: options.qos })
 })
