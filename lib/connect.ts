@@ -53,6 +53,8 @@ export function connect(options: ClientOptions, extra: IClientOptions = {}, befo
     lost = false
   })
   client.on('error', (error) => {
+    // Stopping: a QoS 1 message that arrives meanwhile has its PUBACK written after the end ("write after end").
+    if (stopping) return
     if (!connectedOnce) firstAttemptFailed(connectionProblem(url(), error, client.connected))
     else if (!reconnects) fail(connectionProblem(url(), error, client.connected))
   })

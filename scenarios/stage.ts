@@ -150,8 +150,24 @@ export class Stage {
 
   /** Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. */
   spawn(label: string, script: string, args: string[] = []): Proc {
-    this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    return this.start(label, ['npx tsx', script, ...args.map(shellQuote)].join(' '), process.execPath, ['--import', 'tsx', join(ROOT, script), ...args])
+  }
+
+  /**
+   * Start a program that is not ours (redis-server, say), as a learner would type it. It holds no
+   * lifeline, so it is killed when this process exits, however it exits, except by SIGKILL.
+   */
+  spawnCommand(label: string, command: string, args: string[] = []): Proc {
+    const proc = this.start(label, [command, ...args.map(shellQuote)].join(' '), command, args)
+    const kill = () => proc.child.kill('SIGKILL')
+    process.once('exit', kill)
+    void proc.exit.then(() => process.removeListener('exit', kill))
+    return proc
+  }
+
+  private start(label: string, shown: string, file: string, args: string[]): Proc {
+    this.record({ kind: 'command', label, text: shown })
+    const child = spawn(file, args, {
       cwd: ROOT,
       // The lifeline (lib/cli.ts): the child ends when this pipe closes, even if the stage is SIGKILLed.
       env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' },
