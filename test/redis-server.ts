@@ -1,0 +1,92 @@
+// A private Redis for the tests: Debian's redis-server on a free loopback port with nothing on disk,
+// ready once it says so, killed and started again on the same port when a test needs Redis to go
+// away, and stopped afterwards. Where redis-server is not installed, tests that need it are skipped
+// under the title REDIS_NOT_INSTALLED.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { findProgram } from './mosquitto.ts'
+import { freePort } from './processes.ts'
+
+/** The title of a skipped suite where Redis is missing: one line saying how to get it. */
+export const REDIS_NOT_INSTALLED = 'redis-server not installed: apt-get install redis-server to run these'
+
+export const redisServerPath = findProgram('redis-server')
+
+const READY_TIMEOUT_MS = 10_000
+
+export interface RunningRedis {
+  /** redis://127.0.0.1:port */
+  url: string
+  port: number
+  /** SIGKILL, as a crash would: what it held is gone, as it writes nothing to disk. */
+  kill(): Promise<void>
+  /** Start again on the same port (after kill()), empty. */
+  start(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Start a Redis that only this test run knows about; resolves once it accepts connections. */
+export async function startRedis(): Promise<RunningRedis> {
+  if (!redisServerPath) throw new Error(REDIS_NOT_INSTALLED)
+  // The free port can be taken by someone else before Redis binds it: then try another one.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    try {
+      let child = await startOn(redisServerPath, port)
+      const redis: RunningRedis = {
+        url: `redis://127.0.0.1:${port}`,
+        port,
+        kill: () => stop(child, 'SIGKILL'),
+        async start() {
+          child = await startOn(redisServerPath!, port)
+        },
+        close: () => stop(child, 'SIGTERM'),
+      }
+      return redis
+    } catch (error) {
+      if (attempt === 3 || !(error instanceof PortTaken)) throw error
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+/** If the test worker dies before close(), its Redis goes with it. */
+const running = new Set<ChildProcess>()
+process.once('exit', () => running.forEach((child) => child.kill('SIGKILL')))
+
+async function startOn(binary: string, port: number): Promise<ChildProcess> {
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(child)
+  child.once('close', () => running.delete(child))
+  let log = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`redis-server did not get ready on port ${port} within ${READY_TIMEOUT_MS / 1000} s; its log: ${log}`)), READY_TIMEOUT_MS)
+    const exited = () => {
+      const why = log.trim().split('\n').at(-1) ?? '(nothing logged)'
+      fail(/Address already in use/.test(log) ? new PortTaken(why) : new Error(`redis-server exited before it was ready on port ${port}: ${why}`))
+    }
+    const fail = (error: Error) => {
+      clearTimeout(timer)
+      child.kill('SIGKILL')
+      reject(error)
+    }
+    child.once('close', exited)
+    child.stdout!.on('data', (chunk) => {
+      log += chunk
+      if (!/Ready to accept connections/.test(log)) return
+      clearTimeout(timer)
+      child.off('close', exited)
+      resolve()
+    })
+  })
+  return child
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('close', resolve))
+  child.kill(signal)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
+  await exited
+  clearTimeout(timer)
+}
