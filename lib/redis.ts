@@ -13,9 +13,15 @@ const CONNECT_TIMEOUT_MS = 5000
 const RETRY_MS = 1000
 /**
  * A command sent while Redis is away waits for this many reconnection attempts (a second each) and
- * then fails: a Redis that comes back within them loses nothing in flight.
+ * then fails: a Redis that comes back within them gets it then.
  */
 const RETRIES_PER_COMMAND = 5
+/**
+ * Redis passes a message on only to the brokers subscribed at that moment: one still reconnecting
+ * misses it. So a broker that is back waits this long, two of everyone's retry intervals, before it
+ * serves clients again, by when the other brokers are back on Redis too.
+ */
+const SETTLE_MS = 2 * RETRY_MS
 
 export const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
 
@@ -62,6 +68,17 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     maxRetriesPerRequest: RETRIES_PER_COMMAND,
   }))
   const [pubConn, subConn, storeConn] = connections
+  // aedes-persistence-redis sends some commands without waiting for them (taking a will off a list):
+  // one that fails while Redis is away would end the process as an unhandled rejection. Each
+  // command's promise gets a handler here; whoever waits for it still gets the error.
+  for (const connection of connections) {
+    const send = connection.sendCommand.bind(connection)
+    connection.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+      const result = send(...args)
+      ;(result as Promise<unknown> | undefined)?.catch?.(() => undefined)
+      return result
+    }) as Redis['sendCommand']
+  }
   const lastError: (Error | undefined)[] = connections.map(() => undefined)
   connections.forEach((connection, i) => connection.on('error', (error: Error) => (lastError[i] = error)))
   try {
@@ -86,6 +103,8 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   let away = false
   let closing = false
   const ready = () => connections.every((connection) => connection.status === 'ready')
+  let servingFrom = 0
+  const serving = () => ready() && Date.now() >= servingFrom
   for (const [i, connection] of connections.entries()) {
     connection.on('close', () => {
       if (away || closing) return
@@ -96,12 +115,14 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     connection.on('ready', async () => {
       if (!away || !ready()) return
       away = false
+      servingFrom = Date.now() + SETTLE_MS
       const now = await serverRunId(storeConn).catch(() => runId)
       const restarted = now !== runId
       runId = now
+      const settle = `this broker serves clients again in ${SETTLE_MS / 1000} s, once the other brokers are back on it too`
       say(restarted
-        ? `Redis at ${shown} is back, but it restarted: the retained messages, sessions and queued messages it held are gone unless it keeps them on disk`
-        : `Redis at ${shown} is back`)
+        ? `Redis at ${shown} is back, but it restarted: the retained messages, sessions and queued messages it held are gone unless it keeps them on disk; ${settle}`
+        : `Redis at ${shown} is back; ${settle}`)
     })
   }
 
@@ -123,7 +144,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
 
   return {
     aedesOptions: { mq, persistence: redisPersistence({ conn: storeConn }) },
-    guard: (aedes) => guard(aedes, ready, shown, say),
+    guard: (aedes) => guard(aedes, serving, shown, say),
     async close() {
       closing = true
       // QUIT lets the store's last writes (a retained message aedes acknowledged a moment ago) finish first.
@@ -141,28 +162,38 @@ interface MessageFlow {
 }
 
 /**
- * While Redis is away: a CONNECT is closed unanswered, a PUBLISH closes the
- * connection before aedes acknowledges it (so the client sends it again later), a SUBSCRIBE is
- * granted nothing (0x80). A QoS 1 message aedes had already acknowledged when Redis went away is
- * lost: that is said in one line, not hidden.
+ * While Redis is away (and for SETTLE_MS after): a CONNECT is closed unanswered, a PUBLISH closes the
+ * connection before aedes acknowledges it (so the client sends it again later; an MQTT 5 client gets
+ * PUBACK 0x87), a SUBSCRIBE is granted nothing (0x80). What cannot be refused is said in one line, not
+ * hidden: a QoS 1 message aedes acknowledged just before Redis went away, and a Last Will, if Redis
+ * does not come back in time to take them.
  */
-function guard(aedes: Aedes, ready: () => boolean, shown: string, say: (line: string) => void): void {
+function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: string) => void): void {
   const unavailable = () => new Error(`Redis at ${shown} is away`)
   // A refused CONNECT is closed without a CONNACK: return code 3 (server unavailable) would be more
   // precise, but MQTT.js stops reconnecting after any refusal, and a client should come back once Redis does.
   const preConnect = aedes.preConnect
   aedes.preConnect = (client, packet, callback) => {
-    if (!ready()) return callback(unavailable(), false)
+    if (!serving()) return callback(unavailable(), false)
     preConnect.call(aedes, client, packet, callback)
+  }
+  // A client's Last Will is let through: it waits for Redis (RETRIES_PER_COMMAND attempts) rather than
+  // be dropped. aedes hands it to publishWill, which its types leave out, before any hook sees it.
+  const wills = new WeakSet<object>()
+  const withWills = aedes as unknown as { publishWill(client: Client, will: object): void }
+  const publishWill = withWills.publishWill
+  withWills.publishWill = (client, will) => {
+    wills.add(will)
+    publishWill.call(aedes, client, will)
   }
   const authorizePublish = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
-    if (client && !ready()) return callback(unavailable())
+    if (client && !serving() && !wills.has(packet)) return callback(unavailable())
     authorizePublish.call(aedes, client, packet, callback)
   }
   const authorizeSubscribe = aedes.authorizeSubscribe
   aedes.authorizeSubscribe = (client, subscription, callback) => {
-    if (!ready()) return callback(null, null)
+    if (!serving()) return callback(null, null)
     authorizeSubscribe.call(aedes, client, subscription, callback)
   }
   // aedes acknowledges a QoS 1 PUBLISH before it passes the message on (its types leave out the
@@ -170,7 +201,9 @@ function guard(aedes: Aedes, ready: () => boolean, shown: string, say: (line: st
   const publish = aedes.publish as unknown as (packet: AedesPublishPacket, client: Client | null, done: (error?: Error) => void) => void
   ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
     publish.call(aedes, packet, client, (error) => {
-      if (error && client && packet.qos === 1) {
+      if (error && client && wills.has(packet)) {
+        say(`the Last Will of client ${client.id} to ${packet.topic} was not published: Redis at ${shown} failed (${reason(error)})`)
+      } else if (error && client && packet.qos === 1) {
         say(`lost a QoS 1 message from client ${client.id} to ${packet.topic}: acknowledged, but Redis at ${shown} failed before it was passed on (${reason(error)})`)
       }
       done(error)
@@ -227,6 +260,7 @@ function unusable(url: string, error: Error & { code?: string }): string {
 }
 
 function reason(error: Error & { code?: string }): string {
+  if (error.name === 'MaxRetriesPerRequestError') return `still away after ${RETRIES_PER_COMMAND} attempts`
   if (error.code === 'ECONNREFUSED') return 'connection refused'
   if (error.code === 'ECONNRESET') return 'connection reset'
   return error.message
