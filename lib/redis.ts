@@ -12,8 +12,8 @@ import mqemitterRedis from 'mqemitter-redis'
 const CONNECT_TIMEOUT_MS = 5000
 const RETRY_MS = 1000
 /**
- * A command sent while Redis is away waits for this many reconnection attempts (a second each) and
- * then fails: a Redis that comes back within them gets it then.
+ * A command to the store sent while Redis is away waits for this many reconnection attempts (a
+ * second each) and then fails: a Redis that comes back within them gets it then.
  */
 const RETRIES_PER_COMMAND = 5
 /**
@@ -60,12 +60,16 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   const problem = redisUrlProblem(url)
   if (problem) throw new Error(problem)
   const shown = redactedRedisUrl(url)
-  const connections = ['pub', 'sub', 'store'].map(() => new Redis(url, {
+  const connections = ['pub', 'sub', 'store'].map((role) => new Redis(url, {
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
     // At start, the first failure is the answer; retryStrategy is set to retry once all are ready.
     retryStrategy: () => null,
     maxRetriesPerRequest: RETRIES_PER_COMMAND,
+    // A message is passed on by PUBLISH, which reaches only the brokers subscribed at that moment.
+    // Held back or sent again once Redis is back, it could reach Redis before the other brokers
+    // are subscribed again, and be lost unseen: so it fails at once, and the loss is reported.
+    ...(role === 'pub' && { enableOfflineQueue: false, autoResendUnfulfilledCommands: false }),
   }))
   const [pubConn, subConn, storeConn] = connections
   // aedes-persistence-redis sends some commands without waiting for them (taking a will off a list):
@@ -177,8 +181,9 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
     if (!serving()) return callback(unavailable(), false)
     preConnect.call(aedes, client, packet, callback)
   }
-  // A client's Last Will is let through: it waits for Redis (RETRIES_PER_COMMAND attempts) rather than
-  // be dropped. aedes hands it to publishWill, which its types leave out, before any hook sees it.
+  // A client's Last Will is let through, not refused: a retained one is stored once Redis is back
+  // (within RETRIES_PER_COMMAND attempts), and a failure to pass it on is reported. aedes hands it to
+  // publishWill, which its types leave out, before any hook sees it.
   const wills = new WeakSet<object>()
   const withWills = aedes as unknown as { publishWill(client: Client, will: object): void }
   const publishWill = withWills.publishWill
@@ -202,7 +207,7 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
   ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
     publish.call(aedes, packet, client, (error) => {
       if (error && client && wills.has(packet)) {
-        say(`the Last Will of client ${client.id} to ${packet.topic} was not published: Redis at ${shown} failed (${reason(error)})`)
+        say(`the Last Will of client ${client.id} to ${packet.topic} was not passed on to the clients connected now: Redis at ${shown} failed (${reason(error)})`)
       } else if (error && client && packet.qos === 1) {
         say(`lost a QoS 1 message from client ${client.id} to ${packet.topic}: acknowledged, but Redis at ${shown} failed before it was passed on (${reason(error)})`)
       }
@@ -219,16 +224,32 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
  * broker's id. aedes has the other brokers publish the wills of a broker whose heartbeat stopped,
  * four heartbeat intervals later (4 minutes by default), whether or not their client has come back
  * since: a device online on B would be reported "offline" by its old will. So when a client connects
- * here, its wills stored by the other brokers this one knows of are deleted. A broker that is still
- * running publishes the will of a client it loses to another broker from memory, as it would anyway.
+ * here, the wills it left with other brokers are deleted: with the broker it last connected to (every
+ * broker announces each connection on $SYS/<broker id>/new/clients), and with every broker this one
+ * hears the heartbeat of. A broker that is still running publishes the will of a client it loses to
+ * another broker from memory, as it would anyway.
  */
 function forgetWillsLeftOnOtherBrokers(aedes: Aedes, say: (line: string) => void): void {
-  const { persistence, brokers } = aedes as unknown as {
+  const { persistence, brokers, mq } = aedes as unknown as {
     persistence: { delWill(client: { id: string; brokerId: string }): Promise<unknown> }
     brokers: Record<string, number>
+    mq: { on(topic: string, listener: (packet: AedesPublishPacket, done: () => void) => void): void }
   }
+  const lastBroker = new Map<string, string>()
+  mq.on('$SYS/+/new/clients', (packet, done) => {
+    lastBroker.set(String(packet.payload), packet.topic.split('/')[1])
+    done()
+  })
+  // A client that leaves a running broker has its will dealt with there.
+  mq.on('$SYS/+/disconnect/clients', (packet, done) => {
+    const clientId = String(packet.payload)
+    if (lastBroker.get(clientId) === packet.topic.split('/')[1]) lastBroker.delete(clientId)
+    done()
+  })
   aedes.on('client', (client) => {
-    for (const brokerId of Object.keys(brokers).filter((id) => id !== aedes.id)) {
+    const others = new Set([...Object.keys(brokers), lastBroker.get(client.id) ?? aedes.id])
+    others.delete(aedes.id)
+    for (const brokerId of others) {
       persistence.delWill({ id: client.id, brokerId }).catch((error: Error) =>
         say(`could not delete the will client ${client.id} left on another broker: ${reason(error)}`))
     }

@@ -24,20 +24,20 @@ export interface RunningRedis {
   close(): Promise<void>
 }
 
-/** Start a Redis that only this test run knows about; resolves once it accepts connections. */
-export async function startRedis(): Promise<RunningRedis> {
+/** Start a Redis that only this test run knows about (with `extra` settings, such as --requirepass); resolves once it accepts connections. */
+export async function startRedis(extra: string[] = []): Promise<RunningRedis> {
   if (!redisServerPath) throw new Error(REDIS_NOT_INSTALLED)
   // The free port can be taken by someone else before Redis binds it: then try another one.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     try {
-      let child = await startOn(redisServerPath, port)
+      let child = await startOn(redisServerPath, port, extra)
       const redis: RunningRedis = {
         url: `redis://127.0.0.1:${port}`,
         port,
         kill: () => stop(child, 'SIGKILL'),
         async start() {
-          child = await startOn(redisServerPath!, port)
+          child = await startOn(redisServerPath!, port, extra)
         },
         close: () => stop(child, 'SIGTERM'),
       }
@@ -54,8 +54,8 @@ class PortTaken extends Error {}
 const running = new Set<ChildProcess>()
 process.once('exit', () => running.forEach((child) => child.kill('SIGKILL')))
 
-async function startOn(binary: string, port: number): Promise<ChildProcess> {
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+async function startOn(binary: string, port: number, extra: string[]): Promise<ChildProcess> {
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   child.once('close', () => running.delete(child))
   let log = ''
