@@ -17,25 +17,31 @@ import { scenarios } from '../scenarios/index.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import type { Report, Task } from './bench-load.ts'
 
-const usage = `usage: npm run bench [-- --quick] [-- --startup] [-- --json FILE]
+const usage = `usage: npm run bench [-- --quick] [-- --startup] [-- --cluster] [-- --json FILE]
 
 Measure the bundled broker, aedes alone and Mosquitto (where installed) side by side.
 
 options:
   --quick      one round of fewer messages, for a quick look (about 30 s)
   --startup    also time what a speaker waits for: demo programs and every show (about a minute more)
+  --cluster    instead: one bundled broker beside two sharing one Redis (test/bench-cluster.ts)
   --json FILE  also write the results as JSON to FILE
   -h, --help   show this help`
 
 const { values: flags } = (() => {
   try {
-    return parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean' }, startup: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+    return parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean' }, startup: { type: 'boolean' }, cluster: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
   } catch (error) {
     return fail(`${messageOf(error).split('. ')[0]}; see npm run bench -- --help`)
   }
 })()
 if (flags.help) {
   console.log(usage)
+  process.exit(0)
+}
+if (flags.cluster) {
+  const { benchCluster } = await import('./bench-cluster.ts')
+  console.log(await benchCluster({ quick: Boolean(flags.quick) }).catch((error: unknown) => fail(messageOf(error))))
   process.exit(0)
 }
 
