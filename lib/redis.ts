@@ -222,7 +222,7 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
 /**
  * A client whose broker crashed comes back on another one, its will still stored under the dead
  * broker's id. aedes has the other brokers publish the wills of a broker whose heartbeat stopped,
- * four heartbeat intervals later (4 minutes by default), whether or not their client has come back
+ * three to seven heartbeat intervals later (minutes, by default), whether or not their client has come back
  * since: a device online on B would be reported "offline" by its old will. So when a client connects
  * here, the wills it left with other brokers are deleted: with the broker it last connected to (every
  * broker announces each connection on $SYS/<broker id>/new/clients), and with every broker this one
