@@ -3,6 +3,7 @@
 // subscriptions, queued messages and wills in aedes-persistence-redis, so a client may connect to any
 // of them. Here: the URL checked, Redis reached or one line saying why not, and, while Redis is away,
 // the broker refuses what it could not keep rather than acknowledge it and lose it.
+import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import redisPersistence from 'aedes-persistence-redis'
 import { Redis } from 'ioredis'
@@ -147,7 +148,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   }
 
   return {
-    aedesOptions: { mq, persistence: redisPersistence({ conn: storeConn }) },
+    aedesOptions: { mq, persistence: inOrder(redisPersistence({ conn: storeConn }) as Store) },
     guard: (aedes) => guard(aedes, serving, shown, say),
     async close() {
       closing = true
@@ -156,6 +157,61 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
       for (const connection of connections) connection.disconnect()
     },
   }
+}
+
+/** The parts of aedes-persistence-redis that inOrder() changes. */
+interface Store {
+  addSubscriptions(client: Client, subscriptions: object[]): Promise<unknown>
+  removeSubscriptions(client: Client, topics: string[]): Promise<unknown>
+  createRetainedStream(pattern: string): Readable
+  createRetainedStreamCombi(patterns: string[]): Readable
+}
+
+/**
+ * Two departures of aedes on aedes-persistence-redis, mended on the store it is given:
+ *
+ * - A SUBSCRIBE of several filters by a persistent session never got its SUBACK. aedes stores the
+ *   whole SUBSCRIBE once per filter, at once; the store announces each change to every broker and
+ *   waits for its own announcement to come back through Redis, keyed by client and first filter, so
+ *   the second wait replaced the first, which never ended. Here a client's changes are made one at a
+ *   time, and the same SUBSCRIBE is stored once.
+ * - MQTT 3.1.1 §3.8.4: a SUBSCRIBE of several filters is handled as one SUBSCRIBE per filter, in
+ *   order, so the retained messages of the first filter come before those of the next. The store
+ *   sent those of exact topics first, then those of wildcard filters. Here they are asked for filter
+ *   by filter; a topic that two filters match is sent once, as before.
+ */
+function inOrder(store: Store): Store {
+  const queues = new Map<string, Promise<unknown>>()
+  const stored = new WeakMap<object[], Promise<unknown>>()
+  /** Run `change` once the client's changes before it are done. */
+  const inTurn = (client: Client, change: () => Promise<unknown>) => {
+    const turn = (queues.get(client.id) ?? Promise.resolve()).catch(() => undefined).then(change)
+    queues.set(client.id, turn)
+    void turn.finally(() => queues.get(client.id) === turn && queues.delete(client.id)).catch(() => undefined)
+    return turn
+  }
+  const addSubscriptions = store.addSubscriptions.bind(store)
+  const removeSubscriptions = store.removeSubscriptions.bind(store)
+  const retained = store.createRetainedStream.bind(store)
+  store.addSubscriptions = (client, subscriptions) => {
+    const already = stored.get(subscriptions)
+    if (already) return already
+    const storing = inTurn(client, () => addSubscriptions(client, subscriptions))
+    stored.set(subscriptions, storing)
+    return storing
+  }
+  store.removeSubscriptions = (client, topics) => inTurn(client, () => removeSubscriptions(client, topics))
+  store.createRetainedStreamCombi = (patterns) => Readable.from((async function* () {
+    const sent = new Set<string>()
+    for (const pattern of patterns) {
+      for await (const packet of retained(pattern) as AsyncIterable<{ topic: string }>) {
+        if (sent.has(packet.topic)) continue
+        sent.add(packet.topic)
+        yield packet
+      }
+    }
+  })())
+  return store
 }
 
 /** The parts of mqemitter-redis this file relies on beyond what aedes does with it. */
@@ -168,9 +224,9 @@ interface MessageFlow {
 /**
  * While Redis is away (and for SETTLE_MS after): a CONNECT is closed unanswered, a PUBLISH closes the
  * connection before aedes acknowledges it (so the client sends it again later; an MQTT 5 client gets
- * PUBACK 0x87), a SUBSCRIBE is granted nothing (0x80). What cannot be refused is said in one line, not
- * hidden: a QoS 1 message aedes acknowledged just before Redis went away, and a Last Will, if Redis
- * does not come back in time to take them.
+ * PUBACK 0x87), a SUBSCRIBE is granted nothing (0x80). A QoS 1 message is acknowledged only once it
+ * has been passed on. What cannot be refused is said in one line, not hidden: a Last Will that Redis
+ * does not come back in time to take.
  */
 function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: string) => void): void {
   const unavailable = () => new Error(`Redis at ${shown} is away`)
@@ -191,25 +247,42 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
     wills.add(will)
     publishWill.call(aedes, client, will)
   }
+  // aedes writes the PUBACK of a QoS 1 PUBLISH before it passes the message on, which in memory takes
+  // no time, and through Redis a round trip or two: a client that subscribed right after the PUBACK
+  // got the message live as well as retained, a session that came back got it queued and live, and a
+  // message that Redis then failed to take was acknowledged and lost. So the connection is corked
+  // from the PUBLISH until the message has been passed on: the PUBACK leaves only then, or, if
+  // passing it on fails, never, as the connection is closed instead and the client sends it again.
+  const held = new WeakSet<object>()
   const authorizePublish = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
     if (client && !serving() && !wills.has(packet)) return callback(unavailable())
-    authorizePublish.call(aedes, client, packet, callback)
+    authorizePublish.call(aedes, client, packet, (error) => {
+      if (!error && client && packet.qos === 1 && !wills.has(packet)) {
+        held.add(packet)
+        client.conn.cork()
+      }
+      callback(error)
+    })
   }
   const authorizeSubscribe = aedes.authorizeSubscribe
   aedes.authorizeSubscribe = (client, subscription, callback) => {
     if (!serving()) return callback(null, null)
     authorizeSubscribe.call(aedes, client, subscription, callback)
   }
-  // aedes acknowledges a QoS 1 PUBLISH before it passes the message on (its types leave out the
-  // client argument of publish): if passing it on fails, the sender will not send it again.
+  // aedes' types leave out the client argument of publish.
   const publish = aedes.publish as unknown as (packet: AedesPublishPacket, client: Client | null, done: (error?: Error) => void) => void
   ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
     publish.call(aedes, packet, client, (error) => {
-      if (error && client && wills.has(packet)) {
+      if (client && held.has(packet)) {
+        held.delete(packet)
+        if (error) {
+          say(`client ${client.id}'s QoS 1 message to ${packet.topic} could not be passed on (Redis at ${shown}: ${reason(error)}); closing its connection before the PUBACK, so that it sends the message again`)
+          client.conn.destroy()
+        }
+        client.conn.uncork()
+      } else if (error && client && wills.has(packet)) {
         say(`the Last Will of client ${client.id} to ${packet.topic} was not passed on to the clients connected now: Redis at ${shown} failed (${reason(error)})`)
-      } else if (error && client && packet.qos === 1) {
-        say(`lost a QoS 1 message from client ${client.id} to ${packet.topic}: acknowledged, but Redis at ${shown} failed before it was passed on (${reason(error)})`)
       }
       done(error)
     })

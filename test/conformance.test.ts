@@ -1,7 +1,7 @@
 // Conformance: every statement of MQTT 3.1.1 that the demos and docs rely on, one test each, spoken
-// packet by packet (test/raw-client.ts), against three brokers: the bundled one, a private Mosquitto,
-// and aedes alone, without the fixes of lib/broker-fixes.ts (where each fix's test must fail, or the fix
-// proves nothing). A known departure is expected: its test passes when the broker gives the wrong answer,
+// packet by packet (test/raw-client.ts), against four brokers: the bundled one, a private Mosquitto,
+// aedes alone, without the fixes of lib/broker-fixes.ts (where each fix's test must fail, or the fix
+// proves nothing), and two bundled brokers sharing a Redis, each test's clients spread over both. A known departure is expected: its test passes when the broker gives the wrong answer,
 // and fails, saying so, the day the broker starts keeping the rule. The last test checks
 // docs/conformance.md against this run's results; `npm run conformance` (CONFORMANCE_WRITE=1)
 // rewrites the page from them instead.
@@ -14,6 +14,7 @@ import { ROOT } from '../scenarios/stage.ts'
 import { mosquittoPath, mosquittoVersion, NOT_INSTALLED, startMosquitto } from './mosquitto.ts'
 import { startPlainAedes } from './aedes-alone.ts'
 import { RawClient, type ConnectOptions } from './raw-client.ts'
+import { REDIS_NOT_INSTALLED, redisServerPath, redisVersion, startCluster } from './redis-server.ts'
 
 /** What one test can do with the broker under test; every topic it uses is under its own namespace. */
 class Probe {
@@ -453,12 +454,14 @@ interface Departure {
 }
 
 interface Target {
-  key: 'bundled' | 'mosquitto' | 'aedes'
+  key: 'bundled' | 'mosquitto' | 'aedes' | 'cluster'
   /** The column heading on the page. */
   column: string
   /** The describe block's title. */
   title: string
   installed: boolean
+  /** The title of the skipped block where it is not installed (Mosquitto's by default). */
+  notInstalled?: string
   start(): Promise<{ url: string; close(): Promise<void> }>
   /** The rules it breaks, by id: the tests expect a wrong answer. */
   departures: Record<string, Departure>
@@ -485,13 +488,19 @@ const targets: Target[] = [
       'order-qos0': { note: 'drops retained messages overtaken by the next message', fix: 'keepEachClientsPublishesInOrder' },
     },
   },
+  {
+    key: 'cluster', column: 'two brokers on Redis', title: 'two bundled brokers on one Redis (lib/redis.ts), the clients of each test taking turns',
+    installed: Boolean(redisServerPath), notInstalled: REDIS_NOT_INSTALLED,
+    start: startCluster,
+    departures: {},
+  },
 ]
 
 /** Which rules passed on which broker in this run: `<target>:<rule id>`. */
 const results = new Map<string, boolean>()
 
 for (const target of targets) {
-  describe.skipIf(!target.installed)(target.installed ? target.title : NOT_INSTALLED, () => {
+  describe.skipIf(!target.installed)(target.installed ? target.title : target.notInstalled ?? NOT_INSTALLED, () => {
     let broker: { url: string; close(): Promise<void> }
     let probe: Probe | undefined
     beforeAll(async () => {
@@ -534,7 +543,7 @@ function cell(target: Target, rule: Rule, committed: string | undefined): string
   if (passed === undefined) return committed
   if (!passed) return `✗ ${target.departures[rule.id]?.note ?? 'failed in the last run'}`
   const fix = targets.find((t) => t.key === 'aedes')!.departures[rule.id]?.fix
-  return target.key === 'bundled' && fix ? `✓ with \`${fix}\`` : '✓'
+  return (target.key === 'bundled' || target.key === 'cluster') && fix ? `✓ with \`${fix}\`` : '✓'
 }
 
 function renderPage(committedPage: string): { page: string; notRun: string[] } {
@@ -554,6 +563,8 @@ function renderPage(committedPage: string): { page: string; notRun: string[] } {
   const aedes = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'aedes', 'package.json'), 'utf8')).version as string
   const ranMosquitto = [...results.keys()].some((key) => key.startsWith('mosquitto:'))
   const mosquitto = (ranMosquitto ? mosquittoVersion() : undefined) ?? committedPage.match(/^- Mosquitto: (.+)$/m)?.[1] ?? 'not run'
+  const ranCluster = [...results.keys()].some((key) => key.startsWith('cluster:'))
+  const redis = (ranCluster ? redisVersion() : undefined) ?? committedPage.match(/^- Redis: (.+)$/m)?.[1] ?? 'not run'
   const page = `# Conformance: the rules the demos rely on, broker by broker
 
 <!-- Written by npm run conformance from a run of test/conformance.test.ts; change that file, not this page. -->
@@ -562,7 +573,7 @@ The experiments show what MQTT does, not what one broker happens to do. Each row
 statement of the MQTT 3.1.1 specification that a demo or a page of these docs relies on, with the
 claim it proves where it proves one ([every claim](claims.md)).
 [\`test/conformance.test.ts\`](../test/conformance.test.ts) checks each one by sending MQTT packets
-to the broker and reading the packets that come back, against three brokers:
+to the broker and reading the packets that come back, against four brokers:
 
 - **bundled broker**: what \`npm run broker\` starts, aedes with the fixes of
   [\`lib/broker-fixes.ts\`](../lib/broker-fixes.ts); a cell names the fix where aedes alone breaks the rule.
@@ -570,6 +581,13 @@ to the broker and reading the packets that come back, against three brokers:
   minimal configuration.
 - **aedes alone**: aedes as it comes. Where it breaks a rule, its test is expected to fail, which
   shows that the test can catch the fault the fix repairs.
+- **two brokers on Redis**: two bundled brokers sharing one Redis, as in [the cluster
+  experiment](11-cluster.md), behind one address that hands each new connection to the next broker in
+  turn, so that a test's publisher and subscriber are mostly on different brokers. Six rules held
+  here only once [\`lib/redis.ts\`](../lib/redis.ts) mended three things aedes does on Redis: a SUBSCRIBE of
+  several filters by a persistent session got no SUBACK; the retained messages of exact topics came
+  before those of wildcard filters named earlier; and a PUBACK, sent before the message was passed on,
+  let a client that subscribed right after it get the message live as well as retained.
 
 A ✗ is a known departure: the test expects it, and fails the day the broker starts keeping the rule.
 
@@ -578,17 +596,18 @@ only release of aedes that speaks MQTT 5 (1.x refuses a CONNECT of protocol vers
 clients and Home Assistant expect a broker that does. It keeps every MQTT 3.1.1 rule below that 1.x
 kept, and now refuses the zero-length client id of a persistent session by itself, which 1.x did not.
 
-| section | claim | behaviour | bundled broker | Mosquitto | aedes alone |
-|---------|-------|-----------|----------------|-----------|-------------|
+| section | claim | behaviour | bundled broker | Mosquitto | aedes alone | two brokers on Redis |
+|---------|-------|-----------|----------------|-----------|-------------|----------------------|
 ${rows.join('\n')}
 
 Tested with:
 
 - aedes: ${aedes}
 - Mosquitto: ${mosquitto}
+- Redis: ${redis}
 
 \`npm test\` fails when this page no longer matches what the tests find; \`npm run conformance\`
-runs them and rewrites it. Where Mosquitto is not installed, its column is kept as it was.
+runs them and rewrites it. Where Mosquitto or Redis is not installed, its column is kept as it was.
 `
   return { page, notRun }
 }

@@ -1,8 +1,10 @@
 // A private Redis for the tests: Debian's redis-server on a free loopback port with nothing on disk,
 // ready once it says so, killed and started again on the same port when a test needs Redis to go
-// away, and stopped afterwards. Where redis-server is not installed, tests that need it are skipped
-// under the title REDIS_NOT_INSTALLED.
-import { spawn, type ChildProcess } from 'node:child_process'
+// away, and stopped afterwards; and two bundled brokers on one, behind one address. Where
+// redis-server is not installed, tests that need it are skipped under the title REDIS_NOT_INSTALLED.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { startBroker } from '../lib/broker.ts'
 import { findProgram } from './mosquitto.ts'
 import { freePort } from './processes.ts'
 
@@ -10,6 +12,12 @@ import { freePort } from './processes.ts'
 export const REDIS_NOT_INSTALLED = 'redis-server not installed: apt-get install redis-server to run these'
 
 export const redisServerPath = findProgram('redis-server')
+
+/** "Redis server v=7.0.15", as `redis-server --version` says it, or undefined. */
+export function redisVersion(): string | undefined {
+  if (!redisServerPath) return undefined
+  return spawnSync(redisServerPath, ['--version'], { encoding: 'utf8' }).stdout.match(/Redis server v=\S+/)?.[0]
+}
 
 const READY_TIMEOUT_MS = 10_000
 
@@ -89,4 +97,35 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> 
   const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
   await exited
   clearTimeout(timer)
+}
+
+/**
+ * Two bundled brokers on a private Redis, behind one address that hands each new connection to the
+ * next broker in turn, A, B, A...: what a test of one broker sees of a cluster, its clients spread
+ * over both. The front only copies bytes (half-open, as the brokers' own listeners are).
+ */
+export async function startCluster(): Promise<{ url: string; close(): Promise<void> }> {
+  const redis = await startRedis()
+  const brokers = await Promise.all([startBroker({ port: 0, redis: redis.url }), startBroker({ port: 0, redis: redis.url })])
+  let next = 0
+  const sockets = new Set<Socket>()
+  const front = createServer({ noDelay: true, allowHalfOpen: true }, (client) => {
+    const broker = tcpConnect({ port: brokers[next++ % brokers.length].port, host: '127.0.0.1', noDelay: true, allowHalfOpen: true })
+    for (const socket of [client, broker]) {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+      socket.on('error', () => [client, broker].forEach((s) => s.destroy()))
+    }
+    client.pipe(broker).pipe(client)
+  })
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `mqtt://127.0.0.1:${(front.address() as AddressInfo).port}`,
+    async close() {
+      sockets.forEach((socket) => socket.destroy())
+      await new Promise((resolve) => front.close(resolve))
+      for (const broker of brokers) await broker.close()
+      await redis.close()
+    },
+  }
 }
