@@ -29,7 +29,7 @@ export const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
 export interface SharedRedis {
   /** What aedes takes as its `mq` and `persistence` options. */
   aedesOptions: { mq: unknown; persistence: unknown }
-  /** Install the hooks that refuse connections, publishes and subscriptions while Redis is away. */
+  /** Install the hooks: refuse connections, publishes and subscriptions while Redis is away, acknowledge a QoS 1 message once it is passed on, forget a client's wills left on other brokers. */
   guard(aedes: Aedes): void
   /** Close the three connections (two for the messages, one for the store). */
   close(): Promise<void>
@@ -69,7 +69,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     maxRetriesPerRequest: RETRIES_PER_COMMAND,
     // A message is passed on by PUBLISH, which reaches only the brokers subscribed at that moment.
     // Held back or sent again once Redis is back, it could reach Redis before the other brokers
-    // are subscribed again, and be lost unseen: so it fails at once, and the loss is reported.
+    // are subscribed again, and be lost unseen: so it fails at once, and its PUBACK is never sent.
     ...(role === 'pub' && { enableOfflineQueue: false, autoResendUnfulfilledCommands: false }),
   }))
   const [pubConn, subConn, storeConn] = connections
@@ -152,7 +152,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     guard: (aedes) => guard(aedes, serving, shown, say),
     async close() {
       closing = true
-      // QUIT lets the store's last writes (a retained message aedes acknowledged a moment ago) finish first.
+      // QUIT lets the store's last writes (a will taken off the list, say) finish first.
       if (storeConn.status === 'ready') await storeConn.quit().catch(() => undefined)
       for (const connection of connections) connection.disconnect()
     },
