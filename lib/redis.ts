@@ -18,6 +18,12 @@ const RETRY_MS = 1000
  */
 const RETRIES_PER_COMMAND = 5
 /**
+ * A command Redis has not answered after this long fails, and its connection is made again: a Redis
+ * that stops answering without closing the connection (stopped, or cut off by the network) is then
+ * seen to be away, like one that closed it. Longer than the wait of a command sent while Redis is away.
+ */
+const COMMAND_TIMEOUT_MS = (RETRIES_PER_COMMAND + 2) * RETRY_MS
+/**
  * Redis passes a message on only to the brokers subscribed at that moment: one still reconnecting
  * misses it. So a broker that is back waits this long, two of everyone's retry intervals, before it
  * serves clients again, by when the other brokers are back on Redis too.
@@ -67,39 +73,54 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     // At start, the first failure is the answer; retryStrategy is set to retry once all are ready.
     retryStrategy: () => null,
     maxRetriesPerRequest: RETRIES_PER_COMMAND,
+    commandTimeout: COMMAND_TIMEOUT_MS,
     // A message is passed on by PUBLISH, which reaches only the brokers subscribed at that moment.
     // Held back or sent again once Redis is back, it could reach Redis before the other brokers
     // are subscribed again, and be lost unseen: so it fails at once, and its PUBACK is never sent.
     ...(role === 'pub' && { enableOfflineQueue: false, autoResendUnfulfilledCommands: false }),
   }))
   const [pubConn, subConn, storeConn] = connections
+  const lastError: (Error | undefined)[] = connections.map(() => undefined)
+  connections.forEach((connection, i) => connection.on('error', (error: Error) => (lastError[i] = error)))
   // aedes-persistence-redis sends some commands without waiting for them (taking a will off a list):
   // one that fails while Redis is away would end the process as an unhandled rejection. Each
-  // command's promise gets a handler here; whoever waits for it still gets the error.
+  // command's promise gets a handler here, which also starts a new connection when Redis has not
+  // answered in time; whoever waits for the command still gets the error.
   for (const connection of connections) {
     const send = connection.sendCommand.bind(connection)
     connection.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
       const result = send(...args)
-      ;(result as Promise<unknown> | undefined)?.catch?.(() => undefined)
+      ;(result as Promise<unknown> | undefined)?.catch?.((error: Error) => {
+        if (error.message === 'Command timed out' && connection.status === 'ready') {
+          lastError[connections.indexOf(connection)] = Object.assign(new Error(`no answer within ${COMMAND_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })
+          connection.disconnect(true)
+        }
+      })
       return result
     }) as Redis['sendCommand']
   }
-  const lastError: (Error | undefined)[] = connections.map(() => undefined)
-  connections.forEach((connection, i) => connection.on('error', (error: Error) => (lastError[i] = error)))
+  // ioredis's connectTimeout covers the TCP connection only: a server that accepts it and never
+  // answers would keep connect() waiting for ever.
+  let timer: NodeJS.Timeout | undefined
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(unusable(shown, Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })))), CONNECT_TIMEOUT_MS)
+  })
   try {
-    await Promise.all(connections.map(async (connection, i) => {
+    await Promise.race([silent, Promise.all(connections.map(async (connection, i) => {
       try {
         await connection.connect()
       } catch (error) {
         throw new Error(unusable(shown, lastError[i] ?? (error as Error)))
       }
-    }))
+    }))])
     // ioredis reports some refusals (a database number out of range) as an error and carries on.
     const refused = lastError.find(Boolean)
     if (refused) throw new Error(unusable(shown, refused))
   } catch (error) {
     connections.forEach((connection) => connection.disconnect())
     throw error
+  } finally {
+    clearTimeout(timer)
   }
   let runId = await serverRunId(storeConn)
   for (const connection of connections) connection.options.retryStrategy = () => RETRY_MS
@@ -118,6 +139,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
       say(`lost Redis at ${shown}${why}; until it is back this broker refuses connections, publishes and subscriptions, and messages from the other brokers do not reach it; trying again every ${RETRY_MS / 1000} s`)
     })
     connection.on('ready', async () => {
+      lastError[i] = undefined
       if (!away || !ready()) return
       away = false
       servingFrom = Date.now() + SETTLE_MS
@@ -278,9 +300,11 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
         held.delete(packet)
         if (error) {
           say(`client ${client.id}'s QoS 1 message to ${packet.topic} could not be passed on (Redis at ${shown}: ${reason(error)}); closing its connection before the PUBACK, so that it sends the message again`)
-          client.conn.destroy()
+          // With an error, at once: what the corked connection holds, the PUBACK with it, is dropped.
+          client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
+        } else {
+          client.conn.uncork()
         }
-        client.conn.uncork()
       } else if (error && client && wills.has(packet)) {
         say(`the Last Will of client ${client.id} to ${packet.topic} was not passed on to the clients connected now: Redis at ${shown} failed (${reason(error)})`)
       }

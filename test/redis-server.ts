@@ -29,6 +29,9 @@ export interface RunningRedis {
   kill(): Promise<void>
   /** Start again on the same port (after kill()), empty. */
   start(): Promise<void>
+  /** SIGSTOP and SIGCONT: a Redis that stops answering without closing a connection, then answers again. */
+  freeze(): void
+  thaw(): void
   close(): Promise<void>
 }
 
@@ -47,7 +50,12 @@ export async function startRedis(extra: string[] = []): Promise<RunningRedis> {
         async start() {
           child = await startOn(redisServerPath!, port, extra)
         },
-        close: () => stop(child, 'SIGTERM'),
+        freeze: () => void child.kill('SIGSTOP'),
+        thaw: () => void child.kill('SIGCONT'),
+        close: async () => {
+          child.kill('SIGCONT')
+          await stop(child, 'SIGTERM')
+        },
       }
       return redis
     } catch (error) {

@@ -2,7 +2,8 @@
 // and exit 1; while Redis is away it says so, refuses what it could not keep and serves again once
 // Redis is back; no QoS 1 message it acknowledged after Redis went away is lost; what a restart of a Redis that keeps nothing on disk does lose; and a client that moves
 // to another broker after its broker crashed is not reported gone by its old will. Skipped in one
-// line where redis-server is not installed, except the input that needs no Redis.
+// line where redis-server is not installed, except the input that needs no Redis. A Redis that
+// stops answering is tried too.
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { Aedes } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
@@ -146,6 +147,21 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     await again.publish('t', 'back', { qos: 1 })
     expect(a.said.lines.filter((l) => l.startsWith('lost Redis')), 'said once').toHaveLength(1)
   })
+
+  it('a Redis that stops answering without closing its connections: the QoS 1 message waiting on it is never acknowledged, the broker says Redis is away, and acknowledges it once Redis answers again', async () => {
+    const redis = await redisServer()
+    const a = await broker(redis)
+    const publisher = await client(a.url)
+    redis.freeze()
+    let acknowledged = false
+    const publishing = publisher.publishAsync('frozen/t', 'waits', { qos: 1 }).then(() => (acknowledged = true))
+    await a.said.until(/^client \S+'s QoS 1 message to frozen\/t could not be passed on \(Redis at \S+: Command timed out\); closing its connection before the PUBACK, so that it sends the message again$/)
+    await a.said.until(/^lost Redis at \S+ \(no answer within 7 s\); until it is back/)
+    expect(acknowledged, 'no PUBACK while Redis did not answer').toBe(false)
+    redis.thaw()
+    await publishing
+    expect(a.said.lines.filter((l) => l.startsWith('Redis at ') && l.includes(' is back; '))).toHaveLength(1)
+  }, 60_000)
 
   it('QoS 1 messages published on B while Redis restarts all reach the subscribers on A, clean and persistent, once acknowledged', async () => {
     const redis = await redisServer()
