@@ -1,9 +1,9 @@
 // The bundled broker on a shared Redis (--redis, lib/redis.ts): every Redis it cannot use is one line
-// and exit 1; while Redis is away it says so, refuses what it could not keep and serves again once
-// Redis is back; no QoS 1 message it acknowledged after Redis went away is lost; what a restart of a Redis that keeps nothing on disk does lose; and a client that moves
-// to another broker after its broker crashed is not reported gone by its old will. Skipped in one
-// line where redis-server is not installed, except the input that needs no Redis. A Redis that
-// stops answering is tried too.
+// and exit 1; while Redis is away, or stops answering, it says so, refuses what it could not keep
+// and serves again once Redis is back; no QoS 1 message it acknowledged after Redis went away is
+// lost; what a restart of a Redis that keeps nothing on disk does lose; and a client that moves to
+// another broker after its broker crashed is not reported gone by its old will. Skipped in one line
+// where redis-server is not installed, except the input that needs no Redis.
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { Aedes } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
