@@ -123,6 +123,18 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     await ok.close()
   })
 
+  it('the limits of the bundled broker hold on Redis: a wrong password gets return code 4, a packet over --max-packet-size closes the connection', async () => {
+    const redis = await redisServer()
+    const limited = await startBroker({ port: 0, redis: redis.url, credentials: { username: 'speaker', password: 'secret' }, maxPacketSize: 1024 })
+    cleanups.push(() => limited.close())
+    const refused = await mqtt.connectAsync(limited.url, { reconnectPeriod: 0, username: 'speaker', password: 'wrong' }).then(() => 'accepted', (error: { code?: number }) => error.code)
+    expect(refused).toBe(4)
+    const speaker = await client(limited.url, { username: 'speaker', password: 'secret', reconnectPeriod: 0 })
+    const closed = new Promise<void>((resolve) => speaker.once('close', () => resolve()))
+    speaker.publish('big', 'x'.repeat(2048))
+    await closed
+  })
+
   it('while Redis is away a broker says so once, closes new connections unanswered, refuses publishes and subscriptions; back, it says Redis restarted and serves again', async () => {
     const redis = await redisServer()
     const a = await broker(redis)
