@@ -3,25 +3,25 @@
 // device that knows both carries on when one of them dies. The stage starts Redis and the brokers as
 // real processes, and kills A as a crash would.
 // Run directly (npm run demo:cluster) it is the show; test/cluster.test.ts plays it as a check.
-import { spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import { isMain } from '../lib/cli.ts'
-import { show, type Scenario, type Stage } from './stage.ts'
+import { missingProgram, show, type Scenario, type Stage } from './stage.ts'
 
 const broker = 'lib/broker.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
 const device = 'demos/discovery/device.ts'
 
-/** Debian's package name, for the line that says how to get it. */
-export const REDIS_MISSING = 'redis-server is not installed: apt-get install redis-server (or brew install redis), then run this again'
+/** What to do where Redis is missing. */
+const REDIS_MISSING = 'redis-server is not installed: apt-get install redis-server (or brew install redis), then run this again'
 
 export const cluster: Scenario = {
   name: 'cluster',
   title: 'two bundled brokers on one Redis: clients of either broker see the same messages, retained messages and sessions, and a device moves to B when A dies',
-  needs: { none: true },
+  needs: { none: true, program: { command: 'redis-server', missing: REDIS_MISSING } },
   async play(stage) {
-    if (spawnSync('redis-server', ['--version']).error) throw stage.failure(REDIS_MISSING)
+    const missing = missingProgram(cluster)
+    if (missing) throw stage.failure(missing)
     if (stage.options.url) stage.say(`this experiment is about bundled brokers sharing a Redis: it runs brokers of its own, not the one at ${stage.url}`)
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')

@@ -3,7 +3,7 @@
 // steps silently for vitest, where every expectation is an assertion with a timeout. Either way it
 // starts the bundled broker (or uses MQTT_URL), spawns the demo programs as real processes, and ends
 // every one of them when it finishes, fails or is interrupted.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
@@ -36,6 +36,14 @@ export interface BrokerNeeds {
   listeners?: ('ws' | 'unix')[]
   /** Start no broker at all: the scenario runs broker processes of its own and points the stage at each with useBroker(). */
   none?: boolean
+  /** A program it runs that is not ours, and the line that says how to install it where it is missing. */
+  program?: { command: string; missing: string }
+}
+
+/** The line saying what `scenario` needs and this machine lacks, if anything. */
+export function missingProgram(scenario: Scenario): string | undefined {
+  const program = scenario.needs?.program
+  return program && spawnSync(program.command, ['--version']).error ? program.missing : undefined
 }
 
 /** One thing that happened on stage, in order: what the show prints and what the docs quote. */
@@ -521,6 +529,7 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   const started = performance.now()
   const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
   const shown: string[] = []
+  const skipped: string[] = []
   for (const [i, scenario] of scenarios.entries()) {
     if (i > 0) {
       stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL, needs: scenario.needs })
@@ -528,6 +537,14 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
     }
     const begun = performance.now()
     stage.print(stage.bold(`▶ ${scenario.name}: ${scenario.title}`))
+    // In the whole talk, an experiment whose program is not installed is passed over, with the line
+    // that says how to get it; played alone, it fails with that line (in play()).
+    const missing = scenarios.length > 1 ? missingProgram(scenario) : undefined
+    if (missing) {
+      stage.print(`${stage.paint(33, '■')} skipped: ${missing}`)
+      skipped.push(scenario.name)
+      continue
+    }
     try {
       await stage.open()
       await scenario.play(stage)
@@ -545,7 +562,8 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   }
   if (scenarios.length > 1) {
     const all = [...new Set(shown)].sort(byClaimId)
-    stage.print(`\n${stage.paint(32, '✓')} ${scenarios.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}`)
+    const passedOver = skipped.length ? `; skipped: ${skipped.join(', ')}` : ''
+    stage.print(`\n${stage.paint(32, '✓')} ${scenarios.length - skipped.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}${passedOver}`)
   }
 }
 

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util'
 import { build, stop as stopEsbuild } from 'esbuild'
 import { fail, messageOf } from '../lib/cli.ts'
 import { scenarios } from '../scenarios/index.ts'
-import { ROOT } from '../scenarios/stage.ts'
+import { missingProgram, ROOT } from '../scenarios/stage.ts'
 import type { Report, Task } from './bench-load.ts'
 
 const usage = `usage: npm run bench [-- --quick] [-- --startup] [-- --cluster] [-- --json FILE]
@@ -324,7 +324,7 @@ async function speakerTimes(bundled: Broker): Promise<Record<string, number>> {
   const env = { MQTT_URL: bundled.url }
   results['subscriber.ts until connected (s)'] = await startup(process.execPath, ['--import', 'tsx', 'demos/basic-pubsub/subscriber.ts'], 'connected to', env, runs)
   results['publisher.ts to its end (s)'] = await startup(process.execPath, ['--import', 'tsx', 'demos/basic-pubsub/publisher.ts'], undefined, env, runs)
-  for (const scenario of scenarios) {
+  for (const scenario of scenarios.filter((s) => !missingProgram(s))) {
     progress(`npm run demo:${scenario.name}`)
     results[`npm run demo:${scenario.name} (s)`] = await startup('npm', ['run', '--silent', `demo:${scenario.name}`], undefined, { MQTT_URL: '' }, runs)
   }
