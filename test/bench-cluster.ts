@@ -3,7 +3,9 @@
 // as `npm run broker` runs, and two, A and B, on the Redis. Then from one MQTT.js client process:
 // latency and QoS 1 throughput from a publisher to a subscriber on the same broker in memory, on the
 // same broker on Redis, and from A to B; fan-out deliveries per second from one publisher to ten
-// subscribers, all on the broker in memory, then on A, then split between A and B.
+// subscribers, all on the broker in memory, then on A, then split between A and B. Round after
+// round, as test/bench.ts does, and the best round counts. Its clients are MQTT.js, in this one
+// process: its figures compare the three arrangements with each other, not with those of npm run bench.
 import { spawn, type ChildProcess } from 'node:child_process'
 import mqtt, { type MqttClient } from 'mqtt'
 import { ROOT } from '../scenarios/stage.ts'
@@ -129,6 +131,7 @@ async function fanOut(name: string, from: string, to: string[], messages: number
 export async function benchCluster({ quick }: { quick: boolean }): Promise<string> {
   if (!redisServerPath) throw new Error(REDIS_NOT_INSTALLED)
   const scale = quick ? 0.2 : 1
+  const rounds = quick ? 1 : 3
   const counts = { latency: Math.round(1000 * scale), burst: Math.round(5000 * scale) }
   const fanoutMessages = Math.round(2000 * scale)
   progress('starting Redis and three bundled brokers: one in memory, A and B on Redis')
@@ -138,21 +141,29 @@ export async function benchCluster({ quick }: { quick: boolean }): Promise<strin
     const [memory, a, b] = await Promise.all([startBroker([]), startBroker(['--redis', redis.url]), startBroker(['--redis', redis.url])])
     stops.push(memory.stop, a.stop, b.stop)
     const columns = ['one broker', 'one broker on Redis', 'A to B on one Redis']
-    const measured = [
-      await pointToPoint('one broker', memory.url, memory.url, counts),
-      await pointToPoint('one broker on Redis', a.url, a.url, counts),
-      await pointToPoint('A to B', a.url, b.url, counts),
+    const arrangements = [
+      { name: 'one broker', from: memory.url, to: memory.url, fanoutTo: [memory.url] },
+      { name: 'one broker on Redis', from: a.url, to: a.url, fanoutTo: [a.url] },
+      { name: 'A to B', from: a.url, to: b.url, fanoutTo: [a.url, b.url] },
     ]
-    const fanouts = [
-      await fanOut('one broker', memory.url, [memory.url], fanoutMessages),
-      await fanOut('one broker on Redis', a.url, [a.url], fanoutMessages),
-      await fanOut('A to subscribers on A and B', a.url, [a.url, b.url], fanoutMessages),
-    ]
-    const rows = new Map<string, number[]>(Object.keys(measured[0]).map((metric) => [metric, measured.map((m) => m[metric])]))
-    rows.set('fan-out deliveries (msg/s)', fanouts)
+    // Round after round, the arrangements taking turns; each figure is its best round, as a busy
+    // machine can only slow a round down (losses: the worst round).
+    const best: Record<string, number>[] = arrangements.map(() => ({}))
+    const keep = (i: number, metric: string, value: number) => {
+      const before = best[i][metric] ?? value
+      best[i][metric] = metric.startsWith('latency') ? Math.min(before, value) : Math.max(before, value)
+    }
+    for (let round = 1; round <= rounds; round++) {
+      progress(`round ${round} of ${rounds}`)
+      for (const [i, { name, from, to, fanoutTo }] of arrangements.entries()) {
+        for (const [metric, value] of Object.entries(await pointToPoint(name, from, to, counts))) keep(i, metric, value)
+        keep(i, 'fan-out deliveries (msg/s)', await fanOut(name, from, fanoutTo, fanoutMessages))
+      }
+    }
+    const rows = new Map<string, number[]>(Object.keys(best[0]).map((metric) => [metric, best.map((m) => m[metric])]))
     const date = new Date().toISOString().slice(0, 10)
     return [
-      `Brokers on one Redis, ${date}, Node ${process.version}${quick ? ' (--quick)' : ''}; fan-out: ${FANOUT_SUBSCRIBERS} subscribers, in the last column half on A and half on B`,
+      `Brokers on one Redis, ${date}, Node ${process.version}, best of ${rounds} round${rounds > 1 ? 's' : ''}${quick ? ' (--quick)' : ''}; fan-out: ${FANOUT_SUBSCRIBERS} subscribers, in the last column half on A and half on B`,
       '',
       table(columns, rows),
     ].join('\n')
