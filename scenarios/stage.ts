@@ -3,7 +3,7 @@
 // steps silently for vitest, where every expectation is an assertion with a timeout. Either way it
 // starts the bundled broker (or uses MQTT_URL), spawns the demo programs as real processes, and ends
 // every one of them when it finishes, fails or is interrupted.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
@@ -54,6 +54,14 @@ export interface BrokerNeeds {
   listeners?: ('ws' | 'unix')[]
   /** Start no broker at all: the scenario runs broker processes of its own and points the stage at each with useBroker(). */
   none?: boolean
+  /** A program it runs that is not ours, and the line that says how to install it where it is missing. */
+  program?: { command: string; missing: string }
+}
+
+/** The line saying what `scenario` needs and this machine lacks, if anything. */
+export function missingProgram(scenario: Scenario): string | undefined {
+  const program = scenario.needs?.program
+  return program && spawnSync(program.command, ['--version']).error ? program.missing : undefined
 }
 
 /** One thing that happened on stage, in order: what the show prints and what the docs quote. */
@@ -186,8 +194,24 @@ export class Stage {
   spawn(label: string, script: string, args: string[] = []): Proc {
     const twin = this.pythonTwin(script)
     if (twin) return this.spawnPython(label, twin, args)
-    this.record({ kind: 'command', label, text: ['npx tsx', script, ...args.map(shellQuote)].join(' ') })
-    const child = spawn(process.execPath, [...programArgs(script), ...args], {
+    return this.start(label, ['npx tsx', script, ...args.map(shellQuote)].join(' '), process.execPath, [...programArgs(script), ...args])
+  }
+
+  /**
+   * Start a program that is not ours (redis-server, say), as a learner would type it. It holds no
+   * lifeline, so it is killed when this process exits, however it exits, except by SIGKILL.
+   */
+  spawnCommand(label: string, command: string, args: string[] = []): Proc {
+    const proc = this.start(label, [command, ...args.map(shellQuote)].join(' '), command, args)
+    const kill = () => proc.child.kill('SIGKILL')
+    process.once('exit', kill)
+    void proc.exit.then(() => process.removeListener('exit', kill))
+    return proc
+  }
+
+  private start(label: string, shown: string, file: string, args: string[]): Proc {
+    this.record({ kind: 'command', label, text: shown })
+    const child = spawn(file, args, {
       cwd: ROOT,
       // The lifeline (lib/cli.ts): the child ends when this pipe closes, even if the stage is SIGKILLed.
       env: { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' },
@@ -566,6 +590,7 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   const started = performance.now()
   const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
   const shown: string[] = []
+  const skipped: string[] = []
   for (const [i, scenario] of scenarios.entries()) {
     if (i > 0) {
       stage = new Stage({ mode: 'show', stepByStep, url: process.env.MQTT_URL, needs: scenario.needs })
@@ -573,6 +598,14 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
     }
     const begun = performance.now()
     stage.print(stage.bold(`▶ ${scenario.name}: ${scenario.title}`))
+    // In the whole talk, an experiment whose program is not installed is passed over, with the line
+    // that says how to get it; played alone, it fails with that line (in play()).
+    const missing = scenarios.length > 1 ? missingProgram(scenario) : undefined
+    if (missing) {
+      stage.print(`${stage.paint(33, '■')} skipped: ${missing}`)
+      skipped.push(scenario.name)
+      continue
+    }
     try {
       await stage.open()
       await scenario.play(stage)
@@ -590,7 +623,8 @@ export async function show(...scenarios: Scenario[]): Promise<void> {
   }
   if (scenarios.length > 1) {
     const all = [...new Set(shown)].sort(byClaimId)
-    stage.print(`\n${stage.paint(32, '✓')} ${scenarios.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}`)
+    const passedOver = skipped.length ? `; skipped: ${skipped.join(', ')}` : ''
+    stage.print(`\n${stage.paint(32, '✓')} ${scenarios.length - skipped.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}${passedOver}`)
   }
 }
 
