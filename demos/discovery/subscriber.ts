@@ -1,7 +1,7 @@
 // A discovery listener that does Home Assistant's part, until Ctrl-C.
-// It subscribes to every config topic with one wildcard filter, and follows the availability and the
-// state of each entity that a config announces. lib/discovery.ts checks each config and says what a
-// message means.
+// It subscribes to every config topic with one wildcard filter, and follows the availability and
+// the state of each entity that a config announces. lib/discovery.ts checks each config and says
+// what a message means.
 import mqtt from 'mqtt'
 import { listenerFlags } from '../../lib/discovery-options.ts'
 import { Discoveries } from '../../lib/discovery.ts'
@@ -22,7 +22,8 @@ client.on('connect', (connack) => {
   // A client that keeps its session (clean: false) hears whether the broker had one for it.
   const present = connack.sessionPresent ? 'yes' : 'no'
   const kept = client.options.clean ? '' : `, session present: ${present}`
-  const broker = brokerUrl(client, flags.url) // of a list of brokers (--url a,b), the one it is on
+  // Of a list of brokers (--url a,b), the one it is on.
+  const broker = brokerUrl(client, flags.url)
   console.log(`connected to ${broker}, result code ${connack.returnCode}${kept}`)
   subscribed = false
   client.subscribe(flags.topic, { qos: flags.qos })
