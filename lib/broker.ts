@@ -13,6 +13,7 @@ import { applyFixes } from './broker-fixes.ts'
 import { mqtt5Options } from './broker-mqtt5.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { parseFlags } from './flags.ts'
+import { connectRedis, redactedRedisUrl } from './redis.ts'
 import { openStore } from './store.ts'
 
 export interface BrokerOptions {
@@ -28,6 +29,8 @@ export interface BrokerOptions {
   unixPath?: string
   /** Keep retained messages and persistent sessions in a store in this directory (see store.ts); in memory when undefined. */
   persist?: string
+  /** Share messages, retained messages and sessions with other brokers on the Redis at this URL (see redis.ts); off when undefined. */
+  redis?: string
   /** Close a connection that sends a packet larger than this many bytes (aedes' maximumPacketSize; MQTT 5 clients are told it in the CONNACK). */
   maxPacketSize?: number
   /** Accept only clients that give this user name and password (CONNACK return code 4 otherwise). */
@@ -101,9 +104,12 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
   const host = options.host ?? '127.0.0.1'
   const store = options.persist === undefined ? undefined : await openStore(options.persist)
   const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
+  // Lines about Redis come from the broker itself, not a client: their client id is ''.
+  const shared = options.redis === undefined ? undefined : await connectRedis(options.redis, (line) => tell(line, ''))
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
-  const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(store && { persistence: store.persistence }) })
+  const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })) })
+  shared?.guard(aedes)
   applyFixes(aedes, { onDisk: store !== undefined })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
@@ -131,6 +137,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
     await new Promise<void>((done) => aedes.close(() => done()))
     await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))))
     await store?.close()
+    await shared?.close()
   }
   try {
     const port = await listen(tcp, host, options.port ?? 1883)
@@ -275,12 +282,15 @@ async function main(): Promise<void> {
     fail('give both a user name and a password (--username and --password, or MQTT_USERNAME and MQTT_PASSWORD), or neither')
   }
   const host = values.host ?? '127.0.0.1'
+  const redis = values.redis ?? process.env.REDIS_URL
+  if (redis !== undefined && values.persist !== undefined) fail('give --persist or --redis, not both: with --redis, Redis keeps retained messages and sessions')
   const broker = await startBroker({
     host,
     port: portFlag('--port', values.port) ?? 1883,
     wsPort: portFlag('--ws-port', values['ws-port']),
     unixPath: values.unix,
     persist: values.persist,
+    redis,
     maxPacketSize: sizeFlag(values['max-packet-size']),
     credentials: username !== undefined && password !== undefined ? { username, password } : undefined,
     log: values.quiet ? undefined : (line) => console.log(line),
@@ -297,6 +307,9 @@ async function main(): Promise<void> {
     process.stderr.write(`warning: listening on ${host} without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n`)
   }
   if (values.persist !== undefined) console.log(`keeping retained messages and sessions in ${values.persist}`)
+  if (redis !== undefined) console.log(`sharing messages, retained messages and sessions with every broker on ${redactedRedisUrl(redis)}`)
+  // With --quiet, what the broker says of Redis (client id '') is still printed: it is not a client event.
+  if (values.quiet) broker.onClientEvent((line, clientId) => clientId === '' && console.log(line))
   console.log(readyLine(broker))
 }
 
@@ -307,6 +320,7 @@ function parseCli() {
     'ws-port': { type: 'string', arg: 'N', help: 'also serve MQTT over WebSocket on this port (off by default)' },
     unix: { type: 'string', arg: 'PATH', help: 'also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)' },
     persist: { type: 'string', arg: 'DIR', help: 'keep retained messages and sessions on disk in DIR, across restarts (default: in memory)' },
+    redis: { type: 'string', arg: 'URL', help: 'share messages, retained messages and sessions with the brokers on this Redis (default $REDIS_URL)' },
     'max-packet-size': { type: 'string', arg: 'BYTES', help: `cut off a client that sends a larger packet (default ${DEFAULT_MAX_PACKET_SIZE})` },
     username: { type: 'string', arg: 'NAME', help: 'accept only clients that give this user name and --password (default $MQTT_USERNAME)' },
     password: { type: 'string', arg: 'SECRET', help: 'the password that goes with --username (default $MQTT_PASSWORD); without them anyone may connect' },

@@ -44,16 +44,21 @@ export interface ListenerOptions extends ClientOptions {
   topic: string
 }
 
+/** A device and a listener reconnect, so they can take several brokers (sharing one Redis) and try them in turn. */
+const urlFlag = () => {
+  const { url } = clientFlags()
+  return { ...url, help: `${url.help.replace(/\)$/, '')}; or a list, a,b, tried in turn)` } satisfies Flag
+}
+
 const prefixFlag = (prefix: string) => ({
   type: 'string', arg: 'TOPIC', help: `discovery prefix: the first level of every config topic (default ${prefix})`,
 }) satisfies Flag
 
 /** Flags of the device, over the `defaults` written in it. */
 export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
-  const { url, id } = clientFlags()
   const flags = {
-    url,
-    id,
+    url: urlFlag(),
+    id: clientFlags().id,
     kind: { type: 'string', arg: 'KIND', help: `light (obeys ON and OFF) or sensor (a thermometer in °C); default ${defaults.kind}` },
     node: { type: 'string', arg: 'ID', help: `node id, the device: letters, digits, _ and - (default ${defaults.node})` },
     object: { type: 'string', arg: 'ID', help: 'object id, the entity on the device (default light, or temperature for a sensor)' },
@@ -76,7 +81,7 @@ export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
   // The pid of this very process: under npx, the pid of npx or tsx is another one, whose kill leaves this one running.
   if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
   return {
-    ...clientOptions(values),
+    ...clientOptions(values, {}, { list: true }),
     kind,
     prefix: checkTopic('--prefix', values.prefix ?? defaults.prefix),
     base: checkTopic('--base', values.base ?? defaults.base),
@@ -92,6 +97,7 @@ export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
 export function listenerFlags(defaults: ListenerDefaults): ListenerOptions {
   const flags = {
     ...clientFlags(defaults),
+    url: urlFlag(),
     prefix: prefixFlag(defaults.prefix),
     topic: {
       type: 'string', arg: 'FILTER', help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/#, quoted (default ${defaults.topic})`,
@@ -103,7 +109,7 @@ export function listenerFlags(defaults: ListenerDefaults): ListenerOptions {
   const topic = values.topic ?? moved
   const problem = topicFilterProblem(topic)
   if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
-  return { ...clientOptions(values, defaults), prefix, topic }
+  return { ...clientOptions(values, defaults, { list: true }), prefix, topic }
 }
 
 function writePidFile(file: string): void {

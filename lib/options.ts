@@ -13,6 +13,7 @@ import { emptyLevelNote, topicFilterProblem, topicNameProblem } from './topics.t
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
 
 export interface ClientOptions {
+  /** The broker to connect to; of a list (--url a,b), the first, the others being in connection.servers. */
   url: string
   /** Client identifier; MQTT.js makes up a random one when undefined. */
   clientId?: string
@@ -24,7 +25,7 @@ export interface ClientOptions {
   /** For a broker that asks for them (npm run broker -- --username ... --password ...). */
   username?: string
   password?: string
-  /** What to hand mqtt.connect() with the URL: the fields above, plus no retries and a 5 s wait for CONNACK. */
+  /** What to hand mqtt.connect() with the URL: the fields above, plus no retries and a 5 s wait for CONNACK (and the list of brokers, if --url gave several). */
   connection: IClientOptions
 }
 
@@ -138,8 +139,28 @@ export function parseFlags<F extends Record<string, Flag>>(description: string, 
   return parse({ invocation: `npx tsx ${program}`, description }, flags).values
 }
 
-export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {}): ClientOptions {
-  const url = values.url ?? process.env.MQTT_URL ?? DEFAULT_URL
+/**
+ * What --url gives. A program that reconnects (`list`: a device, a listener) may take several brokers,
+ * a,b (sharing one Redis, say): MQTT.js's `servers` option tries the next at each attempt. Each must
+ * then be TCP or TLS: MQTT.js takes a server of a list as host, port and protocol only, so a WebSocket
+ * path or a socket file would be lost.
+ */
+function brokers(url: string, list: boolean): { url: string; servers?: IClientOptions['servers'] } {
+  const urls = url.split(',')
+  if (urls.length > 1 && !list) {
+    fail(`${url} lists several brokers, which only a program that reconnects (a device, a listener) tries in turn; give this one a single URL`)
+  }
+  for (const one of urls) checkUrl(one, urls.length > 1)
+  if (urls.length === 1) return { url }
+  const servers = urls.map((one) => {
+    const { hostname, port, protocol } = new URL(one)
+    const secure = protocol === 'mqtts:'
+    return { host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (secure ? 8883 : 1883)), protocol: secure ? 'mqtts' as const : 'mqtt' as const }
+  })
+  return { url: urls[0], servers }
+}
+
+function checkUrl(url: string, inList: boolean): void {
   let protocol: string
   try {
     protocol = new URL(url).protocol
@@ -149,9 +170,16 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   if (protocol === 'udp:') {
     fail(`cannot connect to ${url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own`)
   }
+  if (inList && !['mqtt:', 'mqtts:'].includes(protocol)) {
+    fail(`cannot connect to ${url}: a list of brokers in --url takes mqtt:// and mqtts:// URLs only, as in ${DEFAULT_URL},mqtt://127.0.0.1:1884`)
+  }
   if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:', 'mqtt+unix:'].includes(protocol)) {
     fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a Unix socket), as in ${DEFAULT_URL}`)
   }
+}
+
+export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {}, { list = false } = {}): ClientOptions {
+  const { url, servers } = brokers(values.url ?? process.env.MQTT_URL ?? DEFAULT_URL, list)
   const qosText = values.qos ?? String(defaults.qos ?? 0)
   if (!['0', '1', '2'].includes(qosText)) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
   const qos = Number(qosText) as QoS
@@ -176,6 +204,7 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
     connectTimeout: CONNECT_TIMEOUT_MS,
     ...(keepalive !== undefined && { keepalive }),
     ...(username !== undefined && { username, password }),
+    ...(servers && { servers }),
   }
   return { url, clientId, clean, qos, keepalive, username, password, connection }
 }

@@ -2,7 +2,8 @@
 // listens to an MQTT.js client that the demo made itself, and ends the program with one line and exit
 // code 1 when the connection is refused, cannot be made, is lost, or a subscription is refused.
 // MQTT.js alone retries forever when the broker is down, which on stage looks like a hang. A client
-// made with a reconnectPeriod (a device, a listener) rides out a lost connection instead, as real ones do.
+// made with a reconnectPeriod (a device, a listener) rides out a lost connection instead, as real ones do,
+// and, given several brokers (MQTT.js's servers), tries the next one.
 import mqtt, { type MqttClient } from 'mqtt'
 import { fail, messageOf } from './cli.ts'
 import { CONNECT_TIMEOUT_MS } from './options.ts'
@@ -10,22 +11,38 @@ import { CONNECT_TIMEOUT_MS } from './options.ts'
 /** Turn every failure of `client`, connected to `url`, into one line (see the top of this file). */
 export function reportProblems(client: MqttClient, url: string): void {
   const reconnectPeriod = client.options.reconnectPeriod ?? 0
+  const at = () => brokerUrl(client, url)
   let connectedOnce = false
   let lost = false
+  // Of a list of brokers (--url a,b), each is tried once before the first connection; the last
+  // failure is the one that ends the program.
+  let untried = (client.options.servers?.length ?? 1) - 1
+  let attemptFailed = false
+  const attemptFailure = (problem: string) => {
+    if (attemptFailed) return
+    attemptFailed = true
+    if (untried-- === 0) fail(problem)
+    console.log(`${problem.split(';')[0]}; trying the next one`)
+  }
+  client.on('reconnect', () => (attemptFailed = false))
   client.on('connect', () => {
     connectedOnce = true
     lost = false
   })
   client.on('error', (error) => {
-    if (!(reconnectPeriod > 0 && connectedOnce)) fail(connectionProblem(url, error, client.connected))
+    // Ending: a QoS 1 message that arrives meanwhile has its PUBACK written after the end.
+    if (client.disconnecting) return
+    if (!connectedOnce) attemptFailure(connectionProblem(at(), error, client.connected))
+    else if (reconnectPeriod === 0) fail(connectionProblem(at(), error, client.connected))
   })
   client.on('close', () => {
     // The program ended the connection itself (client.end()), or it already said the connection was lost.
     if (client.disconnecting || lost) return
-    if (!connectedOnce) fail(closedBeforeConnack(url))
+    if (!connectedOnce) return attemptFailure(closedBeforeConnack(at()))
     if (reconnectPeriod === 0) return void lostConnection(client, url)
     lost = true
-    console.log(`lost the connection to the broker at ${url}; trying again every ${reconnectPeriod / 1000} s`)
+    const next = client.options.servers ? 'the next one' : 'again'
+    console.log(`lost the connection to the broker at ${at()}; trying ${next} every ${reconnectPeriod / 1000} s`)
   })
   // A SUBACK carries no topic: remember which filters each SUBSCRIBE asked for, to name a refused one.
   const asked = new Map<number, string[]>()
@@ -38,6 +55,13 @@ export function reportProblems(client: MqttClient, url: string): void {
     asked.delete(packet.messageId!)
     if (refused.length > 0) fail(`the broker refused the subscription to ${refused.join(', ')}; check its access rules`)
   })
+}
+
+/** The broker `client` is connected to, or trying: `url`, or of a list (--url a,b), the one MQTT.js is at. */
+export function brokerUrl(client: MqttClient, url: string): string {
+  if (!client.options.servers) return url
+  const { protocol, hostname, port } = client.options
+  return `${protocol}://${hostname}:${port}`
 }
 
 /**

@@ -1,7 +1,8 @@
-// Every experiment, in the order the article tells them and then the three beyond it: what the docs
+// Every experiment, in the order the article tells them and then the four beyond it: what the docs
 // quote, and, run directly (npm run demo), the whole talk in one command.
 import { isMain } from '../lib/cli.ts'
 import { basicPubsub } from './basic-pubsub.ts'
+import { cluster } from './cluster.ts'
 import { discovery } from './discovery.ts'
 import { ephemeral } from './ephemeral.ts'
 import { persistence } from './persistence.ts'
@@ -12,6 +13,6 @@ import { show } from './show.ts'
 import type { Scenario } from './stage.ts'
 import { transports } from './transports.ts'
 
-export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery, wire, transports, persistence]
+export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery, wire, transports, persistence, cluster]
 
 if (isMain(import.meta.url)) await show(...scenarios)

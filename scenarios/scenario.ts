@@ -1,6 +1,7 @@
 // What a scenario is (one experiment of the article, written once as steps, played by ./stage.ts), how
 // a play is set up (StageOptions: check() and the show each pass theirs), and what it records: the
 // events that check mode asserts, the docs quote and ./view.ts renders, and the claims it demonstrated.
+import { spawnSync } from 'node:child_process'
 import type { RunningBroker } from '../lib/broker.ts'
 import type { Stage } from './stage.ts'
 
@@ -38,6 +39,14 @@ export interface Needs {
   none?: boolean
   /** It serves the dashboard page on stage.dashboardPort, which a show fixes (--dashboard-port) so a browser can wait for it. */
   dashboard?: boolean
+  /** A program it runs that is not ours, and the line that says how to install it where it is missing. */
+  program?: { command: string; missing: string }
+}
+
+/** The line saying what `scenario` needs and this machine lacks, if anything. */
+export function missingProgram(scenario: Scenario): string | undefined {
+  const program = scenario.needs?.program
+  return program && spawnSync(program.command, ['--version']).error ? program.missing : undefined
 }
 
 /**

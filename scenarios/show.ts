@@ -7,7 +7,7 @@ import { createServer } from 'node:net'
 import { fail, messageOf } from '../lib/cli.ts'
 import { parseFlags } from '../lib/flags.ts'
 import { buildBundles, programs } from './bundle.ts'
-import { byClaimId, claimsMet, Stage, type Scenario } from './stage.ts'
+import { byClaimId, claimsMet, missingProgram, Stage, type Scenario } from './stage.ts'
 import { Terminal } from './terminal.ts'
 import { View } from './view.ts'
 
@@ -58,7 +58,16 @@ export async function show(...available: Scenario[]): Promise<void> {
 
   const started = performance.now()
   const shown: string[] = []
+  const skipped: string[] = []
   for (const [i, scenario] of scenarios.entries()) {
+    // In the whole talk, an experiment whose program is not installed is passed over, with the line
+    // that says how to get it; played alone, it fails with that line.
+    const missing = scenarios.length > 1 ? missingProgram(scenario) : undefined
+    if (missing) {
+      term.print({ lead: `${term.paint('1;93', '■')} `, text: `skipped: ${missing}` })
+      skipped.push(scenario.name)
+      continue
+    }
     const from = i === 0 ? flags.from : 1
     const view = new View(term, { verbose: flags.verbose, from })
     const next = scenarios[i + 1]
@@ -95,7 +104,7 @@ export async function show(...available: Scenario[]): Promise<void> {
   }
   if (scenarios.length > 1) {
     const all = [...new Set(shown)].sort(byClaimId)
-    new View(term, { verbose: false, from: 1 }).result(true, `${scenarios.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}`)
+    new View(term, { verbose: false, from: 1 }).result(true, `${scenarios.length - skipped.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}${skipped.length ? `; skipped: ${skipped.join(', ')}` : ''}`)
   }
   term.release()
 }

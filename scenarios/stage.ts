@@ -19,7 +19,7 @@ import { budgetMs, type Event, type Scenario, type StageOptions } from './scenar
 
 export { ROOT }
 export type { Proc }
-export { budgetMs, byClaimId, claimsMet, DEFAULT_BUDGET_S, type Event, type Needs, type Scenario, type StageOptions } from './scenario.ts'
+export { budgetMs, byClaimId, claimsMet, DEFAULT_BUDGET_S, missingProgram, type Event, type Needs, type Scenario, type StageOptions } from './scenario.ts'
 
 export class StageError extends Error {}
 
@@ -143,6 +143,24 @@ export class Stage {
     // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is SIGKILLed.
     const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined
     proc.start(this.turns, script, [...args, ...(id ? ['--id', id] : [])], { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }, command)
+    return proc
+  }
+
+  /**
+   * Start a program that is not ours (redis-server, say), as a learner would type it. It holds no
+   * lifeline, so it is killed when this process exits, however it exits, except by SIGKILL.
+   */
+  spawnCommand(label: string, command: string, args: string[] = []): Proc {
+    this.record({ kind: 'command', label, text: [command, ...args.map(shellQuote)].join(' ') })
+    const proc = new Proc(this, label)
+    this.processes.add(proc)
+    const kill = () => proc.child?.kill('SIGKILL')
+    process.once('exit', kill)
+    void proc.exit.then(() => {
+      this.processes.delete(proc)
+      process.removeListener('exit', kill)
+    })
+    proc.start(this.turns, command, args, process.env, [command])
     return proc
   }
 

@@ -14,28 +14,34 @@ import { parseArgs } from 'node:util'
 import { build, stop as stopEsbuild } from 'esbuild'
 import { fail, messageOf } from '../lib/cli.ts'
 import { scenarios } from '../scenarios/index.ts'
-import { ROOT } from '../scenarios/stage.ts'
+import { missingProgram, ROOT } from '../scenarios/stage.ts'
 import type { Report, Task } from './bench-load.ts'
 
-const usage = `usage: npm run bench [-- --quick] [-- --startup] [-- --json FILE]
+const usage = `usage: npm run bench [-- --quick] [-- --startup] [-- --cluster] [-- --json FILE]
 
 Measure the bundled broker, aedes alone and Mosquitto (where installed) side by side.
 
 options:
   --quick      one or two rounds of fewer messages, for a quick look (about 30 s)
   --startup    also time what a speaker waits for: demo programs and every show (about a minute more)
+  --cluster    instead: one bundled broker beside two sharing one Redis (test/bench-cluster.ts)
   --json FILE  also write the results as JSON to FILE
   -h, --help   show this help`
 
 const { values: flags } = (() => {
   try {
-    return parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean' }, startup: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+    return parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean' }, startup: { type: 'boolean' }, cluster: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
   } catch (error) {
     return fail(`${messageOf(error).split('. ')[0]}; see npm run bench -- --help`)
   }
 })()
 if (flags.help) {
   console.log(usage)
+  process.exit(0)
+}
+if (flags.cluster) {
+  const { benchCluster } = await import('./bench-cluster.ts')
+  console.log(await benchCluster({ quick: Boolean(flags.quick) }).catch((error: unknown) => fail(messageOf(error))))
   process.exit(0)
 }
 
@@ -329,7 +335,7 @@ async function speakerTimes(bundled: Broker): Promise<Record<string, number>> {
   const env = { MQTT_URL: bundled.url }
   results['subscriber.ts until connected (s)'] = await startup(process.execPath, ['--import', 'tsx', 'demos/basic-pubsub/subscriber.ts'], 'connected to', env, runs)
   results['publisher.ts to its end (s)'] = await startup(process.execPath, ['--import', 'tsx', 'demos/basic-pubsub/publisher.ts'], undefined, env, runs)
-  for (const scenario of scenarios) {
+  for (const scenario of scenarios.filter((s) => !missingProgram(s))) {
     progress(`npm run demo:${scenario.name}`)
     results[`npm run demo:${scenario.name} (s)`] = await startup('npm', ['run', '--silent', `demo:${scenario.name}`], undefined, { MQTT_URL: '' }, runs)
   }

@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ROOT } from '../scenarios/stage.ts'
 import { mosquittoVersion } from './mosquitto.ts'
-import { targets, type Departures, type Results, type Rule, type Target } from './conformance-probe.ts'
+import { targetsFor, type Departures, type Results, type Rule, type Target } from './conformance-probe.ts'
+import type { ProtocolVersion } from './raw-client.ts'
+import { redisVersion } from './redis-server.ts'
 
 const PAGE = join(ROOT, 'docs', 'conformance.md')
 const WRITE = process.env.CONFORMANCE_WRITE === '1'
@@ -23,6 +25,8 @@ export interface PagePart {
   results: Results
   /** Whether the table has a column for the article's claim each rule proves. */
   claims: boolean
+  /** What the rules speak: it decides the brokers, so the columns. */
+  protocolVersion: ProtocolVersion
 }
 
 const begin = (part: PagePart) => `<!-- BEGIN ${part.name}: written by npm run conformance from ${part.file}; change that file, not this part -->`
@@ -54,10 +58,12 @@ function cell(part: PagePart, target: Target, rule: Rule, committed: string | un
   if (passed === undefined) return committed
   if (!passed) return `✗ ${part.departures[target.key]?.[rule.id]?.note ?? 'failed in the last run'}`
   const fix = part.departures.aedes?.[rule.id]?.fix
-  return target.key === 'bundled' && fix ? `✓ with \`${fix}\`` : '✓'
+  // Brokers on Redis are bundled brokers, with the same fixes.
+  return (target.key === 'bundled' || target.key === 'cluster') && fix ? `✓ with \`${fix}\`` : '✓'
 }
 
 function renderPart(part: PagePart, committed: string): { text: string; notRun: string[] } {
+  const targets = targetsFor(part.protocolVersion)
   // A committed row's cells, by its behaviour column: the one before the brokers' columns.
   const committedRows = new Map(committed.split('\n').filter((line) => line.startsWith('| §')).map((line) => {
     const cells = line.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, ''))
@@ -81,6 +87,9 @@ function renderPart(part: PagePart, committed: string): { text: string; notRun: 
   const aedes = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'aedes', 'package.json'), 'utf8')).version as string
   const ranMosquitto = [...part.results.keys()].some((key) => key.startsWith('mosquitto:'))
   const mosquitto = (ranMosquitto ? mosquittoVersion() : undefined) ?? committed.match(/^- Mosquitto: (.+)$/m)?.[1] ?? 'not run'
+  const ranCluster = [...part.results.keys()].some((key) => key.startsWith('cluster:'))
+  const redis = (ranCluster ? redisVersion() : undefined) ?? committed.match(/^- Redis: (.+)$/m)?.[1] ?? 'not run'
+  const redisLine = targets.some((t) => t.key === 'cluster') ? `- Redis: ${redis}\n` : ''
   const text = `
 | ${heads.join(' | ')} |
 |${heads.map((h) => '-'.repeat(h.length + 2)).join('|')}|
@@ -90,6 +99,6 @@ Tested with:
 
 - aedes: ${aedes}
 - Mosquitto: ${mosquitto}
-`
+${redisLine}`
   return { text, notRun }
 }

@@ -1,5 +1,6 @@
-// What the conformance files share: the Probe a rule speaks to a broker through, the three brokers
-// every rule runs against (the bundled one, a private Mosquitto, aedes alone), and the suites that
+// What the conformance files share: the Probe a rule speaks to a broker through, the brokers every
+// rule runs against (the bundled one, a private Mosquitto, aedes alone, and for MQTT 3.1.1 two
+// bundled brokers sharing one Redis), and the suites that
 // run a file's rules on each of them and note which passed. test/conformance.test.ts holds the
 // MQTT 3.1.1 rules, test/conformance5.test.ts the MQTT 5 ones; test/conformance-page.ts turns the
 // results into docs/conformance.md.
@@ -8,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, it } from 'vitest'
 import { startBroker } from '../lib/broker.ts'
 import { startPlainAedes } from './aedes-alone.ts'
 import { mosquittoPath, NOT_INSTALLED, startMosquitto } from './mosquitto.ts'
+import { REDIS_NOT_INSTALLED, redisServerPath, startCluster } from './redis-server.ts'
 import { connackCode, RawClient, type ConnectOptions, type ProtocolVersion, type PublishOptions } from './raw-client.ts'
 
 /** What one test can do with the broker under test; every topic it uses is under its own namespace. */
@@ -147,7 +149,7 @@ export interface Departure {
   why?: string
 }
 
-export type TargetKey = 'bundled' | 'mosquitto' | 'aedes'
+export type TargetKey = 'bundled' | 'mosquitto' | 'aedes' | 'cluster'
 
 /** The rules each broker breaks, by rule id: their tests expect a wrong answer. */
 export type Departures = Partial<Record<TargetKey, Record<string, Departure>>>
@@ -159,6 +161,10 @@ export interface Target {
   /** The describe block's title. */
   title: string
   installed: boolean
+  /** The title of the skipped block where it is not installed (Mosquitto's by default). */
+  notInstalled?: string
+  /** The protocol versions it is tested with; every one when undefined. */
+  versions?: ProtocolVersion[]
   start(): Promise<{ url: string; close(): Promise<void> }>
 }
 
@@ -175,7 +181,18 @@ export const targets: Target[] = [
     key: 'aedes', column: 'aedes alone', title: 'aedes alone, without the fixes of lib/broker-fixes.ts', installed: true,
     start: startPlainAedes,
   },
+  {
+    // MQTT 3.1.1 only: the cluster experiment and its demos speak 3.1.1; MQTT 5 on Redis is untested.
+    key: 'cluster', column: 'two brokers on Redis', title: 'two bundled brokers on one Redis (lib/redis.ts), the clients of each test taking turns',
+    installed: Boolean(redisServerPath), notInstalled: REDIS_NOT_INSTALLED, versions: [4],
+    start: startCluster,
+  },
 ]
+
+/** The brokers the rules of `protocolVersion` run against: the page's columns too. */
+export function targetsFor(protocolVersion: ProtocolVersion): Target[] {
+  return targets.filter((target) => !target.versions || target.versions.includes(protocolVersion))
+}
 
 /** Which rules passed on which broker in this run: `<target>:<rule id>`. */
 export type Results = Map<string, boolean>
@@ -195,9 +212,9 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
   protocolVersion: ProtocolVersion
 }): Results {
   const results: Results = new Map()
-  for (const target of targets) {
+  for (const target of targetsFor(protocolVersion)) {
     const suite = target.installed ? describe.concurrent : describe.skip
-    suite(target.installed ? target.title : NOT_INSTALLED, () => {
+    suite(target.installed ? target.title : target.notInstalled ?? NOT_INSTALLED, () => {
       let broker: { url: string; close(): Promise<void> }
       let probe: Probe | undefined
       beforeAll(async () => {

@@ -1,7 +1,8 @@
 // Conformance to MQTT 3.1.1: every statement of it that the demos and docs rely on, one test each,
-// spoken packet by packet (test/raw-client.ts), against three brokers: the bundled one, a private
-// Mosquitto, and aedes alone, without the fixes of lib/broker-fixes.ts (where each fix's test must
-// fail, or the fix proves nothing). The probe, the brokers and the way a departure is expected are in
+// spoken packet by packet (test/raw-client.ts), against four brokers: the bundled one, a private
+// Mosquitto, aedes alone, without the fixes of lib/broker-fixes.ts (where each fix's test must fail,
+// or the fix proves nothing), and two bundled brokers on one Redis, each test's clients spread over
+// both. The probe, the brokers and the way a departure is expected are in
 // test/conformance-probe.ts; the last test checks this file's part of docs/conformance.md
 // (test/conformance-page.ts). The MQTT 5 rules are in test/conformance5.test.ts.
 import { expect } from 'vitest'
@@ -352,4 +353,4 @@ const departures: Departures = {
 
 const FILE = 'test/conformance.test.ts'
 const results = conformanceSuites({ file: FILE, rules, departures, protocolVersion: 4 })
-pagePartTest({ name: 'mqtt-3.1.1', file: FILE, rules, departures, results, claims: true })
+pagePartTest({ name: 'mqtt-3.1.1', file: FILE, rules, departures, results, claims: true, protocolVersion: 4 })

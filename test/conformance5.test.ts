@@ -451,4 +451,4 @@ const departures: Departures = {
 
 const FILE = 'test/conformance5.test.ts'
 const results = conformanceSuites({ file: FILE, rules, departures, protocolVersion: 5 })
-pagePartTest({ name: 'mqtt-5', file: FILE, rules, departures, results, claims: false })
+pagePartTest({ name: 'mqtt-5', file: FILE, rules, departures, results, claims: false, protocolVersion: 5 })

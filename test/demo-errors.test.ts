@@ -67,6 +67,20 @@ describe('a connection that ends', () => {
   })
 })
 
+describe('a device given two brokers', () => {
+  it('passes over the first when nobody answers there, and connects to the second', async () => {
+    const down = `mqtt://127.0.0.1:${await freePort()}`
+    const device = start('demos/discovery/publisher.ts', ['--url', `${down},${broker.url}`])
+    try {
+      expect(await device.waitForLine('trying the next one')).toBe(`cannot reach the broker at ${down} (connection refused); trying the next one`)
+      expect(await device.waitForLine('connected to')).toBe(`connected to ${broker.url}, result code 0`)
+    } finally {
+      device.child.kill('SIGINT')
+      await device.finish()
+    }
+  })
+})
+
 describe('bad flags', () => {
   it.each([
     [publisher, ['--topic', 'home/+/light'], /cannot publish to "home\/\+\/light": .*must not contain the wildcards/],
@@ -82,6 +96,8 @@ describe('bad flags', () => {
     [subscriber, ['--no-clean'], /--no-clean needs --id/],
     [subscriber, ['--url', 'localhost:1883'], /protocol must be mqtt, mqtts, ws or wss/],
     [publisher, ['--url', 'not a url'], /is not a URL; pass --url like mqtt:\/\/127.0.0.1:1883/],
+    [publisher, ['--url', 'mqtt://127.0.0.1:1883,mqtt://127.0.0.1:1884'], /lists several brokers, which only a program that reconnects \(a device, a listener\) tries in turn; give this one a single URL$/],
+    ['demos/discovery/publisher.ts', ['--url', 'mqtt://127.0.0.1:1883,ws://127.0.0.1:9001'], /cannot connect to ws:\/\/127.0.0.1:9001: a list of brokers in --url takes mqtt:\/\/ and mqtts:\/\/ URLs only/],
   ])('%s %j is refused before anything is sent', async (script, args, line) => {
     // The broker is up: these must fail on the input, not on the connection.
     expectOneLineError(await runScript(script, args, { MQTT_URL: broker.url }), line)

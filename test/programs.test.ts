@@ -62,17 +62,22 @@ describe('each experiment changes the basic programs by the lines the article ch
     expect(changes(basic, `demos/${program}`)).toEqual(lines)
   })
 
-  it('demos/discovery/subscriber.ts, the listener: the basic subscriber that follows what each config names, and rides out a restart', () => {
+  it('demos/discovery/subscriber.ts, the listener: the basic subscriber that follows what each config names, rides out a restart, and names the broker of a list it is on', () => {
     expect(changes('demos/basic-pubsub/subscriber.ts', 'demos/discovery/subscriber.ts')).toEqual([
       "-import { subscriberFlags } from '../../lib/options.ts'",
-      "+import { listenerFlags } from '../../lib/discovery-options.ts'",
-      "+import { Discoveries } from '../../lib/discovery.ts'",
+      "-import { reportProblems } from '../../lib/problems.ts'",
       "-const flags = subscriberFlags({ topic: 'my_topic', qos: 0 })",
       "-const client = mqtt.connect(flags.url, flags.connection)",
+      "+import { listenerFlags } from '../../lib/discovery-options.ts'",
+      "+import { Discoveries } from '../../lib/discovery.ts'",
+      "+import { brokerUrl, reportProblems } from '../../lib/problems.ts'",
       "+const flags = listenerFlags({ prefix: 'homeassistant', topic: 'homeassistant/#', qos: 0 })",
       '+const discovered = new Discoveries(flags.prefix, flags.topic)',
       '+const client = mqtt.connect(flags.url, { ...flags.connection, reconnectPeriod: 1000 })',
       '+let subscribed = false',
+      "-  console.log(`connected to ${flags.url}, result code ${connack.returnCode}${kept}`)",
+      '+  const broker = brokerUrl(client, flags.url)',
+      "+  console.log(`connected to ${broker}, result code ${connack.returnCode}${kept}`)",
       '+  subscribed = false',
       "-  if (packet.cmd !== 'suback') return",
       "+  if (packet.cmd !== 'suback' || subscribed) return",
@@ -89,15 +94,13 @@ describe('each experiment changes the basic programs by the lines the article ch
     ])
   })
 
-  it('demos/discovery/publisher.ts, the device: a program of its own, that keeps the basic publisher\'s connect, its problems and its connected line', () => {
+  it('demos/discovery/publisher.ts, the device: a program of its own, that keeps the basic publisher\'s connect and its problems', () => {
     const basic = code('demos/basic-pubsub/publisher.ts').split('\n')
     const kept = code('demos/discovery/publisher.ts').split('\n').filter((line) => basic.includes(line))
     expect(kept).toEqual([
       "import mqtt from 'mqtt'",
-      "import { reportProblems } from '../../lib/problems.ts'",
       'reportProblems(client, flags.url)',
       "client.on('connect', async (connack) => {",
-      '  console.log(`connected to ${flags.url}, result code ${connack.returnCode}`)',
       '})',
       '})',
       '  await client.endAsync()',

@@ -5,7 +5,7 @@
 import mqtt from 'mqtt'
 import { listenerFlags } from '../../lib/discovery-options.ts'
 import { Discoveries } from '../../lib/discovery.ts'
-import { reportProblems } from '../../lib/problems.ts'
+import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them): the filter follows every config.
 const flags = listenerFlags({ prefix: 'homeassistant', topic: 'homeassistant/#', qos: 0 })
@@ -22,7 +22,9 @@ client.on('connect', (connack) => {
   // A client that keeps its session (clean: false) hears whether the broker had one for it.
   const present = connack.sessionPresent ? 'yes' : 'no'
   const kept = client.options.clean ? '' : `, session present: ${present}`
-  console.log(`connected to ${flags.url}, result code ${connack.returnCode}${kept}`)
+  // Of a list of brokers (--url a,b), the one it is on.
+  const broker = brokerUrl(client, flags.url)
+  console.log(`connected to ${broker}, result code ${connack.returnCode}${kept}`)
   subscribed = false
   client.subscribe(flags.topic, { qos: flags.qos })
 })

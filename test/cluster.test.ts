@@ -1,0 +1,64 @@
+// The cluster experiment, played by the same scenario as `npm run demo:cluster`, in check mode: a
+// Redis and two bundled brokers as real processes, one of them killed. Skipped in one line where
+// redis-server is not installed, as the Mosquitto tests are.
+import { beforeAll, describe, expect, it } from 'vitest'
+import { cluster } from '../scenarios/cluster.ts'
+import { check, claimsMet, type Event } from '../scenarios/stage.ts'
+import { allBlocks, normalise, printed } from './doc-blocks.ts'
+import { isListening } from './processes.ts'
+import { REDIS_NOT_INSTALLED, redisServerPath } from './redis-server.ts'
+
+if (!redisServerPath) console.warn(`${REDIS_NOT_INSTALLED} (the cluster experiment, its docs blocks, the Redis tests and npm run bench -- --cluster)`)
+
+/** The ports of Redis and the brokers, from the commands and ready lines of a run. */
+function ports(events: Event[]): number[] {
+  return events.flatMap((e) => (e.kind === 'command' || e.kind === 'line') ? [...e.text.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])) : [])
+}
+
+/**
+ * What each program printed, by label, ports normalised. Where two things happen at once the order of
+ * lines differs between runs (a returning alice gets her queued message and her SUBACK in either
+ * order; a broker logs a device's publishes and MQTT.js's own resubscription interleaved): those
+ * labels are compared as sorted lines. Redis logs times and process ids, and is left out.
+ */
+function byLabel(events: Event[]): Record<string, string> {
+  const exact = ['subscriber', 'publisher', 'device']
+  const unordered = ['alice', 'broker-a', 'broker-b']
+  return Object.fromEntries([
+    ...exact.map((label) => [label, normalise(printed(events, label))]),
+    ...unordered.map((label) => [label, normalise(printed(events, label)).split('\n').sort().join('\n')]),
+  ])
+}
+
+describe.skipIf(!redisServerPath)(redisServerPath ? 'scenario cluster' : REDIS_NOT_INSTALLED, () => {
+  let first: Event[]
+  beforeAll(async () => {
+    first = await check(cluster)
+  }, 120_000)
+
+  it('C7, C11, S1: two brokers on one Redis share live messages, sessions and retained messages; a device that knows both moves to B when A is killed', async () => {
+    expect(claimsMet(first)).toEqual(['C7', 'S1', 'C11'])
+    const device = printed(first, 'device').split('\n')
+    const moved = device.findIndex((line) => line.startsWith('lost the connection to the broker at'))
+    expect(moved, 'the device lost A').toBeGreaterThan(0)
+    expect(device.slice(moved + 1).filter((l) => l.startsWith('connected to')), 'and connected to B once').toHaveLength(1)
+    // B, not A, served everything after the kill: A printed nothing more.
+    const killed = first.findIndex((e) => e.kind === 'say' && e.text.startsWith('kill -KILL'))
+    expect(first.slice(killed).some((e) => e.kind === 'line' && e.label === 'broker-a')).toBe(false)
+    // Nothing outlives the scenario: neither broker nor Redis still listens.
+    for (const port of new Set(ports(first))) expect(await isListening(port), `port ${port}`).toBe(false)
+  })
+
+  const quoting = allBlocks.filter((b) => b.output?.scenario === cluster.name)
+  it.each(quoting.map((b) => ({ where: `${b.page}:${b.line}`, label: b.output!.label, steps: b.output!.steps, body: b.body })))(
+    '$where quotes what $label prints', ({ label, steps, body }) => {
+      expect(normalise(body)).toBe(normalise(printed(first, label, steps)))
+    })
+
+  it('plays again with the same output, on a Redis of its own, even when given MQTT_URL', async () => {
+    const second = await check(cluster, { url: 'mqtt://127.0.0.1:1' })
+    expect(byLabel(second)).toEqual(byLabel(first))
+    const redisPort = (events: Event[]) => events.flatMap((e) => (e.kind === 'command' && e.label === 'redis' ? [e.text] : []))[0]!.match(/--port (\d+)/)![1]
+    expect(redisPort(second)).not.toBe(redisPort(first))
+  }, 120_000)
+})
