@@ -1,10 +1,10 @@
 // One suite per scenario, so that each plays once on the bundled broker: to check what it proves, every
 // docs block that quotes it, and that it leaves the broker as it found it (no retained message, no
-// session), which is what lets it play again in front of an audience with the same output. Beside it,
-// at the same time, the same scenario plays on a Mosquitto of the file's own under a topic prefix, as on
-// a broker shared with others: so what the scenario shows is MQTT, not a quirk of the bundled broker.
-// Where the experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, they play
-// it too, at the same time on a bundled broker of their own, and must print what the TypeScript ones print.
+// session), which is what lets it play again in front of an audience with the same output. Then the
+// same scenario plays on a Mosquitto of the file's own under a topic prefix, as on a broker shared
+// with others: so what the scenario shows is MQTT, not a quirk of the bundled broker. Where the
+// experiment has Python programs (demos/<name>/python/) and paho-mqtt is installed, they play it last,
+// on a bundled broker of their own, and must print what the TypeScript ones print.
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -115,8 +115,8 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
     let dir: string | undefined
     let before: Leftovers
     let first: Outcome<Event[]>
-    let onMosquitto: Outcome<Round>[] = []
-    const hasPython = Boolean(python) && existsSync(join(ROOT, 'demos', scenario.name, 'python'))
+    const onMosquitto: Outcome<Round>[] = []
+    const hasPython = existsSync(join(ROOT, 'demos', scenario.name, 'python'))
     let pythonBroker: RunningBroker | undefined
     let withPython: Outcome<Event[]> | undefined
     beforeAll(async () => {
@@ -125,6 +125,11 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
       if (listeners.includes('unix')) dir = await mkdtemp(join(tmpdir(), 'scenario-suite-'))
       broker = await startBroker({ port: 0, wsPort: listeners.includes('ws') ? 0 : undefined, unixPath: dir && join(dir, 'broker.sock') })
       before = await leftovers(broker)
+      first = await outcome(check(scenario, { broker }))
+    }, playTimeout(scenario))
+    // After it, not beside it: two plays at once in one file would each run slower than the scenario's
+    // timings allow on a busy machine (the wire experiment's ping must come after the publish, say).
+    beforeAll(async () => {
       // Rounds under a prefix share one Mosquitto, as they would a public broker; one without a prefix has one to itself.
       let shared: Promise<RunningMosquitto> | undefined
       const start = () => {
@@ -132,20 +137,18 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
         mosquittos.push(mosquitto)
         return mosquitto
       }
-      const play = async (round: { prefixed: boolean }) => {
-        if (!mosquittoPath) throw new Error(NOT_INSTALLED)
-        const mosquitto = await (round.prefixed ? (shared ??= start()) : start())
-        return playOn(scenario, mosquitto.url, round.prefixed)
+      for (const round of rounds) {
+        onMosquitto.push(await outcome((async () => {
+          if (!mosquittoPath) throw new Error(NOT_INSTALLED)
+          const mosquitto = await (round.prefixed ? (shared ??= start()) : start())
+          return playOn(scenario, mosquitto.url, round.prefixed)
+        })()))
       }
-      const playPython = async () => {
-        pythonBroker = await startBroker({ port: 0, wsPort: listeners.includes('ws') ? 0 : undefined })
-        return check(scenario, { broker: pythonBroker, python })
-      }
-      ;[first, withPython, ...onMosquitto] = await Promise.all([
-        outcome(check(scenario, { broker })),
-        hasPython ? outcome(playPython()) : undefined,
-        ...rounds.map((round) => outcome(play(round))),
-      ]) as [Outcome<Event[]>, Outcome<Event[]> | undefined, ...Outcome<Round>[]]
+    }, playTimeout(scenario) * rounds.length)
+    beforeAll(async () => {
+      if (!hasPython || !python) return
+      pythonBroker = await startBroker({ port: 0, wsPort: scenario.needs?.listeners?.includes('ws') ? 0 : undefined })
+      withPython = await outcome(check(scenario, { broker: pythonBroker, python }))
     }, playTimeout(scenario))
     afterAll(async () => {
       const started = await Promise.allSettled(mosquittos)
@@ -182,7 +185,7 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
       expect(await leftovers(broker)).toEqual(before)
     })
 
-    if (existsSync(join(ROOT, 'demos', scenario.name, 'python'))) {
+    if (hasPython) {
       it.skipIf(!python)(python ? `plays with the Python programs of demos/${scenario.name}/python/ (paho-mqtt), which print the same` : NO_PAHO, async () => {
         const played = withPython!()
         const commands = played.flatMap((e) => (e.kind === 'command' ? [e.text] : []))
