@@ -135,6 +135,24 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     await closed
   })
 
+  it('a retained message from one client, overtaken by another client\'s message while Redis stores it, still reaches a subscriber of both (the fixes for a store that takes time, as with --persist)', async () => {
+    const redis = await redisServer()
+    const a = await broker(redis)
+    const clients = await Promise.all([0, 1, 2].map(async () => (await RawClient.connect(a.url)).client))
+    cleanups.push(() => clients.forEach((c) => c.end()))
+    const [subscriber, storing, passing] = clients
+    await subscriber.subscribe(['overtaken/#'])
+    const lost: string[] = []
+    for (let i = 0; i < 20; i++) {
+      storing.send(storing.publishPacket('overtaken/retained', `r${i}`, { retain: true }))
+      passing.send(passing.publishPacket('overtaken/live', `p${i}`))
+      await passing.publish('overtaken/live', `marker-${i}`, { qos: 1 })
+      const got = (await subscriber.publishesBefore(`marker-${i}`)).map((p) => String(p.payload))
+      if (!got.includes(`r${i}`)) lost.push(`r${i}`)
+    }
+    expect(lost).toEqual([])
+  })
+
   it('while Redis is away a broker says so once, closes new connections unanswered, refuses publishes and subscriptions; back, it says Redis restarted and serves again', async () => {
     const redis = await redisServer()
     const a = await broker(redis)
