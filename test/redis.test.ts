@@ -190,7 +190,9 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     expect(acknowledged, 'no PUBACK while Redis did not answer').toBe(false)
     redis.thaw()
     await publishing
-    expect(a.said.lines.filter((l) => l.startsWith('Redis at ') && l.includes(' is back; '))).toHaveLength(1)
+    // On a busy machine the thawed Redis may miss the next deadline too: each loss is then said, and each return.
+    const lost = a.said.lines.filter((l) => l.startsWith('lost Redis at '))
+    expect(a.said.lines.filter((l) => l.startsWith('Redis at ') && l.includes(' is back; '))).toHaveLength(lost.length)
   }, 60_000)
 
   it('QoS 1 messages published on B while Redis restarts all reach the subscribers on A, clean and persistent, once acknowledged', async () => {
