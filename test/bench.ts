@@ -50,9 +50,9 @@ if (flags.cluster) {
  * workload's share of the time lasts: the more rounds, the likelier each broker has met a quiet moment
  * of a busy machine. A warm-up comes first, so that no broker is measured before its code is compiled.
  */
-const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 10, seconds: 18 }
-/** Messages per publisher: a few tenths of a second of work per broker and workload on this machine at rest. */
-const counts = flags.quick ? { qos0: 5_000, qos1: 3_000, fanout: 1_000 } : { qos0: 10_000, qos1: 6_000, fanout: 2_500 }
+const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 6, seconds: 17 }
+/** Messages per publisher: about a second of work per broker and workload on this machine at rest, so that a burst of load elsewhere on the machine weighs little in a round. */
+const counts = flags.quick ? { qos0: 5_000, qos1: 3_000, fanout: 1_000 } : { qos0: 25_000, qos1: 15_000, fanout: 6_000 }
 const FANOUT_SUBSCRIBERS = 10
 const PAYLOAD_BYTES = 16
 /** Load processes: two publishers and two subscribers for the relays; one publisher and three hosts of subscriber connections for the fan-out. */
@@ -270,7 +270,7 @@ async function measure(brokers: Broker[], load: Load[]): Promise<{ wall: Results
   }
   progress(`warming up: ${brokers.map((b) => b.name).join(', ')}`)
   for (const broker of brokers) {
-    for (const [protocolVersion] of versions) for (const workload of workloads(load, 0.5)) await runOnce(broker, workload, protocolVersion)
+    for (const [protocolVersion] of versions) for (const workload of workloads(load, 0.3)) await runOnce(broker, workload, protocolVersion)
   }
   for (const [protocolVersion, version] of versions) {
     for (const workload of workloads(load)) {
