@@ -23,6 +23,8 @@ export function applyFixes(aedes: Aedes, { onDisk = false }: { onDisk?: boolean 
   keepEachClientsPublishesInOrder(aedes)
   // After the 3.1.1 fixes: its size check must see each message as they leave it.
   fixMqtt5(aedes)
+  // After fixMqtt5, whose own wrappers of a client's deliveries must go through these.
+  queuedBeforeLive(aedes)
   // Last, so that its hooks see each PUBLISH as it arrives, before the ordering fix holds it back.
   handleWhatArrivedBeforeTheEnd(aedes)
 }
@@ -180,6 +182,46 @@ export function keepEachClientsPublishesInOrder(aedes: Aedes): void {
   aedes.published = (packet, client, callback) => {
     if (client && packet.retain) routed(client, packet)
     published.call(aedes, packet, client, callback)
+  }
+}
+
+/** How aedes sends a client one message (`deliver0`, `deliverQoS`; its types leave them out). */
+type Deliver = (packet: object, done: () => void) => void
+
+/**
+ * MQTT 3.1.1 §4.6: messages from one client on a topic reach a subscriber in the order they were
+ * sent, a returning session's too. aedes restores a returning session's subscriptions, sends the
+ * CONNACK, and then sends what was queued for it, one message at a time from the store; a message
+ * published meanwhile went out at once, ahead of those still queued. In memory the queue is out in
+ * moments; from Redis each queued message takes round trips, so a burst queued for a session away
+ * reached it with a later message in the middle ("one, two, marker, three"). Here what a client is
+ * sent live waits, in order, from its CONNECT until aedes has sent its queue (aedes says
+ * 'clientReady'); a client with nothing queued is ready as soon as its CONNACK is out.
+ */
+export function queuedBeforeLive(aedes: Aedes): void {
+  /** Per client until it is ready: the deliveries waiting, in order. */
+  const waiting = new WeakMap<Client, (() => void)[]>()
+  aedes.on('clientReady', (client) => {
+    const go = waiting.get(client)
+    waiting.delete(client)
+    for (const deliver of go ?? []) deliver()
+  })
+  // preConnect: before aedes restores the session's subscriptions, which take the delivery functions.
+  const preConnect = aedes.preConnect
+  aedes.preConnect = (client, packet, callback) => {
+    const internals = client as Client & { deliver0: Deliver; deliverQoS: Deliver }
+    waiting.set(client, [])
+    const held = (deliver: Deliver): Deliver => (message, done) => {
+      const queue = waiting.get(client)
+      if (!queue) return deliver(message, done)
+      // Taken now, as aedes takes a message it has yet to write: a QoS 1 or 2 message for a session
+      // is in the store too, should the client leave before it is ready.
+      queue.push(() => deliver(message, () => undefined))
+      setImmediate(done)
+    }
+    internals.deliver0 = held(internals.deliver0)
+    internals.deliverQoS = held(internals.deliverQoS)
+    preConnect.call(aedes, client, packet, callback)
   }
 }
 
