@@ -44,11 +44,11 @@ export function programArgs(script: string): string[] {
   return ['--import', 'tsx', join(ROOT, script)]
 }
 
-/** Every program a scenario or a test may start: all of demos/, the broker, and the shows. */
+/** Every program a scenario or a test may start: all of demos/, the broker, the shows, and the tests' own programs. */
 export function programs(): string[] {
   const under = (dir: string): string[] => readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory() ? under(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [])
-  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|scenario|proc|show|view|terminal|bundle)\.ts$/.test(f))]
+  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|scenario|proc|show|view|terminal|bundle)\.ts$/.test(f)), 'test/prompt-program.ts']
 }
 
 /** Bring the bundles of `scripts` up to date, in one build. One that does not build is left to tsx. */
