@@ -3,7 +3,9 @@
 // a talk. With --load, every core is kept busy beside the suite by busy loops that end by themselves,
 // as on a CI machine shared with other jobs. Each round is timed against 40 starts of node with MQTT.js
 // loaded, measured just before it under the same load, so that rounds on machines of different speeds
-// compare. Not part of `npm test`. Extra arguments after the flags go to vitest (a file, or -t <name>).
+// compare, and without --load the CPU time it took is said (on Linux).
+// `npm run suite-time` is one round: the suite's time, its ratio to those 40 starts, and its CPU time.
+// Not part of `npm test`. Extra arguments after the flags go to vitest (a file, or -t <name>).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -67,6 +69,20 @@ async function fortyStarts(): Promise<number> {
   return (performance.now() - started) / 1000
 }
 
+/**
+ * CPU seconds (user and system) of this process's children that have ended, every one they waited
+ * for included: the fields cutime and cstime of /proc/self/stat, on Linux; undefined elsewhere.
+ */
+function childrenCpuSeconds(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /s, '').split(' ')
+    // After the command's name: cutime and cstime are fields 16 and 17 of the line, in clock ticks (100 a second on Linux).
+    return (Number(fields[13]) + Number(fields[14])) / 100
+  } catch {
+    return undefined
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'soak-'))
 const failures = new Map<string, { count: number; first: string }>()
 let tests = 0
@@ -79,8 +95,12 @@ try {
     const starts = await fortyStarts()
     const output = join(dir, `round-${round}.json`)
     const begun = performance.now()
+    const cpuBefore = childrenCpuSeconds()
     const run = await $`npx vitest run --reporter=json --outputFile=${output} ${positionals}`.nothrow()
     const seconds = (performance.now() - begun) / 1000
+    const cpuAfter = childrenCpuSeconds()
+    // Busy loops that ended during the round would count too: under --load, no CPU time is said.
+    const cpu = load || cpuBefore === undefined || cpuAfter === undefined ? '' : `, ${(cpuAfter - cpuBefore).toFixed(0)} s of CPU`
     let report: Report
     try {
       report = JSON.parse(readFileSync(output, 'utf8')) as Report
@@ -101,7 +121,7 @@ try {
       if (file.status === 'failed' && failedTests.length === 0) count(`${relativeName(file.name)} (the file)`, file.message ?? '')
     }
     if (run.exitCode !== 0 && failed === 0) count('vitest itself', run.stderr.trim().split('\n').at(-1) ?? '')
-    process.stderr.write(`round ${round}/${rounds}: ${failed ? `${failed} failed` : 'all passed'} (exit code ${run.exitCode}) in ${seconds.toFixed(1)} s, `
+    process.stderr.write(`round ${round}/${rounds}: ${failed ? `${failed} failed` : 'all passed'} (exit code ${run.exitCode}) in ${seconds.toFixed(1)} s${cpu}, `
       + `${(seconds / starts).toFixed(1)} times 40 starts of node with MQTT.js (${starts.toFixed(1)} s)${load ? ', under load' : ''}\n`)
   }
 } finally {

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
+import { buildBundles } from '../scenarios/bundle.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { allBlocks, applyChange, normalise } from './doc-blocks.ts'
 import { runScript, start, type Program } from './processes.ts'
@@ -40,6 +41,8 @@ async function changed(file: string, change: string): Promise<string> {
   const copy = file.replace(/\.(ts|py)$/, '.tried.$1')
   writeFileSync(join(ROOT, copy), applyChange(await readFile(join(ROOT, file), 'utf8'), change))
   copies.push(copy)
+  // Started from its bundle, as the programs it was copied from are; the same change next run finds it built.
+  if (copy.endsWith('.ts')) await buildBundles([copy])
   return copy
 }
 
