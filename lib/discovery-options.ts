@@ -58,6 +58,7 @@ const prefixFlag = (prefix: string) => ({
 export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
   const flags = {
     url: urlFlag(),
+    'mqtt-version': clientFlags()['mqtt-version'],
     id: clientFlags().id,
     kind: { type: 'string', arg: 'KIND', help: `light (obeys ON and OFF) or sensor (a thermometer in °C); default ${defaults.kind}` },
     node: { type: 'string', arg: 'ID', help: `node id, the device: letters, digits, _ and - (default ${defaults.node})` },

@@ -4,6 +4,7 @@
 import mqtt from 'mqtt'
 import { deviceFlags } from '../../lib/discovery-options.ts'
 import { announcement } from '../../lib/discovery.ts'
+import { connackResult } from '../../lib/mqtt5.ts'
 import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 
 const flags = deviceFlags({ prefix: 'homeassistant', base: 'home', kind: 'light', node: 'kitchen' })
@@ -17,7 +18,7 @@ const client = mqtt.connect(flags.url, { ...flags.connection, will, reconnectPer
 reportProblems(client, flags.url)
 
 client.on('connect', async (connack) => {
-  console.log(`connected to ${brokerUrl(client, flags.url)}, result code ${connack.returnCode}`)
+  console.log(`connected to ${brokerUrl(client, flags.url)}, ${connackResult(connack)}`)
   await publish(topics.availability, 'online')
   await publish(topics.state, state)
   // The config last: whoever reads it finds the availability and the state already there.

@@ -5,6 +5,7 @@
 import mqtt from 'mqtt'
 import { listenerFlags } from '../../lib/discovery-options.ts'
 import { Discoveries } from '../../lib/discovery.ts'
+import { connackResult } from '../../lib/mqtt5.ts'
 import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them): the filter follows every config.
@@ -24,7 +25,7 @@ client.on('connect', (connack) => {
   const kept = client.options.clean ? '' : `, session present: ${present}`
   // Of a list of brokers (--url a,b), the one it is on.
   const broker = brokerUrl(client, flags.url)
-  console.log(`connected to ${broker}, result code ${connack.returnCode}${kept}`)
+  console.log(`connected to ${broker}, ${connackResult(connack)}${kept}`)
   subscribed = false
   client.subscribe(flags.topic, { qos: flags.qos })
 })
