@@ -86,39 +86,57 @@ export function clientFlags(defaults: ClientDefaults = {}) {
 
 /** The flags of a program that publishes, over the `defaults` written in it. */
 export function publisherFlags(defaults: PublisherDefaults): PublisherOptions {
+  return publisherOptions(parseFlags(programDescription(), publisherFlagSet(defaults)), defaults)
+}
+
+/** The flags publisherFlags() takes, for a program that takes more (demos/mqtt5/publisher.ts). */
+export function publisherFlagSet(defaults: PublisherDefaults) {
   const retain = defaults.retain ?? false
-  const flags = {
+  return {
     ...clientFlags(defaults),
     topic: { type: 'string', arg: 'TOPIC', help: `topic name to publish to (default ${defaults.topic})` },
     message: { type: 'string', multiple: true, arg: 'TEXT', help: `payload; repeat to publish several in order (default ${defaults.message})` },
     retain: { type: 'boolean', help: `ask the broker to keep the message for future subscribers${retain ? '; the default here' : ''}` },
     'no-retain': { type: 'boolean', help: `an ordinary message, forgotten once delivered${retain ? '' : '; the default here'}` },
   } satisfies Record<string, Flag>
-  const values = parseFlags(programDescription(), flags)
+}
+
+/** What the flags of publisherFlagSet() say, checked; `session` as clientOptions() takes it. */
+export function publisherOptions(values: Values<ReturnType<typeof publisherFlagSet>>, defaults: PublisherDefaults,
+  session: { sessionExpiry?: number } = {}): PublisherOptions {
   const topic = values.topic ?? defaults.topic
   const problem = topicNameProblem(topic)
   if (problem) fail(`cannot publish to ${JSON.stringify(topic)}: ${problem}`)
   noteEmptyLevels(topic)
   return {
-    ...clientOptions(values, defaults),
+    ...clientOptions(values, defaults, session),
     topic,
     messages: values.message ?? [defaults.message],
-    retain: either('--retain', values.retain, '--no-retain', values['no-retain']) ?? retain,
+    retain: either('--retain', values.retain, '--no-retain', values['no-retain']) ?? defaults.retain ?? false,
   }
 }
 
 /** The flags of a program that subscribes, over the `defaults` written in it. */
 export function subscriberFlags(defaults: SubscriberDefaults): SubscriberOptions {
-  const flags = {
+  return subscriberOptions(parseFlags(programDescription(), subscriberFlagSet(defaults)), defaults)
+}
+
+/** The flags subscriberFlags() takes, for a program that takes more (demos/mqtt5/subscriber.ts). */
+export function subscriberFlagSet(defaults: SubscriberDefaults) {
+  return {
     ...clientFlags(defaults),
     topic: { type: 'string', arg: 'FILTER', help: `topic filter to subscribe to, + and # allowed, quoted (default ${defaults.topic})` },
   } satisfies Record<string, Flag>
-  const values = parseFlags(programDescription(), flags)
+}
+
+/** What the flags of subscriberFlagSet() say, checked; `session` as clientOptions() takes it. */
+export function subscriberOptions(values: Values<ReturnType<typeof subscriberFlagSet>>, defaults: SubscriberDefaults,
+  session: { sessionExpiry?: number } = {}): SubscriberOptions {
   const topic = values.topic ?? defaults.topic
   const problem = topicFilterProblem(topic)
   if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
   noteEmptyLevels(topic)
-  return { ...clientOptions(values, defaults), topic }
+  return { ...clientOptions(values, defaults, session), topic }
 }
 
 /** A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go on. */
@@ -208,8 +226,8 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   if (!clean && !clientId) fail('--no-clean needs --id: the broker finds a kept session by its client id')
   // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how long it lasts.
   if (version === 5 && !clean && !sessionExpiry) {
-    process.stderr.write('note: in MQTT 5 a session lasts its Session Expiry Interval after a disconnect, and this one has none: '
-      + 'it ends with the connection; demos/mqtt5/subscriber.ts takes --session-expiry\n')
+    process.stderr.write('note: in MQTT 5 a session lasts for its Session Expiry Interval after a disconnect, and this one has none: '
+      + 'it ends with the connection (demos/mqtt5/subscriber.ts takes --session-expiry)\n')
   }
   const keepalive = values.keepalive === undefined ? undefined : Number(values.keepalive)
   if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {

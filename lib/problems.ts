@@ -154,7 +154,7 @@ function connectionProblem(url: string, error: Error & { code?: unknown }, conne
       0x84: `it does not speak ${version}`,
       0x85: 'pass another --id',
       0x86: 'pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
-      0x8c: 'it knows no such authentication method; leave out --auth-method',
+      0x8c: 'leave out --auth-method',
     }
     return `the broker at ${url} refused the connection: ${reason(error.code)}${hints[error.code] ? `; ${hints[error.code]}` : ''}`
   }
