@@ -225,7 +225,7 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   const clean = either('--clean', values.clean, '--no-clean', values['no-clean']) ?? defaults.clean ?? true
   if (!clean && !clientId) fail('--no-clean needs --id: the broker finds a kept session by its client id')
   // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how long it lasts.
-  if (version === 5 && !clean && !sessionExpiry) {
+  if (version === 5 && !clean && sessionExpiry === undefined) {
     process.stderr.write('note: in MQTT 5 a session lasts for its Session Expiry Interval after a disconnect, and this one has none: '
       + 'it ends with the connection (demos/mqtt5/subscriber.ts takes --session-expiry)\n')
   }
