@@ -226,8 +226,8 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   if (!clean && !clientId) fail('--no-clean needs --id: the broker finds a kept session by its client id')
   // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how long it lasts.
   if (version === 5 && !clean && sessionExpiry === undefined) {
-    process.stderr.write('note: in MQTT 5 a session lasts for its Session Expiry Interval after a disconnect, and this one has none: '
-      + 'it ends with the connection (demos/mqtt5/subscriber.ts takes --session-expiry)\n')
+    process.stderr.write('note: MQTT 5 keeps a session only for its Session Expiry Interval, and this one has none: '
+      + 'it ends with the connection\n')
   }
   const keepalive = values.keepalive === undefined ? undefined : Number(values.keepalive)
   if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {

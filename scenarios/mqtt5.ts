@@ -110,18 +110,15 @@ export const mqtt5: Scenario = {
     await expired.stop()
 
     // retained: retain handling, retain as published (V4)
-    await stage.step('Publish a retained message, then start subscribers with retain handling 0, 1 and 2')
+    await stage.step('Publish a retained message, then start two subscribers with sessions: retain handling 0 and 1')
     await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'on'])
     const session = ['--no-clean', '--session-expiry', '10']
     const rh0 = stage.spawn('rh-0', subscriber, [...id('rh-0'), ...topicArgs, ...session, '--retain-handling', '0'])
     const rh1 = stage.spawn('rh-1', subscriber, [...id('rh-1'), ...topicArgs, ...session, '--retain-handling', '1'])
-    const rh2 = stage.spawn('rh-2', subscriber, [...topicArgs, '--retain-handling', '2', '--retain-as-published'])
     await rh0.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} on (retained)`], 'V4', 'retain handling 0 got the retained message')
     await rh1.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} on (retained)`], 'V4', 'so did 1: its subscription is new')
-    await rh2.until(`subscribed to ${topic} (QoS 1)`)
-    await stage.barrier(topic, [rh0, rh1, rh2], 'V4', '2 got none: it never gets retained messages when it subscribes')
 
-    await stage.step('Stop rh-0 and rh-1 and start them again: their sessions keep their subscriptions')
+    await stage.step('Stop both and start them again: their sessions kept their subscriptions')
     await Promise.all([rh0.stop(), rh1.stop()])
     // Session expiry 0 this time: what they come back to ends when they leave, and the stage leaves nothing behind.
     const end = ['--no-clean', '--session-expiry', '0']
@@ -132,11 +129,15 @@ export const mqtt5: Scenario = {
     await rh1again.until(`subscribed to ${topic} (QoS 1)`)
     await stage.barrier(topic, [rh1again], 'V4', 'and got nothing: 1 sends retained messages only for a subscription the session did not have')
 
-    await stage.step('Publish a retained message while they listen: only rh-2 asked for retain as published')
+    await stage.step('In rh-1\'s place, start one with retain handling 2 and retain as published; publish a retained message')
+    await rh1again.stop()
+    const rh2 = stage.spawn('rh-2', subscriber, [...topicArgs, '--retain-handling', '2', '--retain-as-published'])
+    await rh2.until(`subscribed to ${topic} (QoS 1)`)
+    await stage.barrier(topic, [rh2], 'V4', 'rh-2 got nothing as it subscribed: 2 never sends retained messages then')
     await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'off'])
     await rh0again.expect(`${topic} off`, undefined, 'rh-0 got it live, with RETAIN cleared as in MQTT 3.1.1')
     await rh2.expect(`${topic} off (retained)`, 'V4', 'rh-2 got it with RETAIN kept, as it was published')
-    await Promise.all([rh0again.stop(), rh1again.stop(), rh2.stop()])
+    await Promise.all([rh0again.stop(), rh2.stop()])
 
     // wildcards: no local (V5)
     const light = stage.topic('home/kitchen/light')
@@ -180,6 +181,7 @@ export const mqtt5: Scenario = {
     await plugged.stop('SIGKILL')
     const replugged = stage.spawn('kitchen', subscriber, device('2'))
     await replugged.expect(/, session present: yes$/, undefined, 'it is back in its session, this time with 2 s of delay')
+    await replugged.until(`subscribed to ${stage.topic('home/kitchen/set')} (QoS 1)`)
     await stage.barrier(status, [listener], 'V8', 'no "offline": a device back within the delay sends no will')
 
     await stage.step('It drops again, and stays away')
