@@ -76,6 +76,8 @@ inBrowser('npm run dashboard in Chromium', () => {
   const devices: Program[] = []
   const pageErrors: string[] = []
   const consoleErrors: string[] = []
+  /** The protocol level of each CONNECT the page sends over its WebSocket: 4 is MQTT 3.1.1, 5 MQTT 5. */
+  const connectLevels: number[] = []
 
   beforeAll(async () => {
     shots = process.env.DASHBOARD_SCREENSHOTS ?? await mkdtemp(join(tmpdir(), 'dashboard-'))
@@ -93,6 +95,14 @@ inBrowser('npm run dashboard in Chromium', () => {
     page.setDefaultTimeout(SEEN_WITHIN_MS)
     page.on('pageerror', (error) => pageErrors.push(error.message))
     page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()))
+    page.on('websocket', (socket) => socket.on('framesent', ({ payload }) => {
+      const bytes = Buffer.from(payload)
+      if (bytes[0] !== 0x10) return
+      // After the fixed header (a byte, then 1 to 4 bytes of length): the name "MQTT" with its length, then the level.
+      let at = 1
+      while (bytes[at] & 0x80) at++
+      connectLevels.push(bytes[at + 1 + 6])
+    }))
     client = await mqtt.connectAsync(server.broker, { reconnectPeriod: 0 })
   })
 
@@ -118,6 +128,7 @@ inBrowser('npm run dashboard in Chromium', () => {
     const wsUrl = server.page.replace('http:', 'ws:').replace(/\/$/, '')
     await texts(status()).toEqual([`connected to ${wsUrl}`])
     expect(await status().getAttribute('data-state')).toBe('connected')
+    expect(connectLevels, 'the page speaks MQTT 5, as Home Assistant does').toEqual([5])
     expect(await page.locator('#empty').isVisible()).toBe(true)
   })
 

@@ -33,10 +33,11 @@ let seq = 0
 const cardOf = new Map<string, HTMLElement>()
 let cardsMade = 0
 
-// reconnectPeriod: after a broker restart MQTT.js tries again every second, by itself. resubscribe is
-// off because every connection starts from scratch below: the retained messages tell the page again
-// what exists, so it never shows a device that a restarted broker no longer knows.
-const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 1000, connectTimeout: 5000, resubscribe: false })
+// MQTT 5, as Home Assistant speaks it. reconnectPeriod: after a broker restart MQTT.js tries again
+// every second, by itself. resubscribe is off because every connection starts from scratch below: the
+// retained messages tell the page again what exists, so it never shows a device that a restarted
+// broker no longer knows.
+const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 1000, connectTimeout: 5000, resubscribe: false })
 showStatus('connecting', `connecting to ${url}…`)
 
 // A refused CONNECT comes as an error, then a close: the status line keeps the reason.
