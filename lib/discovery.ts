@@ -120,8 +120,8 @@ export type Read<T> = { value: T; notes: string[] } | { problem: string }
 const ENTITY_KEYS: Record<string, string> = table.entity
 const DEVICE_KEYS: Record<string, string> = table.device
 const ORIGIN_KEYS: Record<string, string> = table.origin
-/** Every key Home Assistant documents, for some component, under its full name. */
-const KNOWN_ENTITY_KEYS = new Set([...Object.values(ENTITY_KEYS), ...table.unabbreviated.entity, '~'])
+/** Every key Home Assistant documents, for some component, under its full name; object_id, deprecated, is noted on its own. */
+const KNOWN_ENTITY_KEYS = new Set([...Object.values(ENTITY_KEYS), ...table.unabbreviated.entity, '~', 'object_id'])
 const KNOWN_DEVICE_KEYS = new Set([...Object.values(DEVICE_KEYS), ...table.unabbreviated.device])
 const KNOWN_ORIGIN_KEYS = new Set(Object.values(ORIGIN_KEYS))
 
