@@ -1,13 +1,15 @@
 // A device that announces itself for Home Assistant's MQTT discovery, until Ctrl-C: a light and a
 // thermometer in one retained config on <prefix>/device/<node>/config, or with --per-component one
 // config each on <prefix>/<platform>/<node>/<component>/config, the article's form. The light obeys
-// the payloads its config names, and when Home Assistant starts again the device announces itself again.
+// the payloads its config names, and it announces itself again when Home Assistant restarts.
 import mqtt from 'mqtt'
 import { announcement } from '../../lib/announcement.ts'
 import { deviceFlags } from '../../lib/discovery-options.ts'
 import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 
-const flags = deviceFlags({ prefix: 'homeassistant', base: 'home', node: 'kitchen', components: ['light', 'temperature'] })
+const flags = deviceFlags({
+  prefix: 'homeassistant', base: 'home', node: 'kitchen', components: ['light', 'temperature'],
+})
 const { availability, status, light, states, removal, configs } = announcement(flags)
 
 // The Last Will goes with CONNECT: if the connection drops without a DISCONNECT, the broker
@@ -39,17 +41,16 @@ client.on('message', async (topic, payload) => {
   await publish(light!.stateTopic, text)
 })
 
-// Home Assistant says "online" when it starts: announce again, after a short random delay (so that
-// a house of devices does not answer at once; up to half a second here), the configs first, then the
-// states, as the docs ask. One announcement at a time.
+// Home Assistant says "online" when it starts: announce again, after a short random delay (so
+// that a house of devices does not answer at once; up to half a second here), the configs first,
+// then the states, as the docs ask. One announcement at a time.
 async function homeAssistant(text: string) {
   if (text === 'offline') console.log(`Home Assistant is offline (${status})`)
   if (text !== 'online' || announcing) return
   announcing = true
   await new Promise((done) => setTimeout(done, Math.random() * 500))
-  for (const [topic, config] of configs) await client.publishAsync(topic, config, { qos: 1, retain: true })
-  for (const [topic, state] of [[availability, 'online'], ...states]) {
-    await client.publishAsync(topic, state, { qos: 1, retain: true })
+  for (const [topic, text] of [...configs, [availability, 'online'], ...states]) {
+    await client.publishAsync(topic, text, { qos: 1, retain: true })
   }
   announcing = false
   console.log(`Home Assistant is online (${status}): announced again`)

@@ -1,7 +1,7 @@
 // A discovery listener that plays Home Assistant's part, until Ctrl-C.
 // It connects with MQTT 5, subscribes to every config topic with one wildcard filter, says "online"
-// on Home Assistant's status topic, and follows the availability and the state of each entity that a
-// config announces. lib/discoveries.ts checks each config and says what a message means.
+// on Home Assistant's status topic, and follows the availability and the state of each entity that
+// a config announces. lib/discoveries.ts checks each config and says what a message means.
 import mqtt from 'mqtt'
 import { listenerFlags } from '../../lib/discovery-options.ts'
 import { statusTopic } from '../../lib/discovery.ts'
@@ -17,7 +17,9 @@ const discovered = new Discoveries(flags.prefix, flags.topic)
 // second, and MQTT.js then subscribes again to every topic it had subscribed to.
 const status = statusTopic(flags.prefix)
 const will = { topic: status, payload: 'offline', qos: 0, retain: false } as const
-const client = mqtt.connect(flags.url, { ...flags.connection, protocolVersion: 5, will, reconnectPeriod: 1000 })
+const client = mqtt.connect(flags.url, {
+  ...flags.connection, protocolVersion: 5, will, reconnectPeriod: 1000,
+})
 // A refused connection, or a refused subscription, ends the program with one line.
 reportProblems(client, flags.url)
 

@@ -1,8 +1,9 @@
 """A device that announces itself for Home Assistant's MQTT discovery, until Ctrl-C.
 
 A light and a thermometer in one retained config on <prefix>/device/<node>/config, or with
---per-component one config each on <prefix>/<platform>/<node>/<component>/config, the article's form.
-The light obeys the payloads its config names; when Home Assistant starts again, it announces again.
+--per-component one config each on <prefix>/<platform>/<node>/<component>/config (the article's
+form). The light obeys the payloads its config names; when Home Assistant starts again, it announces
+itself again.
 """
 import json
 import random
@@ -18,7 +19,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from discovery import announcement, device_flags  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
-flags = device_flags(prefix="homeassistant", base="home", node="kitchen", components=["light", "temperature"])
+flags = device_flags(prefix="homeassistant", base="home", node="kitchen",
+                     components=["light", "temperature"])
 device = announcement(flags)
 light = device.light
 announcing = threading.Event()
@@ -60,21 +62,20 @@ def on_message(client, userdata, message):
 
 
 def home_assistant(text):
-    """Home Assistant's birth message: announce again after a short random delay, configs then states."""
+    """Home Assistant's birth: announce again after a short random delay, configs then states."""
     if text == "offline":
         print(f"Home Assistant is offline ({device.status})")
     if text != "online" or announcing.is_set():
         return
     announcing.set()
 
-    def again():
-        for topic, config in device.configs.items():
-            client.publish(topic, config, qos=1, retain=True)
-        for topic, state in [(device.availability, "online"), *device.states.items()]:
-            client.publish(topic, state, qos=1, retain=True)
+    def announce():
+        again = [*device.configs.items(), (device.availability, "online"), *device.states.items()]
+        for topic, payload in again:
+            client.publish(topic, payload, qos=1, retain=True)
         announcing.clear()
         print(f"Home Assistant is online ({device.status}): announced again")
-    threading.Timer(random.random() * 0.5, again).start()
+    threading.Timer(random.random() * 0.5, announce).start()
 
 
 def stop(*_):
@@ -84,8 +85,9 @@ def stop(*_):
     client.disconnect()
 
 
-client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, transport=flags.transport, reconnect_on_failure=True)
-# The Last Will goes with CONNECT: if the connection drops without a DISCONNECT, the broker publishes it.
+client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, transport=flags.transport,
+                     reconnect_on_failure=True)
+# The Last Will goes with CONNECT: the broker sends it if the connection drops without DISCONNECT.
 client.will_set(device.availability, "offline", qos=1, retain=True)
 client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
 # Like a real device it rides out a broker restart, trying again every second.

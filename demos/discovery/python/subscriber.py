@@ -1,8 +1,8 @@
 """A discovery listener that plays Home Assistant's part, until Ctrl-C.
 
 It connects with MQTT 5, subscribes to every config topic with one wildcard filter, says "online" on
-Home Assistant's status topic, and follows the availability and the state of each entity that a config
-announces. lib/python/discovery.py says what a message means.
+Home Assistant's status topic, and follows the availability and the state of each entity that a
+config announces. lib/python/discovery.py says what a message means.
 """
 import signal
 import sys
@@ -31,7 +31,7 @@ def on_connect(client, userdata, connect_flags, rc, properties=None):
 
 
 def on_subscribe(client, userdata, mid, granted, properties=None):
-    """The configs are subscribed: now the birth message, so that the devices which answer it are heard."""
+    """The configs are subscribed: now the birth, so that the devices that answer it are heard."""
     if mid == configs:
         print(f"subscribed to {flags.topic} (QoS {number(granted[0])})")
         client.publish(status, "online", qos=0, retain=False)
@@ -48,8 +48,8 @@ def on_message(client, userdata, message):
         client.subscribe(topic, flags.qos)
 
 
-client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, protocol=mqtt.MQTTv5, transport=flags.transport,
-                     reconnect_on_failure=True)
+client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, protocol=mqtt.MQTTv5,
+                     transport=flags.transport, reconnect_on_failure=True)
 # Home Assistant's will: "offline" on its status topic, which the broker publishes when it is gone.
 client.will_set(status, "offline", qos=0, retain=False)
 client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
