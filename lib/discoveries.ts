@@ -182,7 +182,8 @@ export class Discoveries {
   private removeAll(topic: string, news: News): void {
     const known = this.configs.get(topic)
     this.problems.delete(topic)
-    if (!known) return void this.ignore(topic, 'an empty config, but nothing was discovered there', news)
+    // Nothing to remove is worth a line, but it is no problem to show: the topic is clear now.
+    if (!known) return void news.lines.push(`ignored ${topic}: an empty config, but nothing was discovered there`)
     this.configs.delete(topic)
     if ('entity' in known) {
       news.lines.push(`removed ${describe(known.entity)}`)

@@ -99,6 +99,7 @@ export const discovery: Scenario = {
     await lamp2.expect(`published its config with "temperature": {"p": "sensor"} to ${kitchen.config} (retained)`, undefined,
       'the kitchen published its config with the thermometer reduced to its platform')
     await lamp2.expect(`published its config to ${kitchen.config} (retained)`, undefined, 'then without it, and cleared its retained state')
+    await lamp2.expect(`listening for Home Assistant on ${status}`, undefined, 'and listens again')
     await first.expectAll(['Kitchen light is online', 'Kitchen temperature is online'], undefined, 'listener-1 saw the kitchen come back')
     await first.expect('removed sensor kitchen/temperature "Kitchen temperature"', undefined,
       'and removed the thermometer alone: {"p": "sensor"} is how a device config removes one component')

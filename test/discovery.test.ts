@@ -4,6 +4,7 @@
 // listener as real processes, facing bad input: a bad config costs one line, never the listener.
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { announcement } from '../lib/announcement.ts'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import table from '../lib/discovery-abbreviations.json' with { type: 'json' }
 import { parseComponentConfig, parseConfigTopic, parseDeviceConfig, type Checked, type Entity, type Read } from '../lib/discovery.ts'
@@ -11,6 +12,7 @@ import { Discoveries } from '../lib/discoveries.ts'
 import { topicNameProblem } from '../lib/topics.ts'
 import { discovery } from '../scenarios/discovery.ts'
 import type { Event } from '../scenarios/stage.ts'
+import { allBlocks } from './doc-blocks.ts'
 import { expectOneLineError, freePort, runScript, start, type Program } from './processes.ts'
 import { scenarioSuite } from './scenario-suite.ts'
 
@@ -168,6 +170,19 @@ describe('lib/discovery.ts: the format', () => {
     ['{"command_topic": "c", "device": {"name": "Lamp"}}', '"device" needs "identifiers" (or "connections") to tell one device from another'],
   ])('a light config %s is refused: %s', (payload, line) => {
     expect(problem(parseComponentConfig(lamp, payload))).toBe(line)
+  })
+})
+
+describe('lib/announcement.ts: what the device announces', () => {
+  it('docs/05-discovery.md shows the configs the device publishes: the kitchen\'s device config, then the living room\'s, one entity\'s', () => {
+    const identity = { prefix: 'homeassistant', base: 'home', payloadOn: 'ON', payloadOff: 'OFF', state: 'ON', temperature: '21.5' }
+    const kitchen = announcement({ ...identity, nodeId: 'kitchen', deviceName: 'Kitchen', components: ['light', 'temperature'], perComponent: false })
+    const livingRoom = announcement({ ...identity, nodeId: 'living_room', deviceName: 'Living room', components: ['temperature'], perComponent: true })
+    const shown = allBlocks.filter((b) => b.page === 'docs/05-discovery.md' && b.lang === 'json').map((b) => JSON.parse(b.body))
+    expect(shown).toEqual([
+      JSON.parse(kitchen.configs.get('homeassistant/device/kitchen/config')!),
+      JSON.parse(livingRoom.configs.get('homeassistant/sensor/living_room/temperature/config')!),
+    ])
   })
 })
 
