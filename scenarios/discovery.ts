@@ -74,6 +74,7 @@ export const discovery: Scenario = {
     const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--node', 'living_room', '--components', 'temperature', '--per-component'])
     await thermometer.expect(`published its config to ${livingRoom.config} (retained)`, undefined,
       'one config for its one entity, on a topic that names the component, the node and the object')
+    await thermometer.expect(`listening for Home Assistant on ${status}`, undefined, 'it listens for Home Assistant too')
     await first.expect('discovered sensor living_room/temperature "Living room temperature"', 'C18',
       `listener-1 discovered it from ${livingRoom.config}: component sensor, node living_room, object temperature`)
     await first.expect('Living room temperature is online (retained)', undefined, 'it is online')
