@@ -74,7 +74,7 @@ export const discovery: Scenario = {
     const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--node', 'living_room', '--components', 'temperature', '--per-component'])
     await thermometer.expect(`published its config to ${livingRoom.config} (retained)`, undefined,
       'one config for its one entity, on a topic that names the component, the node and the object')
-    await thermometer.expect(`listening for Home Assistant on ${status}`, undefined, 'it listens for Home Assistant too')
+    await thermometer.until(`listening for Home Assistant on ${status}`)
     await first.expect('discovered sensor living_room/temperature "Living room temperature"', 'C18',
       `listener-1 discovered it from ${livingRoom.config}: component sensor, node living_room, object temperature`)
     await first.expect('Living room temperature is online (retained)', undefined, 'it is online')
@@ -87,9 +87,8 @@ export const discovery: Scenario = {
       'listener-2 started after the thermometer announced itself and still discovered it: the config is retained')
     await second.expect('Living room temperature is online (retained)', undefined, 'it knows the thermometer is online')
     await second.expect('Living room temperature state 21.5 °C (retained)', undefined, 'and what it measures')
-    for (const proc of [lamp, thermometer]) {
-      await proc.expect(answered, undefined, `listener-2's birth message reached the ${proc.label}, which announced itself again, a moment later`)
-    }
+    await lamp.until(answered)
+    await thermometer.expect(answered, undefined, 'listener-2\'s birth message reached both devices, which announced themselves again a moment later')
     await stage.barrier(`${prefix}/sensor/marker`, [second, first], 'C18',
       `listener-2 did not discover the kitchen's thermometer: that is in a device config, not on ${prefix}/sensor/...; and listener-1 heard nothing new`)
 
@@ -100,7 +99,7 @@ export const discovery: Scenario = {
     await lamp2.expect(`published its config with "temperature": {"p": "sensor"} to ${kitchen.config} (retained)`, undefined,
       'the kitchen published its config with the thermometer reduced to its platform')
     await lamp2.expect(`published its config to ${kitchen.config} (retained)`, undefined, 'then without it, and cleared its retained state')
-    await lamp2.expect(`listening for Home Assistant on ${status}`, undefined, 'and listens again')
+    await lamp2.until(`listening for Home Assistant on ${status}`)
     await first.expectAll(['Kitchen light is online', 'Kitchen temperature is online'], undefined, 'listener-1 saw the kitchen come back')
     await first.expect('removed sensor kitchen/temperature "Kitchen temperature"', undefined,
       'and removed the thermometer alone: {"p": "sensor"} is how a device config removes one component')
@@ -120,9 +119,9 @@ export const discovery: Scenario = {
 
     await stage.step('Remove the thermometer: publish an empty retained config on its config topic')
     await stage.run('remover', publisher, ['--topic', livingRoom.config, '--message', '', '--retain', '--qos', '1'])
-    for (const proc of [first, second]) {
-      await proc.expect('removed sensor living_room/temperature "Living room temperature"', undefined, `${proc.label} forgot it: an empty config removes what was announced there`)
-    }
+    await first.until('removed sensor living_room/temperature "Living room temperature"')
+    await second.expect('removed sensor living_room/temperature "Living room temperature"', undefined,
+      'both listeners forgot it: an empty config removes what was announced there')
 
     await stage.step('Restart Home Assistant: stop listener-1 with Ctrl-C, start a new one')
     await first.stop()
