@@ -111,7 +111,19 @@ def listener_flags(*, prefix, topic, qos=0):
     problem = topic_filter_problem(topic)
     if problem:
         fail(f"cannot subscribe to {json.dumps(topic, ensure_ascii=False)}: {problem}")
-    return SimpleNamespace(**_client_options(args, None, True, qos), prefix=chosen, topic=topic)
+    options = _client_options(args, None, True, qos)
+    return SimpleNamespace(**options, prefix=chosen, topic=topic, properties=_session(options["clean"]))
+
+
+def _session(clean):
+    """MQTT 5 ends a session with its connection unless CONNECT says how long to keep it: with --no-clean, a day."""
+    if clean:
+        return None
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 86400
+    return properties
 
 
 def announcement(device):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 # The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
-from paho_compat import CALLBACK_API, disconnect_with_will, number  # noqa: E402
+from paho_compat import CALLBACK_API, disconnect_with_will, number, session_present  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from discovery import Discoveries, listener_flags, status_topic  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
@@ -23,7 +23,9 @@ configs = None  # the message id of the subscription to the configs
 
 def on_connect(client, userdata, connect_flags, rc, properties=None):
     global configs
-    print(f"connected to {flags.url}, result code {number(rc)}")
+    present = "yes" if session_present(connect_flags) else "no"
+    kept = "" if flags.clean else f", session present: {present}"
+    print(f"connected to {flags.url}, result code {number(rc)}{kept}")
     _, configs = client.subscribe(flags.topic, flags.qos)
     # paho subscribes again after a reconnect only when told: to what it followed before, too.
     for topic in discovered.followed():
@@ -58,7 +60,8 @@ report_problems(client, flags, reconnect_every=1)
 # Ctrl-C: an MQTT 5 DISCONNECT with reason code 4, after which the broker still publishes the will.
 signal.signal(signal.SIGINT, lambda *_: client.disconnect(reasoncode=disconnect_with_will()))
 try:
-    client.connect(flags.host, flags.port, flags.keepalive, clean_start=flags.clean)
+    client.connect(flags.host, flags.port, flags.keepalive, clean_start=flags.clean,
+                   properties=flags.properties)
 except OSError as error:
     cannot_connect(flags, error)
 client.loop_forever()
