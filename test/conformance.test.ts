@@ -210,17 +210,18 @@ const rules: Rule[] = [
   },
   {
     id: 'session-queue', section: '§3.1.2.4, §4.1', claim: 'S1',
-    says: 'a persistent session keeps its subscription and queues QoS 1 messages while the client is away, delivered in order when it returns',
+    says: 'a persistent session keeps its subscription and queues QoS 1 messages while the client is away, delivered in order when it returns, ahead of a message published once it is back',
     async test(p) {
       const alice = await p.persistent('alice')
       await alice.client.subscribe([p.t('t')], 1)
       await alice.client.disconnect()
       const publisher = await p.client()
-      for (const payload of ['one', 'two', 'three']) await publisher.publish(p.t('t'), payload, { qos: 1 })
-      // No SUBSCRIBE this time: the session still has it.
+      // Ten: a broker that sends a message published meanwhile ahead of the queue's tail then shows it.
+      const queued = Array.from({ length: 10 }, (_, i) => `queued-${i + 1}`)
+      for (const payload of queued) await publisher.publish(p.t('t'), payload, { qos: 1 })
+      // No SUBSCRIBE this time: the session still has it. The marker is published as soon as it is back.
       const back = await p.persistent('alice')
-      expect(withQoS(await p.liveBefore(back.client, publisher, p.t('t')))).toEqual(
-        ['one', 'two', 'three'].map((payload) => `${p.t('t')} ${payload} at QoS 1`))
+      expect(withQoS(await p.liveBefore(back.client, publisher, p.t('t')))).toEqual(queued.map((payload) => `${p.t('t')} ${payload} at QoS 1`))
     },
   },
   {
@@ -348,6 +349,7 @@ const departures: Departures = {
     'dollar-queued': { note: 'queues $ messages for # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
     'order-qos0': { note: 'drops retained messages overtaken by the next message', fix: 'keepEachClientsPublishesInOrder' },
     'overlapping-qos': { note: 'sends it once, through whichever subscription comes first: at QoS 0', fix: 'deliverOnceForAllMatchingSubscriptions' },
+    'session-queue': { note: 'sends a message published once the session is back ahead of the queue\'s tail', fix: 'deliverQueuedBeforeLive' },
   },
 }
 

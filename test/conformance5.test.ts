@@ -81,16 +81,18 @@ const rules: Rule[] = [
   // Sessions
   {
     id: 'session-kept', section: '§3.1.2.4, §3.1.2.11.2',
-    says: 'Clean Start 0 and a Session Expiry Interval: within the interval, the session (session present 1) keeps its subscription and the QoS 1 messages queued while the client was away',
+    says: 'Clean Start 0 and a Session Expiry Interval: within the interval, the session (session present 1) keeps its subscription and the QoS 1 messages queued while the client was away, sent ahead of a message published once it is back',
     async test(p) {
       const alice = await p.persistent('alice', { expiry: 60 })
       await alice.client.subscribe([p.t('t')], 1)
       await alice.client.disconnect()
       const publisher = await p.client()
-      for (const payload of ['one', 'two']) await publisher.publish(p.t('t'), payload, { qos: 1 })
+      // Ten, and the marker published as soon as the session is back: a broker that sends it ahead of the queue's tail then shows it.
+      const queued = Array.from({ length: 10 }, (_, i) => `queued-${i + 1}`)
+      for (const payload of queued) await publisher.publish(p.t('t'), payload, { qos: 1 })
       const back = await p.persistent('alice', { expiry: 60 })
       expect(back.sessionPresent).toBe(true)
-      expect(withQoS(await p.liveBefore(back.client, publisher, p.t('t')))).toEqual(['one', 'two'].map((m) => `${p.t('t')} ${m} at QoS 1`))
+      expect(withQoS(await p.liveBefore(back.client, publisher, p.t('t')))).toEqual(queued.map((m) => `${p.t('t')} ${m} at QoS 1`))
     },
   },
   {
@@ -463,6 +465,7 @@ const departures: Departures = {
     'topic-alias': { note: 'announces no Topic Alias Maximum, so a client may not use aliases', fix: 'mqtt5Options' },
     'maximum-packet-size': { note: 'sends the client every message, however large', fix: 'sendNoPacketOverClientsMaximum' },
     'session-resumed-zero-expiry': { note: 'resumes the session (session present 1) but drops the messages queued in it', fix: 'deliverQueueOfResumedSession' },
+    'session-kept': { note: 'sends a message published once the session is back ahead of the queue\'s tail', fix: 'deliverQueuedBeforeLive' },
   },
 }
 
