@@ -8,14 +8,11 @@ import { connect as netConnect, createServer, type Server } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client } from 'aedes'
-import { WebSocketServer, createWebSocketStream } from 'ws'
 import { applyFixes } from './broker-fixes.ts'
 import { mqtt5Options } from './broker-mqtt5.ts'
 import { reason } from './mqtt5.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { parseFlags } from './flags.ts'
-import { connectRedis, redactedRedisUrl } from './redis.ts'
-import { openStore } from './store.ts'
 
 export interface BrokerOptions {
   /** Interface to listen on; 127.0.0.1 (loopback only) unless the user asks for more. */
@@ -103,10 +100,12 @@ type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & { cl
 /** One life of the broker: aedes with its fixes, its store and its listeners. */
 async function bringUp(options: BrokerOptions, tell: ClientEventListener & { listening(): boolean }): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
-  const store = options.persist === undefined ? undefined : await openStore(options.persist)
+  // The store on disk, Redis and WebSocket are loaded only by a broker that uses them: every other
+  // start (most of the suite's, and the bad input it refuses) does without their modules.
+  const store = options.persist === undefined ? undefined : await (await import('./store.ts')).openStore(options.persist)
   const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
   // Lines about Redis come from the broker itself, not a client: their client id is ''.
-  const shared = options.redis === undefined ? undefined : await connectRedis(options.redis, (line) => tell(line, ''))
+  const shared = options.redis === undefined ? undefined : await (await import('./redis.ts')).connectRedis(options.redis, (line) => tell(line, ''))
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
   const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })) })
@@ -146,6 +145,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
     if (options.wsPort !== undefined) {
       const http = createHttpServer(options.http ?? ((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n')))
       servers.push(http)
+      const { WebSocketServer, createWebSocketStream } = await import('ws')
       const wss = new WebSocketServer({ server: http, maxPayload: maxPacketSize })
       wss.on('connection', (socket, req) => accept(createWebSocketStream(socket), req))
       wsUrl = `ws://${urlHost(host)}:${await listen(http, host, options.wsPort)}`
@@ -314,7 +314,7 @@ async function main(): Promise<void> {
     process.stderr.write(`warning: listening on ${host} without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n`)
   }
   if (values.persist !== undefined) console.log(`keeping retained messages and sessions in ${values.persist}`)
-  if (redis !== undefined) console.log(`sharing messages, retained messages and sessions with every broker on ${redactedRedisUrl(redis)}`)
+  if (redis !== undefined) console.log(`sharing messages, retained messages and sessions with every broker on ${(await import('./redis.ts')).redactedRedisUrl(redis)}`)
   // With --quiet, what the broker says of Redis (client id '') is still printed: it is not a client event.
   if (values.quiet) broker.onClientEvent((line, clientId) => clientId === '' && console.log(line))
   console.log(readyLine(broker))

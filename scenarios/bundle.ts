@@ -5,17 +5,14 @@
 // packages change. A learner still types `npx tsx <file>`; the bundle behaves the same: same
 // process.argv[1], same import.meta.url in every module, so cwd-relative paths, isMain() and files
 // found beside a module work as under tsx.
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { dirname, join, relative } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { Plugin } from 'esbuild'
+import { CACHE, keep, outputOf, ROOT, upToDate as builtFromNow } from '../lib/build-cache.ts'
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-const CACHE = join(ROOT, 'node_modules', '.cache', 'mqtt-by-example')
-/** Stands for every input under node_modules: npm rewrites it whenever the installed packages change. */
-const INSTALLED = join('node_modules', '.package-lock.json')
+export { ROOT }
 /** Changes when the way bundles are built changes, so that older ones are not reused. */
 const FORMAT = 'esm-node20-3'
 /**
@@ -24,12 +21,6 @@ const FORMAT = 'esm-node20-3'
  * optional ones when they are not installed.
  */
 const EXTERNAL = ['classic-level', 'esbuild', 'bufferutil', 'utf-8-validate']
-
-interface Manifest {
-  key: string
-  /** Relative to ROOT; INSTALLED stands for everything under node_modules. */
-  inputs: string[]
-}
 
 /**
  * The arguments for process.execPath that start `script` (relative to the repository): its bundle
@@ -44,11 +35,11 @@ export function programArgs(script: string): string[] {
   return ['--import', 'tsx', join(ROOT, script)]
 }
 
-/** Every program a scenario or a test may start: all of demos/, the broker, and the shows. */
+/** Every program a scenario or a test may start: all of demos/, the broker, the shows, and the tests' own programs. */
 export function programs(): string[] {
   const under = (dir: string): string[] => readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory() ? under(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [])
-  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|scenario|proc|show|view|terminal|bundle)\.ts$/.test(f))]
+  return [...under('demos'), 'lib/broker.ts', ...under('scenarios').filter((f) => !/\/(stage|scenario|proc|show|view|terminal|bundle)\.ts$/.test(f)), 'test/prompt-program.ts']
 }
 
 /** Bring the bundles of `scripts` up to date, in one build. One that does not build is left to tsx. */
@@ -61,30 +52,10 @@ export async function buildBundles(scripts: string[]): Promise<void> {
 }
 
 const bundlePath = (script: string) => join(CACHE, script.replace(/\.ts$/, '.mjs'))
-const manifestPath = (script: string) => join(CACHE, `${script}.json`)
 
 /** The path of the bundle of `script` if it was built from the files as they are now. */
 function upToDate(script: string): string | undefined {
-  let manifest: Manifest
-  try {
-    manifest = JSON.parse(readFileSync(manifestPath(script), 'utf8')) as Manifest
-  } catch {
-    return undefined
-  }
-  return keyOf(manifest.inputs) === manifest.key && existsSync(bundlePath(script)) ? bundlePath(script) : undefined
-}
-
-/** A hash of every input's content, undefined when one of them is gone. */
-function keyOf(inputs: string[]): string | undefined {
-  const hash = createHash('sha256').update(FORMAT)
-  for (const input of inputs) {
-    try {
-      hash.update(`\0${input}\0`).update(readFileSync(join(ROOT, input)))
-    } catch {
-      return undefined
-    }
-  }
-  return hash.digest('hex')
+  return builtFromNow(bundlePath(script), FORMAT)
 }
 
 const building = new Map<string, Promise<void>>()
@@ -121,14 +92,10 @@ async function bundle(scripts: string[]): Promise<void> {
   })
   for (const script of scripts) {
     const path = bundlePath(script)
-    const output = result.metafile.outputs[relative(ROOT, path)]
+    const output = outputOf(result.metafile, path)
     const contents = result.outputFiles.find((file) => file.path === path)?.text
     if (!output || contents === undefined) throw new Error(`esbuild wrote no ${path}`)
-    const inputs = [...new Set(Object.keys(output.inputs).map((input) => (input.startsWith('node_modules/') ? INSTALLED : input)))].sort()
-    const key = keyOf(inputs)
-    if (!key) continue
-    writeWhole(path, `${prelude(join(ROOT, script))}${contents}`)
-    writeWhole(manifestPath(script), JSON.stringify({ key, inputs } satisfies Manifest))
+    keep(path, `${prelude(join(ROOT, script))}${contents}`, output, FORMAT)
   }
 }
 
@@ -144,14 +111,6 @@ function prelude(source: string): string {
     `process.argv[1] = ${JSON.stringify(source)};`,
     '',
   ].join('\n')
-}
-
-/** Write to a temporary name, then rename: a process starting the bundle meanwhile reads the old one or the new one. */
-function writeWhole(path: string, contents: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true })
-  const temporary = `${path}.${process.pid}.${Math.random().toString(16).slice(2)}`
-  writeFileSync(temporary, contents)
-  renameSync(temporary, path)
 }
 
 /**

@@ -23,7 +23,7 @@ export const cluster: Scenario = {
   async play(stage) {
     const missing = missingProgram(cluster)
     if (missing) throw stage.failure(missing)
-    if (stage.options.url) stage.say(`this experiment is about bundled brokers sharing a Redis: it runs brokers of its own, not the one at ${stage.url}`)
+    if (stage.options.url) stage.say(`this experiment is about bundled brokers sharing a Redis: it runs brokers of its own, not the one at ${stage.options.url}`)
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
 

@@ -2,9 +2,9 @@
 // and must see the fault the fix repairs; `npm run bench` runs it as a process of its own
 // (`node --import tsx test/aedes-alone.ts --port N`) to measure what the fixes cost.
 import { createServer, type AddressInfo, type Socket } from 'node:net'
-import { parseArgs } from 'node:util'
 import { Aedes } from 'aedes'
 import { fail, isMain, messageOf, startProgram } from '../lib/cli.ts'
+import { parseFlags } from '../lib/flags.ts'
 
 export interface PlainAedes {
   url: string
@@ -43,8 +43,12 @@ export async function startPlainAedes(port = 0, persistence?: unknown): Promise<
 
 if (isMain(import.meta.url)) {
   startProgram()
-  const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } } })
-  const broker = await startPlainAedes(Number(values.port)).catch((error: unknown) => fail(messageOf(error)))
+  const { values } = parseFlags({ invocation: 'npx tsx test/aedes-alone.ts', description: 'Run aedes without the fixes of lib/broker-fixes.ts, until Ctrl-C (npm run bench compares it with the bundled broker).' }, {
+    port: { type: 'string', arg: 'N', help: 'TCP port on 127.0.0.1 (default 0: a free one)' },
+  })
+  const port = Number(values.port ?? '0')
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be a port number from 0 to 65535, not ${JSON.stringify(values.port)}`)
+  const broker = await startPlainAedes(port).catch((error: unknown) => fail(messageOf(error)))
   process.once('SIGTERM', () => void broker.close().then(() => process.exit(0)))
   process.once('SIGINT', () => void broker.close().then(() => process.exit(0)))
   console.log(`aedes alone ready on ${broker.url}`)

@@ -6,9 +6,12 @@
 // subscribers, all on the broker in memory, then on A, then split between A and B. Round after
 // round, as test/bench.ts does, and the best round counts. Its clients are MQTT.js, in this one
 // process: its figures compare the three arrangements with each other, not with those of npm run bench.
-import { spawn, type ChildProcess } from 'node:child_process'
 import mqtt, { type MqttClient } from 'mqtt'
+import { seconds, Waiter } from '../lib/waiter.ts'
+import { programArgs } from '../scenarios/bundle.ts'
 import { ROOT } from '../scenarios/stage.ts'
+import { startDaemon } from './daemon.ts'
+import { markdownTable } from './markdown-table.ts'
 import { REDIS_NOT_INSTALLED, redisServerPath, startRedis } from './redis-server.ts'
 
 /** Every wait is bounded: a broker that stops delivering fails the run instead of hanging it. */
@@ -24,45 +27,25 @@ interface Broker {
 
 /** A bundled broker as `npm run broker -- --port 0 --quiet [args]`, once its ready line is printed and it accepts a connection. */
 async function startBroker(args: string[]): Promise<Broker> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'lib/broker.ts', '--port', '0', '--quiet', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the broker (${args.join(' ') || 'in memory'}) was not ready within 15 s: ${output}`)), 15_000)
-    const check = (chunk: Buffer) => {
-      output += chunk
-      const found = output.match(/broker ready on (mqtt:\/\/\S+?);/)?.[1]
-      if (found) {
-        clearTimeout(timer)
-        resolve(found)
-      }
-    }
-    child.stdout!.on('data', check)
-    child.stderr!.on('data', check)
-    child.once('exit', (code) => reject(new Error(`the broker exited with code ${code}: ${output}`)))
-  })
+  const { daemon, match } = await startDaemon(`the broker (${args.join(' ') || 'in memory'})`, [process.execPath, ...programArgs('lib/broker.ts'), '--port', '0', '--quiet', ...args],
+    /broker ready on (mqtt:\/\/\S+?);/, { cwd: ROOT })
+  const url = match[1]
   await (await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })).endAsync()
-  return {
-    url,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve()
-      child.once('exit', () => resolve())
-      child.kill('SIGTERM')
-    }),
-  }
+  return { url, stop: () => daemon.stop() }
 }
 
 /** Resolve when `count` messages have arrived on `client`; rejects after WAIT_MS naming how many came. */
 function receive(client: MqttClient, count: number, what: string): Promise<void> {
   let got = 0
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: ${got} of ${count} messages arrived within ${WAIT_MS / 1000} s`)), WAIT_MS)
-    client.on('message', () => {
-      if (++got === count) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
+  const arriving = new Waiter()
+  client.on('message', () => {
+    got++
+    arriving.arrived()
   })
+  return arriving.until(() => (got >= count ? true : undefined), {
+    timeoutMs: WAIT_MS,
+    timedOut: (ms) => new Error(`${what}: ${got} of ${count} messages arrived within ${seconds(ms)}`),
+  }).then(() => undefined)
 }
 
 const connect = (url: string) => mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
@@ -176,7 +159,5 @@ function table(columns: string[], rows: Map<string, number[]>): string {
   const header = ['', ...columns, 'A to B / one broker']
   const format = (n: number) => (Number.isInteger(n) || n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(n >= 10 ? 1 : 3))
   const body = [...rows].map(([name, values]) => [name, ...values.map(format), values[0] ? (values[2] / values[0]).toFixed(2) : '—'])
-  const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => row[i].length)))
-  const line = (row: string[]) => `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`
-  return [line(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(line)].join('\n')
+  return markdownTable(header, body)
 }

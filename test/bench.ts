@@ -5,46 +5,50 @@
 // messages and fan them out, over MQTT 3.1.1 and MQTT 5, through each broker in turn, round after
 // round; each figure is a broker's best round, as a busy machine can only slow a round down. Prints a
 // table with each broker's ratio to aedes alone; --json FILE writes the numbers too; --startup adds
-// what a speaker feels: how long demo programs and shows take to start.
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// what a speaker feels: how long demo programs and shows take to start. --cluster (test/bench-cluster.ts)
+// and --a1 (test/bench-a1.ts) measure something else instead. Written with zx where it starts and waits
+// on programs (test/daemon.ts); the load processes are forked, as they report over IPC.
+import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { build, stop as stopEsbuild } from 'esbuild'
+import { $ } from 'zx'
 import { fail, messageOf } from '../lib/cli.ts'
+import { parseFlags } from '../lib/flags.ts'
+import { seconds, Waiter } from '../lib/waiter.ts'
 import { scenarios } from '../scenarios/index.ts'
 import { missingProgram, ROOT } from '../scenarios/stage.ts'
 import type { Report, Task } from './bench-load.ts'
+import { startDaemon } from './daemon.ts'
+import { mosquittoPath } from './mosquitto.ts'
+import { markdownTable } from './markdown-table.ts'
+import { freePort } from './processes.ts'
 
-const usage = `usage: npm run bench [-- --quick] [-- --startup] [-- --cluster] [-- --json FILE]
-
-Measure the bundled broker, aedes alone and Mosquitto (where installed) side by side.
-
-options:
-  --quick        one or two rounds of fewer messages, for a quick look (about 30 s)
-  --startup      also time what a speaker waits for: demo programs and every show (about a minute more)
-  --cluster      instead: one bundled broker beside two sharing one Redis (test/bench-cluster.ts)
-  --json FILE    also write the results as JSON to FILE
-  --only TEXT    only the rows whose name contains TEXT, e.g. --only "MQTT 5, QoS 0"
-  --profile DIR  write CPU profiles of the bundled broker and of aedes alone to DIR, for
-                 Chrome DevTools or speedscope: where a ratio below 1 comes from
-  -h, --help     show this help`
-
-const { values: flags } = (() => {
-  try {
-    return parseArgs({ options: { json: { type: 'string' }, only: { type: 'string' }, profile: { type: 'string' }, quick: { type: 'boolean' }, startup: { type: 'boolean' }, cluster: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
-  } catch (error) {
-    return fail(`${messageOf(error).split('. ')[0]}; see npm run bench -- --help`)
-  }
-})()
-if (flags.help) {
-  console.log(usage)
-  process.exit(0)
-}
+const { values: flags } = parseFlags({
+  invocation: 'npm run bench --',
+  description: 'Measure the bundled broker, aedes alone and Mosquitto (where installed) side by side.',
+}, {
+  quick: { type: 'boolean', help: 'one or two rounds of fewer messages, for a quick look (about 30 s)' },
+  startup: { type: 'boolean', help: 'also time what a speaker waits for: demo programs and every show (about a minute more)' },
+  cluster: { type: 'boolean', help: 'instead: one bundled broker beside two sharing one Redis (test/bench-cluster.ts)' },
+  a1: { type: 'boolean', help: 'instead: the article\'s publisher (paho-mqtt), run --runs times through each broker, and what arrived (A1)' },
+  runs: { type: 'string', arg: 'N', help: 'how many runs of the publisher per broker with --a1 (default 100)' },
+  json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON to FILE' },
+  only: { type: 'string', arg: 'TEXT', help: 'only the rows whose name contains TEXT, e.g. --only "MQTT 5, QoS 0"' },
+  profile: { type: 'string', arg: 'DIR', help: 'write CPU profiles of the bundled broker and of aedes alone to DIR (for Chrome DevTools or speedscope): where a ratio below 1 comes from' },
+})
+if (flags.runs !== undefined && !flags.a1) fail('--runs goes with --a1; see npm run bench -- --help')
 if (flags.cluster) {
   const { benchCluster } = await import('./bench-cluster.ts')
   console.log(await benchCluster({ quick: Boolean(flags.quick) }).catch((error: unknown) => fail(messageOf(error))))
+  process.exit(0)
+}
+if (flags.a1) {
+  const runs = Number(flags.runs ?? '100')
+  if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a whole number of at least 1, not ${JSON.stringify(flags.runs)}`)
+  const { benchA1 } = await import('./bench-a1.ts')
+  console.log(await benchA1(runs).catch((error: unknown) => fail(messageOf(error))))
   process.exit(0)
 }
 
@@ -83,58 +87,27 @@ function cpuSecondsOf(pid: number | undefined): number | undefined {
   }
 }
 
-/** Start `command` and wait for its ready line, from which `url` reads the broker's URL. */
-async function startProcess(name: string, command: string, args: string[], url: (output: string) => string | undefined): Promise<Broker> {
-  const child: ChildProcess = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  const found = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 20 s: ${output}`)), 20_000)
-    const check = (chunk: Buffer) => {
-      output += chunk
-      const u = url(output)
-      if (u) {
-        clearTimeout(timer)
-        resolve(u)
-      }
-    }
-    child.stdout!.on('data', check)
-    child.stderr!.on('data', check)
-    child.once('exit', (code) => reject(new Error(`${name} exited with code ${code}: ${output}`)))
-  })
-  return {
-    name,
-    url: found,
-    cpuSeconds: () => cpuSecondsOf(child.pid),
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve()
-      child.once('exit', () => resolve())
-      child.kill('SIGTERM')
-    }),
-  }
-}
-
-function freePortSync(): number {
-  const out = spawnSync(process.execPath, ['-e', "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"])
-  return Number(String(out.stdout).trim())
+/** Start `command` and wait for its ready line, whose first group is the broker's URL unless `url` is given. */
+async function startProcess(name: string, command: string[], ready: RegExp, url?: string): Promise<Broker> {
+  const { daemon, match } = await startDaemon(name, command, ready, { cwd: ROOT, timeoutMs: WAIT_MS })
+  return { name, url: url ?? match[1], cpuSeconds: () => cpuSecondsOf(daemon.pid), stop: () => daemon.stop() }
 }
 
 async function startBrokers(): Promise<Broker[]> {
   const list: Broker[] = []
   progress('starting the bundled broker and aedes alone')
-  // A profile is written when the process ends: that is, at the bench's end.
+  // Both run the same way, from their TypeScript sources, so that the ratio is the fixes' alone. A
+  // profile is written when the process ends: that is, at the bench's end.
   const profile = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', flags.profile] : []
-  list.push(await startProcess('bundled', process.execPath, [...profile, '--import', 'tsx', 'lib/broker.ts', '--port', '0', '--quiet'],
-    (out) => out.match(/broker ready on (mqtt:\/\/\S+?);/)?.[1]))
-  list.push(await startProcess('aedes alone', process.execPath, [...profile, '--import', 'tsx', 'test/aedes-alone.ts', '--port', '0'],
-    (out) => out.match(/aedes alone ready on (mqtt:\/\/\S+)/)?.[1]))
-  if (spawnSync('mosquitto', ['-h']).error === undefined) {
+  list.push(await startProcess('bundled', [process.execPath, ...profile, '--import', 'tsx', 'lib/broker.ts', '--port', '0', '--quiet'], /broker ready on (mqtt:\/\/\S+?);/))
+  list.push(await startProcess('aedes alone', [process.execPath, ...profile, '--import', 'tsx', 'test/aedes-alone.ts', '--port', '0'], /aedes alone ready on (mqtt:\/\/\S+)/))
+  if (mosquittoPath) {
     progress('starting Mosquitto')
     const dir = mkdtempSync(join(tmpdir(), 'bench-mosquitto-'))
-    const port = freePortSync()
+    const port = await freePort()
     // No limits on queues: a fan-out must not be measured by what Mosquitto chose to drop.
     writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n`)
-    const mosquitto = await startProcess('mosquitto', 'mosquitto', ['-c', join(dir, 'mosquitto.conf')],
-      (out) => (/mosquitto version \S+ running/.test(out) ? `mqtt://127.0.0.1:${port}` : undefined))
+    const mosquitto = await startProcess('mosquitto', [mosquittoPath, '-c', join(dir, 'mosquitto.conf')], /mosquitto version \S+ running/, `mqtt://127.0.0.1:${port}`)
     list.push({ ...mosquitto, stop: async () => { await mosquitto.stop(); rmSync(dir, { recursive: true, force: true }) } })
   } else {
     console.log('Mosquitto is not installed (apt-get install mosquitto): its column is left out')
@@ -145,14 +118,14 @@ async function startBrokers(): Promise<Broker[]> {
 /** One load process: send it a task, await its reports in order. */
 class Load {
   private readonly reports: Report[] = []
-  private waiting?: () => void
+  private readonly arriving = new Waiter()
 
   constructor(private readonly child: ChildProcess) {
     child.on('message', (report: Report) => {
       this.reports.push(report)
-      this.waiting?.()
+      this.arriving.arrived()
     })
-    child.on('exit', () => this.waiting?.())
+    child.on('exit', (code) => this.arriving.end(`exited with code ${code}`))
   }
 
   send(task: Task): void {
@@ -161,20 +134,11 @@ class Load {
 
   /** The next report; rejects on an error report, on timeout, or if the process dies. */
   async next(event: 'ready' | 'done', what: string): Promise<void> {
-    const deadline = Date.now() + WAIT_MS
-    while (this.reports.length === 0) {
-      if (this.child.exitCode !== null) throw new Error(`${what}: a load process exited with code ${this.child.exitCode}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
-        this.waiting = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
-      this.waiting = undefined
-      if (this.reports.length === 0 && Date.now() >= deadline) throw new Error(`${what}: no '${event}' within ${WAIT_MS / 1000} s`)
-    }
-    const report = this.reports.shift()!
+    const report = await this.arriving.until(() => this.reports.shift(), {
+      timeoutMs: WAIT_MS,
+      timedOut: (ms) => new Error(`${what}: no '${event}' within ${seconds(ms)}`),
+      ended: (how) => new Error(`${what}: a load process ${how}`),
+    })
     if (report.event === 'error') throw new Error(`${what}: ${report.message}`)
     if (report.event !== event) throw new Error(`${what}: expected '${event}', got '${report.event}'`)
   }
@@ -300,37 +264,39 @@ async function measure(brokers: Broker[], load: Load[]): Promise<{ wall: Results
   return { wall, cpu }
 }
 
-/** Seconds from spawning `command` until a line containing `until` (or until it exits), over `runs` runs: the median. */
-function startup(command: string, args: string[], until: string | undefined, env: NodeJS.ProcessEnv, runs: number): Promise<number> {
-  const once = () => new Promise<number>((resolve, reject) => {
+/** Seconds from starting `command` until a line containing `until` (or until it exits), over `runs` runs: the median. */
+async function startup(command: string, args: string[], until: string | undefined, env: NodeJS.ProcessEnv, runs: number): Promise<number> {
+  const once = async () => {
     const started = performance.now()
-    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`${command} ${args.join(' ')} took over ${WAIT_MS / 1000} s`))
-    }, WAIT_MS)
-    const done = () => {
-      clearTimeout(timer)
-      resolve((performance.now() - started) / 1000)
-    }
+    const program = $({ cwd: ROOT, env: { ...process.env, ...env }, quiet: true, nothrow: true, stdio: ['ignore', 'pipe', 'pipe'] })`exec ${command} ${args}`
+    const what = `${command} ${args.join(' ')}`
     if (until) {
       let out = ''
-      child.stdout!.on('data', (chunk) => {
+      const printed = new Waiter()
+      program.stdout.on('data', (chunk: Buffer) => {
         out += chunk
-        if (out.includes(until)) {
-          done()
-          child.kill('SIGINT')
-        }
+        printed.arrived()
       })
-    } else {
-      child.once('exit', (code) => (code === 0 ? done() : reject(new Error(`${command} ${args.join(' ')} exited with code ${code}`))))
+      void program.then((end) => printed.end(`exited with code ${end.exitCode}`))
+      try {
+        await printed.until(() => (out.includes(until) ? true : undefined), {
+          timeoutMs: WAIT_MS,
+          timedOut: (ms) => new Error(`${what} printed no ${JSON.stringify(until)} within ${seconds(ms)}`),
+          ended: (how) => new Error(`${what} ${how} before printing ${JSON.stringify(until)}`),
+        })
+        return (performance.now() - started) / 1000
+      } finally {
+        program.child?.kill('SIGINT')
+        await program
+      }
     }
-  })
-  return (async () => {
-    const times: number[] = []
-    for (let i = 0; i < runs; i++) times.push(await once())
-    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]
-  })()
+    const end = await program.timeout(WAIT_MS, 'SIGKILL')
+    if (end.exitCode !== 0) throw new Error(`${what} exited with ${end.signal ?? `code ${end.exitCode}`}`)
+    return (performance.now() - started) / 1000
+  }
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) times.push(await once())
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]
 }
 
 /** Startup times, in seconds; a program that failed under a busy machine is reported, and the others still measured. */
@@ -355,13 +321,6 @@ async function speakerTimes(bundled: Broker): Promise<Record<string, number | st
 const format = (n: number | undefined) =>
   n === undefined ? '—' : Number.isInteger(n) || n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(n >= 10 ? 1 : 3)
 
-/** A Markdown table: a first column of names, then right-aligned cells. */
-function table(header: string[], body: string[][]): string {
-  const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => row[i].length)))
-  const line = (row: string[]) => `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`
-  return [line(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(line)].join('\n')
-}
-
 const started = new Date()
 const dir = mkdtempSync(join(tmpdir(), 'bench-'))
 const brokers = await startBrokers()
@@ -375,7 +334,7 @@ try {
   const ratio = (row: Record<string, number>, name: string) => row[name] / row['aedes alone']
   const print = (title: string, rows: Results) => {
     console.log(`\n${title}\n`)
-    console.log(table(['', ...names, ...others.map((n) => `${n} / aedes alone`)],
+    console.log(markdownTable(['', ...names, ...others.map((n) => `${n} / aedes alone`)],
       [...rows].map(([row, values]) => [row, ...names.map((n) => format(values[n])), ...others.map((n) => ratio(values, n).toFixed(2))])))
     return Math.min(...[...rows.values()].map((values) => ratio(values, 'bundled')))
   }
@@ -388,7 +347,7 @@ try {
   const speaker = flags.startup ? await speakerTimes(brokers[0]) : undefined
   if (speaker) {
     console.log('\nWhat the speaker feels (bundled broker)\n')
-    console.log(table(['', 'seconds'], Object.entries(speaker).map(([k, v]) => [k, typeof v === 'number' ? format(v) : v])))
+    console.log(markdownTable(['', 'seconds'], Object.entries(speaker).map(([k, v]) => [k, typeof v === 'number' ? format(v) : v])))
   }
   if (flags.json) {
     writeFileSync(flags.json, `${JSON.stringify({ date: started.toISOString(), node: process.version, quick: Boolean(flags.quick), rounds: Object.fromEntries(rounds), perSecond: Object.fromEntries(results.wall), perCpuSecond: Object.fromEntries(results.cpu), speaker }, null, 2)}\n`)

@@ -5,7 +5,7 @@
 // MQTT 3.1.1 rules, test/conformance5.test.ts the MQTT 5 ones; test/conformance-page.ts turns the
 // results into docs/conformance.md.
 import type { IPublishPacket, ISubscription } from 'mqtt-packet'
-import { afterAll, afterEach, beforeAll, describe, it } from 'vitest'
+import { afterAll, beforeAll, describe, it } from 'vitest'
 import { startBroker } from '../lib/broker.ts'
 import { startPlainAedes } from './aedes-alone.ts'
 import { mosquittoPath, NOT_INSTALLED, startMosquitto } from './mosquitto.ts'
@@ -137,6 +137,11 @@ export interface Rule {
   claim?: string
   /** The behaviour, in one line: the test's title and the page's row. */
   says: string
+  /**
+   * The rule lets time pass (an expiry, a will's delay): it runs beside the other rules that do, on
+   * the same broker, rather than one after the other. Each test has a namespace of its own.
+   */
+  waits?: boolean
   test(probe: Probe): Promise<void>
 }
 
@@ -202,7 +207,8 @@ export type Results = Map<string, boolean>
  * expected: its test passes when the broker gives the wrong answer, and fails, saying so, the day
  * the broker starts keeping the rule. Returns this run's results, filled in as the tests run.
  * The brokers are tested side by side (each has its own, so no rule sees another's messages), and
- * on each the rules run one after the other; rules that let time pass make this worth it.
+ * on each the rules run one after the other, but for those that let time pass (Rule.waits), which
+ * run beside each other.
  */
 export function conformanceSuites({ file, rules, departures, protocolVersion }: {
   /** The test file, named in the message of a departure that is no longer one. */
@@ -216,23 +222,19 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
     const suite = target.installed ? describe.concurrent : describe.skip
     suite(target.installed ? target.title : target.notInstalled ?? NOT_INSTALLED, () => {
       let broker: { url: string; close(): Promise<void> }
-      let probe: Probe | undefined
       beforeAll(async () => {
         broker = await target.start()
       })
       afterAll(() => broker?.close())
-      afterEach(async () => {
-        await probe?.close()
-        probe = undefined
-      })
 
       for (const rule of rules) {
         const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}: ${rule.says}`
         const departure = departures[target.key]?.[rule.id]
-        it(departure ? `${title} (departs: ${departure.note})` : title, { concurrent: false }, async () => {
-          probe = new Probe(broker.url, protocolVersion)
+        it(departure ? `${title} (departs: ${departure.note})` : title, { concurrent: rule.waits === true }, async () => {
+          const probe = new Probe(broker.url, protocolVersion)
           let failure: unknown
           await rule.test(probe).catch((error: unknown) => (failure = error))
+          await probe.close()
           results.set(`${target.key}:${rule.id}`, failure === undefined)
           if (!departure) {
             if (failure !== undefined) throw failure

@@ -1,13 +1,15 @@
 // A private Mosquitto for the tests: started on a free loopback port with a minimal config in a temp
 // dir, ready once it says it is running and answers a CONNECT, and stopped (its temp dir removed)
 // afterwards. Where Mosquitto is not installed, tests that need it are skipped under the title
-// NOT_INSTALLED. Written with zx: it runs and waits on a program the way a shell session would.
+// NOT_INSTALLED. Written with zx (through ./daemon.ts): it runs and waits on a program the way a shell
+// session would.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import mqtt from 'mqtt'
-import { $, retry, which, type ProcessPromise } from 'zx'
-import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
+import { $, retry, which } from 'zx'
+import { HUNG_MS } from '../lib/waiter.ts'
+import { startDaemon, type Daemon } from './daemon.ts'
 import { freePort } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 
@@ -51,46 +53,26 @@ async function startOn(binary: string, port: number): Promise<RunningMosquitto> 
   const dir = mkdtempSync(join(tmpdir(), 'mqtt-by-example-mosquitto-'))
   const config = join(dir, 'mosquitto.conf')
   writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', ''].join('\n'))
-  // exec: the shell becomes Mosquitto, so that a signal to the child reaches Mosquitto itself.
-  const mosquitto: ProcessPromise = $({ quiet: true, nothrow: true, stdio: ['ignore', 'ignore', 'pipe'] })`exec ${binary} -c ${config}`
-  let log = ''
-  const logged = new Waiter()
-  mosquitto.stderr.on('data', (chunk) => {
-    log += chunk
-    logged.arrived()
-  })
-  void mosquitto.then((end) => logged.end(end.signal ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`))
-  // If the test worker dies before close(), take Mosquitto with it.
-  const killOnExit = () => mosquitto.child?.kill('SIGKILL')
-  process.once('exit', killOnExit)
-
-  const close = async () => {
-    process.removeListener('exit', killOnExit)
-    if (logged.ended === undefined) {
-      mosquitto.child?.kill('SIGTERM')
-      const timer = setTimeout(() => mosquitto.child?.kill('SIGKILL'), 5000)
-      await mosquitto
-      clearTimeout(timer)
-    }
-    rmSync(dir, { recursive: true, force: true })
-  }
   const url = `mqtt://127.0.0.1:${port}`
+  let mosquitto: Daemon
   try {
     // Mosquitto says it is running once its listener is open; one CONNECT proves it answers.
-    await logged.until(() => (/ running$/m.test(log) ? true : undefined), {
-      timedOut: (ms) => new Error(`mosquitto did not say it was running within ${seconds(ms)}; its log: ${log}`),
-      ended: (how) => new Error(`mosquitto (pid ${mosquitto.pid}) ${how} before accepting connections on ${url}: ${lastLine(log)}`),
-    })
+    mosquitto = (await startDaemon(`mosquitto on ${url}`, [binary, '-c', config], / running$/m)).daemon
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
+  const close = async () => {
+    await mosquitto.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
     ;(await RawClient.connected(url)).end()
   } catch (error) {
     await close()
     throw error
   }
-  return { url, port, log: () => log, close }
-}
-
-function lastLine(log: string): string {
-  return log.trim().split('\n').at(-1) ?? '(nothing logged)'
+  return { url, port, log: mosquitto.log, close }
 }
 
 /**

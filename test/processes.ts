@@ -55,9 +55,12 @@ export class Program {
     return this.child.pid!
   }
 
-  /** Resolve with the first stdout line containing `text`; rejects naming it on exit or when the run hangs. */
-  waitForLine(text: string, timeoutMs = HUNG_MS): Promise<string> {
-    return this.output.until(() => this.stdout.split('\n').find((l) => l.includes(text)), {
+  /**
+   * Resolve with the first stdout line containing `text` (printed after the first `from` characters);
+   * rejects naming it on exit or when the run hangs.
+   */
+  waitForLine(text: string, timeoutMs = HUNG_MS, from = 0): Promise<string> {
+    return this.output.until(() => this.stdout.slice(from).split('\n').find((l) => l.includes(text)), {
       timeoutMs,
       timedOut: (ms) => new Error(`${this.what} printed no line containing ${JSON.stringify(text)} within ${seconds(ms)}; ${this.printed()}`),
       ended: (how) => new Error(`${this.what} ${how} before printing ${JSON.stringify(text)}; ${this.printed()}`),

@@ -2,9 +2,12 @@
 // ready once it says so, killed and started again on the same port when a test needs Redis to go
 // away, and stopped afterwards; and two bundled brokers on one, behind one address. Where
 // redis-server is not installed, tests that need it are skipped under the title REDIS_NOT_INSTALLED.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// Written with zx (through ./daemon.ts), as Mosquitto's start is.
 import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { $ } from 'zx'
 import { startBroker } from '../lib/broker.ts'
+import { messageOf } from '../lib/cli.ts'
+import { startDaemon, type Daemon } from './daemon.ts'
 import { findProgram } from './mosquitto.ts'
 import { freePort } from './processes.ts'
 
@@ -16,10 +19,8 @@ export const redisServerPath = findProgram('redis-server')
 /** "Redis server v=7.0.15", as `redis-server --version` says it, or undefined. */
 export function redisVersion(): string | undefined {
   if (!redisServerPath) return undefined
-  return spawnSync(redisServerPath, ['--version'], { encoding: 'utf8' }).stdout.match(/Redis server v=\S+/)?.[0]
+  return $.sync({ nothrow: true, quiet: true })`${redisServerPath} --version`.stdout.match(/Redis server v=\S+/)?.[0]
 }
-
-const READY_TIMEOUT_MS = 10_000
 
 export interface RunningRedis {
   /** redis://127.0.0.1:port */
@@ -42,22 +43,21 @@ export async function startRedis(extra: string[] = []): Promise<RunningRedis> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     try {
-      let child = await startOn(redisServerPath, port, extra)
-      const redis: RunningRedis = {
+      let redis = await startOn(redisServerPath, port, extra)
+      return {
         url: `redis://127.0.0.1:${port}`,
         port,
-        kill: () => stop(child, 'SIGKILL'),
+        kill: () => redis.stop('SIGKILL'),
         async start() {
-          child = await startOn(redisServerPath!, port, extra)
+          redis = await startOn(redisServerPath!, port, extra)
         },
-        freeze: () => void child.kill('SIGSTOP'),
-        thaw: () => void child.kill('SIGCONT'),
+        freeze: () => redis.signal('SIGSTOP'),
+        thaw: () => redis.signal('SIGCONT'),
         close: async () => {
-          child.kill('SIGCONT')
-          await stop(child, 'SIGTERM')
+          redis.signal('SIGCONT')
+          await redis.stop()
         },
       }
-      return redis
     } catch (error) {
       if (attempt === 3 || !(error instanceof PortTaken)) throw error
     }
@@ -66,45 +66,13 @@ export async function startRedis(extra: string[] = []): Promise<RunningRedis> {
 
 class PortTaken extends Error {}
 
-/** If the test worker dies before close(), its Redis goes with it. */
-const running = new Set<ChildProcess>()
-process.once('exit', () => running.forEach((child) => child.kill('SIGKILL')))
-
-async function startOn(binary: string, port: number, extra: string[]): Promise<ChildProcess> {
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
-  running.add(child)
-  child.once('close', () => running.delete(child))
-  let log = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`redis-server did not get ready on port ${port} within ${READY_TIMEOUT_MS / 1000} s; its log: ${log}`)), READY_TIMEOUT_MS)
-    const exited = () => {
-      const why = log.trim().split('\n').at(-1) ?? '(nothing logged)'
-      fail(/Address already in use/.test(log) ? new PortTaken(why) : new Error(`redis-server exited before it was ready on port ${port}: ${why}`))
-    }
-    const fail = (error: Error) => {
-      clearTimeout(timer)
-      child.kill('SIGKILL')
-      reject(error)
-    }
-    child.once('close', exited)
-    child.stdout!.on('data', (chunk) => {
-      log += chunk
-      if (!/Ready to accept connections/.test(log)) return
-      clearTimeout(timer)
-      child.off('close', exited)
-      resolve()
-    })
-  })
-  return child
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('close', resolve))
-  child.kill(signal)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
-  await exited
-  clearTimeout(timer)
+async function startOn(binary: string, port: number, extra: string[]): Promise<Daemon> {
+  const name = `redis-server on port ${port}`
+  try {
+    return (await startDaemon(name, [binary, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], /Ready to accept connections/)).daemon
+  } catch (error) {
+    throw /Address already in use/.test(messageOf(error)) ? new PortTaken(messageOf(error)) : error
+  }
 }
 
 /**

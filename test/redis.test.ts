@@ -10,6 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { connectRedis } from '../lib/redis.ts'
+import { seconds, Waiter } from '../lib/waiter.ts'
 import { expectOneLineError, freePort, runScript } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 import { REDIS_NOT_INSTALLED, redisServerPath, startRedis, type RunningRedis } from './redis-server.ts'
@@ -52,27 +53,15 @@ describe('--redis bad input: one line, exit 1, before listening', () => {
 /** What a broker says, line by line, with a wait for a line that names what it waited for. */
 class Said {
   readonly lines: string[] = []
-  private readonly waiters = new Set<() => void>()
+  private readonly heard = new Waiter()
   readonly log = (line: string) => {
     this.lines.push(line)
-    this.waiters.forEach((wake) => wake())
+    this.heard.arrived()
   }
 
-  until(pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const line = this.lines.find((l) => pattern.test(l))
-        if (line === undefined) return
-        clearTimeout(timer)
-        this.waiters.delete(check)
-        resolve(line)
-      }
-      const timer = setTimeout(() => {
-        this.waiters.delete(check)
-        reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; said: ${this.lines.join(' | ')}`))
-      }, timeoutMs)
-      this.waiters.add(check)
-      check()
+  until(pattern: RegExp): Promise<string> {
+    return this.heard.until(() => this.lines.find((l) => pattern.test(l)), {
+      timedOut: (ms) => new Error(`no line matching ${pattern} within ${seconds(ms)}; said: ${this.lines.join(' | ')}`),
     })
   }
 }
@@ -217,7 +206,7 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
       publisher.publish('count', n, { qos: 1 }, (error) => error || acked.push(n))
     }, 20)
     cleanups.push(() => clearInterval(sending))
-    await new Promise((resolve) => setTimeout(resolve, 400))
+    await waitFor(() => acked.length >= 10, () => `${acked.length} of ${sent} messages acknowledged before Redis was killed`)
     await redis.kill()
     await Promise.all([a.said.until(/^lost Redis/), b.said.until(/^lost Redis/)])
     const sentWhenLost = sent
@@ -225,7 +214,9 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     await Promise.all([a.said.until(/is back/), b.said.until(/is back/)])
     expect(sent, 'messages were published while Redis was away').toBeGreaterThan(sentWhenLost)
     await connectedOnceServing(b.url).then(({ client: probe }) => probe.end())
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    // Some more once B serves again.
+    const ackedWhenServing = acked.length
+    await waitFor(() => acked.length >= ackedWhenServing + 10, () => `${acked.length - ackedWhenServing} messages acknowledged since B served again`)
     clearInterval(sending)
 
     // Every message is acknowledged in the end (MQTT.js sends again what was refused); then a marker.

@@ -13,11 +13,9 @@ const messages = (events: Event[], label: string) => events.flatMap((e) =>
 
 scenarioSuite(wildcards, 'C14, C15, C16, C17, S3, S4, S5: each filter gets exactly the topics it matches',
   ['S4', 'C14', 'C15', 'C16', 'S3', 'C17', 'S5'], {
-    // Under a prefix, # becomes <prefix>/#, which cannot show S4: the play with the article's topics does.
-    onMosquitto: [
-      { prefixed: true, claims: ['C14', 'C15', 'C16', 'S3', 'C17', 'S5'] },
-      { prefixed: false, claims: ['S4', 'C14', 'C15', 'C16', 'S3', 'C17', 'S5'] },
-    ],
+    // Under a prefix, # becomes <prefix>/#, which cannot show S4: it plays with the article's topics,
+    // on a Mosquitto of its own, where every claim shows (and a round under a prefix would prove less).
+    onMosquitto: [{ prefixed: false, claims: ['S4', 'C14', 'C15', 'C16', 'S3', 'C17', 'S5'] }],
     verify: (events) => {
       expect(messages(events, 'home/living_room/light')).toEqual(['home/living_room/light'])
       expect(messages(events, 'home/living_room/+')).toEqual(['home/living_room/light', 'home/living_room/tv'])

@@ -7,8 +7,8 @@ import { createServer, type RequestListener } from 'node:http'
 import { networkInterfaces } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build, stop as stopEsbuild } from 'esbuild'
 import { startBroker } from '../../lib/broker.ts'
+import { CACHE, keep, outputOf, upToDate } from '../../lib/build-cache.ts'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { DEFAULT_PREFIX } from '../../lib/discovery.ts'
 import { parseFlags } from '../../lib/options.ts'
@@ -31,26 +31,14 @@ const prefix = values.prefix ?? DEFAULT_PREFIX
 const prefixProblem = topicNameProblem(prefix)
 if (prefixProblem) fail(`--prefix ${JSON.stringify(prefix)} cannot begin a topic name: ${prefixProblem}`)
 
-// Bundled in memory at every start (esbuild takes a fraction of a second): no build step to forget and
-// no built file to go stale. MQTT.js's package.json points browsers at its own browser build.
-const bundle = await build({
-  entryPoints: [join(here, 'page.ts')],
-  bundle: true,
-  format: 'esm',
-  platform: 'browser',
-  target: 'es2022',
-  write: false,
-  logLevel: 'silent',
-}).catch((error: unknown) => fail(`cannot bundle the page: ${messageOf(error)}`))
-// esbuild runs as a child process; it is not needed again.
-await stopEsbuild()
+const pageScript = await pageBundle().catch((error: unknown) => fail(`cannot bundle the page: ${messageOf(error)}`))
 const html = (await readFile(join(here, 'page.html'), 'utf8'))
   .replace('<meta name="mqtt-url" content="">', `<meta name="mqtt-url" content="${escapeAttribute(url ?? '')}">`)
   .replace(`<meta name="discovery-prefix" content="${DEFAULT_PREFIX}">`, `<meta name="discovery-prefix" content="${escapeAttribute(prefix)}">`)
 const files: Record<string, { type: string; body: Buffer }> = {
   '/': { type: 'text/html; charset=utf-8', body: Buffer.from(html) },
   '/page.css': { type: 'text/css; charset=utf-8', body: await readFile(join(here, 'page.css')) },
-  '/page.js': { type: 'text/javascript; charset=utf-8', body: Buffer.from(bundle.outputFiles[0]!.contents) },
+  '/page.js': { type: 'text/javascript; charset=utf-8', body: pageScript },
 }
 
 const servePage: RequestListener = (req, res) => {
@@ -138,3 +126,39 @@ function portFlag(flag: string, value: string | undefined): number | undefined {
 function escapeAttribute(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
 }
+
+/**
+ * The page's script, bundled for the browser from page.ts and what it imports (MQTT.js's package.json
+ * points browsers at its own browser build): no build step to forget. The bundle is kept between
+ * starts while none of those files changes (lib/build-cache.ts), since bundling MQTT.js takes a good
+ * part of a second of CPU.
+ */
+async function pageBundle(): Promise<Buffer> {
+  const path = join(CACHE, 'demos', 'dashboard', 'page.js')
+  const format = 'browser-es2022-1'
+  const kept = upToDate(path, format)
+  if (kept) return readFile(kept)
+  const { build, stop } = await import('esbuild')
+  try {
+    const result = await build({
+      absWorkingDir: join(here, '..', '..'),
+      entryPoints: [join(here, 'page.ts')],
+      outfile: path,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    })
+    const contents = Buffer.from(result.outputFiles[0]!.contents)
+    const output = outputOf(result.metafile, path)
+    if (output) keep(path, contents, output, format)
+    return contents
+  } finally {
+    // esbuild runs as a child process; it is not needed again.
+    await stop()
+  }
+}
+

@@ -1,0 +1,74 @@
+// Builds kept from one run to the next in node_modules/.cache/mqtt-by-example and used again for as
+// long as every file they were built from is unchanged, byte for byte: the bundles the stage and the
+// tests start programs from (scenarios/bundle.ts), and the dashboard's page. Each build has a manifest
+// beside it: the files it was built from and a hash of their contents. Every package under
+// node_modules stands for itself through node_modules/.package-lock.json, which npm rewrites whenever
+// the installed packages change.
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Metafile } from 'esbuild'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const CACHE = join(ROOT, 'node_modules', '.cache', 'mqtt-by-example')
+/** Stands for every input under node_modules. */
+const INSTALLED = join('node_modules', '.package-lock.json')
+
+interface Manifest {
+  key: string
+  /** Relative to ROOT; INSTALLED stands for everything under node_modules. */
+  inputs: string[]
+}
+
+const manifestPath = (path: string) => `${path}.json`
+
+/** `path` (a build in CACHE), if it was built, in the way `format` names, from the files as they are now. */
+export function upToDate(path: string, format: string): string | undefined {
+  let manifest: Manifest
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath(path), 'utf8')) as Manifest
+  } catch {
+    return undefined
+  }
+  return keyOf(format, manifest.inputs) === manifest.key && existsSync(path) ? path : undefined
+}
+
+/**
+ * Keep `contents` as the build at `path`, made in the way `format` names from the inputs of `output`
+ * in esbuild's metafile (built with absWorkingDir ROOT). A build whose inputs changed meanwhile is
+ * not kept: the next start builds again.
+ */
+export function keep(path: string, contents: string | Uint8Array, output: Metafile['outputs'][string], format: string): void {
+  const inputs = [...new Set(Object.keys(output.inputs).map((input) => (input.startsWith('node_modules/') ? INSTALLED : input)))].sort()
+  const key = keyOf(format, inputs)
+  if (!key) return
+  writeWhole(path, contents)
+  writeWhole(manifestPath(path), JSON.stringify({ key, inputs } satisfies Manifest))
+}
+
+/** The output of `path` in a metafile of a build run from ROOT. */
+export function outputOf(metafile: Metafile, path: string): Metafile['outputs'][string] | undefined {
+  return metafile.outputs[relative(ROOT, path)]
+}
+
+/** A hash of the way of building and of every input's content, undefined when one of them is gone. */
+function keyOf(format: string, inputs: string[]): string | undefined {
+  const hash = createHash('sha256').update(format)
+  for (const input of inputs) {
+    try {
+      hash.update(`\0${input}\0`).update(readFileSync(join(ROOT, input)))
+    } catch {
+      return undefined
+    }
+  }
+  return hash.digest('hex')
+}
+
+/** Write to a temporary name, then rename: a process reading the build meanwhile reads the old one or the new one. */
+function writeWhole(path: string, contents: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true })
+  const temporary = `${path}.${process.pid}.${Math.random().toString(16).slice(2)}`
+  writeFileSync(temporary, contents)
+  renameSync(temporary, path)
+}
