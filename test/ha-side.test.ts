@@ -101,6 +101,8 @@ describe.each(brokers)('Home Assistant\'s documented side, on %s', (name, startO
     ha = await HomeAssistant.start(broker.url)
     await ha.birth()
     device = start('demos/discovery/publisher.ts', ['--node', 'garage', '--payload-on', 'lit', '--payload-off', 'dark'], { MQTT_URL: broker.url })
+    // Printed once its SUBSCRIBE is acknowledged: from then on it hears Home Assistant's will and birth.
+    await device.waitForLine('listening for Home Assistant on homeassistant/status')
   })
   afterAll(async () => {
     if (skip) return
