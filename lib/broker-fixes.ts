@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http'
 import { Readable, type Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
+import type { IPublishPacket } from 'mqtt-packet'
 import { fixMqtt5 } from './broker-mqtt5.ts'
 import { topicMatches } from './topics.ts'
 
@@ -21,10 +22,9 @@ export function applyFixes(aedes: Aedes, { onDisk = false }: { onDisk?: boolean 
   keepDollarTopicsFromWildcards(aedes)
   deliverAtGrantedQoS(aedes)
   keepEachClientsPublishesInOrder(aedes)
+  deliverQueuedBeforeLive(aedes)
   // After the 3.1.1 fixes: its size check must see each message as they leave it.
   fixMqtt5(aedes)
-  // After fixMqtt5, whose own wrappers of a client's deliveries must go through these.
-  queuedBeforeLive(aedes)
   // Last, so that its hooks see each PUBLISH as it arrives, before the ordering fix holds it back.
   handleWhatArrivedBeforeTheEnd(aedes)
 }
@@ -185,42 +185,50 @@ export function keepEachClientsPublishesInOrder(aedes: Aedes): void {
   }
 }
 
-/** How aedes sends a client one message (`deliver0`, `deliverQoS`; its types leave them out). */
-type Deliver = (packet: object, done: () => void) => void
+type Deliver = (packet: IPublishPacket, done: () => void) => void
 
 /**
- * MQTT 3.1.1 §4.6: messages from one client on a topic reach a subscriber in the order they were
- * sent, a returning session's too. aedes restores a returning session's subscriptions, sends the
- * CONNACK, and then sends what was queued for it, one message at a time from the store; a message
- * published meanwhile went out at once, ahead of those still queued. In memory the queue is out in
- * moments; from Redis each queued message takes round trips, so a burst queued for a session away
- * reached it with a later message in the middle ("one, two, marker, three"). Here what a client is
- * sent live waits, in order, from its CONNECT until aedes has sent its queue (aedes says
- * 'clientReady'); a client with nothing queued is ready as soon as its CONNACK is out.
+ * MQTT 3.1.1 §4.6 (MQTT 5 §4.6 too): a client's messages on a topic reach a subscriber in the order it
+ * sent them, and a session that was away is no exception. When it comes back, aedes restores its
+ * subscriptions (so live messages flow again) and only then sends what was queued for it, one message
+ * at a time from its store: a device that kept publishing had its new messages delivered between its
+ * older ones. Here, for a client that resumes a session (Clean Session 0; Clean Start 0 in MQTT 5),
+ * live messages wait until aedes has sent the queue ('clientReady'), then go on in the order they
+ * came. A client that starts clean has no queue and is left alone, at no cost. (From Redis each
+ * queued message takes round trips, so there a burst queued for a session reached it with a later
+ * message in the middle, every time.)
  */
-export function queuedBeforeLive(aedes: Aedes): void {
-  /** Per client until it is ready: the deliveries waiting, in order. */
-  const waiting = new WeakMap<Client, (() => void)[]>()
-  aedes.on('clientReady', (client) => {
-    const go = waiting.get(client)
-    waiting.delete(client)
-    for (const deliver of go ?? []) deliver()
-  })
-  // preConnect: before aedes restores the session's subscriptions, which take the delivery functions.
+export function deliverQueuedBeforeLive(aedes: Aedes): void {
+  const releases = new WeakMap<Client, () => void>()
+  aedes.on('clientReady', (client) => releases.get(client)?.())
   const preConnect = aedes.preConnect
   aedes.preConnect = (client, packet, callback) => {
-    const internals = client as Client & { deliver0: Deliver; deliverQoS: Deliver }
-    waiting.set(client, [])
-    const held = (deliver: Deliver): Deliver => (message, done) => {
-      const queue = waiting.get(client)
-      if (!queue) return deliver(message, done)
-      // Taken now, as aedes takes a message it has yet to write: a QoS 1 or 2 message for a session
-      // is in the store too, should the client leave before it is ready.
-      queue.push(() => deliver(message, () => undefined))
-      setImmediate(done)
+    if (packet.clean === false) {
+      // aedes subscribes each filter with the client's delivery at QoS 0 or above (left out of its
+      // types), once it has restored the session: wrapped before that, they see every live message.
+      const internals = client as Client & Record<'deliver0' | 'deliverQoS', Deliver>
+      const held: (() => void)[] = []
+      let queueSent = false
+      for (const name of ['deliver0', 'deliverQoS'] as const) {
+        const deliver = internals[name]
+        internals[name] = (message, done) => {
+          if (queueSent) return deliver(message, done)
+          held.push(() => deliver(message, () => undefined))
+          // Taken now, as aedes takes a message it has yet to write, so that routing goes on for
+          // everyone else meanwhile: from Redis a long queue takes many round trips.
+          setImmediate(done)
+        }
+      }
+      const release = () => {
+        releases.delete(client)
+        queueSent = true
+        for (const deliver of held.splice(0)) deliver()
+      }
+      releases.set(client, release)
+      // A connection lost before it is ready: what waited is handed to aedes, which drops it as for
+      // any closed client.
+      client.conn.once('close', release)
     }
-    internals.deliver0 = held(internals.deliver0)
-    internals.deliverQoS = held(internals.deliverQoS)
     preConnect.call(aedes, client, packet, callback)
   }
 }

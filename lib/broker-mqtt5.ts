@@ -17,6 +17,7 @@ export const mqtt5Options: AedesOptions = { topicAliasMaximum: 10 }
 /** Put aedes' MQTT 5 departures right on `aedes`; call it once, after the broker's other hooks. */
 export function fixMqtt5(aedes: Aedes): void {
   keepWillDelayOutOfPublish(aedes)
+  deliverQueueOfResumedSession(aedes)
   deliverOnceForAllMatchingSubscriptions(aedes)
   sendNoPacketOverClientsMaximum(aedes)
   keepWithinReceiveMaximum(aedes)
@@ -38,6 +39,30 @@ function keepWillDelayOutOfPublish(aedes: Aedes): void {
     }
     authorize.call(aedes, client, packet, callback)
   }
+}
+
+/**
+ * MQTT 5 §3.1.2.4, §3.1.2.11.2: Clean Start 0 resumes a kept session whole, whatever Session Expiry
+ * Interval the new CONNECT asks for; the interval only says how long the session outlives this
+ * connection. aedes takes an interval of 0 for a clean session from the CONNECT on, and so, once it
+ * has said session present, drops the QoS 1 and 2 messages queued in it instead of sending them (a
+ * client that comes back "for the last time" with --session-expiry 0 loses them). Here the client
+ * counts as keeping its session from its CONNACK until aedes has sent the queue and calls it ready;
+ * its session still ends with the connection.
+ */
+function deliverQueueOfResumedSession(aedes: Aedes): void {
+  type Resumable = Client & { clean: boolean; _cleanStart?: boolean; sessionExpiryInterval?: number }
+  const resuming = new WeakSet<Client>()
+  aedes.on('connackSent', (connack, client) => {
+    const c = client as Resumable
+    if (c.version !== 5 || !connack.sessionPresent || c._cleanStart || !c.clean) return
+    c.clean = false
+    resuming.add(client)
+  })
+  aedes.on('clientReady', (client) => {
+    if (!resuming.delete(client)) return
+    ;(client as Resumable).clean = true
+  })
 }
 
 type Deliver = (packet: IPublishPacket, done: () => void) => void

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream'
 import { Aedes, type Client } from 'aedes'
 import { applyFixes } from './broker-fixes.ts'
 import { mqtt5Options } from './broker-mqtt5.ts'
+import { reason } from './mqtt5.ts'
 import { fail, isMain, messageOf, startProgram } from './cli.ts'
 import { parseFlags } from './flags.ts'
 
@@ -252,8 +253,14 @@ function urlHost(host: string): string {
 function logEvents(aedes: Aedes, log: ClientEventListener & { listening(): boolean }, maxPacketSize: number): void {
   aedes.on('client', (client) => log(`client ${client.id} connected`, client.id))
   aedes.on('clientDisconnect', (client) => log(`client ${client.id} disconnected`, client.id))
+  // MQTT 5 §3.1.2.11.2: a session kept after its connection ended, once its expiry interval has passed.
+  aedes.on('sessionExpired', (client) => log(`client ${client.id} session expired: the broker dropped it, and what it had queued`, client.id))
   aedes.on('subscribe', (subscriptions, client) => {
-    for (const s of subscriptions) log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`, client.id)
+    for (const s of subscriptions) {
+      // An MQTT 5 SUBACK refuses with a reason code where the QoS would be (0x9E for $share/..., say).
+      if (s.qos >= 0x80) log(`client ${client.id} was refused a subscription to ${s.topic}: ${reason(s.qos)}`, client.id)
+      else log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`, client.id)
+    }
   })
   const tooLarge = (client: Client, error: Error & { size?: number }) => {
     if (error.message !== 'packet too large') return

@@ -1,4 +1,4 @@
-// The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean...),
+// The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean, -V...),
 // parsed by lib/flags.ts over the defaults that the demo writes down itself, and checked
 // before anything reaches the broker. MQTT_URL sets the default --url, so a learner can point every
 // demo at another broker (Mosquitto, say) at once.
@@ -20,6 +20,8 @@ export interface ClientOptions {
   /** false asks the broker to keep the session (subscriptions, queued QoS 1 and 2 messages) across connections. */
   clean: boolean
   qos: QoS
+  /** The MQTT version spoken: 4 is MQTT 3.1.1 (the article's), 5 is MQTT 5 (-V 5). */
+  version: 4 | 5
   /** Seconds of silence after which the client sends a PINGREQ (0: never); MQTT.js's 60 when undefined. */
   keepalive?: number
   /** For a broker that asks for them (npm run broker -- --username ... --password ...). */
@@ -34,6 +36,8 @@ export interface ClientDefaults {
   clientId?: string
   clean?: boolean
   qos?: QoS
+  /** 4 (MQTT 3.1.1) unless said: the article's version. */
+  version?: 4 | 5
 }
 
 export interface PublisherDefaults extends ClientDefaults {
@@ -66,6 +70,10 @@ export function clientFlags(defaults: ClientDefaults = {}) {
   const clean = defaults.clean ?? true
   return {
     url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
+    'mqtt-version': {
+      type: 'string', short: 'V', arg: 'VERSION',
+      help: `MQTT version to speak: 5 or 3.1.1 (default ${defaults.version === 5 ? '5' : '3.1.1, the article\'s'})`,
+    },
     qos: { type: 'string', arg: 'N', help: `quality of service: 0, 1 or 2 (default ${defaults.qos ?? 0})` },
     id: { type: 'string', arg: 'ID', help: `client identifier (default${defaults.clientId ? ` ${defaults.clientId}` : ': a random one'})` },
     'no-clean': { type: 'boolean', help: `keep the session on the broker after disconnecting (needs --id)${clean ? '' : '; the default here'}` },
@@ -78,39 +86,57 @@ export function clientFlags(defaults: ClientDefaults = {}) {
 
 /** The flags of a program that publishes, over the `defaults` written in it. */
 export function publisherFlags(defaults: PublisherDefaults): PublisherOptions {
+  return publisherOptions(parseFlags(programDescription(), publisherFlagSet(defaults)), defaults)
+}
+
+/** The flags publisherFlags() takes, for a program that takes more (demos/mqtt5/publisher.ts). */
+export function publisherFlagSet(defaults: PublisherDefaults) {
   const retain = defaults.retain ?? false
-  const flags = {
+  return {
     ...clientFlags(defaults),
     topic: { type: 'string', arg: 'TOPIC', help: `topic name to publish to (default ${defaults.topic})` },
     message: { type: 'string', multiple: true, arg: 'TEXT', help: `payload; repeat to publish several in order (default ${defaults.message})` },
     retain: { type: 'boolean', help: `ask the broker to keep the message for future subscribers${retain ? '; the default here' : ''}` },
     'no-retain': { type: 'boolean', help: `an ordinary message, forgotten once delivered${retain ? '' : '; the default here'}` },
   } satisfies Record<string, Flag>
-  const values = parseFlags(programDescription(), flags)
+}
+
+/** What the flags of publisherFlagSet() say, checked; `session` as clientOptions() takes it. */
+export function publisherOptions(values: Values<ReturnType<typeof publisherFlagSet>>, defaults: PublisherDefaults,
+  session: { sessionExpiry?: number } = {}): PublisherOptions {
   const topic = values.topic ?? defaults.topic
   const problem = topicNameProblem(topic)
   if (problem) fail(`cannot publish to ${JSON.stringify(topic)}: ${problem}`)
   noteEmptyLevels(topic)
   return {
-    ...clientOptions(values, defaults),
+    ...clientOptions(values, defaults, session),
     topic,
     messages: values.message ?? [defaults.message],
-    retain: either('--retain', values.retain, '--no-retain', values['no-retain']) ?? retain,
+    retain: either('--retain', values.retain, '--no-retain', values['no-retain']) ?? defaults.retain ?? false,
   }
 }
 
 /** The flags of a program that subscribes, over the `defaults` written in it. */
 export function subscriberFlags(defaults: SubscriberDefaults): SubscriberOptions {
-  const flags = {
+  return subscriberOptions(parseFlags(programDescription(), subscriberFlagSet(defaults)), defaults)
+}
+
+/** The flags subscriberFlags() takes, for a program that takes more (demos/mqtt5/subscriber.ts). */
+export function subscriberFlagSet(defaults: SubscriberDefaults) {
+  return {
     ...clientFlags(defaults),
     topic: { type: 'string', arg: 'FILTER', help: `topic filter to subscribe to, + and # allowed, quoted (default ${defaults.topic})` },
   } satisfies Record<string, Flag>
-  const values = parseFlags(programDescription(), flags)
+}
+
+/** What the flags of subscriberFlagSet() say, checked; `session` as clientOptions() takes it. */
+export function subscriberOptions(values: Values<ReturnType<typeof subscriberFlagSet>>, defaults: SubscriberDefaults,
+  session: { sessionExpiry?: number } = {}): SubscriberOptions {
   const topic = values.topic ?? defaults.topic
   const problem = topicFilterProblem(topic)
   if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
   noteEmptyLevels(topic)
-  return { ...clientOptions(values, defaults), topic }
+  return { ...clientOptions(values, defaults, session), topic }
 }
 
 /** A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go on. */
@@ -178,8 +204,19 @@ function checkUrl(url: string, inList: boolean): void {
   }
 }
 
-export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {}, { list = false } = {}): ClientOptions {
+/** What -V takes: the spellings of mosquitto_pub and MQTTX (5, mqttv5; 3.1.1, 311, mqttv311). */
+const VERSIONS: Record<string, 4 | 5> = { '5': 5, mqttv5: 5, '3.1.1': 4, '311': 4, mqttv311: 4 }
+
+/**
+ * The options of a client's connection, from its flags over its `defaults`. `list`: --url may name
+ * several brokers. `sessionExpiry`: the Session Expiry Interval an MQTT 5 program asks for, if it asks.
+ */
+export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {},
+  { list = false, sessionExpiry }: { list?: boolean; sessionExpiry?: number } = {}): ClientOptions {
   const { url, servers } = brokers(values.url ?? process.env.MQTT_URL ?? DEFAULT_URL, list)
+  const versionText = values['mqtt-version']
+  const version = versionText === undefined ? defaults.version ?? 4 : VERSIONS[versionText]
+  if (version === undefined) fail(`-V (--mqtt-version) must be 5 or 3.1.1, not ${JSON.stringify(versionText)}`)
   const qosText = values.qos ?? String(defaults.qos ?? 0)
   if (!['0', '1', '2'].includes(qosText)) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
   const qos = Number(qosText) as QoS
@@ -187,6 +224,11 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   const clientId = values.id ?? defaults.clientId
   const clean = either('--clean', values.clean, '--no-clean', values['no-clean']) ?? defaults.clean ?? true
   if (!clean && !clientId) fail('--no-clean needs --id: the broker finds a kept session by its client id')
+  // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how long it lasts.
+  if (version === 5 && !clean && sessionExpiry === undefined) {
+    process.stderr.write('note: MQTT 5 keeps a session only for its Session Expiry Interval, and this one has none: '
+      + 'it ends with the connection\n')
+  }
   const keepalive = values.keepalive === undefined ? undefined : Number(values.keepalive)
   if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {
     fail(`--keepalive must be a number of seconds from 0 to 65535, not ${JSON.stringify(values.keepalive)}`)
@@ -197,8 +239,8 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   const connection: IClientOptions = {
     clientId,
     clean,
-    // MQTT 3.1.1, the article's version.
-    protocolVersion: 4,
+    // MQTT 3.1.1, the article's version, unless -V 5.
+    protocolVersion: version,
     // No retries: a demo whose broker is not there says so and exits (see problems.ts).
     reconnectPeriod: 0,
     connectTimeout: CONNECT_TIMEOUT_MS,
@@ -206,5 +248,5 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
     ...(username !== undefined && { username, password }),
     ...(servers && { servers }),
   }
-  return { url, clientId, clean, qos, keepalive, username, password, connection }
+  return { url, clientId, clean, qos, version, keepalive, username, password, connection }
 }

@@ -1,11 +1,13 @@
 // What can go wrong between a demo and its broker, each said in one line: reportProblems(client, url)
 // listens to an MQTT.js client that the demo made itself, and ends the program with one line and exit
-// code 1 when the connection is refused, cannot be made, is lost, or a subscription is refused.
+// code 1 when the connection is refused, cannot be made, is lost, or a subscription is refused, or,
+// in MQTT 5, a message is refused; an MQTT 5 broker says why, with a reason code, and so does the line.
 // MQTT.js alone retries forever when the broker is down, which on stage looks like a hang. A client
 // made with a reconnectPeriod (a device, a listener) rides out a lost connection instead, as real ones do,
 // and, given several brokers (MQTT.js's servers), tries the next one.
 import mqtt, { type MqttClient } from 'mqtt'
 import { fail, messageOf } from './cli.ts'
+import { reason, reasonWithString } from './mqtt5.ts'
 import { CONNECT_TIMEOUT_MS } from './options.ts'
 
 /** Turn every failure of `client`, connected to `url`, into one line (see the top of this file). */
@@ -25,36 +27,68 @@ export function reportProblems(client: MqttClient, url: string): void {
     console.log(`${problem.split(';')[0]}; trying the next one`)
   }
   client.on('reconnect', () => (attemptFailed = false))
+  // MQTT 5: a broker that ends a connection may say why first, in a DISCONNECT (§3.14.2.1).
+  let disconnect: { reasonCode?: number; properties?: { reasonString?: string } } | undefined
   client.on('connect', () => {
     connectedOnce = true
     lost = false
+    disconnect = undefined
   })
+  client.on('disconnect', (packet) => (disconnect = packet))
   client.on('error', (error) => {
     // Ending: a QoS 1 message that arrives meanwhile has its PUBACK written after the end.
     if (client.disconnecting) return
-    if (!connectedOnce) attemptFailure(connectionProblem(at(), error, client.connected))
-    else if (reconnectPeriod === 0) fail(connectionProblem(at(), error, client.connected))
+    if (!connectedOnce) attemptFailure(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
+    else if (reconnectPeriod === 0) fail(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
   })
   client.on('close', () => {
     // The program ended the connection itself (client.end()), or it already said the connection was lost.
     if (client.disconnecting || lost) return
     if (!connectedOnce) return attemptFailure(closedBeforeConnack(at()))
-    if (reconnectPeriod === 0) return void lostConnection(client, url)
+    const why = disconnect?.reasonCode === undefined ? '' : `: ${reasonWithString(disconnect.reasonCode, disconnect.properties)}`
+    if (reconnectPeriod === 0) return void (why ? fail(disconnected(at(), why, disconnect!.reasonCode!, client)) : lostConnection(client, url))
     lost = true
     const next = client.options.servers ? 'the next one' : 'again'
-    console.log(`lost the connection to the broker at ${at()}; trying ${next} every ${reconnectPeriod / 1000} s`)
+    console.log(`lost the connection to the broker at ${at()}${why}; trying ${next} every ${reconnectPeriod / 1000} s`)
   })
-  // A SUBACK carries no topic: remember which filters each SUBSCRIBE asked for, to name a refused one.
+  // A SUBACK carries no topic, nor a PUBACK: remember what each SUBSCRIBE and PUBLISH asked for, to name a refused one.
   const asked = new Map<number, string[]>()
+  const published = new Map<number, string>()
   client.on('packetsend', (packet) => {
     if (packet.cmd === 'subscribe') asked.set(packet.messageId!, packet.subscriptions.map((s) => s.topic))
+    if (packet.cmd === 'publish' && packet.qos > 0) published.set(packet.messageId!, packet.topic)
   })
   client.on('packetreceive', (packet) => {
+    // MQTT 5 §3.4.2.1, §3.5.2.1: a code of 0x80 or more refuses the message, and says why.
+    if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined) {
+      const topic = published.get(packet.messageId)
+      published.delete(packet.messageId)
+      if (packet.reasonCode !== undefined && packet.reasonCode >= 0x80) {
+        fail(`the broker refused the message to ${topic}: ${reasonWithString(packet.reasonCode, packet.properties)}`)
+      }
+    }
     if (packet.cmd !== 'suback') return
-    const refused = (asked.get(packet.messageId!) ?? []).filter((_, i) => packet.granted[i] === 128)
+    // MQTT 3.1.1 refuses with 0x80 alone; MQTT 5 (§3.9.3) with a code of 0x80 or more that names the reason.
+    const filters = asked.get(packet.messageId!) ?? []
     asked.delete(packet.messageId!)
-    if (refused.length > 0) fail(`the broker refused the subscription to ${refused.join(', ')}; check its access rules`)
+    const granted = packet.granted as number[]
+    const refused = filters.flatMap((filter, i) => (granted[i] >= 0x80 ? [{ filter, code: granted[i] }] : []))
+    if (refused.length === 0) return
+    if (client.options.protocolVersion !== 5) {
+      fail(`the broker refused the subscription to ${refused.map((r) => r.filter).join(', ')}; check its access rules`)
+    }
+    fail(`the broker refused the subscription to ${refused.map((r) => `${r.filter}: ${reasonWithString(r.code, packet.properties)}`).join(', ')}`)
   })
+}
+
+/** The broker ended the connection with a DISCONNECT that says `why` (MQTT 5). */
+function disconnected(url: string, why: string, code: number, client: MqttClient): string {
+  const id = client.options.clientId ?? ''
+  const hints: Record<number, string> = {
+    0x8e: `another client connected with the same client id, ${id}, and took its session over; give each a different --id`,
+    0x8b: 'the broker is stopping; start it again, or pass --url',
+  }
+  return `the broker at ${url} closed this connection${why}${hints[code] ? `; ${hints[code]}` : ''}`
 }
 
 /** The broker `client` is connected to, or trying: `url`, or of a list (--url a,b), the one MQTT.js is at. */
@@ -89,9 +123,11 @@ function closedBeforeConnack(url: string): string {
   return `the broker at ${url} closed the connection before accepting it; check its log`
 }
 
-function connectionProblem(url: string, error: Error & { code?: unknown }, connected: boolean): string {
+function connectionProblem(url: string, error: Error & { code?: unknown }, connected: boolean, mqtt5: boolean): string {
+  const version = mqtt5 ? 'MQTT 5; leave out -V 5 to speak MQTT 3.1.1' : 'this protocol version (MQTT 3.1.1)'
   const refusals: Record<number, string> = {
-    1: 'it does not speak this protocol version (MQTT 3.1.1)',
+    // A broker that speaks 3.1.1 only answers an MQTT 5 CONNECT this way too.
+    1: `it does not speak ${version}`,
     2: 'it rejected the client id; pass another --id',
     3: 'the server is unavailable',
     4: 'bad user name or password; pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
@@ -111,6 +147,16 @@ function connectionProblem(url: string, error: Error & { code?: unknown }, conne
   }
   if (typeof error.code === 'number' && refusals[error.code]) {
     return `the broker at ${url} refused the connection: ${refusals[error.code]} (return code ${error.code})`
+  }
+  // MQTT 5 §3.2.2.2: a CONNACK reason code of 0x80 or more refuses the connection, and names the reason.
+  if (mqtt5 && typeof error.code === 'number' && error.code >= 0x80) {
+    const hints: Record<number, string> = {
+      0x84: `it does not speak ${version}`,
+      0x85: 'pass another --id',
+      0x86: 'pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
+      0x8c: 'leave out --auth-method',
+    }
+    return `the broker at ${url} refused the connection: ${reason(error.code)}${hints[error.code] ? `; ${hints[error.code]}` : ''}`
   }
   if (error.message === 'connack timeout') {
     return `no answer from ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is an MQTT broker listening there? check --url`

@@ -74,6 +74,7 @@ export const cluster: Scenario = {
     const light = stage.spawn('device', device, ['--url', `${a.url},${b.url}`])
     await light.expect(`connected to ${a.url}, result code 0`, undefined, 'the device is connected to A')
     await light.expect('listening for ON and OFF on home/kitchen/light/set', undefined, 'and waits for commands')
+    await light.expect('listening for Home Assistant on homeassistant/status', undefined, 'and for Home Assistant\'s birth message')
 
     await stage.step('Kill broker A with SIGKILL, as a crash would')
     stage.say('kill -KILL: A stops at once, closing nothing')
@@ -81,6 +82,7 @@ export const cluster: Scenario = {
     await light.expect(`lost the connection to the broker at ${a.url}; trying the next one every 1 s`, undefined, 'the device lost A')
     await light.expect(`connected to ${b.url}, result code 0`, undefined, 'and connected to B by itself, a second later')
     await light.expect('listening for ON and OFF on home/kitchen/light/set', undefined, 'it announced itself again, on B')
+    await light.expect('listening for Home Assistant on homeassistant/status', undefined, 'and listens for Home Assistant there')
 
     await stage.step('Switch the light off, through B')
     await stage.run('publisher', publisher, ['--url', b.url, '--topic', 'home/kitchen/light/set', '--message', 'OFF'])

@@ -1,10 +1,12 @@
-// Home Assistant style discovery: devices announce themselves with retained configs on
-// homeassistant/<component>/<node_id>/<object_id>/config, listeners find them with wildcard filters,
-// even when they start late, and a Last Will tells them when a device drops off. Its programs,
-// demos/discovery/, are a device (publisher.ts) and a listener that plays Home Assistant (subscriber.ts).
-// Run directly (npm run demo:discovery) it is the show; test/ plays it as a check.
+// Home Assistant's MQTT discovery as it is done in 2026: a device announces all its entities in one
+// retained device config on homeassistant/device/<object_id>/config, an older one announces each entity
+// on homeassistant/<component>/<node_id>/<object_id>/config (the article's form), listeners find both
+// with wildcard filters, even when they start late, a Last Will tells them when a device drops off,
+// and when Home Assistant restarts its birth message has the devices announce themselves again. Its
+// programs, demos/discovery/, are a device (publisher.ts) and a listener that plays Home Assistant
+// (subscriber.ts). Run directly (npm run demo:discovery) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { DEFAULT_PREFIX } from '../lib/discovery.ts'
+import { DEFAULT_PREFIX, statusTopic } from '../lib/discovery.ts'
 import { show } from './show.ts'
 import type { Scenario } from './stage.ts'
 
@@ -17,118 +19,129 @@ export const discovery: Scenario = {
   name: 'discovery',
   // The WebSocket listener serves the dashboard page's MQTT connection.
   needs: { listeners: ['ws'], dashboard: true },
-  // Devices and listeners ride out a broker restart, retrying every second: longer than most.
-  budget: 180,
-  title: 'devices announce themselves with retained configs; listeners discover them by wildcard, even late, and see them drop off',
+  // Devices announce themselves again up to half a second after a birth message, twice in the play.
+  budget: 150,
+  title: 'devices announce themselves with retained configs, one for a whole device or one per entity; listeners discover them by wildcard, even late, see them drop off, and have them announce again when Home Assistant restarts',
   async play(stage) {
     const prefix = stage.topic(DEFAULT_PREFIX)
     const base = stage.topic('home')
+    const status = statusTopic(prefix)
     // The demos' defaults; spelled out only when the stage shares a broker and prefixes every topic.
     const prefixArgs = prefix === DEFAULT_PREFIX ? [] : ['--prefix', prefix]
     const deviceArgs = base === 'home' ? prefixArgs : [...prefixArgs, '--base', base]
-    const light = {
-      config: `${prefix}/light/kitchen/light/config`,
-      state: `${base}/kitchen/light`,
+    const kitchen = {
+      config: `${prefix}/device/kitchen/config`,
+      availability: `${base}/kitchen/availability`,
+      light: `${base}/kitchen/light`,
       command: `${base}/kitchen/light/set`,
-      availability: `${base}/kitchen/light/availability`,
+      temperature: `${base}/kitchen/temperature`,
     }
-    const sensor = {
+    const livingRoom = {
       config: `${prefix}/sensor/living_room/temperature/config`,
-      state: `${base}/living_room/temperature`,
-      availability: `${base}/living_room/temperature/availability`,
+      availability: `${base}/living_room/availability`,
+      temperature: `${base}/living_room/temperature`,
     }
-    for (const topic of [...Object.values(light), ...Object.values(sensor)]) {
-      if (topic !== light.command) stage.retains(topic)
+    for (const topic of [...Object.values(kitchen), ...Object.values(livingRoom)]) {
+      if (topic !== kitchen.command) stage.retains(topic)
     }
+    const birth = `published "online" to ${status}, the birth message`
+    const answered = `Home Assistant is online (${status}): announced again`
 
     await stage.step(`Start a listener on ${prefix}/#, as Home Assistant does`)
     const first = stage.spawn('listener-1', listener, prefixArgs)
-    await first.expect(`subscribed to ${prefix}/# (QoS 0)`, undefined, 'listener-1 is subscribed to every config topic, whatever its depth')
+    await first.expect(`subscribed to ${prefix}/# (QoS 0)`, undefined, 'listener-1 connected with MQTT 5 and a will, "offline" on its status topic, and subscribed to every config topic')
+    await first.expect(birth, undefined, 'then it said "online" there: Home Assistant\'s birth message')
     if (stage.wsUrl) {
       stage.say('for the projector: the same discovery as a page, in the browser, over MQTT over WebSocket (docs/09-dashboard.md)')
       const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', ['--url', stage.wsUrl, '--http-port', String(stage.dashboardPort), ...prefixArgs])
       await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, undefined, 'open that address in a browser to watch the devices appear')
     }
 
-    await stage.step('Start a kitchen light: it announces itself with a retained config')
-    const lamp = stage.spawn('light', device, deviceArgs)
-    await lamp.expect(`published its config to ${light.config} (retained)`, undefined,
-      'the light set its will, published "online" and its state, then its config, all retained')
-    await lamp.expect(`listening for ON and OFF on ${light.command}`, undefined, 'and it waits for commands')
-    await first.expect('discovered light kitchen/light "Kitchen light"', 'C18',
-      `listener-1 discovered the light from ${light.config}: component light, node kitchen, object light`)
-    await first.expect('Kitchen light is online (retained)', undefined,
-      'it subscribed to the availability topic named in the config, and got the retained "online"')
-    await first.expect('Kitchen light state ON (retained)', undefined, 'and to the state topic, and got the retained state')
+    await stage.step('Start the kitchen: a light and a thermometer, announced in one device config')
+    const lamp = stage.spawn('kitchen', device, deviceArgs)
+    await lamp.expect(`published its config to ${kitchen.config} (retained)`, undefined,
+      'the kitchen set its will, published "online" and its two states, then one config for both, all retained')
+    await lamp.expect(`listening for Home Assistant on ${status}`, undefined, 'it takes ON and OFF, and waits for Home Assistant\'s birth message')
+    await first.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0', undefined,
+      `listener-1 read the device config: the device, and the origin that every config names`)
+    await first.expectAll(['discovered light kitchen/light "Kitchen light"', 'discovered sensor kitchen/temperature "Kitchen temperature"'], undefined,
+      'and its two entities, each with its platform and unique_id under "cmps"')
+    await first.expectAll(['Kitchen light is online (retained)', 'Kitchen temperature is online (retained)'], undefined,
+      'one availability topic, shared at the root of the config, for both')
+    await first.expectAll(['Kitchen light state ON (retained)', 'Kitchen temperature state 21.5 °C (retained)'], undefined, 'and their retained states')
 
-    await stage.step('Start a temperature sensor in the living room')
-    const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--kind', 'sensor', '--node', 'living_room'])
-    await thermometer.expect(`published its config to ${sensor.config} (retained)`, undefined,
-      'the sensor announced itself under the sensor component')
+    await stage.step('Start a living-room thermometer that announces itself the older way, the article\'s')
+    const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--node', 'living_room', '--components', 'temperature', '--per-component'])
+    await thermometer.expect(`published its config to ${livingRoom.config} (retained)`, undefined,
+      'one config for its one entity, on a topic that names the component, the node and the object')
+    await thermometer.until(`listening for Home Assistant on ${status}`)
     await first.expect('discovered sensor living_room/temperature "Living room temperature"', 'C18',
-      `the same filter ${prefix}/# found a sensor too: one subscription follows every component`)
-    await first.expect('Living room temperature is online (retained)', undefined, 'the sensor is online')
+      `listener-1 discovered it from ${livingRoom.config}: component sensor, node living_room, object temperature`)
+    await first.expect('Living room temperature is online (retained)', undefined, 'it is online')
     await first.expect('Living room temperature state 21.5 °C (retained)', undefined, 'with the unit its config gave')
 
-    await stage.step(`Start a second listener, late, that follows lights only: ${prefix}/light/#`)
-    const second = stage.spawn('listener-2', listener, [...prefixArgs, '--topic', `${prefix}/light/#`])
-    await second.expect(`subscribed to ${prefix}/light/# (QoS 0)`, undefined, 'listener-2 is subscribed')
-    await second.expect('discovered light kitchen/light "Kitchen light" (retained)', 'S8',
-      'listener-2 started after the light announced itself and still discovered it: the config is retained')
-    await second.expect('Kitchen light is online (retained)', undefined, 'it knows the light is online')
-    await second.expect('Kitchen light state ON (retained)', undefined, 'and that it is on')
-    await stage.barrier(`${prefix}/light/marker`, [second, first], 'C18',
-      `listener-2 did not discover the sensor: ${prefix}/light/# follows one component`)
+    await stage.step(`Start a second listener, late, that follows sensors only: ${prefix}/sensor/#`)
+    const second = stage.spawn('listener-2', listener, [...prefixArgs, '--topic', `${prefix}/sensor/#`])
+    await second.expect(`subscribed to ${prefix}/sensor/# (QoS 0)`, undefined, 'listener-2 is subscribed')
+    await second.expect('discovered sensor living_room/temperature "Living room temperature" (retained)', 'S8',
+      'listener-2 started after the thermometer announced itself and still discovered it: the config is retained')
+    await second.expect('Living room temperature is online (retained)', undefined, 'it knows the thermometer is online')
+    await second.expect('Living room temperature state 21.5 °C (retained)', undefined, 'and what it measures')
+    await lamp.until(answered)
+    await thermometer.expect(answered, undefined, 'listener-2\'s birth message reached both devices, which announced themselves again a moment later')
+    await stage.barrier(`${prefix}/sensor/marker`, [second, first], 'C18',
+      `listener-2 did not discover the kitchen's thermometer: that is in a device config, not on ${prefix}/sensor/...; and listener-1 heard nothing new`)
 
-    await stage.step('Restart the broker: devices and listeners reconnect by themselves')
-    if (!stage.canRestartBroker) {
-      stage.say('not applicable here: the stage can restart only the bundled broker, not one given by MQTT_URL')
-    } else {
-      stage.say('the broker stops as a crash would, and starts again on the same port with nothing retained')
-      await stage.restartBroker()
-      await lamp.expect(`listening for ON and OFF on ${light.command}`, undefined,
-        'the light reconnected, announced itself again and subscribed to its command topic again')
-      await thermometer.expect(`published its config to ${sensor.config} (retained)`, undefined,
-        'the sensor reconnected and announced itself again')
-      for (const proc of [first, second]) {
-        await proc.expect(/^subscribed to /, undefined, `${proc.label} reconnected and subscribed again; nothing it knew has changed, so it says no more`)
-      }
-    }
-
-    await stage.step(`Switch the light off from another client: publish OFF to ${light.command}`)
-    const off = await stage.run('switch', publisher, ['--topic', light.command, '--message', 'OFF'])
-    await off.expect(`published "OFF" to ${light.command}`, undefined, 'the command is sent')
-    await lamp.expect(`published "OFF" to ${light.state} (retained)`, undefined,
-      'the light obeyed its command topic and published its new state')
-    await first.expect('Kitchen light state OFF', undefined, 'listener-1 saw the light go off')
-    await second.expect('Kitchen light state OFF', undefined, 'and so did listener-2')
-
-    await stage.step('Pull the sensor\'s plug: kill it, so it cannot say goodbye')
-    stage.say('SIGKILL: the sensor sends no DISCONNECT; the broker sees the connection drop and publishes its Last Will')
-    await thermometer.stop('SIGKILL')
-    await first.expect('Living room temperature is offline', 'S8',
-      'the broker published the sensor\'s Last Will, and listener-1 shows it offline')
-
-    await stage.step('Stop the light with Ctrl-C')
+    await stage.step('The kitchen loses its thermometer: stop it with Ctrl-C, start it again with --drop temperature')
     await lamp.stop()
-    await lamp.expect(`published "offline" to ${light.availability} (retained)`, undefined,
-      'a clean DISCONNECT cancels the will, so the light said "offline" itself before leaving')
-    await first.expect('Kitchen light is offline', undefined, 'listener-1 shows the light offline')
-    await second.expect('Kitchen light is offline', undefined, 'and so does listener-2')
+    await first.expectAll(['Kitchen light is offline', 'Kitchen temperature is offline'], undefined, 'a clean stop: the kitchen said "offline" itself')
+    const lamp2 = stage.spawn('kitchen', device, [...deviceArgs, '--drop', 'temperature'])
+    await lamp2.expect(`published its config with "temperature": {"p": "sensor"} to ${kitchen.config} (retained)`, undefined,
+      'the kitchen published its config with the thermometer reduced to its platform')
+    await lamp2.expect(`published its config to ${kitchen.config} (retained)`, undefined, 'then without it, and cleared its retained state')
+    await lamp2.until(`listening for Home Assistant on ${status}`)
+    await first.expectAll(['Kitchen light is online', 'Kitchen temperature is online'], undefined, 'listener-1 saw the kitchen come back')
+    await first.expect('removed sensor kitchen/temperature "Kitchen temperature"', undefined,
+      'and removed the thermometer alone: {"p": "sensor"} is how a device config removes one component')
 
-    await stage.step('Remove the sensor: publish an empty retained config on its config topic')
-    await stage.run('remover', publisher, ['--topic', sensor.config, '--message', '', '--retain', '--qos', '1'])
-    await first.expect('removed sensor living_room/temperature "Living room temperature"', undefined,
-      'listener-1 forgot the sensor: an empty config means the device is gone')
+    await stage.step(`Switch the light off from another client: publish OFF to ${kitchen.command}`)
+    const off = await stage.run('switch', publisher, ['--topic', kitchen.command, '--message', 'OFF'])
+    await off.expect(`published "OFF" to ${kitchen.command}`, undefined, 'the command is sent')
+    await lamp2.expect(`published "OFF" to ${kitchen.light} (retained)`, undefined,
+      'OFF is the payload_off of its config: the light obeyed and published its new state')
+    await first.expect('Kitchen light state OFF', undefined, 'listener-1 saw the light go off')
 
-    await stage.step(`Start a third listener on ${prefix}/#, as a Home Assistant that restarts would`)
+    await stage.step('Pull the thermometer\'s plug: kill it, so it cannot say goodbye')
+    stage.say('SIGKILL: the thermometer sends no DISCONNECT; the broker sees the connection drop and publishes its Last Will')
+    await thermometer.stop('SIGKILL')
+    await first.expect('Living room temperature is offline', 'S8', 'the broker published the thermometer\'s Last Will, and listener-1 shows it offline')
+    await second.expect('Living room temperature is offline', undefined, 'and so does listener-2')
+
+    await stage.step('Remove the thermometer: publish an empty retained config on its config topic')
+    await stage.run('remover', publisher, ['--topic', livingRoom.config, '--message', '', '--retain', '--qos', '1'])
+    await first.until('removed sensor living_room/temperature "Living room temperature"')
+    await second.expect('removed sensor living_room/temperature "Living room temperature"', undefined,
+      'both listeners forgot it: an empty config removes what was announced there')
+
+    await stage.step('Restart Home Assistant: stop listener-1 with Ctrl-C, start a new one')
+    await first.stop()
+    await lamp2.expect(`Home Assistant is offline (${status})`, undefined, 'listener-1 left with a DISCONNECT that keeps its will (MQTT 5, reason code 4): the kitchen heard "offline"')
     const third = stage.spawn('listener-3', listener, prefixArgs)
-    await third.expect('discovered light kitchen/light "Kitchen light" (retained)', 'S8',
-      'listener-3 discovered the light from its retained config')
-    await third.expect('Kitchen light is offline (retained)', 'S8', 'and knows at once that it is offline: that is retained too')
-    await third.expect('Kitchen light state OFF (retained)', undefined, 'and its last state')
-    await stage.barrier(`${prefix}/sensor/marker`, [third, first], undefined,
-      'listener-3 did not discover the sensor: the empty retained config deleted the old one from the broker')
+    await third.expect(birth, undefined, 'listener-3 subscribed, and said "online"')
+    await third.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0 (retained)', 'S8', 'it discovered the kitchen from its retained config')
+    await third.expect('discovered light kitchen/light "Kitchen light" (retained)', undefined, 'with the light alone')
+    await third.expect('Kitchen light is online (retained)', undefined, 'and learned its availability')
+    await third.expect('Kitchen light state OFF (retained)', undefined, 'and its state from retained messages too')
+    await lamp2.expect(answered, undefined, 'the kitchen answered the birth message: its config, then its states, again')
+    await stage.barrier(`${prefix}/sensor/marker`, [third], undefined,
+      'listener-3 did not discover the thermometer: the empty retained config deleted the old one from the broker')
+
+    await stage.step('Remove the kitchen: stop it, then publish an empty retained config on its device config topic')
+    await lamp2.stop()
+    await third.expect('Kitchen light is offline', undefined, 'the kitchen said "offline" as it left')
+    await stage.run('remover', publisher, ['--topic', kitchen.config, '--message', '', '--retain', '--qos', '1'])
+    await third.expect('removed light kitchen/light "Kitchen light"', undefined, 'an empty device config removes every entity of the device')
+    await third.expect('removed device kitchen "Kitchen"', undefined, 'and the device itself')
   },
 }
 

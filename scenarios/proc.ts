@@ -130,11 +130,32 @@ export class Proc {
     this.stage.ok(claim, says)
   }
 
-  /** Wait until the error line `line` is printed on stderr. */
-  async expectError(line: string, claim: string | undefined, says: string): Promise<void> {
-    await this.waitFor(`the error line ${JSON.stringify(line)}`, () =>
-      this.output.some((l) => l.stream === 'stderr' && l.text === line) ? [] : undefined)
+  /** Wait until the error line `line` (or a line matching it) is printed on stderr. */
+  async expectError(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
+    const matches = (text: string) => (typeof line === 'string' ? text === line : line.test(text))
+    const awaited = typeof line === 'string' ? JSON.stringify(line) : `matching ${line}`
+    await this.waitFor(`the error line ${awaited}`, () =>
+      this.output.some((l) => l.stream === 'stderr' && matches(l.text)) ? [] : undefined)
     this.stage.ok(claim, says)
+  }
+
+  /** Whether this process has printed `line` on stdout since its last expectation (the cursor stays). */
+  hasPrinted(line: string): boolean {
+    return this.stdout.indexOf(line, this.cursor) >= 0
+  }
+
+  /**
+   * Wait until this process prints `line` on stdout, or a line matching `refusal` on stderr, after which
+   * it is expected to end (a refused subscription, say); resolves with which of the two came.
+   */
+  async either(line: string, refusal: RegExp): Promise<'line' | 'refusal'> {
+    return this.waitFor(`${JSON.stringify(line)}, or an error matching ${refusal}`, () => {
+      if (this.output.some((l) => l.stream === 'stderr' && refusal.test(l.text))) {
+        this.ending = true
+        return 'refusal' as const
+      }
+      return this.hasPrinted(line) ? 'line' as const : undefined
+    }).then((which) => (which === 'line' ? this.until(line).then(() => which) : which))
   }
 
   /** Wait for `line` (or a line matching it) on stdout; returns the lines printed between the cursor and it. */

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../lib/broker.ts'
 import { LIFELINE } from '../lib/cli.ts'
-import { HUNG_MS, seconds } from '../lib/waiter.ts'
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 import { ROOT } from './bundle.ts'
 import { Proc, shellQuote, Turns } from './proc.ts'
 import { budgetMs, type Event, type Scenario, type StageOptions } from './scenario.ts'
@@ -48,6 +48,8 @@ export class Stage {
   private closing = false
   /** Programs take turns to start (see Turns). */
   private readonly turns = new Turns()
+  /** Every event recorded: what waits on the lines of several processes, or of the broker, look at. */
+  private readonly printing = new Waiter()
 
   constructor(readonly options: StageOptions = {}) {
     this.waitMs = options.waitMs ?? HUNG_MS
@@ -210,6 +212,103 @@ export class Stage {
     this.ok(claim, says)
   }
 
+  /**
+   * Prove that the members of a shared subscription (`procs`, subscribed to `topic` through one
+   * $share group) got each of `messages` once between them, and nothing more. A marker sent to a group
+   * reaches one member only, so markers go one at a time until every member has printed one; what
+   * a member printed before its first marker is its share, apart from retained messages, which a
+   * broker may send to each member as it subscribes.
+   */
+  async groupBarrier(topic: string, procs: Proc[], messages: string[], claim: string | undefined, says: string): Promise<Map<Proc, string[]>> {
+    const line = (text: string) => `${topic} ${text}`
+    for (const message of messages) await this.untilOneOf(procs, line(message))
+    const firsts = new Map<Proc, string>()
+    while (firsts.size < procs.length) {
+      const marker = `marker-${this.markers.size + 1}`
+      this.markers.add(marker)
+      this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: one member of the group gets it` })
+      await (await this.controlClient()).publishAsync(topic, marker, { qos: 1 })
+      const member = await this.untilOneOf(procs, line(marker))
+      if (!firsts.has(member)) firsts.set(member, line(marker))
+    }
+    const shares = new Map<Proc, string[]>()
+    for (const proc of procs) {
+      const before = (await proc.until(firsts.get(proc)!)).filter((l) => !this.isMarker(l) && !l.endsWith(' (retained)'))
+      shares.set(proc, before.map((l) => (l.startsWith(`${topic} `) ? l.slice(topic.length + 1) : l)))
+    }
+    const got = [...shares.values()].flat().sort()
+    if (JSON.stringify(got) !== JSON.stringify([...messages].sort())) {
+      const who = [...shares].map(([proc, share]) => `${proc.label} printed ${JSON.stringify(share)}`).join(', ')
+      throw this.failure(`the group was sent ${JSON.stringify(messages)} once each, but ${who}: ${says} did not hold`)
+    }
+    this.ok(claim, says)
+    return shares
+  }
+
+  /** Wait until one of `procs` prints `line` on stdout (after its last expectation); resolves with that one. */
+  private untilOneOf(procs: Proc[], line: string): Promise<Proc> {
+    return this.printing.until(() => procs.find((proc) => proc.hasPrinted(line)), {
+      timeoutMs: this.waitMs,
+      timedOut: (ms) => this.failure(`none of ${procs.map((p) => p.label).join(', ')} printed ${JSON.stringify(line)} within ${seconds(ms)}`),
+    })
+  }
+
+  /** Whether the stage hears what the broker says of its clients: it is the bundled broker, started by the stage or given to it. */
+  get hearsBroker(): boolean {
+    return this.stopHearingBroker !== undefined
+  }
+
+  /** Wait until the broker says `line` of a client, or has said it already (only where hearsBroker). */
+  async brokerSays(line: string): Promise<void> {
+    if (!this.hearsBroker) throw this.failure(`the stage cannot hear what the broker at ${this.url} says of its clients`)
+    await this.printing.until(() => (this.events.some((e) => e.kind === 'line' && e.label === 'broker' && e.text === line) ? true : undefined), {
+      timeoutMs: this.waitMs,
+      timedOut: (ms) => this.failure(`the broker did not say ${JSON.stringify(line)} within ${seconds(ms)}`),
+    })
+  }
+
+  /**
+   * Let `seconds` pass, where no event marks the moment (a broker the stage does not hear keeps its
+   * clocks to itself), and say so: what follows must prove what the time was for.
+   */
+  async waitOut(seconds: number, why: string): Promise<void> {
+    this.say(`the stage waits ${seconds} s: ${why}`)
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+  }
+
+  /**
+   * Wait until the broker holds no retained message on `topic` any more (it expired, say), asking it
+   * every quarter of a second: a new subscription gets the retained message, if there is one, before
+   * a marker the stage publishes after subscribing. Nobody else may be subscribed to `topic` meanwhile.
+   */
+  async untilNotRetained(topic: string): Promise<void> {
+    const control = await this.controlClient()
+    const started = Date.now()
+    for (;;) {
+      const marker = `marker-${this.markers.size + 1}`
+      this.markers.add(marker)
+      let retained = false
+      const heard = new Promise<void>((resolve) => {
+        const listen = (t: string, payload: Buffer, packet: { retain: boolean }) => {
+          if (t !== topic) return
+          if (packet.retain) retained = true
+          if (payload.toString() === marker) {
+            control.removeListener('message', listen)
+            resolve()
+          }
+        }
+        control.on('message', listen)
+      })
+      await control.subscribeAsync(topic, { qos: 1 })
+      await control.publishAsync(topic, marker, { qos: 1 })
+      await heard
+      await control.unsubscribeAsync(topic)
+      if (!retained) return
+      if (Date.now() - started > this.waitMs) throw this.failure(`the broker still held a retained message on ${topic} after ${seconds(this.waitMs)}`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+
   /** Whether `line` carries one of the stage's markers rather than a message of the experiment. */
   private isMarker(line: string): boolean {
     const last = line.match(/\bmarker-\d+$/)?.[0]
@@ -340,6 +439,7 @@ export class Stage {
   record(event: Event): void {
     this.events.push(event)
     this.options.onEvent?.(event)
+    this.printing.arrived()
   }
 }
 

@@ -17,7 +17,6 @@ import { $ } from 'zx'
 import { fail, messageOf } from '../lib/cli.ts'
 import { parseFlags } from '../lib/flags.ts'
 import { seconds, Waiter } from '../lib/waiter.ts'
-import { programArgs } from '../scenarios/bundle.ts'
 import { scenarios } from '../scenarios/index.ts'
 import { missingProgram, ROOT } from '../scenarios/stage.ts'
 import type { Report, Task } from './bench-load.ts'
@@ -36,6 +35,8 @@ const { values: flags } = parseFlags({
   a1: { type: 'boolean', help: 'instead: the article\'s publisher (paho-mqtt), run --runs times through each broker, and what arrived (A1)' },
   runs: { type: 'string', arg: 'N', help: 'how many runs of the publisher per broker with --a1 (default 100)' },
   json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON to FILE' },
+  only: { type: 'string', arg: 'TEXT', help: 'only the rows whose name contains TEXT, e.g. --only "MQTT 5, QoS 0"' },
+  profile: { type: 'string', arg: 'DIR', help: 'write CPU profiles of the bundled broker and of aedes alone to DIR (for Chrome DevTools or speedscope): where a ratio below 1 comes from' },
 })
 if (flags.runs !== undefined && !flags.a1) fail('--runs goes with --a1; see npm run bench -- --help')
 if (flags.cluster) {
@@ -56,7 +57,7 @@ if (flags.a1) {
  * workload's share of the time lasts: the more rounds, the likelier each broker has met a quiet moment
  * of a busy machine. A warm-up comes first, so that no broker is measured before its code is compiled.
  */
-const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 6, seconds: 17 }
+const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 8, seconds: 22 }
 /** Messages per publisher: about a second of work per broker and workload on this machine at rest, so that a burst of load elsewhere on the machine weighs little in a round. */
 const counts = flags.quick ? { qos0: 5_000, qos1: 3_000, fanout: 1_000 } : { qos0: 25_000, qos1: 15_000, fanout: 6_000 }
 const FANOUT_SUBSCRIBERS = 10
@@ -95,8 +96,11 @@ async function startProcess(name: string, command: string[], ready: RegExp, url?
 async function startBrokers(): Promise<Broker[]> {
   const list: Broker[] = []
   progress('starting the bundled broker and aedes alone')
-  list.push(await startProcess('bundled', [process.execPath, ...programArgs('lib/broker.ts'), '--port', '0', '--quiet'], /broker ready on (mqtt:\/\/\S+?);/))
-  list.push(await startProcess('aedes alone', [process.execPath, '--import', 'tsx', 'test/aedes-alone.ts', '--port', '0'], /aedes alone ready on (mqtt:\/\/\S+)/))
+  // Both run the same way, from their TypeScript sources, so that the ratio is the fixes' alone. A
+  // profile is written when the process ends: that is, at the bench's end.
+  const profile = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', flags.profile] : []
+  list.push(await startProcess('bundled', [process.execPath, ...profile, '--import', 'tsx', 'lib/broker.ts', '--port', '0', '--quiet'], /broker ready on (mqtt:\/\/\S+?);/))
+  list.push(await startProcess('aedes alone', [process.execPath, ...profile, '--import', 'tsx', 'test/aedes-alone.ts', '--port', '0'], /aedes alone ready on (mqtt:\/\/\S+)/))
   if (mosquittoPath) {
     progress('starting Mosquitto')
     const dir = mkdtempSync(join(tmpdir(), 'bench-mosquitto-'))
@@ -240,6 +244,7 @@ async function measure(brokers: Broker[], load: Load[]): Promise<{ wall: Results
   for (const [protocolVersion, version] of versions) {
     for (const workload of workloads(load)) {
       const row = `${version}, ${workload.name}`
+      if (flags.only && !row.includes(flags.only)) continue
       // The brokers take turns, round after round, so that each meets the same load on the machine
       // (whatever else it runs), and who goes first changes from round to round.
       const until = performance.now() + ROUNDS.seconds * 1000

@@ -1,12 +1,13 @@
-// Claims, docs and tests line up: every claim of the article (C1..C19) and every precision of the
-// specification (S1..S8) has a row in docs/claims.md, a page that cites it, and a test named after
-// it; and every link in the docs leads to a file, and heading, that exists.
+// Claims, docs and tests line up: every claim of the article (C1..C19), every precision of the
+// specification (S1..S8) and every change of MQTT 5 (V1..V8) has a row in docs/claims.md, a page that
+// cites it, and a test named after it; and every link in the docs leads to a file, and heading, that exists.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ROOT } from '../scenarios/stage.ts'
 
-const ids = [...Array.from({ length: 19 }, (_, i) => `C${i + 1}`), ...Array.from({ length: 8 }, (_, i) => `S${i + 1}`)]
+const ids = [...Array.from({ length: 19 }, (_, i) => `C${i + 1}`), ...Array.from({ length: 8 }, (_, i) => `S${i + 1}`),
+  ...Array.from({ length: 8 }, (_, i) => `V${i + 1}`)]
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8')
 const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)
 const testFiles = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => `test/${f}`)
@@ -18,7 +19,7 @@ function testTitles(source: string): string[] {
 }
 
 const claimRows = new Map(read('docs/claims.md').split('\n')
-  .map((line) => line.match(/^\| ([CS]\d+) \|(.*)$/))
+  .map((line) => line.match(/^\| ([CSV]\d+) \|(.*)$/))
   .filter((m): m is RegExpMatchArray => m !== null)
   .map((m) => [m[1], m[2]]))
 
@@ -45,14 +46,14 @@ describe.each(ids)('%s', (id) => {
 it('the claim IDs are those of the article (../shared/article/CLAIMS.md, where it is beside the project)', () => {
   const shared = join(ROOT, '..', 'shared', 'article', 'CLAIMS.md')
   if (!existsSync(shared)) return
-  const listed = [...readFileSync(shared, 'utf8').matchAll(/^\| ([CS]\d+) \|/gm)].map((m) => m[1])
+  const listed = [...readFileSync(shared, 'utf8').matchAll(/^\| ([CSV]\d+) \|/gm)].map((m) => m[1])
   expect(listed).toEqual(ids)
 })
 
 it('every test file\'s claim IDs are real claims', () => {
   for (const file of testFiles) {
     for (const title of testTitles(read(file))) {
-      for (const [id] of title.matchAll(/\b[CS]\d+\b/g)) expect(ids, `${id} in a title of ${file}`).toContain(id)
+      for (const [id] of title.matchAll(/\b[CSV]\d+\b/g)) expect(ids, `${id} in a title of ${file}`).toContain(id)
     }
   }
 })

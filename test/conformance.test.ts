@@ -349,7 +349,7 @@ const departures: Departures = {
     'dollar-queued': { note: 'queues $ messages for # and +/… filters', fix: 'keepDollarTopicsFromWildcards' },
     'order-qos0': { note: 'drops retained messages overtaken by the next message', fix: 'keepEachClientsPublishesInOrder' },
     'overlapping-qos': { note: 'sends it once, through whichever subscription comes first: at QoS 0', fix: 'deliverOnceForAllMatchingSubscriptions' },
-    'session-queue': { note: 'sends a message published once the session is back ahead of the queue\'s tail', fix: 'queuedBeforeLive' },
+    'session-queue': { note: 'sends a message published once the session is back ahead of the queue\'s tail', fix: 'deliverQueuedBeforeLive' },
   },
 }
 

@@ -130,6 +130,22 @@ const rules: Rule[] = [
       expect(seenAll(await p.liveBefore(back.client, publisher, p.t('t')))).toEqual([])
     },
   },
+  {
+    id: 'session-resumed-zero-expiry', section: '§3.1.2.4, §3.1.2.11.2',
+    says: 'Clean Start 0 with a Session Expiry Interval of 0 resumes a kept session whole, with the QoS 1 messages queued in it; the session then ends with that connection',
+    async test(p) {
+      const alice = await p.persistent('alice', { expiry: 60 })
+      await alice.client.subscribe([p.t('t')], 1)
+      await alice.client.disconnect()
+      const publisher = await p.client()
+      for (const payload of ['one', 'two']) await publisher.publish(p.t('t'), payload, { qos: 1 })
+      const back = await p.persistent('alice', { expiry: 0 })
+      expect(back.sessionPresent).toBe(true)
+      expect(withQoS(await p.liveBefore(back.client, publisher, p.t('t')))).toEqual(['one', 'two'].map((m) => `${p.t('t')} ${m} at QoS 1`))
+      await back.client.disconnect()
+      expect((await p.persistent('alice', { expiry: 0 })).sessionPresent).toBe(false)
+    },
+  },
   // Message expiry
   {
     id: 'message-expiry-queued', section: '§3.3.2.3.3',
@@ -459,7 +475,8 @@ const departures: Departures = {
     'will-properties': { note: 'copies the Will Delay Interval into the will\'s PUBLISH', fix: 'keepWillDelayOutOfPublish' },
     'topic-alias': { note: 'announces no Topic Alias Maximum, so a client may not use aliases', fix: 'mqtt5Options' },
     'maximum-packet-size': { note: 'sends the client every message, however large', fix: 'sendNoPacketOverClientsMaximum' },
-    'session-kept': { note: 'sends a message published once the session is back ahead of the queue\'s tail', fix: 'queuedBeforeLive' },
+    'session-resumed-zero-expiry': { note: 'resumes the session (session present 1) but drops the messages queued in it', fix: 'deliverQueueOfResumedSession' },
+    'session-kept': { note: 'sends a message published once the session is back ahead of the queue\'s tail', fix: 'deliverQueuedBeforeLive' },
   },
 }
 

@@ -1,6 +1,6 @@
 // npm run dashboard in a real browser: Debian's Chromium, driven by playwright-core, watches devices
-// (real demos/discovery/publisher.ts processes) appear, obey the switch, drop off by their Last Will and
-// disappear; a bad config costs a warning, not the page; the page reconnects by itself after the
+// (real demos/discovery/publisher.ts processes, in a device config or one config per entity) appear,
+// obey the switch with the payloads of their config, drop off by their Last Will and disappear; a bad config costs a warning, not the page; the page reconnects by itself after the
 // broker restarts. Without /usr/bin/chromium that part is skipped with one line. Screenshots go to a
 // temporary folder that is deleted afterwards, or to $DASHBOARD_SCREENSHOTS to keep and look at them.
 import { existsSync } from 'node:fs'
@@ -76,6 +76,8 @@ inBrowser('npm run dashboard in Chromium', () => {
   const devices: Program[] = []
   const pageErrors: string[] = []
   const consoleErrors: string[] = []
+  /** The protocol level of each CONNECT the page sends over its WebSocket: 4 is MQTT 3.1.1, 5 MQTT 5. */
+  const connectLevels: number[] = []
 
   beforeAll(async () => {
     shots = process.env.DASHBOARD_SCREENSHOTS ?? await mkdtemp(join(tmpdir(), 'dashboard-'))
@@ -93,6 +95,14 @@ inBrowser('npm run dashboard in Chromium', () => {
     page.setDefaultTimeout(SEEN_WITHIN_MS)
     page.on('pageerror', (error) => pageErrors.push(error.message))
     page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()))
+    page.on('websocket', (socket) => socket.on('framesent', ({ payload }) => {
+      const bytes = Buffer.from(payload)
+      if (bytes[0] !== 0x10) return
+      // After the fixed header (a byte, then 1 to 4 bytes of length): the name "MQTT" with its length, then the level.
+      let at = 1
+      while (bytes[at] & 0x80) at++
+      connectLevels.push(bytes[at + 1 + 6])
+    }))
     client = await mqtt.connectAsync(server.broker, { reconnectPeriod: 0 })
   })
 
@@ -118,18 +128,20 @@ inBrowser('npm run dashboard in Chromium', () => {
     const wsUrl = server.page.replace('http:', 'ws:').replace(/\/$/, '')
     await texts(status()).toEqual([`connected to ${wsUrl}`])
     expect(await status().getAttribute('data-state')).toBe('connected')
+    expect(connectLevels, 'the page speaks MQTT 5, as Home Assistant does').toEqual([5])
     expect(await page.locator('#empty').isVisible()).toBe(true)
   })
 
-  it('C18: shows a card for each device that announces itself, with its name, component, state and availability', async () => {
+  it('C18: shows a card for each entity that a device config or a component\'s config announces, with its name, platform, state and availability', async () => {
     devices.push(start(device, ['--url', server.broker]))
     const light = card('Kitchen light')
     await texts(light.locator('.state')).toEqual(['ON'])
     await texts(light.locator('.availability')).toEqual(['online'])
     await texts(light.locator('.kind')).toEqual(['light · kitchen/light'])
     expect(await light.getByRole('switch', { name: 'Kitchen light' }).getAttribute('aria-checked')).toBe('true')
+    await texts(card('Kitchen temperature').locator('.state')).toEqual(['21.5 °C'])
 
-    devices.push(start(device, ['--url', server.broker, '--kind', 'sensor', '--node', 'living_room']))
+    devices.push(start(device, ['--url', server.broker, '--node', 'living_room', '--components', 'temperature', '--per-component']))
     const sensor = card('Living room temperature')
     await texts(sensor.locator('.state')).toEqual(['21.5 °C'])
     await texts(sensor.locator('.availability')).toEqual(['online'])
@@ -152,24 +164,25 @@ inBrowser('npm run dashboard in Chromium', () => {
     await texts(lamp.locator('.state')).toEqual(['ON'])
   })
 
-  it('S8: a device killed with SIGKILL goes offline on its card: the broker published its Last Will', async () => {
+  it('S8: a device killed with SIGKILL goes offline on every card of it: the broker published its Last Will, on the device\'s one availability topic', async () => {
     const [light] = devices
     light!.child.kill('SIGKILL')
     const lamp = card('Kitchen light')
     await texts(lamp.locator('.availability')).toEqual(['offline'])
+    await texts(card('Kitchen temperature').locator('.availability')).toEqual(['offline'])
     expect(await lamp.getByRole('switch').isDisabled()).toBe(true)
     await texts(card('Living room temperature').locator('.availability')).toEqual(['online'])
   })
 
   it('a malformed config shows as a warning and the page carries on; an empty one takes the warning away', async () => {
     await publish('homeassistant/light/broken/config', '{"name": "Broken"')
-    await publish('homeassistant/sensor/nameless/config', '{"state_topic": "home/x"}')
+    await publish('homeassistant/sensor/nameless/config', '{"name": "x"}')
     const warnings = page.locator('.warning')
     await texts(warnings).toEqual([
       '⚠ ignored homeassistant/light/broken/config: not JSON ({"name": "Broken")',
-      '⚠ ignored homeassistant/sensor/nameless/config: missing "name" and "unique_id"',
+      '⚠ ignored homeassistant/sensor/nameless/config: a sensor needs "state_topic", the topic it reports on',
     ])
-    expect(await page.locator('.card').count()).toBe(2)
+    expect(await page.locator('.card').count()).toBe(3)
 
     await page.screenshot({ path: join(shots, 'dashboard-1280x720.png') })
     await page.setViewportSize({ width: 390, height: 844 })
@@ -177,35 +190,36 @@ inBrowser('npm run dashboard in Chromium', () => {
     await page.setViewportSize({ width: 1280, height: 720 })
 
     await publish('homeassistant/light/broken/config', '')
-    await texts(warnings).toEqual(['⚠ ignored homeassistant/sensor/nameless/config: missing "name" and "unique_id"'])
+    await texts(warnings).toEqual(['⚠ ignored homeassistant/sensor/nameless/config: a sensor needs "state_topic", the topic it reports on'])
     await publish('homeassistant/sensor/nameless/config', '')
     await texts(warnings).toEqual([])
   })
 
-  it('reads abbreviated configs, and a new config on the same topic changes the card in place', async () => {
-    const topic = 'homeassistant/switch/garden/pump/config'
-    const config = (name: string, extra = {}) => JSON.stringify({
-      '~': 'home/garden/pump', name, uniq_id: 'garden_pump', stat_t: '~/state', avty: [{ t: '~/up' }], dev: { ids: ['garden'] }, ...extra,
+  it('reads abbreviated configs, and a new config that turns a component into another changes its card in place', async () => {
+    const topic = 'homeassistant/device/garden/config'
+    const config = (pump: object) => JSON.stringify({
+      '~': 'home/garden/pump', dev: { ids: ['garden'], name: 'Garden' }, o: { name: 'test' }, avty: [{ t: '~/up' }], cmps: { pump },
     })
     await publish('home/garden/pump/up', 'online', true)
     await publish('home/garden/pump/state', 'idle', true)
-    await publish(topic, config('Garden pump', { cmd_t: '~/set' }))
+    await publish(topic, config({ p: 'switch', name: 'pump', uniq_id: 'garden_pump', stat_t: '~/state', cmd_t: '~/set' }))
     await texts(card('Garden pump').locator('.state')).toEqual(['idle'])
     expect(await card('Garden pump').getByRole('switch').count()).toBe(1)
 
-    await publish(topic, config('Pump'))
-    await texts(page.locator('.card .name')).toEqual(['Kitchen light', 'Living room temperature', 'Pump'])
-    expect(await card('Pump').getByRole('switch').count()).toBe(0)
-    await texts(card('Pump').locator('.availability')).toEqual(['online'])
+    await publish(topic, config({ p: 'sensor', name: 'pump', uniq_id: 'garden_pump', stat_t: '~/state' }))
+    await texts(card('Garden pump').locator('.kind')).toEqual(['sensor · garden/pump'])
+    await texts(page.locator('.card .name')).toEqual(['Kitchen light', 'Kitchen temperature', 'Living room temperature', 'Garden pump'])
+    expect(await card('Garden pump').getByRole('switch').count()).toBe(0)
+    await texts(card('Garden pump').locator('.availability')).toEqual(['online'])
 
     await publish(topic, '')
-    await texts(page.locator('.card .name')).toEqual(['Kitchen light', 'Living room temperature'])
+    await texts(page.locator('.card .name')).toEqual(['Kitchen light', 'Kitchen temperature', 'Living room temperature'])
     await publish('home/garden/pump/up', '', true)
     await publish('home/garden/pump/state', '', true)
   })
 
-  it('a device whose config is cleared (an empty retained message) disappears', async () => {
-    await publish('homeassistant/light/kitchen/light/config', '', true)
+  it('a device whose config is cleared (an empty retained message) disappears, all its cards at once', async () => {
+    await publish('homeassistant/device/kitchen/config', '', true)
     await texts(page.locator('.card .name')).toEqual(['Living room temperature'])
     await publish('homeassistant/sensor/living_room/temperature/config', '', true)
     await texts(page.locator('.card')).toEqual([])
@@ -229,8 +243,18 @@ inBrowser('npm run dashboard in Chromium', () => {
     // The same ports, as after a restart: the page was loaded from the old one and keeps its address.
     server = await startDashboard(ports[0], ports[1])
     await expect.poll(() => status().getAttribute('data-state'), { timeout: SEEN_WITHIN_MS }).toBe('connected')
-    devices.push(start(device, ['--url', server.broker, '--node', 'hall', '--state', 'OFF']))
-    await texts(card('Hall light').locator('.state')).toEqual(['OFF'])
+    const hall = start(device, ['--url', server.broker, '--node', 'hall', '--components', 'light', '--payload-on', 'on', '--payload-off', 'off', '--state', 'off'])
+    devices.push(hall)
+    await texts(card('Hall light').locator('.state')).toEqual(['off'])
     expect(pageErrors).toEqual([])
+  })
+
+  it('the switch sends the payloads the light\'s config names, not ON and OFF', async () => {
+    const hall = devices.at(-1)!
+    await card('Hall light').getByRole('switch', { name: 'Hall light' }).click()
+    await hall.waitForLine('published "on" to home/hall/light (retained)')
+    await texts(card('Hall light').locator('.state')).toEqual(['on'])
+    expect(await card('Hall light').getByRole('switch').getAttribute('aria-checked')).toBe('true')
+    expect(hall.stdout).not.toContain('ignored')
   })
 })

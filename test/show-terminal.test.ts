@@ -187,7 +187,7 @@ describe('steering a show', () => {
     const result = await new Program(spawn('npm', ['run', '--silent', 'demo', '--', '--list'], { cwd: ROOT }), 'npm run demo -- --list').finish()
     expect(result.code).toBe(0)
     expect(result.stdout.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(
-      ['basic-pubsub', 'ephemeral', 'retained', 'wildcards', 'discovery', 'wire', 'transports', 'persistence', 'cluster'])
+      ['basic-pubsub', 'ephemeral', 'retained', 'wildcards', 'discovery', 'wire', 'transports', 'persistence', 'mqtt5', 'cluster'])
     expect(result.stdout).toMatch(/^retained {2,}the broker keeps the last retained message/m)
   })
 

@@ -122,18 +122,18 @@ describe('the change each page asks the reader to try', () => {
     expectAnswer(answer, subscriber.stdout)
   })
 
-  it('docs/05-discovery.md: C18: homeassistant/+/kitchen/+/config discovers the devices of node kitchen only, whatever their component', async () => {
+  it('docs/05-discovery.md: C18: homeassistant/device/+/config discovers the devices that send a device config, and not an entity announced on its own', async () => {
     const { file, change, answer } = tryOf('docs/05-discovery.md')
     const device = 'demos/discovery/publisher.ts'
     const listener = launch(await changed(file, change))
-    await listener.waitForLine('subscribed to homeassistant/+/kitchen/+/config (QoS 0)')
+    await listener.waitForLine('the birth message')
     try {
-      await launch(device).waitForLine('listening for ON and OFF on home/kitchen/light/set')
-      await listener.waitForLine('Kitchen light state ON (retained)')
-      await launch(device, ['--kind', 'sensor', '--node', 'living_room']).waitForLine('published its config to')
-      // The kitchen's sensor comes after the living room's: what the listener prints before it proves the rest.
-      await launch(device, ['--kind', 'sensor', '--node', 'kitchen']).waitForLine('published its config to')
+      await launch(device).waitForLine('listening for Home Assistant')
       await listener.waitForLine('Kitchen temperature state 21.5 °C (retained)')
+      await launch(device, ['--node', 'living_room', '--components', 'temperature', '--per-component']).waitForLine('listening for Home Assistant')
+      // The hall comes after the living room: what the listener prints before it proves the rest.
+      await launch(device, ['--node', 'hall', '--components', 'light']).waitForLine('listening for Home Assistant')
+      await listener.waitForLine('Hall light state ON (retained)')
       expectAnswer(answer, listener.stdout)
     } finally {
       // Ctrl-C: each device says "offline" itself, and the broker drops its will, before the clean-up.
@@ -141,10 +141,11 @@ describe('the change each page asks the reader to try', () => {
         program.child.kill('SIGINT')
         await program.finish().catch(() => undefined)
       }
-      await clearRetained(['light/kitchen/light', 'sensor/living_room/temperature', 'sensor/kitchen/temperature'].flatMap((entity) => {
-        const [, node, object] = entity.split('/')
-        return [`homeassistant/${entity}/config`, `home/${node}/${object}`, `home/${node}/${object}/availability`]
-      }))
+      await clearRetained([
+        'homeassistant/device/kitchen/config', 'home/kitchen/availability', 'home/kitchen/light', 'home/kitchen/temperature',
+        'homeassistant/sensor/living_room/temperature/config', 'home/living_room/availability', 'home/living_room/temperature',
+        'homeassistant/device/hall/config', 'home/hall/availability', 'home/hall/light',
+      ])
     }
   })
 })

@@ -1,5 +1,6 @@
 // The ephemeral experiment's publisher: publish "on" to my_topic at QoS 1, then disconnect.
 import mqtt from 'mqtt'
+import { acknowledgement, connackResult } from '../../lib/mqtt5.ts'
 import { publisherFlags } from '../../lib/options.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
@@ -11,9 +12,9 @@ const client = mqtt.connect(flags.url, flags.connection)
 // A refused or lost connection ends the program with one line that says what to do.
 reportProblems(client, flags.url)
 
-// Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted.
+// Called when the broker answers the CONNECT with a CONNACK; code 0 means accepted.
 client.on('connect', async (connack) => {
-  console.log(`connected to ${flags.url}, result code ${connack.returnCode}`)
+  console.log(`connected to ${flags.url}, ${connackResult(connack)}`)
   for (const message of flags.messages) {
     // At QoS 1 or 2 this waits until the broker has acknowledged the message.
     await client.publishAsync(flags.topic, message, { qos: flags.qos, retain: flags.retain })
@@ -27,4 +28,9 @@ client.on('packetsend', (packet) => {
   if (packet.cmd !== 'publish') return
   const retained = packet.retain ? ' (retained)' : ''
   console.log(`published ${JSON.stringify(String(packet.payload))} to ${packet.topic}${retained}`)
+})
+
+// With -V 5 a PUBACK says how it went: 0x10 when nobody subscribes; a refusal ends the program.
+client.on('packetreceive', (ack) => {
+  if (ack.cmd === 'puback' && ack.reasonCode !== undefined) console.log(acknowledgement(ack))
 })

@@ -1,5 +1,6 @@
 // The wildcards experiment's subscriber: subscribe to home/living_room/+, print until Ctrl-C.
 import mqtt from 'mqtt'
+import { connackResult, messageProperties } from '../../lib/mqtt5.ts'
 import { subscriberFlags } from '../../lib/options.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
@@ -11,12 +12,12 @@ const client = mqtt.connect(flags.url, flags.connection)
 // A refused or lost connection, or a refused subscription, ends the program with one line.
 reportProblems(client, flags.url)
 
-// Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted.
+// Called when the broker answers the CONNECT with a CONNACK; code 0 means accepted.
 client.on('connect', (connack) => {
   // A client that keeps its session (clean: false) hears whether the broker had one for it.
   const present = connack.sessionPresent ? 'yes' : 'no'
   const kept = client.options.clean ? '' : `, session present: ${present}`
-  console.log(`connected to ${flags.url}, result code ${connack.returnCode}${kept}`)
+  console.log(`connected to ${flags.url}, ${connackResult(connack)}${kept}`)
   client.subscribe(flags.topic, { qos: flags.qos })
 })
 
@@ -26,10 +27,10 @@ client.on('packetreceive', (packet) => {
   console.log(`subscribed to ${flags.topic} (QoS ${packet.granted[0]})`)
 })
 
-// Called for each PUBLISH the broker forwards. RETAIN marks a stored message, not a live one.
+// Called for each PUBLISH the broker forwards: RETAIN marks a stored message; -V 5 adds properties.
 client.on('message', (topic, payload, packet) => {
   const text = payload.length > 0 ? payload.toString() : '(empty)'
-  console.log(`${topic} ${text}${packet.retain ? ' (retained)' : ''}`)
+  console.log(`${topic} ${text}${packet.retain ? ' (retained)' : ''}${messageProperties(packet)}`)
 })
 
 // Ctrl-C: say goodbye with a DISCONNECT, so the broker knows we left on purpose.

@@ -30,5 +30,14 @@ def session_present(connect_flags):
 
 
 def disconnect_code(args):
-    """The reason code among on_disconnect's arguments: (flags, code, properties) on 2, (code,) on 1.x."""
-    return number(args[1] if len(args) >= 2 else args[0])
+    """The reason code among on_disconnect's arguments: (flags, code, properties) on 2; on 1.x (code,),
+    or (code, properties) for MQTT 5."""
+    return number(args[1] if len(args) >= 3 else args[0])
+
+
+def disconnect_with_will():
+    """MQTT 5's DISCONNECT reason code 4: the client leaves, and the broker still publishes its will."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt import reasoncodes
+    reason = getattr(reasoncodes, "ReasonCode", None) or reasoncodes.ReasonCodes
+    return reason(PacketTypes.DISCONNECT, "Disconnect with will message")

@@ -1,7 +1,8 @@
-"""A discovery listener that does Home Assistant's part, until Ctrl-C.
+"""A discovery listener that plays Home Assistant's part, until Ctrl-C.
 
-It subscribes to every config topic with one wildcard filter, and follows the availability and the
-state of each entity that a config announces. lib/python/discovery.py says what a message means.
+It connects with MQTT 5, subscribes to every config topic with one wildcard filter, says "online" on
+Home Assistant's status topic, and follows the availability and the state of each entity that a
+config announces. lib/python/discovery.py says what a message means.
 """
 import signal
 import sys
@@ -9,19 +10,22 @@ from pathlib import Path
 
 # The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
-from paho_compat import CALLBACK_API, number  # noqa: E402
+from paho_compat import CALLBACK_API, disconnect_with_will, number, session_present  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
-from discovery import Discoveries, listener_flags  # noqa: E402
+from discovery import Discoveries, listener_flags, status_topic  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
 flags = listener_flags(prefix="homeassistant", topic="homeassistant/#", qos=0)
 discovered = Discoveries(flags.prefix, flags.topic)
+status = status_topic(flags.prefix)
 configs = None  # the message id of the subscription to the configs
 
 
 def on_connect(client, userdata, connect_flags, rc, properties=None):
     global configs
-    print(f"connected to {flags.url}, result code {number(rc)}")
+    present = "yes" if session_present(connect_flags) else "no"
+    kept = "" if flags.clean else f", session present: {present}"
+    print(f"connected to {flags.url}, result code {number(rc)}{kept}")
     _, configs = client.subscribe(flags.topic, flags.qos)
     # paho subscribes again after a reconnect only when told: to what it followed before, too.
     for topic in discovered.followed():
@@ -29,8 +33,11 @@ def on_connect(client, userdata, connect_flags, rc, properties=None):
 
 
 def on_subscribe(client, userdata, mid, granted, properties=None):
+    """The configs are subscribed: now the birth, so that the devices that answer it are heard."""
     if mid == configs:
         print(f"subscribed to {flags.topic} (QoS {number(granted[0])})")
+        client.publish(status, "online", qos=0, retain=False)
+        print(f'published "online" to {status}, the birth message')
 
 
 def on_message(client, userdata, message):
@@ -43,14 +50,18 @@ def on_message(client, userdata, message):
         client.subscribe(topic, flags.qos)
 
 
-client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, clean_session=flags.clean,
+client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, protocol=mqtt.MQTTv5,
                      transport=flags.transport, reconnect_on_failure=True)
+# Home Assistant's will: "offline" on its status topic, which the broker publishes when it is gone.
+client.will_set(status, "offline", qos=0, retain=False)
 client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
 # Like Home Assistant it rides out a broker restart, trying again every second.
 report_problems(client, flags, reconnect_every=1)
-signal.signal(signal.SIGINT, lambda *_: client.disconnect())
+# Ctrl-C: an MQTT 5 DISCONNECT with reason code 4, after which the broker still publishes the will.
+signal.signal(signal.SIGINT, lambda *_: client.disconnect(reasoncode=disconnect_with_will()))
 try:
-    client.connect(flags.host, flags.port, flags.keepalive)
+    client.connect(flags.host, flags.port, flags.keepalive, clean_start=flags.clean,
+                   properties=flags.properties)
 except OSError as error:
     cannot_connect(flags, error)
 client.loop_forever()

@@ -1,0 +1,49 @@
+// MQTT 5's publisher: publish "on" to my_topic with the properties its flags give, then disconnect;
+// given a response topic, it makes a request and waits for the reply.
+import mqtt from 'mqtt'
+import { fail } from '../../lib/cli.ts'
+import { acknowledgement, connackResult, messageProperties } from '../../lib/mqtt5.ts'
+import { mqtt5PublisherFlags } from '../../lib/mqtt5-options.ts'
+import { reportProblems } from '../../lib/problems.ts'
+
+// What it does unless a flag says otherwise (--help lists them): MQTT 5, at QoS 1, so that the
+// broker's PUBACK says how each message went.
+const flags = mqtt5PublisherFlags({ topic: 'my_topic', message: 'on', qos: 1 })
+
+// protocolVersion: 5 is in flags.connection (and --auth-method's property, if given).
+const client = mqtt.connect(flags.url, flags.connection)
+// A refusal, of the connection or of a message, ends the program with one line and its reason code.
+reportProblems(client, flags.url)
+
+client.on('connect', async (connack) => {
+  console.log(`connected to ${flags.url}, ${connackResult(connack)}`)
+  // A request: listen on the response topic before asking, or the reply could come first.
+  if (flags.responseTopic) await client.subscribeAsync(flags.responseTopic, { qos: 1 })
+  // The properties travel in the PUBLISH packet, beside the payload.
+  const { qos, retain, properties } = flags
+  for (const message of flags.messages) {
+    await client.publishAsync(flags.topic, message, { qos, retain, properties })
+  }
+  if (!flags.responseTopic) return client.endAsync()
+  // No responder: say so after 5 s (unref: once the reply has come, this keeps nothing running).
+  const noReply = `no reply on ${flags.responseTopic} within 5 s: is a responder running?`
+  setTimeout(() => fail(noReply), 5000).unref()
+})
+
+// A reply, which the responder sent to our response topic with our correlation data.
+let replies = 0
+client.on('message', async (topic, payload, packet) => {
+  console.log(`reply on ${topic}: ${payload}${messageProperties(packet)}`)
+  if (++replies === flags.messages.length) await client.endAsync()
+})
+
+// Printed from each PUBLISH packet as it leaves, and from each PUBACK, with its reason code.
+client.on('packetsend', (packet) => {
+  if (packet.cmd !== 'publish') return
+  const retained = packet.retain ? ' (retained)' : ''
+  const text = JSON.stringify(String(packet.payload))
+  console.log(`published ${text} to ${packet.topic}${retained}${messageProperties(packet)}`)
+})
+client.on('packetreceive', (ack) => {
+  if (ack.cmd === 'puback') console.log(acknowledgement(ack))
+})
