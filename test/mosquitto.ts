@@ -56,7 +56,7 @@ async function startOn(binary: string, port: number): Promise<RunningMosquitto> 
   const url = `mqtt://127.0.0.1:${port}`
   let mosquitto: Daemon
   try {
-    // Mosquitto says it is running once its listener is open; one CONNECT proves it answers.
+    // Mosquitto says it is running once its listener is open.
     mosquitto = (await startDaemon(`mosquitto on ${url}`, [binary, '-c', config], / running$/m)).daemon
   } catch (error) {
     rmSync(dir, { recursive: true, force: true })
@@ -67,6 +67,7 @@ async function startOn(binary: string, port: number): Promise<RunningMosquitto> 
     rmSync(dir, { recursive: true, force: true })
   }
   try {
+    // One CONNECT proves it answers.
     ;(await RawClient.connected(url)).end()
   } catch (error) {
     await close()

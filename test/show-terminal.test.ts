@@ -68,11 +68,9 @@ function screen(output: string, width = 80): string[] {
 
 const tooWide = (lines: string[]) => lines.filter((l) => l.includes(' ← over '))
 
-/** Answer the prompt of each step of the show now beginning, up to `last`, with Enter, typing keys during the step that must be dropped; returns where the output stood at each Enter. */
-async function answerSteps(show: Program, last: number, hooks: { before?(step: number): Promise<void>; during?(step: number): Promise<void> } = {}): Promise<Map<number, number>> {
+/** Answer the prompt of each step up to `last` of the show whose output begins after the first `from` characters, with Enter, typing keys during the step that must be dropped; returns where the output stood at each Enter. */
+async function answerSteps(show: Program, from: number, last: number, hooks: { before?(step: number): Promise<void>; during?(step: number): Promise<void> } = {}): Promise<Map<number, number>> {
   const answered = new Map<number, number>()
-  // The prompts of this show only, not of one before it.
-  const from = show.stdout.length
   for (let step = 1; step <= last; step++) {
     await show.waitForLine(`Enter: step ${step}, `, STEP_MS, from)
     answered.set(step, show.stdout.length)
@@ -91,13 +89,13 @@ async function answerSteps(show: Program, last: number, hooks: { before?(step: n
 describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () => {
   it('retained then wildcards, step by step (npm run demo -- retained wildcards --step): each line within 80 columns, no marker, no made-up id, bright colours; keys typed during a step are dropped, each prompt names its step, a wait that lasts says so, one more Enter ends the show', async () => {
     const show = inTerminal(showCommand('index', ['retained', 'wildcards', '--step']))
-    const retained = await answerSteps(show, 8)
+    const retained = await answerSteps(show, 0, 8)
     await show.waitForLine('Enter: end retained (every program and the broker stop), then wildcards', STEP_MS)
     const endRetained = show.stdout.length
     show.child.stdin!.write('\r')
     // Step 2 waits for home/living_room/light to print the message it publishes; frozen, it cannot.
     let frozen: number | undefined
-    const wildcards = await answerSteps(show, 9, {
+    const wildcards = await answerSteps(show, endRetained, 9, {
       async before(step) {
         if (step !== 2) return
         const subscriber = (await ps.tree({ pid: show.pid, recursive: true })).find((p) => p.arguments.join(' ').includes('--topic home/living_room/light '))
@@ -148,7 +146,7 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
     const port = await freePort()
     const show = inTerminal(showCommand('discovery', ['--step', '--dashboard-port', String(port)]), { NO_COLOR: '1' })
     await show.waitForLine(`Dashboard of the discovery show: http://127.0.0.1:${port}/`, STEP_MS)
-    await answerSteps(show, 10)
+    await answerSteps(show, 0, 10)
     await show.waitForLine('Enter: end the show', STEP_MS)
     const page = await fetch(`http://127.0.0.1:${port}/`)
     expect(page.status).toBe(200)
