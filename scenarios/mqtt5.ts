@@ -95,7 +95,8 @@ export const mqtt5: Scenario = {
     await stage.step('Publish a retained message that expires in 60 s, and start a subscriber')
     await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'door open', '--message-expiry', '60'])
     const late = stage.spawn('subscriber', subscriber, topicArgs)
-    await late.expect(new RegExp(`^${escape(topic)} door open \\(retained\\) \\(expires in (60|59) s\\)$`), 'V3',
+    // However long the subscriber took to start (seconds, on a busy machine), some of the 60 s are left.
+    await late.expect(new RegExp(`^${escape(topic)} door open \\(retained\\) \\(expires in (60|[1-5]\\d|[1-9]) s\\)$`), 'V3',
       'it got the retained message with the time it has left')
 
     await stage.step('Replace it with one that expires in 2 s; stop the subscriber; once it has expired, start another')
