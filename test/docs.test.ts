@@ -2,10 +2,10 @@
 // quotes a command's output is what it prints, every block that quotes a scenario names one that
 // exists (test/scenario-suite.ts compares those with what the scenario's processes print), every
 // program shown is the file, and every difference shown between two programs is theirs.
-import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { $ } from 'zx'
 import { scenarios } from '../scenarios/index.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { allBlocks as all, applyChange, lineDiff, normalise, pages } from './doc-blocks.ts'
@@ -22,7 +22,7 @@ describe('commands shown in the docs exist', () => {
   const help = (script: string) => {
     if (!helpCache.has(script)) {
       const run = script.endsWith('.py')
-        ? new Promise<string>((resolve) => resolve(spawnSync(python!, [join(ROOT, script), '--help'], { cwd: ROOT, encoding: 'utf8' }).stdout))
+        ? (async () => (await $({ cwd: ROOT, quiet: true, nothrow: true })`${python!} ${join(ROOT, script)} --help`).stdout)()
         : runScript(script, ['--help']).then((r) => r.stdout)
       helpCache.set(script, run)
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { $, type ProcessOutput } from 'zx'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { HUNG_MS, seconds } from '../lib/waiter.ts'
+import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { findProgram } from './mosquitto.ts'
 import { python } from './python.ts'
@@ -65,19 +65,21 @@ function ours(script: string, args: string[] = []): Program {
 }
 
 /** Resolves when the broker reports `line` (such as "client x subscribed to t (QoS 0)"). Call it before causing it. */
-function brokerSays(line: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stop()
-      reject(new Error(`the broker did not report ${JSON.stringify(line)} within ${seconds(HUNG_MS)}`))
-    }, HUNG_MS)
-    const stop = broker.onClientEvent((said) => {
-      if (said !== line) return
-      clearTimeout(timer)
-      stop()
-      resolve()
-    })
+async function brokerSays(line: string): Promise<void> {
+  let said = false
+  const reports = new Waiter()
+  const stop = broker.onClientEvent((report) => {
+    if (report !== line) return
+    said = true
+    reports.arrived()
   })
+  try {
+    await reports.until(() => (said ? true : undefined), {
+      timedOut: (ms) => new Error(`the broker did not report ${JSON.stringify(line)} within ${seconds(ms)}`),
+    })
+  } finally {
+    stop()
+  }
 }
 
 /** The lines a program printed, without the last newline. */
