@@ -6,7 +6,7 @@
 // where script(1) is not installed.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { ps } from 'zx'
 import { programArgs } from '../scenarios/bundle.ts'
 import { shellQuote } from '../scenarios/proc.ts'
@@ -20,6 +20,17 @@ const SHOW_MS = 240_000
 /** One wait in a show: past the minute a show itself waits for anything before it fails, and well inside SHOW_MS, so that a hung wait is named. */
 const STEP_MS = 90_000
 
+/** What runs in a pseudo-terminal: a test that fails while a show waits for Enter must not leave it waiting. */
+const inTerminals: Program[] = []
+afterEach(async () => {
+  for (const program of inTerminals.splice(0)) {
+    if (program.child.exitCode !== null || program.child.signalCode !== null) continue
+    // script(1) gone, the terminal closes: the show gets SIGHUP, and its programs lose their lifeline.
+    program.child.kill('SIGKILL')
+    await program.finish().catch(() => undefined)
+  }
+})
+
 /** Start `command` (a shell command line, run from the repository) in a pseudo-terminal `width` columns wide. */
 function inTerminal(command: string, env: NodeJS.ProcessEnv = {}, width = 80): Program {
   const base: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', ...env }
@@ -28,7 +39,9 @@ function inTerminal(command: string, env: NodeJS.ProcessEnv = {}, width = 80): P
   const child = spawn(SCRIPT, ['-qfec', `stty cols ${width} rows 50; exec ${command}`, '/dev/null'], {
     cwd: ROOT, env: base, stdio: ['pipe', 'pipe', 'pipe'],
   })
-  return new Program(child, command)
+  const program = new Program(child, command)
+  inTerminals.push(program)
+  return program
 }
 
 /** The show of `scenario` started from its bundle, as npm run demo:<scenario> would, its output not a terminal. */
