@@ -15,16 +15,17 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from urllib.parse import urlparse
 
-try:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.subscribeoptions import SubscribeOptions
-except ImportError:
-    print("error: paho-mqtt is not installed; apt-get install python3-paho-mqtt or pip install paho-mqtt", file=sys.stderr)
-    sys.exit(1)
+# The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib" / "python"))
+from paho_compat import number, session_present  # noqa: E402
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
 # The names MQTT 5 section 2.4 gives the reason codes these tests meet, as lib/mqtt5.ts spells them.
 NAMES = {0x00: "success", 0x10: "no matching subscribers", 0x87: "not authorized",
@@ -40,17 +41,8 @@ def say(line):
     print(line, flush=True)
 
 
-def number(value):
-    """paho 2.x and 1.6's MQTT 5 hand over ReasonCodes objects, with the number in .value."""
-    return getattr(value, "value", value)
-
-
 def reason(code):
     return f"0x{code:02X} {NAMES.get(code, 'unknown reason code')}"
-
-
-def session_present(flags):
-    return flags.session_present if hasattr(flags, "session_present") else bool(flags.get("session present"))
 
 
 def properties_text(properties):
