@@ -15,6 +15,8 @@ export interface Subscribe {
   connections: number
   /** Messages each connection must receive before this task is done. */
   expect: number
+  /** Name the first connection's count of messages received, for a publisher of this process to pace itself by (Publish's pacedBy). */
+  pacer?: string
 }
 
 export interface Publish {
@@ -25,6 +27,13 @@ export interface Publish {
   qos: 0 | 1
   count: number
   payloadBytes: number
+  /**
+   * At QoS 0: keep at most WINDOW messages between this publisher and the subscriber connection of this
+   * process named so (Subscribe's pacer), as QoS 1 does with PUBACKs. Without it a QoS 0 publisher
+   * writes as fast as its socket takes, and what a round measures is how the broker's queues behave
+   * under a flood, which swings by a third from one round to the next whatever the broker.
+   */
+  pacedBy?: string
 }
 
 /** Start publishing (after every task is ready), or close every connection of the tasks before. */
@@ -34,19 +43,22 @@ export type Task = Subscribe | Publish | Control
 
 export type Report = { event: 'ready' } | { event: 'done' } | { event: 'error'; message: string }
 
-/** QoS 1 messages in flight per publisher: a window, as a client library keeps one. */
+/** Messages in flight per publisher at QoS 1, and at QoS 0 when paced: a window, as a client library keeps one. */
 const WINDOW = 200
-/** QoS 0 messages written at once: one write of a few hundred packets, as a busy client's socket carries. */
+/** QoS 0 messages written at once when not paced: one write of a few hundred packets, as a busy client's socket carries. */
 const BATCH = 500
 
 const report = (message: Report) => process.send!(message)
 const sockets: Socket[] = []
+/** Messages received so far by each named subscriber connection, and who waits on it. */
+const pacers = new Map<string, { received: number; changed?: () => void }>()
 let go: (() => void) | undefined
 
 process.on('message', (task: Task) => {
   if (task.kind === 'go') return go?.()
   if (task.kind === 'close') {
     for (const socket of sockets.splice(0)) socket.destroy()
+    pacers.clear()
     return report({ event: 'done' })
   }
   const run = task.kind === 'subscribe' ? subscribe(task) : publish(task)
@@ -80,7 +92,9 @@ async function session(url: string, protocolVersion: 4 | 5, packets: (packet: Pa
 
 async function subscribe(task: Subscribe): Promise<void> {
   let remaining = task.connections
-  const all = Array.from({ length: task.connections }, async () => {
+  const pacer: { received: number; changed?: () => void } | undefined = task.pacer === undefined ? undefined : { received: 0 }
+  if (task.pacer !== undefined) pacers.set(task.pacer, pacer!)
+  const all = Array.from({ length: task.connections }, async (_, connection) => {
     let received = 0
     let subscribed!: () => void
     const suback = new Promise<void>((resolve) => (subscribed = resolve))
@@ -90,6 +104,10 @@ async function subscribe(task: Subscribe): Promise<void> {
       if (packet.cmd === 'suback') return subscribed()
       if (packet.cmd !== 'publish') return
       if (packet.qos === 1) acks.push(Buffer.from([0x40, 0x02, packet.messageId! >> 8, packet.messageId! & 0xff]))
+      if (connection === 0 && pacer) {
+        pacer.received++
+        pacer.changed?.()
+      }
       if (++received === task.expect && --remaining === 0) report({ event: 'done' })
     })
     socket.on('data', () => {
@@ -129,8 +147,15 @@ async function publish(task: Publish): Promise<void> {
     go = resolve
     report({ event: 'ready' })
   })
-  const drained = () => new Promise<void>((resolve) => socket.once('drain', resolve))
-  if (qos === 0) {
+  // A window of messages in one write, and the next once all of it has arrived: at QoS 1 acknowledged,
+  // at QoS 0 (paced) received by the pacing subscriber. Each broker then reads the same batches, and
+  // pays the same system calls per message; a window refilled as it drains left that to the timing of
+  // each round, and the rate of either broker moved by a tenth from one round to the next with it.
+  const pacer = task.pacedBy === undefined ? undefined : pacers.get(task.pacedBy)
+  if (task.pacedBy !== undefined && !pacer) throw new Error(`no subscriber named ${task.pacedBy} in this process to pace by`)
+  const done = qos === 1 ? () => acked : pacer ? () => pacer.received : undefined
+  if (!done) {
+    const drained = () => new Promise<void>((resolve) => socket.once('drain', resolve))
     const batch = packets(0, BATCH)
     for (let sent = 0; sent < task.count; sent += BATCH) {
       const n = Math.min(BATCH, task.count - sent)
@@ -140,16 +165,16 @@ async function publish(task: Publish): Promise<void> {
     let sent = 0
     await new Promise<void>((resolve) => {
       const more = () => {
-        if (acked === task.count) return resolve()
-        const n = Math.min(WINDOW - (sent - acked), task.count - sent)
-        // Refill the window in batches of a tenth of it, so a burst of PUBACKs costs one write.
-        if (n < WINDOW / 10 && sent + n < task.count) return
+        if (done() >= task.count) return resolve()
+        if (sent > done()) return
+        const n = Math.min(WINDOW, task.count - sent)
         if (n > 0) {
           socket.write(packets(sent, n))
           sent += n
         }
       }
-      ack = more
+      if (pacer) pacer.changed = more
+      else ack = more
       more()
     })
   }

@@ -10,10 +10,10 @@
 // on programs (test/daemon.ts); the load processes are forked, as they report over IPC.
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { build, stop as stopEsbuild } from 'esbuild'
-import { $ } from 'zx'
+import { $, which } from 'zx'
 import { fail, messageOf } from '../lib/cli.ts'
 import { parseFlags } from '../lib/flags.ts'
 import { seconds, Waiter } from '../lib/waiter.ts'
@@ -36,6 +36,8 @@ const { values: flags } = parseFlags({
   runs: { type: 'string', arg: 'N', help: 'how many runs of the publisher per broker with --a1 (default 100)' },
   json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON to FILE' },
   only: { type: 'string', arg: 'TEXT', help: 'only the rows whose name contains TEXT, e.g. --only "MQTT 5, QoS 0"' },
+  trace: { type: 'boolean', help: 'print every round\'s figures as it ends, not only each broker\'s best' },
+  'no-pin': { type: 'boolean', help: 'leave the brokers and the load on whichever CPUs the system chooses' },
   profile: { type: 'string', arg: 'DIR', help: 'write CPU profiles of the bundled broker and of aedes alone to DIR (for Chrome DevTools or speedscope): where a ratio below 1 comes from' },
 })
 if (flags.runs !== undefined && !flags.a1) fail('--runs goes with --a1; see npm run bench -- --help')
@@ -62,7 +64,7 @@ const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, mos
 const counts = flags.quick ? { qos0: 5_000, qos1: 3_000, fanout: 1_000 } : { qos0: 25_000, qos1: 15_000, fanout: 6_000 }
 const FANOUT_SUBSCRIBERS = 10
 const PAYLOAD_BYTES = 16
-/** Load processes: two publishers and two subscribers for the relays; one publisher and three hosts of subscriber connections for the fan-out. */
+/** Load processes: for the QoS 0 relay two, each a publisher and its subscriber; for the QoS 1 relay two publishers and two subscribers; for the fan-out the publisher with one subscriber connection, and three hosts of the others. */
 const LOAD_PROCESSES = 4
 /** Every wait is bounded: a broker that stops delivering fails the run instead of hanging it. */
 const WAIT_MS = 60_000
@@ -87,9 +89,26 @@ function cpuSecondsOf(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * The CPUs the brokers and the load each keep to. Left to the scheduler, a broker shares a CPU with a
+ * load process in some rounds and not in others, and its rate moves between two levels almost a factor
+ * of two apart (on this project's 2-core machine: 38k and 70k QoS 0 messages a second, for either
+ * broker, from one round to the next); on CPUs of its own it keeps to one. So each broker in turn has
+ * the last CPU to itself, and the bench and its load processes share the others. Needs taskset
+ * (util-linux) and two CPUs; --no-pin turns it off.
+ */
+const cpus = availableParallelism()
+const pinning = !flags['no-pin'] && cpus >= 2 && (await which('taskset', { nothrow: true })) !== null
+  ? { broker: String(cpus - 1), load: cpus === 2 ? '0' : `0-${cpus - 2}` } : undefined
+
+async function pin(pid: number, role: 'broker' | 'load'): Promise<void> {
+  if (pinning) await $`taskset --all-tasks --cpu-list --pid ${pinning[role]} ${pid}`.quiet()
+}
+
 /** Start `command` and wait for its ready line, whose first group is the broker's URL unless `url` is given. */
 async function startProcess(name: string, command: string[], ready: RegExp, url?: string): Promise<Broker> {
   const { daemon, match } = await startDaemon(name, command, ready, { cwd: ROOT, timeoutMs: WAIT_MS })
+  await pin(daemon.pid, 'broker')
   return { name, url: url ?? match[1], cpuSeconds: () => cpuSecondsOf(daemon.pid), stop: () => daemon.stop() }
 }
 
@@ -106,7 +125,7 @@ async function startBrokers(): Promise<Broker[]> {
     const dir = mkdtempSync(join(tmpdir(), 'bench-mosquitto-'))
     const port = await freePort()
     // No limits on queues: a fan-out must not be measured by what Mosquitto chose to drop.
-    writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n`)
+    writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n`)
     const mosquitto = await startProcess('mosquitto', [mosquittoPath, '-c', join(dir, 'mosquitto.conf')], /mosquitto version \S+ running/, `mqtt://127.0.0.1:${port}`)
     list.push({ ...mosquitto, stop: async () => { await mosquitto.stop(); rmSync(dir, { recursive: true, force: true }) } })
   } else {
@@ -153,7 +172,9 @@ async function startLoad(dir: string): Promise<Load[]> {
   const file = join(dir, 'bench-load.cjs')
   await build({ entryPoints: [join(ROOT, 'test', 'bench-load.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: file, logLevel: 'silent' })
   await stopEsbuild()
-  return Array.from({ length: LOAD_PROCESSES }, () => new Load(fork(file, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })))
+  const loads = Array.from({ length: LOAD_PROCESSES }, () => fork(file, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+  for (const pid of [process.pid, ...loads.map((l) => l.pid!)]) await pin(pid, 'load')
+  return loads.map((l) => new Load(l))
 }
 
 interface Workload {
@@ -164,27 +185,37 @@ interface Workload {
 }
 
 function workloads(load: Load[], share = 1): Workload[] {
-  /** Two publishers, each to a topic of its own, and a subscriber for each: a broker's relay in its simplest form. */
+  /**
+   * Two publishers, each to a topic of its own, and a subscriber for each: a broker's relay in its
+   * simplest form. At QoS 1 each publisher's window is its PUBACKs, and its subscriber is in another
+   * process; at QoS 0 the subscriber shares its publisher's process, which paces itself by it.
+   */
   const relay = (qos: 0 | 1, count: number): Workload => ({
     name: `QoS ${qos} relay`, qos,
     plan: (url, protocolVersion, topic) => ({
       deliveries: 2 * count,
-      subscribers: [0, 1].map((i) => [load[2 + i], { kind: 'subscribe', url, protocolVersion, qos, topic: `${topic}/${i}`, connections: 1, expect: count }]),
-      publishers: [0, 1].map((i) => [load[i], { kind: 'publish', url, protocolVersion, qos, topic: `${topic}/${i}`, count, payloadBytes: PAYLOAD_BYTES }]),
+      subscribers: [0, 1].map((i) => [load[qos === 1 ? 2 + i : i], {
+        kind: 'subscribe', url, protocolVersion, qos, topic: `${topic}/${i}`, connections: 1, expect: count, pacer: qos === 0 ? 'relay' : undefined,
+      }]),
+      publishers: [0, 1].map((i) => [load[i], {
+        kind: 'publish', url, protocolVersion, qos, topic: `${topic}/${i}`, count, payloadBytes: PAYLOAD_BYTES, pacedBy: qos === 0 ? 'relay' : undefined,
+      }]),
     }),
   })
   const fanoutCount = Math.round(counts.fanout * share)
+  /** One publisher and its pacing subscriber in one process; the other subscriber connections spread over the rest. */
   const fanout: Workload = {
     name: `fan-out to ${FANOUT_SUBSCRIBERS}`, qos: 0,
     plan: (url, protocolVersion, topic) => {
       const hosts = load.slice(1)
+      const others = FANOUT_SUBSCRIBERS - 1
+      const subscribe = (host: Load, connections: number, pacer?: string): [Load, Task] =>
+        [host, { kind: 'subscribe', url, protocolVersion, qos: 0, topic, expect: fanoutCount, connections, pacer }]
       return {
         deliveries: fanoutCount * FANOUT_SUBSCRIBERS,
-        subscribers: hosts.map((host, i) => [host, {
-          kind: 'subscribe', url, protocolVersion, qos: 0, topic, expect: fanoutCount,
-          connections: Math.floor(FANOUT_SUBSCRIBERS / hosts.length) + (i < FANOUT_SUBSCRIBERS % hosts.length ? 1 : 0),
-        }]),
-        publishers: [[load[0], { kind: 'publish', url, protocolVersion, qos: 0, topic, count: fanoutCount, payloadBytes: PAYLOAD_BYTES }]],
+        subscribers: [subscribe(load[0], 1, 'fan-out'),
+          ...hosts.map((host, i) => subscribe(host, Math.floor(others / hosts.length) + (i < others % hosts.length ? 1 : 0)))],
+        publishers: [[load[0], { kind: 'publish', url, protocolVersion, qos: 0, topic, count: fanoutCount, payloadBytes: PAYLOAD_BYTES, pacedBy: 'fan-out' }]],
       }
     },
   }
@@ -252,6 +283,7 @@ async function measure(brokers: Broker[], load: Load[]): Promise<{ wall: Results
       while (round < ROUNDS.least || (round < ROUNDS.most && performance.now() < until)) {
         for (const broker of brokers.map((_, i) => brokers[(i + round) % brokers.length])) {
           const result = await runOnce(broker, workload, protocolVersion)
+          if (flags.trace) progress(`${row}, ${broker.name}: ${format(result.wall)} per second, ${format(result.cpu)} per CPU second`)
           keep(wall, row, broker.name, result.wall)
           keep(cpu, row, broker.name, result.cpu)
         }
@@ -339,7 +371,7 @@ try {
     return Math.min(...[...rows.values()].map((values) => ratio(values, 'bundled')))
   }
   const fewest = Math.min(...rounds.values())
-  console.log(`\nNode ${process.version}, ${started.toISOString().slice(0, 10)}, ${LOAD_PROCESSES} load processes, best of ${fewest}${Math.max(...rounds.values()) > fewest ? ' or more' : ''} round${fewest > 1 ? 's' : ''} per broker${flags.quick ? ' (--quick)' : ''}`)
+  console.log(`\nNode ${process.version}, ${started.toISOString().slice(0, 10)}, ${LOAD_PROCESSES} load processes, best of ${fewest}${Math.max(...rounds.values()) > fewest ? ' or more' : ''} round${fewest > 1 ? 's' : ''} per broker${flags.quick ? ' (--quick)' : ''}, ${pinning ? `each broker on CPU ${pinning.broker}, the load on CPU ${pinning.load}` : 'not pinned to CPUs'}`)
   const lowest = [print('Messages delivered per second', results.wall)]
   if (results.cpu.size > 0) lowest.push(print('Messages delivered per second of the broker\'s own CPU time', results.cpu))
   console.log(`\nLowest ratio of the bundled broker to aedes alone: ${Math.min(...lowest).toFixed(2)} (the fixes should cost at most a tenth: 0.90 or more)`)
