@@ -2,8 +2,9 @@
 // three brokers, each as a process of its own on a free loopback port: the bundled broker, aedes alone
 // (without lib/broker-fixes.ts: what the fixes cost) and, where installed, Mosquitto. Several load
 // processes (test/bench-load.ts, bundled and started with plain node) then relay QoS 0 and QoS 1
-// messages and fan them out, over MQTT 3.1.1 and MQTT 5, through each broker in turn, round after
-// round; each figure is a broker's best round, as a busy machine can only slow a round down. Prints a
+// messages and fan them out, over MQTT 3.1.1 and MQTT 5, in windows of 200 messages, through each
+// broker in turn, round after round, the broker on a CPU of its own and the load on the other (see
+// pinning below); each figure is a broker's best round, as a busy machine can only slow a round down. Prints a
 // table with each broker's ratio to aedes alone; --json FILE writes the numbers too; --startup adds
 // what a speaker feels: how long demo programs and shows take to start. --cluster (test/bench-cluster.ts)
 // and --a1 (test/bench-a1.ts) measure something else instead. Written with zx where it starts and waits
