@@ -27,7 +27,7 @@ export interface ClientOptions {
   /** For a broker that asks for them (npm run broker -- --username ... --password ...). */
   username?: string
   password?: string
-  /** What to hand mqtt.connect() with the URL: the fields above, plus no retries and a 5 s wait for CONNACK (and the list of brokers, if --url gave several). */
+  /** What to hand mqtt.connect() with the URL: the fields above, plus no retries, a 5 s wait for CONNACK and no number cache (and the list of brokers, if --url gave several). */
   connection: IClientOptions
 }
 
@@ -244,6 +244,11 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
     // No retries: a demo whose broker is not there says so and exits (see problems.ts).
     reconnectPeriod: 0,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    // MQTT.js's writer (mqtt-packet) would otherwise make, at its first packet, a 2-byte buffer for each
+    // of the 65,536 numbers a packet may carry, to copy instead of write: a tenth of a second of CPU,
+    // half of it garbage collection, which is a third of what a demo costs to run. A program that
+    // sends a few packets gains nothing from it.
+    writeCache: false,
     ...(keepalive !== undefined && { keepalive }),
     ...(username !== undefined && { username, password }),
     ...(servers && { servers }),
