@@ -60,7 +60,7 @@ if (flags.a1) {
  * workload's share of the time lasts: the more rounds, the likelier each broker has met a quiet moment
  * of a busy machine. A warm-up comes first, so that no broker is measured before its code is compiled.
  */
-const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 8, seconds: 22 }
+const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 8, seconds: 16 }
 /** Messages per publisher: about a second of work per broker and workload on this machine at rest, so that a burst of load elsewhere on the machine weighs little in a round. */
 const counts = flags.quick ? { qos0: 5_000, qos1: 3_000, fanout: 1_000 } : { qos0: 25_000, qos1: 15_000, fanout: 6_000 }
 const FANOUT_SUBSCRIBERS = 10
