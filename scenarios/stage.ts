@@ -358,7 +358,8 @@ export class Stage {
   private async controlClient(): Promise<MqttClient> {
     if (!this.control) {
       // As long as any wait: a busy machine may take a while to answer, and that is no reason to give up.
-      this.control = await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: this.waitMs })
+      // No number cache, as for the demos (lib/options.ts): a tenth of a second at the show's first marker.
+      this.control = await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: this.waitMs, writeCache: false })
       // A broker that a scenario kills resets the connection; the next publish fails with a clear error anyway.
       this.control.on('error', () => undefined)
     }
