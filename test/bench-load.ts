@@ -148,9 +148,8 @@ async function publish(task: Publish): Promise<void> {
     report({ event: 'ready' })
   })
   // A window of messages in one write, and the next once all of it has arrived: at QoS 1 acknowledged,
-  // at QoS 0 (paced) received by the pacing subscriber. Each broker then reads the same batches, and
-  // pays the same system calls per message; a window refilled as it drains left that to the timing of
-  // each round, and the rate of either broker moved by a tenth from one round to the next with it.
+  // at QoS 0 (paced) received by the pacing subscriber. Each broker is then handed the same batches;
+  // a window refilled as it drains would leave the size of each write to the timing of the round.
   const pacer = task.pacedBy === undefined ? undefined : pacers.get(task.pacedBy)
   if (task.pacedBy !== undefined && !pacer) throw new Error(`no subscriber named ${task.pacedBy} in this process to pace by`)
   const done = qos === 1 ? () => acked : pacer ? () => pacer.received : undefined
