@@ -30,6 +30,22 @@ async function descendants(pid: number): Promise<number[]> {
   return (await tree(pid)).map((p) => p.pid)
 }
 
+/**
+ * Run `look` with the show's process group stopped (SIGSTOP), then let it go on (SIGCONT): what the
+ * test sees of the processes, and the signal it sends meanwhile, find the show where it was. A show
+ * left running could end before a slow `ps` on a busy machine had answered, and a Ctrl-C sent then
+ * would interrupt nothing. Signals sent meanwhile wait, and arrive when the group goes on, together,
+ * as a terminal's Ctrl-C does.
+ */
+async function frozen<T>(show: Program, look: () => Promise<T>): Promise<T> {
+  process.kill(-show.pid, 'SIGSTOP')
+  try {
+    return await look()
+  } finally {
+    process.kill(-show.pid, 'SIGCONT')
+  }
+}
+
 it('npm run demo:basic-pubsub narrates every step, ticks each claim and exits 0', async () => {
   const show = npmRun('demo:basic-pubsub')
   // The whole show, not one wait: the scenario's budget.
@@ -53,10 +69,13 @@ it('Ctrl-C in the middle of the show ends the broker and every process it starte
   const show = npmRun('demo:basic-pubsub')
   const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
-  const processes = [show.pid, ...await descendants(show.pid)]
+  const processes = await frozen(show, async () => {
+    const all = [show.pid, ...await descendants(show.pid)]
+    process.kill(-show.pid, 'SIGINT')
+    return all
+  })
   // npm, sh is replaced by exec, the stage, the subscriber: at least three.
   expect(processes.length).toBeGreaterThanOrEqual(3)
-  process.kill(-show.pid, 'SIGINT')
   const result = await show.finish()
   expect(result.stdout).toContain('interrupted (SIGINT): stopping every process and the broker')
   // Ctrl-C reached the subscriber too; that is neither reported as a death nor as a failed step.
@@ -70,8 +89,11 @@ it('killing npm (SIGTERM to its pid alone) also ends the stage, its broker and i
   const show = npmRun('demo:basic-pubsub')
   const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
-  const processes = [show.pid, ...await descendants(show.pid)]
-  process.kill(show.pid, 'SIGTERM')
+  const processes = await frozen(show, async () => {
+    const all = [show.pid, ...await descendants(show.pid)]
+    process.kill(show.pid, 'SIGTERM')
+    return all
+  })
   await show.finish()
   await expect.poll(() => processes.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
   expect(await isListening(port)).toBe(false)
@@ -88,13 +110,15 @@ function showDirectly(scenario: string, args: string[] = []): Program {
 it('a subscriber killed in the middle of a show: the stage says which and how, fails the show, and leaves nothing behind', async () => {
   const show = showDirectly('ephemeral')
   await show.waitForLine('[alice] subscribed to my_topic')
-  // One look at the processes, at once: the show goes on meanwhile, and alice lives only until step 5.
-  const below = await tree(show.pid)
-  const processes = [show.pid, ...below.map((p) => p.pid)]
-  // Its source or its bundle: subscriber.ts or subscriber.mjs.
-  const subscriber = below.find((p) => p.command.includes('/subscriber.'))
-  expect(subscriber, 'the subscriber below the show').toBeDefined()
-  process.kill(subscriber!.pid, 'SIGKILL')
+  // alice lives only until step 5: the show waits while the test finds her.
+  const processes = await frozen(show, async () => {
+    const below = await tree(show.pid)
+    // Its source or its bundle: subscriber.ts or subscriber.mjs.
+    const subscriber = below.find((p) => p.command.includes('/subscriber.'))
+    expect(subscriber, 'the subscriber below the show').toBeDefined()
+    process.kill(subscriber!.pid, 'SIGKILL')
+    return [show.pid, ...below.map((p) => p.pid)]
+  })
   const result = await show.finish()
   expect(result.stdout).toContain('✗ alice was killed by SIGKILL')
   expect(result.stdout).toMatch(/✗ step \d+ ".*": alice was killed by SIGKILL before printing/)
@@ -105,9 +129,12 @@ it('a subscriber killed in the middle of a show: the stage says which and how, f
 it('the stage killed with SIGKILL, broker and all: every demo it started ends by itself (the lifeline)', async () => {
   const show = showDirectly('discovery', ['--dashboard-port', '0'])
   await show.waitForLine('[listener-2] discovered')
-  const children = await descendants(show.pid)
+  const children = await frozen(show, async () => {
+    const below = await descendants(show.pid)
+    process.kill(show.pid, 'SIGKILL')
+    return below
+  })
   expect(children.length).toBeGreaterThanOrEqual(3)
-  process.kill(show.pid, 'SIGKILL')
   await show.finish()
   await expect.poll(() => children.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
 })
