@@ -385,7 +385,7 @@ try {
     console.log(markdownTable(['', 'seconds'], Object.entries(speaker).map(([k, v]) => [k, typeof v === 'number' ? format(v) : v])))
   }
   if (flags.json) {
-    writeFileSync(flags.json, `${JSON.stringify({ date: started.toISOString(), node: process.version, quick: Boolean(flags.quick), rounds: Object.fromEntries(rounds), perSecond: Object.fromEntries(results.wall), perCpuSecond: Object.fromEntries(results.cpu), speaker }, null, 2)}\n`)
+    writeFileSync(flags.json, `${JSON.stringify({ date: started.toISOString(), node: process.version, quick: Boolean(flags.quick), pinned: pinning ?? null, rounds: Object.fromEntries(rounds), perSecond: Object.fromEntries(results.wall), perCpuSecond: Object.fromEntries(results.cpu), speaker }, null, 2)}\n`)
     progress(`wrote ${flags.json}`)
   }
 } catch (error) {
