@@ -12,13 +12,14 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from urllib.parse import urlparse
 
-try:
-    import paho.mqtt.client as mqtt
-except ImportError:
-    print("error: paho-mqtt is not installed; apt-get install python3-paho-mqtt or pip install paho-mqtt", file=sys.stderr)
-    sys.exit(1)
+# The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib" / "python"))
+from paho_compat import CALLBACK_API, number, session_present  # noqa: E402
+
+import paho.mqtt.client as mqtt  # noqa: E402
 
 
 def fail(message):
@@ -28,21 +29,6 @@ def fail(message):
 
 def say(line):
     print(line, flush=True)
-
-
-def number(value):
-    """paho 2.x hands over ReasonCode objects where 1.x hands over ints."""
-    return getattr(value, "value", value)
-
-
-def session_present(flags):
-    return flags.session_present if hasattr(flags, "session_present") else bool(flags.get("session present"))
-
-
-def new_client(client_id, clean):
-    if hasattr(mqtt, "CallbackAPIVersion"):
-        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
-    return mqtt.Client(client_id=client_id, clean_session=clean)
 
 
 def main():
@@ -65,7 +51,7 @@ def main():
     url = urlparse(args.url)
     if url.scheme not in ("mqtt", "tcp") or not url.hostname:
         fail(f"{args.url} is not a URL like mqtt://127.0.0.1:1883")
-    client = new_client(args.id, not args.no_clean)
+    client = mqtt.Client(*CALLBACK_API, client_id=args.id, clean_session=not args.no_clean)
     connected = threading.Event()
     received = 0
 
