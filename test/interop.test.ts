@@ -3,19 +3,17 @@
 // library) talk to it, alone and with our demos, and see what our demos see. Where a client is not
 // installed, its tests are skipped under a title that says how to install it.
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { $, type ProcessOutput } from 'zx'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { HUNG_MS, seconds, Waiter } from '../lib/waiter.ts'
 import { ROOT } from '../scenarios/stage.ts'
+import { interopClients } from './interop-clients.ts'
 import { findProgram } from './mosquitto.ts'
+import { Program, runScript } from './processes.ts'
 import { python } from './python.ts'
-import { Program, runScript, start } from './processes.ts'
 
 const mosquittoSub = findProgram('mosquitto_sub')
 const mosquittoPub = findProgram('mosquitto_pub')
-/** Programs that are not ours (Mosquitto's clients, Python) run as in a shell session, from the repository. */
-const sh = $({ quiet: true, cwd: ROOT })
 
 const missing = [...(mosquittoSub && mosquittoPub ? [] : ['mosquitto-clients']), ...(python ? [] : ['python3-paho-mqtt'])]
 if (missing.length > 0) console.warn(`third-party clients not installed: apt-get install ${missing.join(' ')} to run the interop tests with them`)
@@ -31,38 +29,13 @@ beforeAll(async () => {
 })
 afterAll(() => broker?.close())
 
-const running: Program[] = []
-afterEach(async () => {
-  // A test that failed halfway may leave a client running: stop it, and wait until it is gone.
-  await Promise.all(running.splice(0).map((program) => {
-    program.child.kill('SIGKILL')
-    return program.finish().catch(() => undefined)
-  }))
-})
-
 let topics = 0
 /** A topic (or a first level) no other test of this file uses. */
 const fresh = (name: string) => `interop-${++topics}/${name}`
 
-/** Start a program that is not ours and keep it running; exec, so that a signal reaches the program itself. */
-function launch(command: string, args: string[]): Program {
-  const program = new Program(sh({ nothrow: true, stdio: ['ignore', 'pipe', 'pipe'] })`exec ${command} ${args}`.child!, `${command} ${args.join(' ')}`)
-  running.push(program)
-  return program
-}
-
-/** Run a program that is not ours to its end; it must exit 0 (zx fails with its exit code and stderr otherwise). SIGKILL if it hangs: mosquitto_sub can hang in its SIGTERM handler. */
-function runToEnd(command: string, args: string[]): Promise<ProcessOutput> {
-  return sh({ stdio: ['ignore', 'pipe', 'pipe'] })`${command} ${args}`.timeout(HUNG_MS, 'SIGKILL')
-}
-
-/** Our demo programs, pointed at the bundled broker. */
+/** Our demo programs, pointed at the bundled broker, and the others: each test's leftovers are stopped after it. */
 const env = () => ({ MQTT_URL: broker.url })
-function ours(script: string, args: string[] = []): Program {
-  const program = start(script, args, env())
-  running.push(program)
-  return program
-}
+const { ours, theirs: launch, runToEnd } = interopClients(env)
 
 /** Resolves when the broker reports `line` (such as "client x subscribed to t (QoS 0)"). Call it before causing it. */
 async function brokerSays(line: string): Promise<void> {

@@ -3,15 +3,16 @@
 // with -V mqttv5, and paho-mqtt with protocol=MQTTv5, test/interop/paho_mqtt5.py) with our MQTT 5
 // demos on the bundled broker, seeing what they see; then what the MQTT 5 flags refuse.
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { $, type ProcessOutput } from 'zx'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ProcessOutput } from 'zx'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { HUNG_MS } from '../lib/waiter.ts'
 import { mqtt5 } from '../scenarios/mqtt5.ts'
 import { ROOT, type Event } from '../scenarios/stage.ts'
 import { normalise } from './doc-blocks.ts'
+import { interopClients } from './interop-clients.ts'
 import { findProgram } from './mosquitto.ts'
-import { expectOneLineError, Program, runScript, start } from './processes.ts'
+import { expectOneLineError, runScript, start } from './processes.ts'
 import { python } from './python.ts'
 import { scenarioSuite } from './scenario-suite.ts'
 
@@ -91,7 +92,6 @@ scenarioSuite(mqtt5, 'V1, V2, V3, V4, V5, V6, V7, V8: what MQTT 5 changes in eac
 
 const mosquittoSub = findProgram('mosquitto_sub')
 const mosquittoPub = findProgram('mosquitto_pub')
-const sh = $({ quiet: true, cwd: ROOT })
 const publisher = 'demos/mqtt5/publisher.ts'
 const subscriber = 'demos/mqtt5/subscriber.ts'
 
@@ -102,27 +102,10 @@ describe('MQTT 5 clients that are not ours, with our MQTT 5 demos, on the bundle
   })
   afterAll(() => broker?.close())
 
-  const running: Program[] = []
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((program) => {
-      program.child.kill('SIGKILL')
-      return program.finish().catch(() => undefined)
-    }))
-  })
   let topics = 0
   const fresh = (name: string) => `mqtt5-interop-${++topics}/${name}`
   const env = () => ({ MQTT_URL: broker.url })
-  const ours = (script: string, args: string[]) => {
-    const program = start(script, args, env())
-    running.push(program)
-    return program
-  }
-  const theirs = (command: string, args: string[]) => {
-    const program = new Program(sh({ nothrow: true, stdio: ['ignore', 'pipe', 'pipe'] })`exec ${command} ${args}`.child!, `${command} ${args.join(' ')}`)
-    running.push(program)
-    return program
-  }
-  const runToEnd = (command: string, args: string[]): Promise<ProcessOutput> => sh({ stdio: ['ignore', 'pipe', 'pipe'] })`${command} ${args}`.timeout(HUNG_MS, 'SIGKILL')
+  const { ours, theirs, runToEnd } = interopClients(env)
   const lines = (output: string) => output.trimEnd().split('\n')
   /** The properties our publisher sends in these tests, and how our subscriber prints them. */
   const sent = ['--message-expiry', '60', '--user-property', 'room=kitchen', '--content-type', 'text/plain']
