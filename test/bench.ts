@@ -30,8 +30,8 @@ const { values: flags } = parseFlags({
   invocation: 'npm run bench --',
   description: 'Measure the bundled broker, aedes alone and Mosquitto (where installed) side by side.',
 }, {
-  quick: { type: 'boolean', help: 'one or two rounds of fewer messages, for a quick look (about 30 s)' },
-  startup: { type: 'boolean', help: 'also time what a speaker waits for: demo programs and every show (about a minute more)' },
+  quick: { type: 'boolean', help: 'one or two rounds of fewer messages, for a quick look (about 15 s)' },
+  startup: { type: 'boolean', help: 'also time what a speaker waits for: demo programs and every show, three times each (about two and a half minutes more; once each with --quick, about a minute)' },
   cluster: { type: 'boolean', help: 'instead: one bundled broker beside two sharing one Redis (test/bench-cluster.ts)' },
   a1: { type: 'boolean', help: 'instead: the article\'s publisher (paho-mqtt), run --runs times through each broker, and what arrived (A1)' },
   runs: { type: 'string', arg: 'N', help: 'how many runs of the publisher per broker with --a1 (default 100)' },
