@@ -5,9 +5,7 @@
 // the broker refuses what it could not keep rather than acknowledge it and lose it.
 import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
-import redisPersistence from 'aedes-persistence-redis'
-import { Redis } from 'ioredis'
-import mqemitterRedis from 'mqemitter-redis'
+import type { Redis } from 'ioredis'
 
 /** How long to wait for Redis at start before giving up, and between attempts once it went away. */
 const CONNECT_TIMEOUT_MS = 5000
@@ -67,7 +65,11 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   const problem = redisUrlProblem(url)
   if (problem) throw new Error(problem)
   const shown = redactedRedisUrl(url)
-  const connections = ['pub', 'sub', 'store'].map((role) => new Redis(url, {
+  // Loaded here, by a broker that uses Redis, rather than by every broker as it starts.
+  const [ioredis, { default: mqemitterRedis }, { default: redisPersistence }] = await Promise.all([
+    import('ioredis'), import('mqemitter-redis'), import('aedes-persistence-redis'),
+  ])
+  const connections = ['pub', 'sub', 'store'].map((role) => new ioredis.Redis(url, {
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
     // At start, the first failure is the answer; retryStrategy is set to retry once all are ready.

@@ -3,8 +3,6 @@
 // crash. Without it the broker keeps them in memory and forgets them when it stops.
 import { readdirSync, statSync, type Stats } from 'node:fs'
 import { resolve } from 'node:path'
-import levelPersistence from 'aedes-persistence-level'
-import { Level } from 'level'
 
 export interface Store {
   /** What aedes takes as its `persistence` option. */
@@ -21,6 +19,8 @@ export async function openStore(dir: string): Promise<Store> {
   if (dir === '') throw new Error('--persist needs a directory, such as ./broker-store (it is created if missing)')
   const path = resolve(dir)
   refuseForeignDirectory(dir, path)
+  // Loaded here, by a broker that keeps a store, rather than by every broker as it starts.
+  const [{ Level }, { default: levelPersistence }] = await Promise.all([import('level'), import('aedes-persistence-level')])
   const db = new Level(path)
   try {
     await db.open()

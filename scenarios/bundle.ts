@@ -14,13 +14,16 @@ import { CACHE, keep, outputOf, ROOT, upToDate as builtFromNow } from '../lib/bu
 
 export { ROOT }
 /** Changes when the way bundles are built changes, so that older ones are not reused. */
-const FORMAT = 'esm-node20-3'
+const FORMAT = 'esm-node20-4'
 /**
  * Packages left outside the bundle and loaded from node_modules at run time: classic-level finds its
  * native addon beside its own files, esbuild runs its own binary, and ws falls back without the two
- * optional ones when they are not installed.
+ * optional ones when they are not installed. The rest are loaded only by a program that uses them
+ * (WebSocket, a SOCKS proxy, a browser's timers, Redis, the store on disk): left in, every program
+ * would parse them at every start, half of what a publisher's bundle holds.
  */
-const EXTERNAL = ['classic-level', 'esbuild', 'bufferutil', 'utf-8-validate']
+const EXTERNAL = ['classic-level', 'esbuild', 'bufferutil', 'utf-8-validate',
+  'ws', 'socks', 'worker-timers', 'ioredis', 'mqemitter-redis', 'aedes-persistence-redis', 'aedes-persistence-level', 'level']
 
 /**
  * The arguments for process.execPath that start `script` (relative to the repository): its bundle
@@ -33,6 +36,21 @@ export function programArgs(script: string): string[] {
   // A program that does not build fails under tsx too, and says why there.
   buildBundle(script).catch(() => undefined)
   return ['--import', 'tsx', join(ROOT, script)]
+}
+
+/** A URL that a client or a broker reaches over TLS, whose certificate node checks against its authorities. */
+export const isTlsUrl = (url: string | undefined): boolean => url !== undefined && /^(mqtts|wss|ssl|tls|rediss):\/\//i.test(url)
+
+/**
+ * The environment to start a program of this repository in: `env` without NODE_EXTRA_CA_CERTS,
+ * unless the program is to reach something over TLS (in `MQTT_URL` or one of its `args`). Node reads
+ * that file of certificate authorities at every start, TLS or not, which costs a program a fifth of
+ * its start; the programs the stage and the tests start talk to brokers of their own over plain TCP.
+ */
+export function programEnv(env: NodeJS.ProcessEnv, args: readonly string[] = []): NodeJS.ProcessEnv {
+  if (env.NODE_EXTRA_CA_CERTS === undefined || [env.MQTT_URL, ...args].some(isTlsUrl)) return env
+  const { NODE_EXTRA_CA_CERTS: _unused, ...rest } = env
+  return rest
 }
 
 /** Every program a scenario or a test may start: all of demos/, the broker, the shows, and the tests' own programs. */
@@ -88,7 +106,7 @@ async function bundle(scripts: string[]): Promise<void> {
     keepNames: true,
     logLevel: 'silent',
     external: EXTERNAL,
-    plugins: [sourceUrls],
+    plugins: [sourceUrls, lazyTransports],
   })
   for (const script of scripts) {
     const path = bundlePath(script)
@@ -129,6 +147,29 @@ const sourceUrls: Plugin = {
       return {
         contents: text.replace(/\bimport\.meta\.(url|filename|dirname)\b/g, (_, key: string) => JSON.stringify(meta[key])),
         loader: 'ts',
+      }
+    })
+  },
+}
+
+/**
+ * MQTT.js loads the code of every transport as a client connects (WebSocket, TLS, and a SOCKS proxy
+ * from TCP) and its browser timers as it loads: here each is loaded when it is first used, so that a
+ * client on mqtt:// never loads ws, tls or socks. Where MQTT.js's code is not as expected, it is left
+ * as it is, which costs time, not behaviour.
+ */
+const lazyTransports: Plugin = {
+  name: 'lazy-transports',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]mqtt[\\/]build[\\/]lib[\\/](connect[\\/](index|tcp|tls)|get-timer)\.js$/ }, async ({ path }) => {
+      const text = await readFile(path, 'utf8')
+      return {
+        loader: 'js',
+        contents: text
+          // protocols.ws = require('./ws').streamBuilder;
+          .replace(/(protocols\.\w+) = require\('\.\/(ws|tls|wx|ali)'\)\.(\w+);/g, "$1 = (...args) => require('./$2').$3(...args);")
+          .replace('const socks_1 = __importDefault(require("./socks"));', 'const socks_1 = { get default() { return require("./socks").default; } };')
+          .replace('const worker_timers_1 = require("worker-timers");', 'const worker_timers_1 = { setInterval: (...args) => require("worker-timers").setInterval(...args), clearInterval: (...args) => require("worker-timers").clearInterval(...args) };'),
       }
     })
   },

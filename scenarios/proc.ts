@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
 import { seconds, Waiter } from '../lib/waiter.ts'
-import { programArgs, ROOT } from './bundle.ts'
+import { programArgs, programEnv, ROOT } from './bundle.ts'
 import type { Stage } from './stage.ts'
 
 /** How long a stopped program may take to end before it is killed: it ends in milliseconds at rest. */
@@ -52,7 +52,7 @@ export class Proc {
         return this.neverStarted()
       }
       const [file, ...before] = command ?? [process.execPath, ...programArgs(script)]
-      const child = spawn(file, [...before, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
+      const child = spawn(file, [...before, ...args], { cwd: ROOT, env: command ? env : programEnv(env, args), stdio: ['pipe', 'pipe', 'pipe'] })
       const timer = setTimeout(done, START_TURN_MS)
       child.stdout!.once('data', done)
       child.once('close', () => {

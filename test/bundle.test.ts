@@ -5,16 +5,30 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildBundles, programArgs, ROOT } from '../scenarios/bundle.ts'
+import { buildBundles, programArgs, programEnv, ROOT } from '../scenarios/bundle.ts'
 import { runScript } from './processes.ts'
 
 const dir = `test/.bundle-test-${process.pid}`
 const script = `${dir}/main.ts`
+const client = `${dir}/client.ts`
 const helper = (word: string) => `// A module beside main.ts.\nexport const where = import.meta.url\nexport const word = '${word}'\n`
 
 beforeAll(async () => {
   await mkdir(join(ROOT, dir), { recursive: true })
   await writeFile(join(ROOT, dir, 'helper.ts'), helper('first'))
+  await writeFile(join(ROOT, client), [
+    '// Connects to the URL it is given, where nobody listens, and prints the packages it loaded from node_modules.',
+    "import { createRequire } from 'node:module'",
+    "import mqtt from 'mqtt'",
+    "const connection = mqtt.connect(process.argv[2], { reconnectPeriod: 0, connectTimeout: 5000 })",
+    "connection.on('error', () => undefined)",
+    "connection.on('close', () => {",
+    "  const loaded = Object.keys(createRequire(import.meta.url).cache).map((f) => f.match(/node_modules\\/([^/]+)\\//)?.[1]).filter(Boolean)",
+    "  console.log(JSON.stringify([...new Set(loaded)].sort()))",
+    '  connection.end(true)',
+    '})',
+    '',
+  ].join('\n'))
   await writeFile(join(ROOT, script), [
     '// Prints what a program can see of where it runs from.',
     "import { isMain } from '../../lib/cli.ts'",
@@ -52,5 +66,22 @@ describe('a program started from its bundle', () => {
     await buildBundles([script])
     expect(programArgs(script)[0]).toMatch(/main\.mjs$/)
     expect(JSON.parse((await runScript(script)).stdout).word).toBe('second')
+  })
+})
+
+describe('what a start costs', () => {
+  it('a client on mqtt:// loads no WebSocket, SOCKS or browser timer code; one on ws:// loads ws as it connects', async () => {
+    await buildBundles([client])
+    const loaded = async (url: string) => JSON.parse((await runScript(client, [url])).stdout) as string[]
+    expect(await loaded('mqtt://127.0.0.1:1')).toEqual([])
+    expect(await loaded('ws://127.0.0.1:1')).toEqual(['ws'])
+  })
+
+  it('a program is started without NODE_EXTRA_CA_CERTS, unless it is to reach a broker over TLS', () => {
+    const env = { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', PATH: '/usr/bin' }
+    expect(programEnv(env, ['--url', 'mqtt://127.0.0.1:1883'])).toEqual({ PATH: '/usr/bin' })
+    expect(programEnv(env, ['--url', 'mqtts://127.0.0.1:8883'])).toEqual(env)
+    expect(programEnv({ ...env, MQTT_URL: 'wss://broker.example:443' })).toHaveProperty('NODE_EXTRA_CA_CERTS')
+    expect(programEnv({ PATH: '/usr/bin' })).toEqual({ PATH: '/usr/bin' })
   })
 })
