@@ -15,5 +15,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     maxWorkers: 3,
     isolate: false,
+    // The conformance rules that let seconds pass run side by side, all of them (test/conformance-probe.ts).
+    maxConcurrency: 32,
   },
 })

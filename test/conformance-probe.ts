@@ -227,7 +227,8 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
       })
       afterAll(() => broker?.close())
 
-      for (const rule of rules) {
+      // Those that let time pass first, all side by side; then the others, one by one.
+      for (const rule of [...rules.filter((r) => r.waits), ...rules.filter((r) => !r.waits)]) {
         const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}: ${rule.says}`
         const departure = departures[target.key]?.[rule.id]
         it(departure ? `${title} (departs: ${departure.note})` : title, { concurrent: rule.waits === true }, async () => {
