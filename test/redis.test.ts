@@ -7,11 +7,11 @@
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { Aedes } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { connectRedis } from '../lib/redis.ts'
 import { seconds, Waiter } from '../lib/waiter.ts'
-import { expectOneLineError, freePort, runScript } from './processes.ts'
+import { expectOneLineError, refusedPort, runScript } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 import { REDIS_NOT_INSTALLED, redisServerPath, startRedis, type RunningRedis } from './redis-server.ts'
 
@@ -29,7 +29,7 @@ describe('--redis bad input: one line, exit 1, before listening', () => {
   })
 
   it('nobody listening, given as REDIS_URL', async () => {
-    const port = await freePort()
+    const port = await refusedPort()
     expectOneLineError(await runScript(brokerScript, ['--port', '0'], { REDIS_URL: `redis://127.0.0.1:${port}` }), new RegExp(
       `^error: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} \\(connection refused\\); start it \\(redis-server --port ${port}\\), or check --redis or REDIS_URL$`))
   })
@@ -77,9 +77,14 @@ async function connectedOnceServing(url: string, options: Parameters<typeof RawC
   }
 }
 
-describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis' : REDIS_NOT_INSTALLED, () => {
+/**
+ * What one test starts: Redis servers, brokers and clients, each closed as the test ends, the last
+ * started first. Each test has its own, so that the tests run side by side: most of their time is
+ * spent waiting for Redis to go, come back or time out.
+ */
+function fixtures(onTestFinished: (fn: () => Promise<void>) => void) {
   const cleanups: (() => Promise<unknown> | void)[] = []
-  afterEach(async () => {
+  onTestFinished(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
   })
   const redisServer = async (extra: string[] = []) => {
@@ -98,8 +103,12 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     cleanups.push(() => c.endAsync(true))
     return c
   }
+  return { cleanups, redisServer, broker, client }
+}
 
-  it('a database number Redis does not have, a missing or wrong password: one line, exit 1', async () => {
+describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis' : REDIS_NOT_INSTALLED, () => {
+  it.concurrent('a database number Redis does not have, a missing or wrong password: one line, exit 1', async ({ onTestFinished }) => {
+    const { redisServer } = fixtures(onTestFinished)
     const redis = await redisServer(['--requirepass', 'secret'])
     const at = `127.0.0.1:${redis.port}`
     const cases: [string, string][] = [
@@ -112,7 +121,8 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     await ok.close()
   })
 
-  it('the limits of the bundled broker hold on Redis: a wrong password gets return code 4, a packet over --max-packet-size closes the connection', async () => {
+  it.concurrent('the limits of the bundled broker hold on Redis: a wrong password gets return code 4, a packet over --max-packet-size closes the connection', async ({ expect, onTestFinished }) => {
+    const { cleanups, redisServer, client } = fixtures(onTestFinished)
     const redis = await redisServer()
     const limited = await startBroker({ port: 0, redis: redis.url, credentials: { username: 'speaker', password: 'secret' }, maxPacketSize: 1024 })
     cleanups.push(() => limited.close())
@@ -124,7 +134,8 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     await closed
   })
 
-  it('a retained message from one client, overtaken by another client\'s message while Redis stores it, still reaches a subscriber of both (the fixes for a store that takes time, as with --persist)', async () => {
+  it.concurrent('a retained message from one client, overtaken by another client\'s message while Redis stores it, still reaches a subscriber of both (the fixes for a store that takes time, as with --persist)', async ({ expect, onTestFinished }) => {
+    const { cleanups, redisServer, broker } = fixtures(onTestFinished)
     const redis = await redisServer()
     const a = await broker(redis)
     const clients = await Promise.all([0, 1, 2].map(async () => (await RawClient.connect(a.url)).client))
@@ -142,7 +153,8 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     expect(lost).toEqual([])
   })
 
-  it('while Redis is away a broker says so once, closes new connections unanswered, refuses publishes and subscriptions; back, it says Redis restarted and serves again', async () => {
+  it.concurrent('while Redis is away a broker says so once, closes new connections unanswered, refuses publishes and subscriptions; back, it says Redis restarted and serves again', async ({ expect, onTestFinished }) => {
+    const { cleanups, redisServer, broker } = fixtures(onTestFinished)
     const redis = await redisServer()
     const a = await broker(redis)
     const publisher = (await RawClient.connect(a.url)).client
@@ -167,7 +179,8 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     expect(a.said.lines.filter((l) => l.startsWith('lost Redis')), 'said once').toHaveLength(1)
   })
 
-  it('a Redis that stops answering without closing its connections: the QoS 1 message waiting on it is never acknowledged, the broker says Redis is away, and acknowledges it once Redis answers again', async () => {
+  it.concurrent('a Redis that stops answering without closing its connections: the QoS 1 message waiting on it is never acknowledged, the broker says Redis is away, and acknowledges it once Redis answers again', async ({ expect, onTestFinished }) => {
+    const { redisServer, broker, client } = fixtures(onTestFinished)
     const redis = await redisServer()
     const a = await broker(redis)
     const publisher = await client(a.url)
@@ -184,7 +197,8 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     expect(a.said.lines.filter((l) => l.startsWith('Redis at ') && l.includes(' is back; '))).toHaveLength(lost.length)
   }, 60_000)
 
-  it('QoS 1 messages published on B while Redis restarts all reach the subscribers on A, clean and persistent, once acknowledged', async () => {
+  it.concurrent('QoS 1 messages published on B while Redis restarts all reach the subscribers on A, clean and persistent, once acknowledged', async ({ expect, onTestFinished }) => {
+    const { cleanups, redisServer, broker, client } = fixtures(onTestFinished)
     const redis = await redisServer()
     const a = await broker(redis)
     const b = await broker(redis)
@@ -233,7 +247,8 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'the bundled broker on Redis
     }
   }, 60_000)
 
-  it('a restart of a Redis that keeps nothing on disk loses retained messages, sessions and queued messages; live clients carry on', async () => {
+  it.concurrent('a restart of a Redis that keeps nothing on disk loses retained messages, sessions and queued messages; live clients carry on', async ({ expect, onTestFinished }) => {
+    const { cleanups, redisServer, broker } = fixtures(onTestFinished)
     const redis = await redisServer()
     const a = await broker(redis)
     const b = await broker(redis)
