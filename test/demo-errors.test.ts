@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
-import { expectOneLineError, freePort, runScript, start } from './processes.ts'
+import { expectOneLineError, refusedPort, runScript, start } from './processes.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
@@ -16,12 +16,12 @@ afterAll(() => broker.close())
 
 describe('an unreachable broker', () => {
   it.each([publisher, subscriber])('%s names the URL and suggests npm run broker', async (script) => {
-    const url = `mqtt://127.0.0.1:${await freePort()}`
+    const url = `mqtt://127.0.0.1:${await refusedPort()}`
     expectOneLineError(await runScript(script, ['--url', url]), new RegExp(`cannot reach the broker at ${url}.*npm run broker`))
   })
 
   it('MQTT_URL is the default URL, and named in the error', async () => {
-    const url = `mqtt://127.0.0.1:${await freePort()}`
+    const url = `mqtt://127.0.0.1:${await refusedPort()}`
     expectOneLineError(await runScript(subscriber, [], { MQTT_URL: url }), new RegExp(`cannot reach the broker at ${url}`))
   })
 
@@ -69,7 +69,7 @@ describe('a connection that ends', () => {
 
 describe('a device given two brokers', () => {
   it('passes over the first when nobody answers there, and connects to the second', async () => {
-    const down = `mqtt://127.0.0.1:${await freePort()}`
+    const down = `mqtt://127.0.0.1:${await refusedPort()}`
     const device = start('demos/discovery/publisher.ts', ['--url', `${down},${broker.url}`])
     try {
       expect(await device.waitForLine('trying the next one')).toBe(`cannot reach the broker at ${down} (connection refused); trying the next one`)

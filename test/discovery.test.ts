@@ -13,7 +13,7 @@ import { topicNameProblem } from '../lib/topics.ts'
 import { discovery } from '../scenarios/discovery.ts'
 import type { Event } from '../scenarios/stage.ts'
 import { allBlocks } from './doc-blocks.ts'
-import { expectOneLineError, freePort, runScript, start, type Program } from './processes.ts'
+import { expectOneLineError, refusedPort, runScript, start, type Program } from './processes.ts'
 import { scenarioSuite } from './scenario-suite.ts'
 
 const device = 'demos/discovery/publisher.ts'
@@ -456,7 +456,7 @@ describe('bad flags and no broker', () => {
   })
 
   it.concurrent.each([device, listener])('%s names the URL it cannot reach and suggests npm run broker', async (script) => {
-    const url = `mqtt://127.0.0.1:${await freePort()}`
+    const url = `mqtt://127.0.0.1:${await refusedPort()}`
     expectOneLineError(await runScript(script, ['--url', url]), new RegExp(`cannot reach the broker at ${url}.*npm run broker`))
   })
 

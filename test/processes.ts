@@ -1,5 +1,6 @@
 // Helpers for tests that run the project's programs as real processes, the way a learner does.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { expect } from 'vitest'
 import { LIFELINE } from '../lib/cli.ts'
@@ -99,6 +100,21 @@ export async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port
   await new Promise((resolve) => server.close(resolve))
   return port
+}
+
+/**
+ * A port on 127.0.0.1 that nobody listens on, for a client to be refused there. It is taken below the
+ * range the system hands out for port 0: a port freePort() found free could be handed, a moment
+ * later, to a broker or a Redis that another test starts, and the client would reach that instead.
+ */
+export async function refusedPort(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999')
+  const below = Number(range.trim().split(/\s+/)[0]) || 32768
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (below - 10_000))
+    if (!(await isListening(port))) return port
+  }
+  throw new Error(`found no port between 10000 and ${below} that nobody listens on`)
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */

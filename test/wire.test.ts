@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import type { Event } from '../scenarios/stage.ts'
 import { wire } from '../scenarios/wire.ts'
 import { normalise } from './doc-blocks.ts'
-import { expectOneLineError, freePort, runScript } from './processes.ts'
+import { expectOneLineError, refusedPort, runScript } from './processes.ts'
 import { scenarioSuite } from './scenario-suite.ts'
 
 interface Captured {
@@ -86,7 +86,7 @@ describe('bad input', () => {
   })
 
   it('the tap refuses to start without a broker behind it', async () => {
-    const url = `mqtt://127.0.0.1:${await freePort()}`
+    const url = `mqtt://127.0.0.1:${await refusedPort()}`
     expectOneLineError(await runScript(tap, ['--listen-port', '0', '--to', url]),
       new RegExp(`^error: cannot reach the broker at ${url} \\(connection refused\\); start one with npm run broker, or pass --to$`))
   })
