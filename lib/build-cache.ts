@@ -5,7 +5,7 @@
 // node_modules stands for itself through node_modules/.package-lock.json, which npm rewrites whenever
 // the installed packages change.
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Metafile } from 'esbuild'
@@ -56,13 +56,29 @@ export function outputOf(metafile: Metafile, path: string): Metafile['outputs'][
 function keyOf(format: string, inputs: string[]): string | undefined {
   const hash = createHash('sha256').update(format)
   for (const input of inputs) {
-    try {
-      hash.update(`\0${input}\0`).update(readFileSync(join(ROOT, input)))
-    } catch {
-      return undefined
-    }
+    const digest = digestOf(join(ROOT, input))
+    if (digest === undefined) return undefined
+    hash.update(`\0${input}\0${digest}`)
   }
   return hash.digest('hex')
+}
+
+/** Each file's hash, read again only when its size or modification time changed: a show checks some forty bundles that share most of their inputs. */
+const digests = new Map<string, { stamp: string; digest: string }>()
+
+/** A hash of the content of the file at `path`, undefined when it is gone. */
+function digestOf(path: string): string | undefined {
+  try {
+    const { size, mtimeMs, ctimeMs } = statSync(path)
+    const stamp = `${size} ${mtimeMs} ${ctimeMs}`
+    const known = digests.get(path)
+    if (known?.stamp === stamp) return known.digest
+    const digest = createHash('sha256').update(readFileSync(path)).digest('hex')
+    digests.set(path, { stamp, digest })
+    return digest
+  } catch {
+    return undefined
+  }
 }
 
 /** Write to a temporary name, then rename: a process reading the build meanwhile reads the old one or the new one. */
