@@ -1,7 +1,8 @@
 // The departures of aedes from MQTT that the bundled broker corrects, each with the section of the
 // specification it restores. Each fix is made of aedes' own hooks (no fork, no patch), and a test runs
 // aedes without them to show each is needed: test/conformance.test.ts (which names them on
-// docs/conformance.md), test/no-loss-at-close.test.ts, and the --persist part of test/persistence.test.ts.
+// docs/conformance.md), test/no-loss-at-close.test.ts, test/retained-before-live.test.ts, and the --persist
+// part of test/persistence.test.ts.
 // lib/broker.ts applies them all to every aedes it starts; add a new fix to applyFixes. Hooks run on
 // every message, so each fix keeps the common case to a few comparisons: the bundled broker must relay
 // as fast as aedes alone (npm run bench).
@@ -12,13 +13,17 @@ import type { IPublishPacket } from 'mqtt-packet'
 import { fixMqtt5 } from './broker-mqtt5.ts'
 import { topicMatches } from './topics.ts'
 
-/** Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on disk (--persist). */
-export function applyFixes(aedes: Aedes, { onDisk = false }: { onDisk?: boolean } = {}): void {
+/**
+ * Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on disk
+ * (--persist) or on Redis, `onRedis` when its messages also flow through Redis (--redis).
+ */
+export function applyFixes(aedes: Aedes, { onDisk = false, onRedis = false }: { onDisk?: boolean; onRedis?: boolean } = {}): void {
   // Only a store on disk makes aedes route messages out of the order it numbered them in.
   if (onDisk) {
     storeInOrder(aedes)
     dropOnlyTrueDuplicates(aedes)
   }
+  if (!onRedis) sendRetainedBeforeLive(aedes)
   keepDollarTopicsFromWildcards(aedes)
   deliverAtGrantedQoS(aedes)
   keepEachClientsPublishesInOrder(aedes)
@@ -32,6 +37,28 @@ export function applyFixes(aedes: Aedes, { onDisk = false }: { onDisk?: boolean 
 /** What aedes keeps of a client's subscriptions (`subscriptions`, left out of its types): filter -> granted QoS. */
 type Subscriptions = Record<string, { qos: number }>
 const subscriptionsOf = (client: Client) => (client as Client & { subscriptions: Subscriptions }).subscriptions
+
+/**
+ * MQTT 3.1.1 §3.3.1.3, §4.6: a new subscriber gets a topic's retained message before anything published
+ * there after it. aedes adds a subscription to its message flow, which says so on the next turn of
+ * the event loop (setImmediate); only then does aedes send the SUBACK and the retained messages. A
+ * PUBLISH read in that turn, from a client that published at the moment the subscriber subscribed,
+ * reached the subscriber first, and the retained message, older, came after it, every time: a Home
+ * Assistant that follows a device's availability as it discovers it was left with the stale value.
+ * The in-memory flow adds a subscription at once, so here it says so before any more input is read.
+ * (On Redis the flow must wait for Redis, and this is not done; with a store on disk, aedes reads the
+ * retained messages from the disk, and a PUBLISH may still come first.)
+ */
+export function sendRetainedBeforeLive(aedes: Aedes): void {
+  // aedes keeps its message flow in `mq`, which its types leave out.
+  const mq = (aedes as Aedes & { mq: { on(topic: string, notify: unknown, done?: () => void): unknown } }).mq
+  const on = mq.on.bind(mq)
+  mq.on = (topic, notify, done) => {
+    on(topic, notify)
+    if (done) process.nextTick(done)
+    return mq
+  }
+}
 
 /**
  * MQTT 3.1.1 §4.6: messages from one client on a topic reach subscribers in the order they were sent,

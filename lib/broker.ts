@@ -119,7 +119,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
   const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })) })
   shared?.guard(aedes)
-  applyFixes(aedes, { onDisk: store !== undefined || shared !== undefined })
+  applyFixes(aedes, { onDisk: store !== undefined || shared !== undefined, onRedis: shared !== undefined })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
