@@ -42,7 +42,12 @@ async function frozen<T>(show: Program, look: () => Promise<T>): Promise<T> {
   try {
     return await look()
   } finally {
-    process.kill(-show.pid, 'SIGCONT')
+    // The group is gone if `look` ended every process in it (SIGKILL to a stopped process works).
+    try {
+      process.kill(-show.pid, 'SIGCONT')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+    }
   }
 }
 
