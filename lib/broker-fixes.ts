@@ -350,6 +350,17 @@ export class ClosingAfterWork extends Readable {
     socket.on('drain', () => this.emit('drain'))
   }
 
+  /**
+   * aedes reads once per 'readable' event, `read(null)`, and parses what it gets: every byte waiting, as
+   * Node.js gave up to version 25. From Node.js 26 a read without a size returns only the first chunk
+   * waiting (nodejs/node#60441), and 'readable' comes again only once the buffer has been emptied: the
+   * rest of a CONNECT that came in several pieces (MQTT.js sends one WebSocket frame per piece) waited
+   * for ever, and no CONNACK came. So a read without a size takes every byte waiting, on every Node.js.
+   */
+  override read(size?: number | null): Buffer | null {
+    return super.read(size ?? (this.readableLength || undefined))
+  }
+
   override _read(): void {
     this.socket.resume()
     // aedes reads when it is ready for more; what it reads now is handled by the next tick.

@@ -1,12 +1,15 @@
 // The bundled broker, imported (startBroker) and run as `npm run broker` would run it.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { Duplex } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../lib/broker.ts'
 import { DEFAULT_URL } from '../lib/options.ts'
+import { seconds, Waiter } from '../lib/waiter.ts'
 import { expectOneLineError, isListening, runScript, start } from './processes.ts'
 import { RawClient } from './raw-client.ts'
 
@@ -72,6 +75,39 @@ describe('startBroker', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  it('reads a packet that came in several pieces at once (Node.js 26 reads one piece at a time; aedes read only the first)', async () => {
+    const broker = await startBroker({ port: 0 })
+    running.push(broker)
+    const replies = mqttPacket.parser({ protocolVersion: 4 })
+    const arrived = new Waiter()
+    let connack: number | undefined
+    replies.on('packet', (packet: Packet) => {
+      if (packet.cmd === 'connack') connack = packet.returnCode
+      arrived.arrived()
+    })
+    // An in-memory connection, as aedes' own tests use: what the broker writes goes to the parser.
+    const connection = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        replies.parse(chunk)
+        done()
+      },
+    })
+    broker.aedes.handle(connection)
+    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'in-pieces', clean: true, keepalive: 0 })
+    // Once the broker reads the connection, the CONNECT arrives in three pieces in one turn, as MQTT.js
+    // writes it (first byte, length, the rest) and as one WebSocket message per piece hands it over.
+    await new Promise((resolve) => setImmediate(resolve))
+    connection.push(connect.subarray(0, 1))
+    connection.push(connect.subarray(1, 2))
+    connection.push(connect.subarray(2))
+    const code = await arrived.until(() => connack, {
+      timedOut: (ms) => new Error(`no CONNACK within ${seconds(ms)} to a CONNECT sent in three pieces`),
+    })
+    expect(code).toBe(0)
+    connection.destroy()
   })
 
   it('S4: a filter that starts with # gets no retained $SYS message (plain aedes sends it)', async () => {
