@@ -330,8 +330,13 @@ export class ClosingAfterWork extends Readable {
   private destroying?: (error: Error | null) => void
   private timeout?: NodeJS.Timeout
 
-  constructor(private readonly socket: Duplex, private readonly allAnswered: (client: Client) => boolean) {
+  private readonly socket: Duplex
+  private readonly allAnswered: (client: Client) => boolean
+
+  constructor(socket: Duplex, allAnswered: (client: Client) => boolean) {
     super()
+    this.socket = socket
+    this.allAnswered = allAnswered
     socket.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) socket.pause()
     })

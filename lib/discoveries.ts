@@ -44,7 +44,13 @@ export class Discoveries {
   /** What was wrong with the last config published on a topic, while it is the last one there (for the dashboard). */
   readonly problems = new Map<string, string>()
 
-  constructor(private readonly prefix: string, private readonly filter: string) {}
+  private readonly prefix: string
+  private readonly filter: string
+
+  constructor(prefix: string, filter: string) {
+    this.prefix = prefix
+    this.filter = filter
+  }
 
   read(topic: string, payload: string, retain: boolean): News {
     const news: News = { unfollow: [], lines: [], follow: [] }

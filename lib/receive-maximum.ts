@@ -37,7 +37,13 @@ class Gate {
   /** Bytes of the packet being written, which mqtt-packet writes a field at a time. */
   private pending: Buffer = Buffer.alloc(0)
 
-  constructor(private readonly conn: Duplex, private readonly max: number) {}
+  private readonly conn: Duplex
+  private readonly max: number
+
+  constructor(conn: Duplex, max: number) {
+    this.conn = conn
+    this.max = max
+  }
 
   /** `conn` as aedes should see it: the same stream, whose write goes through the gate. */
   connection(): Duplex {

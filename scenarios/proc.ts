@@ -38,7 +38,13 @@ export class Proc {
   private resolveExit!: (exit: Exit) => void
   readonly exit = new Promise<Exit>((resolve) => (this.resolveExit = resolve))
 
-  constructor(private readonly stage: Stage, readonly label: string) {}
+  private readonly stage: Stage
+  readonly label: string
+
+  constructor(stage: Stage, label: string) {
+    this.stage = stage
+    this.label = label
+  }
 
   /**
    * Start `script` (relative to the repository) from its bundle (./bundle.ts) when its turn comes,

@@ -51,7 +51,10 @@ export class Stage {
   /** Every event recorded: what waits on the lines of several processes, or of the broker, look at. */
   private readonly printing = new Waiter()
 
-  constructor(readonly options: StageOptions = {}) {
+  readonly options: StageOptions
+
+  constructor(options: StageOptions = {}) {
+    this.options = options
     this.waitMs = options.waitMs ?? HUNG_MS
   }
 

@@ -25,7 +25,13 @@ export class View {
   private step = 0
   private quietChecks = 0
 
-  constructor(private readonly term: Terminal, private readonly options: ViewOptions) {}
+  private readonly term: Terminal
+  private readonly options: ViewOptions
+
+  constructor(term: Terminal, options: ViewOptions) {
+    this.term = term
+    this.options = options
+  }
 
   /** The number of the last step begun. */
   get lastStep(): number {

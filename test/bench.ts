@@ -140,7 +140,10 @@ class Load {
   private readonly reports: Report[] = []
   private readonly arriving = new Waiter()
 
-  constructor(private readonly child: ChildProcess) {
+  private readonly child: ChildProcess
+
+  constructor(child: ChildProcess) {
+    this.child = child
     child.on('message', (report: Report) => {
       this.reports.push(report)
       this.arriving.arrived()

@@ -21,8 +21,14 @@ export class Probe {
   private readonly sessions = new Set<string>()
   private markers = 0
 
-  /** `protocolVersion` is what every client of this probe speaks unless a connect says otherwise. */
-  constructor(readonly url: string, readonly protocolVersion: ProtocolVersion = 4) {}
+  readonly url: string
+  /** What every client of this probe speaks unless a connect says otherwise. */
+  readonly protocolVersion: ProtocolVersion
+
+  constructor(url: string, protocolVersion: ProtocolVersion = 4) {
+    this.url = url
+    this.protocolVersion = protocolVersion
+  }
 
   /** `<ns>/<name>`; a `$` in front of the name makes a $ topic: `$<ns>/<name>`. */
   t(name: string): string {

@@ -26,7 +26,10 @@ class HomeAssistant {
   readonly seen: Seen[] = []
   private readonly arrivals = new Waiter()
 
-  private constructor(readonly client: MqttClient) {
+  readonly client: MqttClient
+
+  private constructor(client: MqttClient) {
+    this.client = client
     client.on('message', (topic, payload, packet) => {
       this.seen.push({ topic, payload: payload.toString(), retain: packet.retain })
       this.arrivals.arrived()

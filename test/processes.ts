@@ -40,7 +40,12 @@ export class Program {
   private result?: Finished
   private readonly output = new Waiter()
 
-  constructor(readonly child: ChildProcess, readonly what: string) {
+  readonly child: ChildProcess
+  readonly what: string
+
+  constructor(child: ChildProcess, what: string) {
+    this.child = child
+    this.what = what
     child.stdout?.on('data', (chunk) => {
       this.stdout += chunk
       this.output.arrived()

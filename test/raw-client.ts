@@ -41,7 +41,12 @@ export class RawClient {
 
   private readonly generateOptions: { protocolVersion: ProtocolVersion }
 
-  private constructor(readonly socket: Socket, readonly protocolVersion: ProtocolVersion) {
+  readonly socket: Socket
+  readonly protocolVersion: ProtocolVersion
+
+  private constructor(socket: Socket, protocolVersion: ProtocolVersion) {
+    this.socket = socket
+    this.protocolVersion = protocolVersion
     this.generateOptions = { protocolVersion }
     const parser = mqttPacket.parser({ protocolVersion })
     parser.on('packet', (packet) => {
