@@ -2,6 +2,7 @@
 // quotes a command's output is what it prints, every block that quotes a scenario names one that
 // exists (test/scenario-suite.ts compares those with what the scenario's processes print), every
 // program shown is the file, and every difference shown between two programs is theirs.
+import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -9,7 +10,7 @@ import { $ } from 'zx'
 import { scenarios } from '../scenarios/index.ts'
 import { ROOT } from '../scenarios/stage.ts'
 import { allBlocks as all, applyChange, lineDiff, normalise, pages } from './doc-blocks.ts'
-import { runScript } from './processes.ts'
+import { Program, runScript } from './processes.ts'
 import { python } from './python.ts'
 
 const packageScripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>
@@ -40,8 +41,9 @@ describe('commands shown in the docs exist', () => {
       expect(Object.keys(packageScripts), `npm script ${script}`).toContain(script)
       const file = packageScripts[script].match(/node --import tsx (\S+\.ts)/)?.[1]
       if (file && flags.length) for (const flag of flags) expect(await help(file), `${flag} in ${file} --help`).toContain(flag)
-    } else if (words[0] === 'npx' && words[1] === 'tsx') {
-      const file = words[2]
+    } else if ((words[0] === 'npx' && words[1] === 'tsx') || (words[0] === 'node' && words[1].endsWith('.ts'))) {
+      // node FILE.ts runs on Node.js 22.18 and later: see the tests of node FILE.ts below.
+      const file = words[0] === 'node' ? words[1] : words[2]
       expect(existsSync(join(ROOT, file)), `${file} exists`).toBe(true)
       for (const flag of flags) expect(await help(file), `${flag} in ${file} --help`).toContain(flag)
     } else if (words[0] === 'python3') {
@@ -59,6 +61,37 @@ describe('commands shown in the docs exist', () => {
     } else {
       expect(['npm install', 'npm test', 'npm ci'], 'a command this test knows').toContain(words.slice(0, 2).join(' '))
     }
+  })
+})
+
+describe('node FILE.ts, which the docs offer for npx tsx FILE.ts on Node.js 22.18 and later', () => {
+  // Every such command, in a block or in the text: `node demos/...ts`, flags and all.
+  const commands = pages.flatMap((page) => [...readFileSync(join(ROOT, page), 'utf8').matchAll(/^node (demos\/\S+\.ts)( .*)?$|`node (demos\/\S+\.ts)([^`]*)`/gm)]
+    .map((m) => ({ page, file: m[1] ?? m[3], args: (m[2] ?? m[4] ?? '').trim() })))
+  // process.features.typescript: 'strip' from 22.18 on, where Node runs TypeScript without a flag.
+  const strips = Boolean((process.features as { typescript?: string | false }).typescript)
+
+  it('every experiment page offers it', () => {
+    for (const page of pages.filter((p) => /docs\/(0[1-9]|1\d)-/.test(p))) expect(commands.map((c) => c.page), page).toContain(page)
+  })
+
+  it.each(commands)('$page: node $file $args', async ({ file, args }) => {
+    expect(existsSync(join(ROOT, file)), `${file} exists`).toBe(true)
+    if (!strips) {
+      // This Node needs tsx, as the docs say of every Node.js before 22.18.
+      const [major, minor] = process.versions.node.split('.').map(Number)
+      expect(major < 22 || (major === 22 && minor < 18), `Node.js ${process.versions.node} strips no types`).toBe(true)
+      return
+    }
+    // Run by this Node itself, no tsx and no bundle: what it prints for --help is what tsx's run prints.
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+    delete env.MQTT_URL
+    const direct = await new Program(spawn(process.execPath, [file, '--help'], { cwd: ROOT, env }), `node ${file} --help`).finish()
+    expect(direct.stderr).toBe('')
+    expect(direct.code).toBe(0)
+    const viaTsx = await runScript(file, ['--help'])
+    expect(direct.stdout).toBe(viaTsx.stdout)
+    for (const flag of args.split(/\s+/).filter((w) => w.startsWith('--') && w !== '--help')) expect(direct.stdout, flag).toContain(flag)
   })
 })
 
