@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ps } from 'zx'
+import { $, ps } from 'zx'
 import { programArgs } from '../scenarios/bundle.ts'
 import { shellQuote } from '../scenarios/proc.ts'
 import { ROOT } from '../scenarios/stage.ts'
@@ -81,20 +81,37 @@ function screen(output: string, width = 80): string[] {
 
 const tooWide = (lines: string[]) => lines.filter((l) => l.includes(' ← over '))
 
-/** Answer the prompt of each step up to `last` of the show whose output begins after the first `from` characters, with Enter, typing keys during the step that must be dropped; returns where the output stood at each Enter. */
+/**
+ * Answer the prompt of each step up to `last` of the show whose output begins after the first `from`
+ * characters with Enter, pressed twice at once as a hurried speaker does: the second Enter must not
+ * answer the next prompt. Returns where the output stood at each Enter. Keys typed while a step runs
+ * are typed by `during`, in a step it holds open: in a step the test does not hold, keys it sent once
+ * it saw the step begin could reach the show after that step ended (a busy machine delays the test, and
+ * script(1) passing the keys on), where they would rightly answer the next prompt.
+ */
 async function answerSteps(show: Program, from: number, last: number, hooks: { before?(step: number): Promise<void>; during?(step: number): Promise<void> } = {}): Promise<Map<number, number>> {
   const answered = new Map<number, number>()
   for (let step = 1; step <= last; step++) {
-    await show.waitForLine(`Enter: step ${step}, `, STEP_MS, from)
+    await waitInShow(show, `Enter: step ${step}, `, from)
     answered.set(step, show.stdout.length)
     await hooks.before?.(step)
-    show.child.stdin!.write('\r')
-    await show.waitForLine(`Step ${step}.`, STEP_MS, from)
-    // Typed while the step runs: none of it may answer the next prompt.
-    show.child.stdin!.write('x\r\r')
+    // One write, so the show reads the keys together: Enter, then a key and Enter twice more.
+    show.child.stdin!.write('\rx\r\r')
+    await waitInShow(show, `Step ${step}.`, from)
     await hooks.during?.(step)
   }
   return answered
+}
+
+/** show.waitForLine, whose failure also says what state the show's processes were in (ps: STAT, WCHAN). */
+async function waitInShow(show: Program, text: string, from = 0): Promise<string> {
+  try {
+    return await show.waitForLine(text, STEP_MS, from)
+  } catch (error) {
+    const pids = [show.pid, ...(await ps.tree({ pid: show.pid, recursive: true })).map((p) => p.pid)].join(',')
+    const state = await $({ nothrow: true, quiet: true })`ps -o pid,stat,wchan:24,etime,args --forest -p ${pids}`
+    throw new Error(`${(error as Error).message}\nthe show's processes then:\n${state.stdout}`)
+  }
 }
 
 // Two shows in a terminal prove what only a terminal shows: the width, the colours, the prompts and
@@ -103,7 +120,7 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
   it('retained then wildcards, step by step (npm run demo -- retained wildcards --step): each line within 80 columns, no marker, no made-up id, bright colours; keys typed during a step are dropped, each prompt names its step, a wait that lasts says so, one more Enter ends the show', async () => {
     const show = inTerminal(showCommand('index', ['retained', 'wildcards', '--step']))
     const retained = await answerSteps(show, 0, 8)
-    await show.waitForLine('Enter: end retained (every program and the broker stop), then wildcards', STEP_MS)
+    await waitInShow(show, 'Enter: end retained (every program and the broker stop), then wildcards')
     const endRetained = show.stdout.length
     show.child.stdin!.write('\r')
     // Step 2 waits for home/living_room/light to print the message it publishes; frozen, it cannot.
@@ -119,13 +136,15 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
       async during(step) {
         if (step !== 2) return
         try {
-          await show.waitForLine('still waiting for home/living_room/light (5 s)', STEP_MS, endRetained)
+          // Typed while the step cannot end: none of it may answer the next prompt.
+          show.child.stdin!.write('x\r\r')
+          await waitInShow(show, 'still waiting for home/living_room/light (5 s)', endRetained)
         } finally {
           process.kill(frozen!, 'SIGCONT')
         }
       },
     })
-    await show.waitForLine('Enter: end the show', STEP_MS)
+    await waitInShow(show, 'Enter: end the show')
     const end = show.stdout.length
     show.child.stdin!.write('\r')
     const result = await show.finish(STEP_MS)
@@ -158,9 +177,9 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
   it('the discovery show, step by step in plain text (NO_COLOR): within 80 columns, no escaped JSON, the Last Will shown; its dashboard stays on --dashboard-port to the end, and Ctrl-C there stops everything, exit 130', async () => {
     const port = await freePort()
     const show = inTerminal(showCommand('discovery', ['--step', '--dashboard-port', String(port)]), { NO_COLOR: '1' })
-    await show.waitForLine(`Dashboard of the discovery show: http://127.0.0.1:${port}/`, STEP_MS)
+    await waitInShow(show, `Dashboard of the discovery show: http://127.0.0.1:${port}/`)
     await answerSteps(show, 0, 10)
-    await show.waitForLine('Enter: end the show', STEP_MS)
+    await waitInShow(show, 'Enter: end the show')
     const page = await fetch(`http://127.0.0.1:${port}/`)
     expect(page.status).toBe(200)
     // Ctrl-C, as the speaker would type it: the show stops everything and exits 130.
