@@ -6,7 +6,7 @@
 // compare, and without --load the CPU time it took is said (on Linux).
 // `npm run suite-time` is one round: the suite's time, its ratio to those 40 starts, and its CPU time.
 // Not part of `npm test`. Extra arguments after the flags go to vitest (a file, or -t <name>).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { $, type ProcessPromise } from 'zx'
@@ -84,6 +84,8 @@ function childrenCpuSeconds(): number | undefined {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'soak-'))
+/** Kept after the soak when a test failed. */
+const messages = join(dir, 'failures.txt')
 const failures = new Map<string, { count: number; first: string }>()
 let tests = 0
 const started = performance.now()
@@ -113,6 +115,8 @@ try {
       failed++
       const seen = failures.get(name) ?? { count: 0, first: message.split('\n')[0] }
       failures.set(name, { ...seen, count: seen.count + 1 })
+      // The whole message, which names what was awaited and what the processes were doing then.
+      appendFileSync(messages, `round ${round}: ${name}\n${message.replaceAll(ROOT, '.')}\n\n`)
     }
     for (const file of report.testResults) {
       const failedTests = file.assertionResults.filter((t) => t.status === 'failed')
@@ -126,7 +130,8 @@ try {
   }
 } finally {
   await load?.stop()
-  rmSync(dir, { recursive: true, force: true })
+  for (const round of readdirSync(dir).filter((f) => f.startsWith('round-'))) rmSync(join(dir, round))
+  if (failures.size === 0) rmSync(dir, { recursive: true, force: true })
 }
 
 const minutes = ((performance.now() - started) / 60_000).toFixed(1)
@@ -134,6 +139,7 @@ console.log(`\n${rounds} rounds of ${tests} tests in ${minutes} min${load ? ' un
 for (const [name, { count, first }] of [...failures].sort((a, b) => b[1].count - a[1].count)) {
   console.log(`  ${count}/${rounds}  ${name}\n        ${first}`)
 }
+if (failures.size > 0) console.log(`every failure's whole message, round by round: ${messages}`)
 process.exit(failures.size === 0 ? 0 : 1)
 
 function relativeName(path: string): string {
