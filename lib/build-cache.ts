@@ -1,6 +1,6 @@
 // Builds kept from one run to the next in node_modules/.cache/mqtt-by-example and used again for as
 // long as every file they were built from is unchanged, byte for byte: the bundles the stage and the
-// tests start programs from (scenarios/bundle.ts), and the dashboard's page. Each build has a manifest
+// tests start programs from (scenarios/stage/bundle.ts), and the dashboard's page. Each build has a manifest
 // beside it: the files it was built from and a hash of their contents. Every package under
 // node_modules stands for itself through node_modules/.package-lock.json, which npm rewrites whenever
 // the installed packages change.

@@ -2,6 +2,7 @@
 // says what happened and what to do, and exit code 1; never a stack trace, a learner reads the first
 // line only. And under the stage, a lifeline: a program ends when the stage that started it is gone,
 // even if the stage was killed with SIGKILL and could not stop it.
+import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
@@ -38,8 +39,17 @@ export function startProgram(): void {
   }
 }
 
-/** Whether this module is the program that node was asked to run: `npx tsx file.ts`, or its bundle (scenarios/bundle.ts), which keeps the source's path in argv[1]. */
+/** Whether this module is the program that node was asked to run: `npx tsx file.ts`, or its bundle (scenarios/stage/bundle.ts), which keeps the source's path in argv[1]. */
 export function isMain(moduleUrl: string): boolean {
   const script = process.argv[1]
   return script !== undefined && pathToFileURL(resolve(script)).href === moduleUrl
+}
+
+/** Write this process's id to `file` (--pid-file), so that a learner can stop this program alone: kill "$(cat FILE)". */
+export function writePidFile(file: string): void {
+  try {
+    writeFileSync(file, `${process.pid}\n`)
+  } catch (error) {
+    fail(`cannot write --pid-file ${file}: ${messageOf(error)}`)
+  }
 }

@@ -7,8 +7,8 @@
 // and, given several brokers (MQTT.js's servers), tries the next one.
 import mqtt, { type MqttClient } from 'mqtt'
 import { fail, messageOf } from './cli.ts'
-import { reason, reasonWithString } from './mqtt5.ts'
-import { CONNECT_TIMEOUT_MS } from './options.ts'
+import { reason, reasonWithString } from './mqtt5-print.ts'
+import { CONNECT_TIMEOUT_MS } from './demo-flags.ts'
 
 /** Turn every failure of `client`, connected to `url`, into one line (see the top of this file). */
 export function reportProblems(client: MqttClient, url: string): void {

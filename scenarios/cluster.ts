@@ -2,13 +2,14 @@
 // message, retained message and session goes through it, so a client may use either broker, and a
 // device that knows both carries on when one of them dies. The stage starts Redis and the brokers as
 // real processes, and kills A as a crash would.
-// Run directly (npm run demo:cluster) it is the show; test/cluster.test.ts plays it as a check.
+// Run directly (npm run demo:cluster) it is the show; test/experiments/cluster.test.ts plays it as a check.
 import { createServer } from 'node:net'
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import { missingProgram, type Scenario, type Stage } from './stage.ts'
+import { show } from './stage/show.ts'
+import { type Scenario, type Stage } from './stage/stage.ts'
+import { missingProgram } from './stage/scenario.ts'
 
-const broker = 'lib/broker.ts'
+const broker = 'lib/broker/main.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
 const device = 'demos/discovery/publisher.ts'

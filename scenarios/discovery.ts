@@ -6,9 +6,9 @@
 // programs, demos/discovery/, are a device (publisher.ts) and a listener that plays Home Assistant
 // (subscriber.ts). Run directly (npm run demo:discovery) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { DEFAULT_PREFIX, statusTopic } from '../lib/discovery.ts'
-import { show } from './show.ts'
-import type { Scenario } from './stage.ts'
+import { DEFAULT_PREFIX, statusTopic } from '../lib/discovery/format.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
 
 const device = 'demos/discovery/publisher.ts'
 const listener = 'demos/discovery/subscriber.ts'

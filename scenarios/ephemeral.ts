@@ -5,8 +5,8 @@
 // clean: false, QoS 1), and a publisher at QoS 1. Run directly (npm run demo:ephemeral) it is the show;
 // test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Scenario } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
 
 const publisher = 'demos/ephemeral/publisher.ts'
 const subscriber = 'demos/ephemeral/subscriber.ts'

@@ -10,8 +10,8 @@ import { persistence } from './persistence.ts'
 import { retained } from './retained.ts'
 import { wildcards } from './wildcards.ts'
 import { wire } from './wire.ts'
-import { show } from './show.ts'
-import type { Scenario } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
 import { transports } from './transports.ts'
 
 export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery, wire, transports, persistence, mqtt5, cluster]

@@ -5,8 +5,9 @@
 // with a flag per feature, and the article's own programs with -V 5.
 // Run directly (npm run demo:mqtt5) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Proc, Scenario } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
+import type { Proc } from './stage/proc.ts'
 
 const publisher = 'demos/mqtt5/publisher.ts'
 const subscriber = 'demos/mqtt5/subscriber.ts'

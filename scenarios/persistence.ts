@@ -4,10 +4,11 @@
 // Run directly (npm run demo:persistence) it is the show; test/ plays it as a check.
 import { join } from 'node:path'
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Proc, Scenario, Stage } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario, Stage } from './stage/stage.ts'
+import type { Proc } from './stage/proc.ts'
 
-const broker = 'lib/broker.ts'
+const broker = 'lib/broker/main.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
 

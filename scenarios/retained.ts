@@ -3,8 +3,8 @@
 // Its publisher, demos/retained/publisher.ts, sets retain: true; the subscriber is the basic one.
 // Run directly (npm run demo:retained) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Scenario } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
 
 const publisher = 'demos/retained/publisher.ts'
 const subscriber = 'demos/retained/subscriber.ts'

@@ -3,8 +3,9 @@
 // between them whatever each one came by: only the URL differs. A datagram transport will not do.
 // Run directly (npm run demo:transports) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Proc, Scenario } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
+import type { Proc } from './stage/proc.ts'
 
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'

@@ -5,8 +5,9 @@
 // other topics and filters are given with --topic.
 // Run directly (npm run demo:wildcards) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Proc, Scenario, Stage } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario, Stage } from './stage/stage.ts'
+import type { Proc } from './stage/proc.ts'
 
 const publisher = 'demos/wildcards/publisher.ts'
 const subscriber = 'demos/wildcards/subscriber.ts'

@@ -3,8 +3,9 @@
 // and DISCONNECT are 2 bytes each, the smallest packets there are, and a PUBLISH of "on" is a few more.
 // Run directly (npm run demo:wire) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
-import { show } from './show.ts'
-import type { Proc, Scenario } from './stage.ts'
+import { show } from './stage/show.ts'
+import type { Scenario } from './stage/stage.ts'
+import type { Proc } from './stage/proc.ts'
 
 const tap = 'demos/wire/tap.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'

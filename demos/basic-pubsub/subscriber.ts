@@ -1,7 +1,7 @@
 // The article's subscriber: connect, subscribe to my_topic, print every message until Ctrl-C.
 import mqtt from 'mqtt'
-import { connackResult, messageProperties } from '../../lib/mqtt5.ts'
-import { subscriberFlags } from '../../lib/options.ts'
+import { connackResult, messageProperties } from '../../lib/mqtt5-print.ts'
+import { subscriberFlags } from '../../lib/demo-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them): the line to change.

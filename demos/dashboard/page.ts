@@ -5,10 +5,10 @@
 // a device config or a component's config announces there follows its availability and state, one
 // card each. A light's card has a switch that publishes the light's payload_on or payload_off to its
 // command topic. Configs come from any client on the broker, so the page reads them with the same code
-// as the listener (lib/discoveries.ts), and writes what they say with textContent, never as HTML.
+// as the listener (lib/discovery/home-assistant.ts), and writes what they say with textContent, never as HTML.
 import mqtt from 'mqtt'
-import type { Entity } from '../../lib/discovery.ts'
-import { Discoveries } from '../../lib/discoveries.ts'
+import type { Entity } from '../../lib/discovery/format.ts'
+import { Discoveries } from '../../lib/discovery/home-assistant.ts'
 
 // The server writes its settings into two <meta> tags. An empty broker URL means "the broker that
 // serves this page", reached at the address the browser used, so a phone finds it too.

@@ -3,9 +3,9 @@
 // config each on <prefix>/<platform>/<node>/<component>/config, the article's form. The light obeys
 // the payloads its config names, and it announces itself again when Home Assistant restarts.
 import mqtt from 'mqtt'
-import { announcement } from '../../lib/announcement.ts'
-import { deviceFlags } from '../../lib/discovery-options.ts'
-import { connackResult } from '../../lib/mqtt5.ts'
+import { announcement } from '../../lib/discovery/device.ts'
+import { deviceFlags } from '../../lib/discovery/flags.ts'
+import { connackResult } from '../../lib/mqtt5-print.ts'
 import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 
 const flags = deviceFlags({

@@ -1,11 +1,11 @@
 // A discovery listener that plays Home Assistant's part, until Ctrl-C.
 // It connects with MQTT 5, subscribes to every config topic with one wildcard filter, says "online"
 // on Home Assistant's status topic, and follows the availability and the state of each entity that
-// a config announces. lib/discoveries.ts checks each config and says what a message means.
+// a config announces. lib/discovery/home-assistant.ts checks each config and reads each message.
 import mqtt from 'mqtt'
-import { listenerFlags } from '../../lib/discovery-options.ts'
-import { statusTopic } from '../../lib/discovery.ts'
-import { Discoveries } from '../../lib/discoveries.ts'
+import { listenerFlags } from '../../lib/discovery/flags.ts'
+import { statusTopic } from '../../lib/discovery/format.ts'
+import { Discoveries } from '../../lib/discovery/home-assistant.ts'
 import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them): the filter follows every config.

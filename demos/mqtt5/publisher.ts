@@ -2,8 +2,8 @@
 // given a response topic, it makes a request and waits for the reply.
 import mqtt from 'mqtt'
 import { fail } from '../../lib/cli.ts'
-import { acknowledgement, connackResult, messageProperties } from '../../lib/mqtt5.ts'
-import { mqtt5PublisherFlags } from '../../lib/mqtt5-options.ts'
+import { acknowledgement, connackResult, messageProperties } from '../../lib/mqtt5-print.ts'
+import { mqtt5PublisherFlags } from '../../lib/mqtt5-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them): MQTT 5, at QoS 1, so that the

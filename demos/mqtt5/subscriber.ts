@@ -1,8 +1,8 @@
 // MQTT 5's subscriber: subscribe to my_topic with the options its flags give and print each message
 // with its properties until Ctrl-C; it can also answer requests, publish, and leave a delayed will.
 import mqtt from 'mqtt'
-import { connackResult, messageProperties } from '../../lib/mqtt5.ts'
-import { mqtt5SubscriberFlags } from '../../lib/mqtt5-options.ts'
+import { connackResult, messageProperties } from '../../lib/mqtt5-print.ts'
+import { mqtt5SubscriberFlags } from '../../lib/mqtt5-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them): MQTT 5, at QoS 1.

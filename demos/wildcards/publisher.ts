@@ -1,7 +1,7 @@
 // The wildcards experiment's publisher: publish "on" to home/living_room/light, then disconnect.
 import mqtt from 'mqtt'
-import { acknowledgement, connackResult } from '../../lib/mqtt5.ts'
-import { publisherFlags } from '../../lib/options.ts'
+import { acknowledgement, connackResult } from '../../lib/mqtt5-print.ts'
+import { publisherFlags } from '../../lib/demo-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
 // What it does unless a flag says otherwise (--help lists them). This experiment's change: a topic

@@ -3,7 +3,7 @@
 import { connect as tcpConnect, createServer, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { fail, messageOf } from '../../lib/cli.ts'
-import { DEFAULT_URL, parseFlags } from '../../lib/options.ts'
+import { DEFAULT_URL, parseFlags } from '../../lib/demo-flags.ts'
 
 const values = parseFlags('Pass MQTT traffic between clients and a broker unchanged, printing every packet in hex.', {
   'listen-port': { type: 'string', arg: 'N', help: 'port the clients connect to instead of the broker\'s (default 1884; 0 picks a free one)' },

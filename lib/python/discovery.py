@@ -1,6 +1,6 @@
-"""Home Assistant's MQTT discovery for the Python demos, in the words of lib/discovery.ts,
-lib/discoveries.ts and lib/announcement.ts: where a config is published, how its keys are abbreviated
-(lib/discovery-abbreviations.json, shared with TypeScript), what a device announces, and what a listener
+"""Home Assistant's MQTT discovery for the Python demos, in the words of lib/discovery/format.ts,
+lib/discovery/home-assistant.ts and lib/discovery/device.ts: where a config is published, how its keys are abbreviated
+(lib/discovery/abbreviations.json, shared with TypeScript), what a device announces, and what a listener
 keeps of what it discovered. A config comes from any client on the broker, so a listener checks it the
 way it checks any input: it says what is wrong with a bad one and carries on.
 """
@@ -14,7 +14,7 @@ from options import _client_flags, _client_options, _parser, fail, start_program
 from topics import topic_filter_problem, topic_matches, topic_name_problem
 
 _ROOT = Path(__file__).resolve().parents[2]
-_TABLE = json.loads((_ROOT / "lib" / "discovery-abbreviations.json").read_text(encoding="utf-8"))
+_TABLE = json.loads((_ROOT / "lib" / "discovery" / "abbreviations.json").read_text(encoding="utf-8"))
 _PACKAGE = json.loads((_ROOT / "package.json").read_text(encoding="utf-8"))
 ENTITY_KEYS, DEVICE_KEYS, ORIGIN_KEYS = _TABLE["entity"], _TABLE["device"], _TABLE["origin"]
 # object_id, deprecated, is noted on its own.
@@ -38,12 +38,12 @@ REQUIRED = {
 
 
 def status_topic(prefix):
-    """Home Assistant's birth and will topic, under the prefix (see lib/discovery.ts)."""
+    """Home Assistant's birth and will topic, under the prefix (see lib/discovery/format.ts)."""
     return f"{prefix}/status"
 
 
 def device_flags(*, prefix, base, node, components):
-    """The flags of the device, over the defaults written in it (as lib/discovery-options.ts)."""
+    """The flags of the device, over the defaults written in it (as lib/discovery/flags.ts)."""
     start_program()
     names = " and ".join(COMPONENTS)
     parser = _parser()
@@ -127,7 +127,7 @@ def _session(clean):
 
 
 def announcement(device):
-    """What a device announces (lib/announcement.ts): its topics, states, configs, and a removal to make once."""
+    """What a device announces (lib/discovery/device.ts): its topics, states, configs, and a removal to make once."""
     home = f"{device.base}/{device.node_id}"
     availability = f"{home}/availability"
     dev = {"ids": [device.node_id], "name": device.device_name}
@@ -175,7 +175,7 @@ def announcement(device):
 
 
 class Discoveries:
-    """What Home Assistant keeps of discovery, without the MQTT calls (lib/discoveries.ts's Discoveries).
+    """What Home Assistant keeps of discovery, without the MQTT calls (lib/discovery/home-assistant.ts's Discoveries).
 
     read() turns each message into news: topics to stop following, lines to print, topics to follow.
     """

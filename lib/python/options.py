@@ -1,4 +1,4 @@
-"""The flags of the Python demos, named as those of the TypeScript ones (lib/options.ts), over the
+"""The flags of the Python demos, named as those of the TypeScript ones (lib/demo-flags.ts), over the
 defaults that each demo writes down, and checked before anything reaches the broker. MQTT_URL sets the
 default --url. When something is wrong: one line on stderr and exit code 1, never a traceback.
 """

@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
-# The names MQTT 5 section 2.4 gives the reason codes these tests meet, as lib/mqtt5.ts spells them.
+# The names MQTT 5 section 2.4 gives the reason codes these tests meet, as lib/mqtt5-print.ts spells them.
 NAMES = {0x00: "success", 0x10: "no matching subscribers", 0x87: "not authorized",
          0x8C: "bad authentication method", 0x9E: "shared subscriptions not supported"}
 
@@ -46,7 +46,7 @@ def reason(code):
 
 
 def properties_text(properties):
-    """The properties of a message, as lib/mqtt5.ts's messageProperties prints them."""
+    """The properties of a message, as lib/mqtt5-print.ts's messageProperties prints them."""
     if properties is None:
         return ""
     said = []

@@ -1,0 +1,54 @@
+// The departures of aedes from MQTT that the bundled broker corrects, one file each in ./fixes/, each
+// headed by the rule of the specification it restores. Each fix is made of aedes' own hooks (no fork,
+// no patch), and a test runs aedes without them to show each is needed: test/broker/conformance.test.ts
+// and conformance5.test.ts (which name them on docs/conformance.md), test/broker/no-loss-at-close.test.ts,
+// test/broker/retained-before-live.test.ts, and the --persist part of test/experiments/persistence.test.ts.
+// ./broker.ts applies them all to every aedes it starts; add a new fix to applyFixes. Hooks run on
+// every message, so each fix keeps the common case to a few comparisons: the bundled broker must relay
+// as fast as aedes alone (npm run bench).
+import type { Aedes, AedesOptions } from 'aedes'
+import { keepWithinReceiveMaximum } from './fixes/receive-maximum.ts'
+import { sendNoPacketOverClientsMaximum } from './fixes/client-maximum-packet-size.ts'
+import { keepDollarTopicsFromWildcards } from './fixes/dollar-topics.ts'
+import { handleWhatArrivedBeforeTheEnd } from './fixes/end-after-work.ts'
+import { deliverAtGrantedQoS } from './fixes/granted-qos.ts'
+import { deliverOnceForAllMatchingSubscriptions } from './fixes/once-per-message.ts'
+import { dropOnlyTrueDuplicates } from './fixes/only-true-duplicates.ts'
+import { keepEachClientsPublishesInOrder } from './fixes/publishes-in-order.ts'
+import { deliverQueuedBeforeLive } from './fixes/queued-before-live.ts'
+import { deliverQueueOfResumedSession } from './fixes/resumed-session.ts'
+import { sendRetainedBeforeLive } from './fixes/retained-before-live.ts'
+import { storeInOrder } from './fixes/store-in-order.ts'
+import { keepWillDelayOutOfPublish } from './fixes/will-delay.ts'
+
+/**
+ * MQTT 5 §3.2.2.3.8: a client may use topic aliases only up to the Topic Alias Maximum the broker
+ * announces in CONNACK, and aedes announces none unless told, so a client that aliases its topics
+ * (MQTT.js can do it by itself) is cut off with DISCONNECT 0x94. Ten per connection, as Mosquitto.
+ */
+export const mqtt5Options: AedesOptions = { topicAliasMaximum: 10 }
+
+/**
+ * Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on disk
+ * (--persist) or on Redis, `onRedis` when its messages also flow through Redis (--redis).
+ */
+export function applyFixes(aedes: Aedes, { onDisk = false, onRedis = false }: { onDisk?: boolean; onRedis?: boolean } = {}): void {
+  // Only a store on disk makes aedes route messages out of the order it numbered them in.
+  if (onDisk) {
+    storeInOrder(aedes)
+    dropOnlyTrueDuplicates(aedes)
+  }
+  if (!onRedis) sendRetainedBeforeLive(aedes)
+  keepDollarTopicsFromWildcards(aedes)
+  deliverAtGrantedQoS(aedes)
+  keepEachClientsPublishesInOrder(aedes)
+  deliverQueuedBeforeLive(aedes)
+  // The MQTT 5 fixes after the 3.1.1 ones: the size check must see each message as it leaves them.
+  keepWillDelayOutOfPublish(aedes)
+  deliverQueueOfResumedSession(aedes)
+  deliverOnceForAllMatchingSubscriptions(aedes)
+  sendNoPacketOverClientsMaximum(aedes)
+  keepWithinReceiveMaximum(aedes)
+  // Last, so that its hooks see each PUBLISH as it arrives, before the ordering fix holds it back.
+  handleWhatArrivedBeforeTheEnd(aedes)
+}

@@ -1,0 +1,87 @@
+// Around a scenario (./stage.ts's Scenario: one experiment of the article, written once as steps):
+// what it needs and how long it may take, how a play is set up (StageOptions: check() and the show each
+// pass theirs), and what it records: the events that check mode asserts, the docs quote and ./view.ts
+// renders, and the claims it demonstrated.
+import { spawnSync } from 'node:child_process'
+import type { RunningBroker } from '../../lib/broker/broker.ts'
+
+/**
+ * The budget of a scenario that does not give one. Ours take 1 to 5 s each on this 2-core machine at
+ * rest; a busy one (other test suites beside it) has been seen to take ten times as long. A hung run
+ * fails sooner anyway, at the wait that hangs (scenarios/stage/waiter.ts).
+ */
+export const DEFAULT_BUDGET_S = 120
+
+/** A scenario's budget in milliseconds. */
+export function budgetMs(scenario: { budget?: number }): number {
+  return (scenario.budget ?? DEFAULT_BUDGET_S) * 1000
+}
+
+export interface Needs {
+  /** Listeners the bundled broker must also serve: stage.wsUrl, stage.unixUrl (undefined on a broker the stage did not start with them). */
+  listeners?: ('ws' | 'unix')[]
+  /** Start no broker at all: the scenario runs broker processes of its own and points the stage at each with useBroker(). */
+  none?: boolean
+  /** It serves the dashboard page on stage.dashboardPort, which a show fixes (--dashboard-port) so a browser can wait for it. */
+  dashboard?: boolean
+  /** A program it runs that is not ours, and the line that says how to install it where it is missing. */
+  program?: { command: string; missing: string }
+}
+
+/** The line saying what `scenario` needs and this machine lacks, if anything. */
+export function missingProgram(scenario: { needs?: Needs }): string | undefined {
+  const program = scenario.needs?.program
+  return program && spawnSync(program.command, ['--version']).error ? program.missing : undefined
+}
+
+/**
+ * One thing that happened on stage, in order: what the docs quote (the lines), what a check asserts,
+ * and what ./show.ts renders. `detail` and `marker` mark what is about the stage's own proofs rather
+ * than the experiment: the audience sees them with --verbose only.
+ */
+export type Event =
+  | { kind: 'step'; number: number; text: string }
+  /** A program started: the command a learner types, and the client id the stage gave it with --id. */
+  | { kind: 'command'; label: string; text: string; id?: string }
+  | { kind: 'say'; text: string; detail?: boolean }
+  | { kind: 'line'; label: string; text: string; stream: 'stdout' | 'stderr'; marker?: boolean }
+  | { kind: 'ok'; claim?: string; text: string }
+  /** The stage stopped a program: Ctrl-C (SIGINT), or a kill. */
+  | { kind: 'stop'; label: string; signal: NodeJS.Signals; pid: number }
+  | { kind: 'died'; label: string; text: string }
+
+export interface StageOptions {
+  /** An existing broker to use instead of starting the bundled one (MQTT_URL). */
+  url?: string
+  /** A bundled broker started by the caller, to share between runs: its client events are recorded, and it is left running. */
+  broker?: RunningBroker
+  /** Put every topic under this prefix, to share a broker with others (see topic()). */
+  topicPrefix?: string
+  /** The scenario's needs (Scenario.needs); check() and show() pass them. */
+  needs?: Needs
+  /**
+   * A Python with paho-mqtt: play each demo that has a twin in its python/ directory (demos/x/python/
+   * publisher.py for demos/x/publisher.ts) with this interpreter instead, with the same flags.
+   */
+  python?: string
+  /** How long one wait may last before the run fails as hung; HUNG_MS by default. */
+  waitMs?: number
+  /** Called with every event as it is recorded. */
+  onEvent?: (event: Event) => void
+  /** Called before each step begins (to wait for Enter, say). */
+  beforeStep?: (number: number, title: string) => Promise<void>
+  /** Called while a wait lasts: at a few points in time, with what it is waiting for. */
+  onSlow?: (label: string, what: string, ms: number) => void
+  /** The dashboard's port (Needs.dashboard); 0, a free one, by default. */
+  dashboardPort?: number
+}
+
+/** The claim IDs that a run demonstrated, each once, in the order they were first met. */
+export function claimsMet(events: Event[]): string[] {
+  return [...new Set(events.flatMap((e) => (e.kind === 'ok' && e.claim ? [e.claim] : [])))]
+}
+
+/** C1 < C2 < C10 < S1: the order of ../shared/article/CLAIMS.md. */
+export function byClaimId(a: string, b: string): number {
+  return a[0] === b[0] ? Number(a.slice(1)) - Number(b.slice(1)) : a < b ? -1 : 1
+}

@@ -1,0 +1,482 @@
+// What happens on stage when an experiment of the article plays, written once as steps: the stage
+// starts the bundled broker (or uses MQTT_URL), starts the demo programs as real processes (./proc.ts),
+// waits for what they print, proves that nothing else arrived, and ends every one of them when it
+// finishes, fails or is interrupted. It records everything as events: check() runs it silently for
+// vitest, where every expectation is an assertion with a timeout; ./show.ts renders the events for an
+// audience.
+import { randomBytes } from 'node:crypto'
+import { existsSync, rmSync } from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt, { type MqttClient } from 'mqtt'
+import { readyLine, startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
+import { LIFELINE } from '../../lib/cli.ts'
+import { HUNG_MS, seconds, Waiter } from './waiter.ts'
+import { ROOT } from '../../lib/build-cache.ts'
+import { Proc, shellQuote, Turns } from './proc.ts'
+import { budgetMs, type Event, type Needs, type StageOptions } from './scenario.ts'
+
+export class StageError extends Error {}
+
+/** One experiment of the article, written once as steps: played silently by check(), or as a show (./show.ts). */
+export interface Scenario {
+  /** The npm script is demo:<name>. */
+  name: string
+  /** One sentence: what the audience is about to see. */
+  title: string
+  play(stage: Stage): Promise<void>
+  /** What the scenario needs of the stage beyond the bundled broker over TCP; see Needs. */
+  needs?: Needs
+  /**
+   * How long one play may take, in seconds, on a machine much slower or busier than ours (default
+   * DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
+   */
+  budget?: number
+}
+
+/** The programs that connect as MQTT clients and take --id: the stage names their client ids after their labels. */
+const CLIENT_PROGRAM = /^demos\/[^/]+\/(publisher|subscriber)\.ts$/
+
+export class Stage {
+  readonly events: Event[] = []
+  /** The URL the demos connect to; set by open(). */
+  url = ''
+  /** The broker's WebSocket and Unix socket URLs, when it serves them (see Needs). */
+  wsUrl?: string
+  unixUrl?: string
+  readonly waitMs: number
+  /** The bundled broker this stage started, and so stops. */
+  private ownBroker?: RunningBroker
+  private stopHearingBroker?: () => void
+  private control?: MqttClient
+  private readonly controlId = `stage-${randomBytes(4).toString('hex')}`
+  private readonly processes = new Set<Proc>()
+  private stepNumber = 0
+  private stepTitle = '(before the first step)'
+  private readonly markers = new Set<string>()
+  private readonly retainedTopics = new Set<string>()
+  private readonly tempDirs: string[] = []
+  private closing = false
+  /** Programs take turns to start (see Turns). */
+  private readonly turns = new Turns()
+  /** Every event recorded: what waits on the lines of several processes, or of the broker, look at. */
+  private readonly printing = new Waiter()
+
+  readonly options: StageOptions
+
+  constructor(options: StageOptions = {}) {
+    this.options = options
+    this.waitMs = options.waitMs ?? HUNG_MS
+  }
+
+  /** Start the bundled broker on a free port, or use options.url. */
+  async open(): Promise<void> {
+    if (this.options.needs?.none) return
+    if (this.options.url) {
+      this.url = this.options.url
+      this.say(`the broker is ${this.url} (from MQTT_URL)`)
+      return
+    }
+    const listeners = this.options.needs?.listeners ?? []
+    const broker = this.options.broker ?? (this.ownBroker = await startBroker({
+      port: 0,
+      wsPort: listeners.includes('ws') ? 0 : undefined,
+      unixPath: listeners.includes('unix') ? join(await this.tempDir(), 'broker.sock') : undefined,
+    }))
+    this.stopHearingBroker = broker.onClientEvent((line, clientId) => {
+      if (clientId !== this.controlId) this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' })
+    })
+    this.url = broker.url
+    this.wsUrl = broker.wsUrl
+    this.unixUrl = broker.unixUrl
+    this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
+    this.say('the stage started the bundled broker on a free port; every program below gets its URL as MQTT_URL')
+  }
+
+  /** The article's topic, under the stage's prefix when it shares a broker with others. */
+  topic(name: string): string {
+    return `${this.options.topicPrefix ?? ''}${name}`
+  }
+
+  /**
+   * The flag that points a demo whose default topic is `name` at the stage's topic: nothing, unless the
+   * stage prefixes topics, so the commands the show prints stay the ones the docs give.
+   */
+  topicFlag(name: string): string[] {
+    return this.prefixed ? ['--topic', this.topic(name)] : []
+  }
+
+  /** Whether topics are put under a prefix, because the broker is shared with others. */
+  get prefixed(): boolean {
+    return Boolean(this.options.topicPrefix)
+  }
+
+  /**
+   * The flag that points a demo whose default client id is `name` at the stage's id for it: nothing,
+   * unless the stage shares a broker, where the id is made unique per run (see clientId()).
+   */
+  idFlag(name: string): string[] {
+    return this.prefixed ? ['--id', this.clientId(name)] : []
+  }
+
+  /** A fixed client id (for a persistent session), made unique per run when the stage shares a broker. */
+  clientId(name: string): string {
+    const prefix = this.options.topicPrefix
+    return prefix ? `${prefix.replace(/[^\w-]+/g, '-')}${name}` : name
+  }
+
+  /** The port the dashboard page is served on (Needs.dashboard). */
+  get dashboardPort(): number {
+    return this.options.dashboardPort ?? 0
+  }
+
+  /** Begin a step: narrate it, after what options.beforeStep does (wait for Enter, say). */
+  async step(title: string): Promise<void> {
+    this.stepNumber++
+    this.stepTitle = `step ${this.stepNumber} "${title}"`
+    await this.options.beforeStep?.(this.stepNumber, title)
+    this.record({ kind: 'step', number: this.stepNumber, text: title })
+  }
+
+  /** A sentence of narration for the audience. */
+  say(text: string): void {
+    this.record({ kind: 'say', text })
+  }
+
+  /**
+   * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. The
+   * audience sees the command a learner types; the stage starts the program's bundle (./bundle.ts) when
+   * its turn comes, and gives an MQTT client the client id `label` unless `args` name one.
+   */
+  spawn(label: string, script: string, args: string[] = []): Proc {
+    const twin = this.pythonTwin(script)
+    const id = CLIENT_PROGRAM.test(script) && !args.includes('--id') ? this.clientId(this.freeId(label)) : undefined
+    const typed = twin ? ['python3', twin] : ['npx tsx', script]
+    this.record({ kind: 'command', label, text: [...typed, ...args.map(shellQuote)].join(' '), id })
+    const proc = new Proc(this, label)
+    this.processes.add(proc)
+    void proc.exit.then(() => this.processes.delete(proc))
+    // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is SIGKILLed.
+    const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined
+    proc.start(this.turns, script, [...args, ...(id ? ['--id', id] : [])], { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }, command)
+    return proc
+  }
+
+  /**
+   * Start a program that is not ours (redis-server, say), as a learner would type it. It holds no
+   * lifeline, so it is killed when this process exits, however it exits, except by SIGKILL.
+   */
+  spawnCommand(label: string, command: string, args: string[] = []): Proc {
+    this.record({ kind: 'command', label, text: [command, ...args.map(shellQuote)].join(' ') })
+    const proc = new Proc(this, label)
+    this.processes.add(proc)
+    const kill = () => proc.child?.kill('SIGKILL')
+    process.once('exit', kill)
+    void proc.exit.then(() => {
+      this.processes.delete(proc)
+      process.removeListener('exit', kill)
+    })
+    proc.start(this.turns, command, args, process.env, [command])
+    return proc
+  }
+
+  /** `label`, or `label-2` and so on while a running program holds it: two clients with one id would throw each other off. */
+  private freeId(label: string): string {
+    const taken = new Set([...this.processes].map((p) => p.label))
+    let id = label
+    for (let n = 2; taken.has(id); n++) id = `${label}-${n}`
+    return id
+  }
+
+  /** demos/x/python/name.py for demos/x/name.ts, when the stage plays Python and that file exists. */
+  private pythonTwin(script: string): string | undefined {
+    if (!this.options.python) return undefined
+    const twin = script.replace(/^(demos\/[^/]+)\/([^/]+)\.ts$/, '$1/python/$2.py')
+    return twin !== script && existsSync(join(ROOT, twin)) ? twin : undefined
+  }
+
+  /** Run a demo program to its end (a publisher, say) and expect it to exit with `code`. */
+  async run(label: string, script: string, args: string[] = [], code = 0): Promise<Proc> {
+    const proc = this.spawn(label, script, args)
+    proc.ending = true
+    const exit = await proc.finished()
+    if (exit.code !== code) {
+      throw this.failure(`${label} exited with ${exit.signal ?? `code ${exit.code}`}, expected code ${code}`, proc)
+    }
+    return proc
+  }
+
+  /**
+   * Prove that `procs` received nothing more: publish a marker to `topic` and wait until each of them
+   * prints it. The broker forwards messages in order, so anything a process printed before the marker,
+   * since its last expectation, arrived although it should not have.
+   */
+  async barrier(topic: string, procs: Proc[], claim: string | undefined, says: string): Promise<void> {
+    const marker = `marker-${this.markers.size + 1}`
+    this.markers.add(marker)
+    this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived` })
+    await (await this.controlClient()).publishAsync(topic, marker)
+    for (const proc of procs) {
+      // Markers of earlier barriers that reached this process too are not messages under test.
+      const before = (await proc.until(`${topic} ${marker}`)).filter((line) => !this.isMarker(line))
+      if (before.length > 0) {
+        throw this.failure(`${proc.label} printed ${JSON.stringify(before[0])} before ${marker}: ${says} did not hold`, proc)
+      }
+    }
+    this.ok(claim, says)
+  }
+
+  /**
+   * Prove that the members of a shared subscription (`procs`, subscribed to `topic` through one
+   * $share group) got each of `messages` once between them, and nothing more. A marker sent to a group
+   * reaches one member only, so markers go one at a time until every member has printed one; what
+   * a member printed before its first marker is its share, apart from retained messages, which a
+   * broker may send to each member as it subscribes.
+   */
+  async groupBarrier(topic: string, procs: Proc[], messages: string[], claim: string | undefined, says: string): Promise<Map<Proc, string[]>> {
+    const line = (text: string) => `${topic} ${text}`
+    for (const message of messages) await this.untilOneOf(procs, line(message))
+    const firsts = new Map<Proc, string>()
+    while (firsts.size < procs.length) {
+      const marker = `marker-${this.markers.size + 1}`
+      this.markers.add(marker)
+      this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: one member of the group gets it` })
+      await (await this.controlClient()).publishAsync(topic, marker, { qos: 1 })
+      const member = await this.untilOneOf(procs, line(marker))
+      if (!firsts.has(member)) firsts.set(member, line(marker))
+    }
+    const shares = new Map<Proc, string[]>()
+    for (const proc of procs) {
+      const before = (await proc.until(firsts.get(proc)!)).filter((l) => !this.isMarker(l) && !l.endsWith(' (retained)'))
+      shares.set(proc, before.map((l) => (l.startsWith(`${topic} `) ? l.slice(topic.length + 1) : l)))
+    }
+    const got = [...shares.values()].flat().sort()
+    if (JSON.stringify(got) !== JSON.stringify([...messages].sort())) {
+      const who = [...shares].map(([proc, share]) => `${proc.label} printed ${JSON.stringify(share)}`).join(', ')
+      throw this.failure(`the group was sent ${JSON.stringify(messages)} once each, but ${who}: ${says} did not hold`)
+    }
+    this.ok(claim, says)
+    return shares
+  }
+
+  /** Wait until one of `procs` prints `line` on stdout (after its last expectation); resolves with that one. */
+  private untilOneOf(procs: Proc[], line: string): Promise<Proc> {
+    return this.printing.until(() => procs.find((proc) => proc.hasPrinted(line)), {
+      timeoutMs: this.waitMs,
+      timedOut: (ms) => this.failure(`none of ${procs.map((p) => p.label).join(', ')} printed ${JSON.stringify(line)} within ${seconds(ms)}`),
+    })
+  }
+
+  /** Whether the stage hears what the broker says of its clients: it is the bundled broker, started by the stage or given to it. */
+  get hearsBroker(): boolean {
+    return this.stopHearingBroker !== undefined
+  }
+
+  /** Wait until the broker says `line` of a client, or has said it already (only where hearsBroker). */
+  async brokerSays(line: string): Promise<void> {
+    if (!this.hearsBroker) throw this.failure(`the stage cannot hear what the broker at ${this.url} says of its clients`)
+    await this.printing.until(() => (this.events.some((e) => e.kind === 'line' && e.label === 'broker' && e.text === line) ? true : undefined), {
+      timeoutMs: this.waitMs,
+      timedOut: (ms) => this.failure(`the broker did not say ${JSON.stringify(line)} within ${seconds(ms)}`),
+    })
+  }
+
+  /**
+   * Let `seconds` pass, where no event marks the moment (a broker the stage does not hear keeps its
+   * clocks to itself), and say so: what follows must prove what the time was for.
+   */
+  async waitOut(seconds: number, why: string): Promise<void> {
+    this.say(`the stage waits ${seconds} s: ${why}`)
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+  }
+
+  /**
+   * Wait until the broker holds no retained message on `topic` any more (it expired, say), asking it
+   * every quarter of a second: a new subscription gets the retained message, if there is one, before
+   * a marker the stage publishes after subscribing. Nobody else may be subscribed to `topic` meanwhile.
+   */
+  async untilNotRetained(topic: string): Promise<void> {
+    const control = await this.controlClient()
+    const started = Date.now()
+    for (;;) {
+      const marker = `marker-${this.markers.size + 1}`
+      this.markers.add(marker)
+      let retained = false
+      const heard = new Promise<void>((resolve) => {
+        const listen = (t: string, payload: Buffer, packet: { retain: boolean }) => {
+          if (t !== topic) return
+          if (packet.retain) retained = true
+          if (payload.toString() === marker) {
+            control.removeListener('message', listen)
+            resolve()
+          }
+        }
+        control.on('message', listen)
+      })
+      await control.subscribeAsync(topic, { qos: 1 })
+      await control.publishAsync(topic, marker, { qos: 1 })
+      await heard
+      await control.unsubscribeAsync(topic)
+      if (!retained) return
+      if (Date.now() - started > this.waitMs) throw this.failure(`the broker still held a retained message on ${topic} after ${seconds(this.waitMs)}`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+
+  /** Whether `line` carries one of the stage's markers rather than a message of the experiment. */
+  private isMarker(line: string): boolean {
+    const last = line.match(/\bmarker-\d+$/)?.[0]
+    return last !== undefined && this.markers.has(last)
+  }
+
+  /**
+   * Note that the scenario leaves a retained message on `topic`. close() clears it, so the scenario
+   * can run again against the same broker, even after a failure halfway.
+   */
+  retains(topic: string): void {
+    this.retainedTopics.add(topic)
+  }
+
+  /** Whether restartBroker() can work: the stage holds the bundled broker (not one behind MQTT_URL). */
+  get canRestartBroker(): boolean {
+    return Boolean(this.ownBroker ?? this.options.broker)
+  }
+
+  /** Restart the bundled broker as a crash and a restart would: every client loses its connection. */
+  async restartBroker(): Promise<void> {
+    const broker = this.ownBroker ?? this.options.broker
+    if (!broker) throw this.failure('only the bundled broker can be restarted by the stage, not one given by MQTT_URL')
+    await this.control?.endAsync(true)
+    this.control = undefined
+    await broker.restart()
+    this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
+  }
+
+  /**
+   * Point the stage at a broker that the scenario started itself, as a process it can stop and kill:
+   * programs spawned from now on get `url` as MQTT_URL, and barriers publish their markers there.
+   */
+  async useBroker(url: string): Promise<void> {
+    await this.control?.endAsync(true)
+    this.control = undefined
+    this.url = url
+  }
+
+  /** A new empty directory under the system's temporary one; close() removes it with all it holds. */
+  async tempDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'mqtt-by-example-'))
+    this.tempDirs.push(dir)
+    return dir
+  }
+
+  private async controlClient(): Promise<MqttClient> {
+    if (!this.control) {
+      // As long as any wait: a busy machine may take a while to answer, and that is no reason to give up.
+      // No number cache, as for the demos (lib/demo-flags.ts): a tenth of a second at the show's first marker.
+      this.control = await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: this.waitMs, writeCache: false })
+      // A broker that a scenario kills resets the connection; the next publish fails with a clear error anyway.
+      this.control.on('error', () => undefined)
+    }
+    return this.control
+  }
+
+  /** Mark an expectation met, with the claim it demonstrates. */
+  ok(claim: string | undefined, text: string): void {
+    this.record({ kind: 'ok', claim, text })
+  }
+
+  /** End every process, the control client and the bundled broker. Safe to call more than once. */
+  async close(): Promise<void> {
+    this.closing = true
+    await Promise.all([...this.processes].map((proc) => proc.stop()))
+    if (this.retainedTopics.size > 0) {
+      // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3). QoS 1,
+      // awaited one by one: aedes can drop a retained QoS 0 publish followed at once by another.
+      const control = await this.controlClient()
+      for (const topic of this.retainedTopics) await control.publishAsync(topic, '', { qos: 1, retain: true })
+      this.retainedTopics.clear()
+    }
+    await this.control?.endAsync(true)
+    this.control = undefined
+    this.stopHearingBroker?.()
+    await this.ownBroker?.close()
+    this.ownBroker = undefined
+    this.removeTempDirs()
+  }
+
+  /** Synchronous, so that no process.exit() can cut it short, whichever of two close() calls gets here first. */
+  private removeTempDirs(): void {
+    for (const dir of this.tempDirs.splice(0)) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+      } catch {
+        // A process killed a moment ago may still be writing there; the system's temporary directory is cleaned up anyway.
+      }
+    }
+  }
+
+  /** From now on a process that ends is no news (the show was interrupted, and Ctrl-C reached them all). */
+  expectEveryEnd(): void {
+    for (const proc of this.processes) proc.ending = true
+  }
+
+  /** Kill every process at once and remove the temporary directories: the last resort when the stage itself is exiting. */
+  killAll(): void {
+    for (const proc of this.processes) proc.child?.kill('SIGKILL')
+    this.removeTempDirs()
+  }
+
+  /** An error that names the step, the process, and everything that process printed. */
+  failure(what: string, proc?: Proc): StageError {
+    let text = `${this.stepTitle}: ${what}`
+    if (proc) {
+      const printed = proc.output.map((l) => `    ${l.stream === 'stderr' ? '(stderr) ' : ''}${l.text}`)
+      text += `\n  ${proc.label} printed:\n${printed.length ? printed.join('\n') : '    (nothing)'}`
+    }
+    return new StageError(text)
+  }
+
+  /** A line `proc` printed. */
+  heard(proc: Proc, text: string, stream: 'stdout' | 'stderr'): void {
+    this.record({ kind: 'line', label: proc.label, text, stream, ...(this.isMarker(text) && { marker: true }) })
+  }
+
+  /** The scenario stops `proc` with `signal` (not the stage's own clean-up at the end). */
+  stopped(proc: Proc, signal: NodeJS.Signals): void {
+    if (!this.closing) this.record({ kind: 'stop', label: proc.label, signal, pid: proc.child!.pid! })
+  }
+
+  /** Whether close() has begun: programs that have not started yet never will. */
+  get isClosing(): boolean {
+    return this.closing
+  }
+
+  record(event: Event): void {
+    this.events.push(event)
+    this.options.onEvent?.(event)
+    this.printing.arrived()
+  }
+}
+
+/** Run a scenario silently and return what happened; throws a StageError naming what was not met. */
+export async function check(scenario: Scenario, options: StageOptions = {}): Promise<Event[]> {
+  const stage = new Stage({ ...options, needs: scenario.needs })
+  const budget = budgetMs(scenario)
+  let timer: NodeJS.Timeout | undefined
+  const play = (async () => {
+    await stage.open()
+    await scenario.play(stage)
+  })()
+  try {
+    await Promise.race([play, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(stage.failure(`scenario ${scenario.name} did not finish within its budget of ${seconds(budget)}`)), budget)
+    })])
+    return stage.events
+  } finally {
+    clearTimeout(timer)
+    // Past its budget the play is still waiting on its processes; close() ends them, and its failure is no news.
+    play.catch(() => undefined)
+    await stage.close()
+  }
+}
