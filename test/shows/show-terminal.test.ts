@@ -214,7 +214,10 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
 
 describe('steering a show', () => {
   it('--list names every experiment with its title', async () => {
-    const result = await new Program(spawn('npm', ['run', '--silent', 'demo', '--', '--list'], { cwd: ROOT }), 'npm run demo -- --list').finish()
+    // Through npm and tsx, as a speaker types it: tsx compiles every scenario first, which on a machine
+    // kept busy by other suites took more than the 30 s a plain wait allows (Node 22, 2026-12-07).
+    const npm = new Program(spawn('npm', ['run', '--silent', 'demo', '--', '--list'], { cwd: ROOT }), 'npm run demo -- --list')
+    const result = await npm.finish(STEP_MS)
     expect(result.code).toBe(0)
     expect(result.stdout.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(
       ['basic-pubsub', 'ephemeral', 'retained', 'wildcards', 'discovery', 'wire', 'transports', 'persistence', 'mqtt5', 'cluster'])
