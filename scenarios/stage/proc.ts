@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
 import { ROOT } from '../../lib/build-cache.ts'
 import { programArgs, programEnv } from './bundle.ts'
-import type { Event, StageOptions } from './scenario.ts'
+import type { Event, Expectation, StageOptions } from './scenario.ts'
 import { seconds, Waiter } from './waiter.ts'
 
 /** What a program on stage asks of the stage that started it (./stage.ts's Stage). */
@@ -13,7 +13,7 @@ export interface ProcStage {
   readonly waitMs: number
   readonly options: Pick<StageOptions, 'onSlow'>
   readonly isClosing: boolean
-  ok(claim: string | undefined, text: string): void
+  ok(met: Expectation): void
   failure(what: string, proc?: Proc): Error
   heard(proc: Proc, text: string, stream: 'stdout' | 'stderr'): void
   stopped(proc: Proc, signal: NodeJS.Signals): void
@@ -128,16 +128,16 @@ export class Proc {
    * Wait until this process prints `line` on stdout (after the last expectation), then mark it met.
    * Fails, naming what was awaited, if the process exits first or the run hangs.
    */
-  async expect(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
+  async expect(line: string | RegExp, met: Expectation): Promise<void> {
     await this.until(line)
-    this.stage.ok(claim, says)
+    this.stage.ok(met)
   }
 
   /**
    * Wait until this process prints every one of `lines`, in any order (a queued message may come before
    * or after the SUBACK, say), then mark them met. The cursor moves past the last of them.
    */
-  async expectAll(lines: string[], claim: string | undefined, says: string): Promise<void> {
+  async expectAll(lines: string[], met: Expectation): Promise<void> {
     const awaited = lines.map((l) => JSON.stringify(l)).join(' and ')
     await this.waitFor(awaited, () => {
       const printed = this.stdout
@@ -146,16 +146,16 @@ export class Proc {
       this.cursor = Math.max(...at) + 1
       return true
     })
-    this.stage.ok(claim, says)
+    this.stage.ok(met)
   }
 
   /** Wait until the error line `line` (or a line matching it) is printed on stderr. */
-  async expectError(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
+  async expectError(line: string | RegExp, met: Expectation): Promise<void> {
     const matches = (text: string) => (typeof line === 'string' ? text === line : line.test(text))
     const awaited = typeof line === 'string' ? JSON.stringify(line) : `matching ${line}`
     await this.waitFor(`the error line ${awaited}`, () =>
       this.output.some((l) => l.stream === 'stderr' && matches(l.text)) ? [] : undefined)
-    this.stage.ok(claim, says)
+    this.stage.ok(met)
   }
 
   /** Whether this process has printed `line` on stdout since its last expectation (the cursor stays). */

@@ -50,6 +50,14 @@ export type Event =
   | { kind: 'stop'; label: string; signal: NodeJS.Signals; pid: number }
   | { kind: 'died'; label: string; text: string }
 
+/** An expectation as the audience sees it once met: what it showed, the claim it demonstrates. */
+export interface Expectation {
+  /** The ID of the claim it demonstrates (docs/claims.md), where it demonstrates one. */
+  claim?: string
+  /** One sentence: what was seen. */
+  says: string
+}
+
 export interface StageOptions {
   /** An existing broker to use instead of starting the bundled one (MQTT_URL). */
   url?: string

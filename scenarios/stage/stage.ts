@@ -15,7 +15,13 @@ import { LIFELINE } from '../../lib/cli.ts'
 import { HUNG_MS, seconds, Waiter } from './waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { Proc, shellQuote, Turns } from './proc.ts'
-import { budgetMs, type Event, type Needs, type StageOptions } from './scenario.ts'
+import {
+  budgetMs,
+  type Event,
+  type Expectation,
+  type Needs,
+  type StageOptions,
+} from './scenario.ts'
 
 export class StageError extends Error {}
 
@@ -212,7 +218,7 @@ export class Stage {
    * prints it. The broker forwards messages in order, so anything a process printed before the marker,
    * since its last expectation, arrived although it should not have.
    */
-  async barrier(topic: string, procs: Proc[], claim: string | undefined, says: string): Promise<void> {
+  async barrier(topic: string, procs: Proc[], met: Expectation): Promise<void> {
     const marker = `marker-${this.markers.size + 1}`
     this.markers.add(marker)
     this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived` })
@@ -221,10 +227,11 @@ export class Stage {
       // Markers of earlier barriers that reached this process too are not messages under test.
       const before = (await proc.until(`${topic} ${marker}`)).filter((line) => !this.isMarker(line))
       if (before.length > 0) {
-        throw this.failure(`${proc.label} printed ${JSON.stringify(before[0])} before ${marker}: ${says} did not hold`, proc)
+        const what = `${proc.label} printed ${JSON.stringify(before[0])} before ${marker}`
+        throw this.failure(`${what}: ${met.says} did not hold`, proc)
       }
     }
-    this.ok(claim, says)
+    this.ok(met)
   }
 
   /**
@@ -234,7 +241,12 @@ export class Stage {
    * a member printed before its first marker is its share, apart from retained messages, which a
    * broker may send to each member as it subscribes.
    */
-  async groupBarrier(topic: string, procs: Proc[], messages: string[], claim: string | undefined, says: string): Promise<Map<Proc, string[]>> {
+  async groupBarrier(
+    topic: string,
+    procs: Proc[],
+    messages: string[],
+    met: Expectation,
+  ): Promise<Map<Proc, string[]>> {
     const line = (text: string) => `${topic} ${text}`
     for (const message of messages) await this.untilOneOf(procs, line(message))
     const firsts = new Map<Proc, string>()
@@ -254,9 +266,10 @@ export class Stage {
     const got = [...shares.values()].flat().sort()
     if (JSON.stringify(got) !== JSON.stringify([...messages].sort())) {
       const who = [...shares].map(([proc, share]) => `${proc.label} printed ${JSON.stringify(share)}`).join(', ')
-      throw this.failure(`the group was sent ${JSON.stringify(messages)} once each, but ${who}: ${says} did not hold`)
+      const sent = `the group was sent ${JSON.stringify(messages)} once each`
+      throw this.failure(`${sent}, but ${who}: ${met.says} did not hold`)
     }
-    this.ok(claim, says)
+    this.ok(met)
     return shares
   }
 
@@ -382,8 +395,8 @@ export class Stage {
   }
 
   /** Mark an expectation met, with the claim it demonstrates. */
-  ok(claim: string | undefined, text: string): void {
-    this.record({ kind: 'ok', claim, text })
+  ok(met: Expectation): void {
+    this.record({ kind: 'ok', claim: met.claim, text: met.says })
   }
 
   /** End every process, the control client and the bundled broker. Safe to call more than once. */
