@@ -11,7 +11,7 @@ import { Aedes, type Client } from 'aedes'
 import { applyFixes, mqtt5Options } from './fixes.ts'
 import { reason } from '../mqtt5-print.ts'
 
-export interface BrokerOptions {
+interface BrokerOptions {
   /** Interface to listen on; 127.0.0.1 (loopback only) unless the user asks for more. */
   host?: string
   /** TCP port; 0 picks a free one. Default 1883, the article's. */
@@ -62,7 +62,7 @@ export interface RunningBroker {
   restart(): Promise<void>
 }
 
-export type ClientEventListener = (line: string, clientId: string) => void
+type ClientEventListener = (line: string, clientId: string) => void
 
 /** Large enough for any demo (a discovery config is under 1 kB), small enough that no client can make the broker buffer much. */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024

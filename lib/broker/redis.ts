@@ -28,9 +28,9 @@ const COMMAND_TIMEOUT_MS = (RETRIES_PER_COMMAND + 2) * RETRY_MS
  */
 const SETTLE_MS = 2 * RETRY_MS
 
-export const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
+const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
 
-export interface SharedRedis {
+interface SharedRedis {
   /** What aedes takes as its `mq` and `persistence` options. */
   aedesOptions: { mq: unknown; persistence: unknown }
   /** Install the hooks: refuse connections, publishes and subscriptions while Redis is away, acknowledge a QoS 1 message once it is passed on, forget a client's wills left on other brokers. */
@@ -40,7 +40,7 @@ export interface SharedRedis {
 }
 
 /** What is wrong with `url` as a Redis URL, in words a user can act on; undefined when it is fine. */
-export function redisUrlProblem(url: string): string | undefined {
+function redisUrlProblem(url: string): string | undefined {
   let parsed: URL
   try {
     parsed = new URL(url)

@@ -4,7 +4,7 @@
 import { readdirSync, statSync, type Stats } from 'node:fs'
 import { resolve } from 'node:path'
 
-export interface Store {
+interface Store {
   /** What aedes takes as its `persistence` option. */
   persistence: unknown
   /** Release the database, and with it the directory's LOCK. */

@@ -26,12 +26,12 @@ const STOP_GRACE_MS = 5000
 /** When a wait that lasts is reported (StageOptions.onSlow), in ms. */
 const SLOW_AT = [5000, 15_000, 30_000, 45_000]
 
-export interface Line {
+interface Line {
   text: string
   stream: 'stdout' | 'stderr'
 }
 
-export interface Exit {
+interface Exit {
   code: number | null
   signal: NodeJS.Signals | null
 }

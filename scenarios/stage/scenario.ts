@@ -10,7 +10,7 @@ import type { RunningBroker } from '../../lib/broker/broker.ts'
  * rest; a busy one (other test suites beside it) has been seen to take ten times as long. A hung run
  * fails sooner anyway, at the wait that hangs (scenarios/stage/waiter.ts).
  */
-export const DEFAULT_BUDGET_S = 120
+const DEFAULT_BUDGET_S = 120
 
 /** A scenario's budget in milliseconds. */
 export function budgetMs(scenario: { budget?: number }): number {

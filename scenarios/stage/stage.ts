@@ -14,7 +14,7 @@ import { readyLine, startBroker, type RunningBroker } from '../../lib/broker/bro
 import { LIFELINE } from '../../lib/cli.ts'
 import { HUNG_MS, seconds, Waiter } from './waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
-import { Proc, shellQuote, Turns } from './proc.ts'
+import { Proc, shellQuote, Turns, type ProcStage } from './proc.ts'
 import {
   budgetMs,
   type Event,
@@ -23,7 +23,7 @@ import {
   type StageOptions,
 } from './scenario.ts'
 
-export class StageError extends Error {}
+class StageError extends Error {}
 
 /** One experiment of the article, written once as steps: played silently by check(), or as a show (./show.ts). */
 export interface Scenario {
@@ -44,7 +44,7 @@ export interface Scenario {
 /** The programs that connect as MQTT clients and take --id: the stage names their client ids after their labels. */
 const CLIENT_PROGRAM = /^demos\/[^/]+\/(publisher|subscriber)\.ts$/
 
-export class Stage {
+export class Stage implements ProcStage {
   readonly events: Event[] = []
   /** The URL the demos connect to; set by open(). */
   url = ''

@@ -10,7 +10,7 @@
  */
 export const HUNG_MS = 30_000
 
-export interface WaitFailures {
+interface WaitFailures {
   /** Default HUNG_MS. */
   timeoutMs?: number
   /** The error when the timeout runs out. */

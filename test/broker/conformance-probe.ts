@@ -13,7 +13,7 @@ import { REDIS_NOT_INSTALLED, redisServerPath, startCluster } from '../helpers/r
 import { connackCode, RawClient, type ConnectOptions, type ProtocolVersion, type PublishOptions } from '../helpers/raw-client.ts'
 
 /** What one test can do with the broker under test; every topic it uses is under its own namespace. */
-export class Probe {
+class Probe {
   /** A namespace no other test uses: the first level of every topic of this test. */
   readonly ns = `conformance-${Math.random().toString(16).slice(2, 10)}`
   private readonly clients: RawClient[] = []
@@ -151,7 +151,7 @@ export interface Rule {
   test(probe: Probe): Promise<void>
 }
 
-export interface Departure {
+interface Departure {
   /** What the broker does instead, in a few words: the page's cell. */
   note: string
   /** On aedes alone: the function of lib/ that makes the bundled broker keep the rule. */
@@ -160,7 +160,7 @@ export interface Departure {
   why?: string
 }
 
-export type TargetKey = 'bundled' | 'mosquitto' | 'aedes' | 'cluster'
+type TargetKey = 'bundled' | 'mosquitto' | 'aedes' | 'cluster'
 
 /** The rules each broker breaks, by rule id: their tests expect a wrong answer. */
 export type Departures = Partial<Record<TargetKey, Record<string, Departure>>>
@@ -179,7 +179,7 @@ export interface Target {
   start(): Promise<{ url: string; close(): Promise<void> }>
 }
 
-export const targets: Target[] = [
+const targets: Target[] = [
   {
     key: 'bundled', column: 'bundled broker', title: 'the bundled broker (lib/broker/main.ts)', installed: true,
     start: () => startBroker({ port: 0 }),

@@ -8,7 +8,7 @@ import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { startPlainAedes } from '../broker/aedes-alone.ts'
 import { mosquittoPath, startMosquitto } from './mosquitto.ts'
 
-export interface CloseCounter {
+interface CloseCounter {
   /** How many so far. */
   count(): number
   /** Resolves once `count` connections have closed since the broker started. */

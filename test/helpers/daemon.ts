@@ -21,7 +21,7 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<void>
 }
 
-export interface DaemonOptions {
+interface DaemonOptions {
   cwd?: string
   env?: NodeJS.ProcessEnv
   /** How long it may take to print its ready line; default HUNG_MS. */
@@ -80,6 +80,6 @@ export async function startDaemon(name: string, command: string[], ready: RegExp
 }
 
 /** The last line of `log`, or a word saying there was none. */
-export function lastLine(log: string): string {
+function lastLine(log: string): string {
   return log.trim().split('\n').at(-1) ?? '(nothing printed)'
 }

@@ -63,7 +63,7 @@ const FINISH_TIMEOUT_MS = 5000
  * only after writing its PUBACK, even to a peer that has left). TCP sockets must allow half-open
  * connections, or Node.js would stop writing once the peer's FIN is read.
  */
-export class ClosingAfterWork extends Readable {
+class ClosingAfterWork extends Readable {
   /** Set by aedes' Client on the stream it is given. */
   declare client?: Client
   private peerEnded = false
