@@ -88,7 +88,12 @@ interface Round {
  * Play `scenario` on `url`, under a topic prefix of its own unless `prefixed` is false (then nobody else
  * may use that broker), with the Python programs if `python` is given, and see what retained messages it left.
  */
-async function playOn(scenario: Scenario, url: string, prefixed = true, python?: string): Promise<Round> {
+async function playOn(
+  scenario: Scenario,
+  url: string,
+  prefixed = true,
+  python?: string,
+): Promise<Round> {
   const topicPrefix = prefixed ? uniquePrefix() : ''
   const events = await check(scenario, { url, topicPrefix, python })
   return { events, retained: await retainedUnder(url, `${topicPrefix}#`, `${topicPrefix}mqtt-by-example/marker`) }
