@@ -12,9 +12,9 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
 import { LIFELINE } from '../../lib/cli.ts'
-import { HUNG_MS, seconds, Waiter } from './waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from './waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
-import { Proc, shellQuote, Turns, type ProcStage } from './proc.ts'
+import { Proc, shellQuote, StartLimiter, type ProcStage } from './proc.ts'
 import {
   budgetMs,
   type Event,
@@ -64,8 +64,8 @@ export class Stage implements ProcStage {
   private readonly retainedTopics = new Set<string>()
   private readonly tempDirs: string[] = []
   private closing = false
-  /** Programs take turns to start (see Turns). */
-  private readonly turns = new Turns()
+  /** How many programs start at once (see StartLimiter). */
+  private readonly starts = new StartLimiter()
   /** Every event recorded: what waits on the lines of several processes, or of the broker, look at. */
   private readonly printing = new Waiter()
 
@@ -153,7 +153,7 @@ export class Stage implements ProcStage {
   /**
    * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. The
    * audience sees the command a learner types; the stage starts the program's bundle (./bundle.ts) when
-   * its turn comes, and gives an MQTT client the client id `label` unless `args` name one.
+   * the limiter lets it, and gives an MQTT client the client id `label` unless `args` name one.
    */
   spawn(label: string, script: string, args: string[] = []): Proc {
     const twin = this.pythonTwin(script)
@@ -165,7 +165,8 @@ export class Stage implements ProcStage {
     void proc.exit.then(() => this.processes.delete(proc))
     // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is SIGKILLed.
     const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined
-    proc.start(this.turns, script, [...args, ...(id ? ['--id', id] : [])], { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }, command)
+    const env = { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }
+    proc.start(this.starts, script, [...args, ...(id ? ['--id', id] : [])], env, command)
     return proc
   }
 
@@ -183,7 +184,7 @@ export class Stage implements ProcStage {
       this.processes.delete(proc)
       process.removeListener('exit', kill)
     })
-    proc.start(this.turns, command, args, process.env, [command])
+    proc.start(this.starts, command, args, process.env, [command])
     return proc
   }
 
@@ -277,7 +278,11 @@ export class Stage implements ProcStage {
   private untilOneOf(procs: Proc[], line: string): Promise<Proc> {
     return this.printing.until(() => procs.find((proc) => proc.hasPrinted(line)), {
       timeoutMs: this.waitMs,
-      timedOut: (ms) => this.failure(`none of ${procs.map((p) => p.label).join(', ')} printed ${JSON.stringify(line)} within ${seconds(ms)}`),
+      timedOut: (ms) => {
+        const labels = procs.map((p) => p.label).join(', ')
+        const none = `none of ${labels} printed ${JSON.stringify(line)}`
+        return this.failure(`${none} within ${inSeconds(ms)}`)
+      },
     })
   }
 
@@ -291,7 +296,8 @@ export class Stage implements ProcStage {
     if (!this.hearsBroker) throw this.failure(`the stage cannot hear what the broker at ${this.url} says of its clients`)
     await this.printing.until(() => (this.events.some((e) => e.kind === 'line' && e.label === 'broker' && e.text === line) ? true : undefined), {
       timeoutMs: this.waitMs,
-      timedOut: (ms) => this.failure(`the broker did not say ${JSON.stringify(line)} within ${seconds(ms)}`),
+      timedOut: (ms) =>
+        this.failure(`the broker did not say ${JSON.stringify(line)} within ${inSeconds(ms)}`),
     })
   }
 
@@ -332,7 +338,10 @@ export class Stage implements ProcStage {
       await heard
       await control.unsubscribeAsync(topic)
       if (!retained) return
-      if (Date.now() - started > this.waitMs) throw this.failure(`the broker still held a retained message on ${topic} after ${seconds(this.waitMs)}`)
+      if (Date.now() - started > this.waitMs) {
+        const held = `the broker still held a retained message on ${topic}`
+        throw this.failure(`${held} after ${inSeconds(this.waitMs)}`)
+      }
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
   }
@@ -483,7 +492,8 @@ export async function check(scenario: Scenario, options: StageOptions = {}): Pro
   })()
   try {
     await Promise.race([play, new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(stage.failure(`scenario ${scenario.name} did not finish within its budget of ${seconds(budget)}`)), budget)
+      const late = `scenario ${scenario.name} did not finish within its budget`
+      timer = setTimeout(() => reject(stage.failure(`${late} of ${inSeconds(budget)}`)), budget)
     })])
     return stage.events
   } finally {

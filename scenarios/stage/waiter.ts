@@ -60,7 +60,7 @@ export class Waiter {
   }
 }
 
-/** "30 s": a timeout as an error message gives it. */
-export function seconds(ms: number): string {
+/** "30 s" for 30000: a timeout as an error message gives it. */
+export function inSeconds(ms: number): string {
   return `${ms / 1000} s`
 }

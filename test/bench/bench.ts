@@ -17,7 +17,7 @@ import { build, stop as stopEsbuild } from 'esbuild'
 import { $, which } from 'zx'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { parseFlags } from '../../lib/parse-flags.ts'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { scenarios } from '../../scenarios/index.ts'
 import { missingProgram } from '../../scenarios/stage/scenario.ts'
 import { ROOT } from '../../lib/build-cache.ts'
@@ -160,7 +160,7 @@ class Load {
   async next(event: 'ready' | 'done', what: string): Promise<void> {
     const report = await this.arriving.until(() => this.reports.shift(), {
       timeoutMs: WAIT_MS,
-      timedOut: (ms) => new Error(`${what}: no '${event}' within ${seconds(ms)}`),
+      timedOut: (ms) => new Error(`${what}: no '${event}' within ${inSeconds(ms)}`),
       ended: (how) => new Error(`${what}: a load process ${how}`),
     })
     if (report.event === 'error') throw new Error(`${what}: ${report.message}`)
@@ -320,7 +320,8 @@ async function startup(command: string, args: string[], until: string | undefine
       try {
         await printed.until(() => (out.includes(until) ? true : undefined), {
           timeoutMs: WAIT_MS,
-          timedOut: (ms) => new Error(`${what} printed no ${JSON.stringify(until)} within ${seconds(ms)}`),
+          timedOut: (ms) =>
+            new Error(`${what} printed no ${JSON.stringify(until)} within ${inSeconds(ms)}`),
           ended: (how) => new Error(`${what} ${how} before printing ${JSON.stringify(until)}`),
         })
         return (performance.now() - started) / 1000

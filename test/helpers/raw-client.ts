@@ -6,7 +6,7 @@ import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPack
 
 /** 4 is MQTT 3.1.1, 5 is MQTT 5. */
 export type ProtocolVersion = 4 | 5
-import { HUNG_MS, seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 
 export interface ConnectOptions {
   /** MQTT 3.1.1 (4, the default) or MQTT 5 (5): how every packet of the connection is built and read. */
@@ -191,7 +191,7 @@ export class RawClient {
   private waitUntil<T>(awaited: string, timeoutMs: number, failOnClose: boolean, found: () => T | undefined): Promise<T> {
     return this.packets.until(found, {
       timeoutMs,
-      timedOut: (ms) => new Error(`waited ${seconds(ms)} for ${awaited}`),
+      timedOut: (ms) => new Error(`waited ${inSeconds(ms)} for ${awaited}`),
       ended: failOnClose ? () => new Error(`the connection closed before ${awaited} arrived`) : undefined,
     })
   }
