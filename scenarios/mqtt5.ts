@@ -1,9 +1,9 @@
-// Beyond the article: what MQTT 5 changes about its experiments, one step or two for each (V1 to V8 of
-// CLAIMS.md): reason codes and message properties (basic), session expiry (ephemeral), message expiry,
-// retain handling and retain as published (retained), no local and shared subscriptions (wildcards),
-// and the will delay (discovery). Its programs are demos/mqtt5/, an MQTT 5 publisher and subscriber
-// with a flag per feature, and the article's own programs with -V 5.
-// Run directly (npm run demo:mqtt5) it is the show; test/ plays it as a check.
+// Beyond the article: what MQTT 5 changes about its experiments, one step or two for each (V1 to
+// V8 of docs/claims.md): reason codes and message properties (basic), session expiry (ephemeral),
+// message expiry, retain handling and retain as published (retained), no local and shared
+// subscriptions (wildcards), and the will delay (discovery). Its programs are demos/mqtt5/, an
+// MQTT 5 publisher and subscriber with a flag per feature, and the article's own programs with
+// -V 5. Run directly (npm run demo:mqtt5) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'

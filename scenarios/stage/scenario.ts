@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process'
 import type { RunningBroker } from '../../lib/broker/broker.ts'
 
 /**
- * The budget of a scenario that does not give one. Ours take 1 to 5 s each on this 2-core machine at
- * rest; a busy one (other test suites beside it) has been seen to take ten times as long. A hung run
- * fails sooner anyway, at the wait that hangs (scenarios/stage/waiter.ts).
+ * The budget of a scenario that does not give one. Ours took 1 to 5 s each on the project's 2-core
+ * development machine at rest (December 2026), and up to ten times as long with other test suites
+ * beside them. A hung run fails sooner anyway, at the wait that hangs (./waiter.ts's HUNG_MS).
  */
 const DEFAULT_BUDGET_S = 120
 

@@ -35,8 +35,9 @@ export interface Scenario {
   /** What the scenario needs of the stage beyond the bundled broker over TCP; see Needs. */
   needs?: Needs
   /**
-   * How long one play may take, in seconds, on a machine much slower or busier than ours (default
-   * DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
+   * How long one play may take, in seconds, on a machine much slower or busier than the one it was
+   * measured on (default ./scenario.ts's DEFAULT_BUDGET_S): check() fails a play that outlasts it,
+   * naming the step it was at.
    */
   budget?: number
 }

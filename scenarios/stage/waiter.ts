@@ -4,9 +4,10 @@
 // The timeout is there to fail a hung run with a clear message, not to bound a slow one.
 
 /**
- * How long one wait may last before the run counts as hung. The longest single wait of the suite, on
- * this 2-core machine with other test suites running beside it (load 15 to 18), was 6.4 s: five
- * subscribers starting at once, or the dashboard bundling its page. This leaves room for more.
+ * How long one wait may last before the run counts as hung. The longest single wait of the suite
+ * measured on the project's 2-core development machine (December 2026), with other test suites
+ * running beside it (load 15 to 18), was 6.4 s: five subscribers starting at once, or the dashboard
+ * bundling its page. This leaves room for more.
  */
 export const HUNG_MS = 30_000
 
