@@ -259,7 +259,8 @@ function urlHost(host: string): string {
 function logEvents(aedes: Aedes, log: ClientEventListener & { listening(): boolean }, maxPacketSize: number): void {
   aedes.on('client', (client) => log(`client ${client.id} connected`, client.id))
   aedes.on('clientDisconnect', (client) => log(`client ${client.id} disconnected`, client.id))
-  // MQTT 5 §3.1.2.11.2: a session kept after its connection ended, once its expiry interval has passed.
+  // MQTT 5 §3.1.2.11.2, [MQTT-4.1.0-2]: a session kept after its connection ended, once its expiry
+  // interval has passed.
   aedes.on('sessionExpired', (client) => log(`client ${client.id} session expired: the broker dropped it, and what it had queued`, client.id))
   aedes.on('subscribe', (subscriptions, client) => {
     for (const s of subscriptions) {

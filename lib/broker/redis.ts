@@ -199,10 +199,10 @@ interface Store {
  *   waits for its own announcement to come back through Redis, keyed by client and first filter, so
  *   the second wait replaced the first, which never ended. Here a client's changes are made one at a
  *   time, and the same SUBSCRIBE is stored once.
- * - MQTT 3.1.1 §3.8.4: a SUBSCRIBE of several filters is handled as one SUBSCRIBE per filter, in
- *   order, so the retained messages of the first filter come before those of the next. The store
- *   sent those of exact topics first, then those of wildcard filters. Here they are asked for filter
- *   by filter; a topic that two filters match is sent once, as before.
+ * - MQTT 3.1.1 §3.8.4 [MQTT-3.8.4-4]: a SUBSCRIBE of several filters is handled as one SUBSCRIBE
+ *   per filter, in order, so the retained messages of the first filter come before those of the
+ *   next. The store sent those of exact topics first, then those of wildcard filters. Here they are
+ *   asked for filter by filter; a topic that two filters match is sent once, as before.
  */
 function inOrder(store: Store): Store {
   const queues = new Map<string, Promise<unknown>>()

@@ -1,4 +1,5 @@
 // A client's end reaches aedes only once aedes has handled everything the client sent before it.
+// Keeps [MQTT-4.5.0-1] (§4.5 of MQTT 3.1.1 and of MQTT 5): a message the broker took is delivered.
 import type { IncomingMessage } from 'node:http'
 import { Readable, type Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
