@@ -414,8 +414,9 @@ export class Stage implements ProcStage {
     this.closing = true
     await Promise.all([...this.processes].map((proc) => proc.stop()))
     if (this.retainedTopics.size > 0) {
-      // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3). QoS 1,
-      // awaited one by one: aedes can drop a retained QoS 0 publish followed at once by another.
+      // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3,
+      // [MQTT-3.3.1-10]). QoS 1, awaited one by one: aedes can drop a retained QoS 0 publish
+      // followed at once by another.
       const control = await this.controlClient()
       for (const topic of this.retainedTopics) await control.publishAsync(topic, '', { qos: 1, retain: true })
       this.retainedTopics.clear()

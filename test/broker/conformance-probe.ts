@@ -139,6 +139,11 @@ export interface Rule {
   id: string
   /** The section of the specification (MQTT 3.1.1 or MQTT 5, as the file says) that states it. */
   section: string
+  /**
+   * The numbered statements that state it ('MQTT-3.3.1-5'), in that version's numbering, where the
+   * specification numbers them: left out where only the section's prose says it.
+   */
+  requirements?: string[]
   /** The claim of ../shared/article/CLAIMS.md it proves, if any. */
   claim?: string
   /** The behaviour, in one line: the test's title and the page's row. */
@@ -235,7 +240,8 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
 
       // Those that let time pass first, all side by side; then the others, one by one.
       for (const rule of [...rules.filter((r) => r.waits), ...rules.filter((r) => !r.waits)]) {
-        const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}: ${rule.says}`
+        const ids = (rule.requirements ?? []).map((id) => ` [${id}]`).join('')
+        const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}${ids}: ${rule.says}`
         const departure = departures[target.key]?.[rule.id]
         it(departure ? `${title} (departs: ${departure.note})` : title, { concurrent: rule.waits === true }, async () => {
           const probe = new Probe(broker.url, protocolVersion)
