@@ -115,7 +115,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
   const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })) })
-  shared?.guard(aedes)
+  shared?.installHooks(aedes)
   applyFixes(aedes, { onDisk: store !== undefined || shared !== undefined, onRedis: shared !== undefined })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
@@ -225,7 +225,10 @@ async function listenUnix(server: Server, path: string): Promise<string> {
   if (!existsSync(dirname(absolute))) throw new Error(`--unix ${path}: the directory ${dirname(absolute)} does not exist; create it or use another path`)
   if (existsSync(absolute)) {
     if (!lstatSync(absolute).isSocket()) throw new Error(`--unix ${path} exists and is not a socket; give a path to a new file`)
-    if (await answers(absolute)) throw new Error(`--unix ${path} is in use by another running broker; stop it, or use another path`)
+    if (await unixSocketAnswers(absolute)) {
+      const inUse = `--unix ${path} is in use by another running broker`
+      throw new Error(`${inUse}; stop it, or use another path`)
+    }
     unlinkSync(absolute)
   }
   await new Promise<void>((done, reject) => {
@@ -238,7 +241,7 @@ async function listenUnix(server: Server, path: string): Promise<string> {
 }
 
 /** Whether something accepts connections on the Unix socket at `path`. */
-function answers(path: string): Promise<boolean> {
+function unixSocketAnswers(path: string): Promise<boolean> {
   return new Promise((done) => {
     const socket = netConnect(path, () => {
       socket.destroy()

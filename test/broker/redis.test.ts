@@ -299,7 +299,7 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'a client that moves to B af
   async function startAedes(redisUrl: string, guarded: boolean) {
     const shared = await connectRedis(redisUrl, () => undefined)
     const aedes = await Aedes.createBroker({ ...shared.aedesOptions, heartbeatInterval: 200 })
-    if (guarded) shared.guard(aedes)
+    if (guarded) shared.installHooks(aedes)
     // aedes reports a round of publishing wills that failed as 'error', which with no listener (aedes
     // alone) would end the run. Every one counts against the test but one: the round that was under
     // way when the test let go of Redis, whose commands fail as its connections close.

@@ -76,7 +76,7 @@ function uniquePrefix(): string {
 }
 
 /** Any prefix uniquePrefix() makes. */
-const PREFIX = /mqtt-by-example-[0-9a-f]{1,8}\//g
+const ANY_UNIQUE_PREFIX = /mqtt-by-example-[0-9a-f]{1,8}\//g
 
 interface Round {
   events: Event[]
@@ -219,9 +219,13 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
         // are left out: whether a program that a proof did not wait for saw one before it was stopped
         // races. So are what differs from broker to broker: the topic prefix of a play on Mosquitto,
         // and the version a broker gives on $SYS/broker/version.
-        const sorted = (events: Event[]) => Object.fromEntries(Object.entries(byLabel(events)).filter(([label]) => inPython.includes(label))
-          .map(([label, text]) => [label, text.replace(PREFIX, '').replace(/^(\$SYS\/broker\/version) .+ \(retained\)$/gm, '$1 <version> (retained)')
-            .split('\n').filter((line) => !/ marker-\d+$/.test(line)).sort()]))
+        const version = /^(\$SYS\/broker\/version) .+ \(retained\)$/gm
+        const comparable = (text: string) => text.replace(ANY_UNIQUE_PREFIX, '')
+          .replace(version, '$1 <version> (retained)')
+          .split('\n').filter((line) => !/ marker-\d+$/.test(line)).sort()
+        const sorted = (events: Event[]) => Object.fromEntries(Object.entries(byLabel(events))
+          .filter(([label]) => inPython.includes(label))
+          .map(([label, text]) => [label, comparable(text)]))
         expect(sorted(played)).toEqual(sorted(first()))
         if (pythonBroker) expect(await leftovers(pythonBroker)).toEqual(before)
       })
