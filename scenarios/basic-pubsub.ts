@@ -13,16 +13,28 @@ export const basicPubsub: Scenario = {
 
     await stage.step('Start a subscriber on my_topic and let it wait for messages')
     const subscriber = stage.spawn('subscriber', 'demos/basic-pubsub/subscriber.ts', topicArgs)
-    await subscriber.expect(`connected to ${stage.url}, result code 0`, 'C6',
-      'the connect callback ran when the broker accepted the connection (CONNACK, result code 0)')
-    await subscriber.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is subscribed and waiting')
+    await subscriber.expect(`connected to ${stage.url}, result code 0`, {
+      claim: 'C6',
+      says:
+        'the connect callback ran when the broker ' +
+        'accepted the connection (CONNACK, result code 0)',
+    })
+    await subscriber.expect(`subscribed to ${topic} (QoS 0)`, {
+      says: 'the subscriber is subscribed and waiting',
+    })
 
     await stage.step('Run the publisher: it connects, publishes "on" to my_topic and disconnects')
     const publisher = await stage.run('publisher', 'demos/basic-pubsub/publisher.ts', topicArgs)
-    await publisher.expect(`published "on" to ${topic}`, 'C5', 'the publisher sent its message and exited')
-    await subscriber.expect(`${topic} on`, 'C7', 'the subscriber printed the topic and the payload')
+    await publisher.expect(`published "on" to ${topic}`, {
+      claim: 'C5',
+      says: 'the publisher sent its message and exited',
+    })
+    await subscriber.expect(`${topic} on`, {
+      claim: 'C7',
+      says: 'the subscriber printed the topic and the payload',
+    })
     stage.say('the broker passed the message from one client to the other (C1)')
-    stage.ok('C1', 'two clients, one broker: neither client knows the other')
+    stage.ok({ claim: 'C1', says: 'two clients, one broker: neither client knows the other' })
 
     await stage.step('Stop the subscriber with Ctrl-C')
     await subscriber.stop()

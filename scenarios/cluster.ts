@@ -32,25 +32,32 @@ export const cluster: Scenario = {
     const port = await freePort()
     const redis = stage.spawnCommand('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
     await redis.until(/Ready to accept connections/)
-    stage.ok(undefined, "Redis is ready; --save '' and --appendonly no: it writes nothing to disk")
+    stage.ok({ says: "Redis is ready; --save '' and --appendonly no: it writes nothing to disk" })
     const redisUrl = `redis://127.0.0.1:${port}`
 
     await stage.step('Start two bundled brokers on it, A and B')
     // Both at once: each takes about half a second to start.
     const [a, b] = await Promise.all([startBroker(stage, 'broker-a', redisUrl), startBroker(stage, 'broker-b', redisUrl)])
-    stage.ok(undefined, 'two brokers, each on a port of its own, both on the same Redis')
+    stage.ok({ says: 'two brokers, each on a port of its own, both on the same Redis' })
 
     await stage.step('Start a subscriber on A, then publish on B')
     const listening = stage.spawn('subscriber', subscriber, ['--url', a.url, ...topicArgs])
-    await listening.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is subscribed on A')
+    await listening.expect(`subscribed to ${topic} (QoS 0)`, {
+      says: 'the subscriber is subscribed on A',
+    })
     await stage.run('publisher', publisher, ['--url', b.url, '--message', 'hello from B', ...topicArgs])
-    await listening.expect(`${topic} hello from B`, 'C7', 'the subscriber on A printed what was published on B: B passed it to A through Redis')
+    await listening.expect(`${topic} hello from B`, {
+      claim: 'C7',
+      says: 'the subscriber on A printed what was published on B: B passed it to A through Redis',
+    })
     await listening.stop()
 
     const alice = (url: string) => ['--url', url, '--id', stage.clientId('alice'), '--no-clean', '--qos', '1', ...topicArgs]
     await stage.step('alice subscribes on A at QoS 1 with a persistent session, and leaves')
     const first = stage.spawn('alice', subscriber, alice(a.url))
-    await first.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is subscribed on A, with a session kept in Redis')
+    await first.expect(`subscribed to ${topic} (QoS 1)`, {
+      says: 'alice is subscribed on A, with a session kept in Redis',
+    })
     await first.stop()
 
     await stage.step('While she is away, publish a QoS 1 message on B')
@@ -58,8 +65,14 @@ export const cluster: Scenario = {
 
     await stage.step('alice comes back, on B')
     const back = stage.spawn('alice', subscriber, alice(b.url))
-    await back.expect(`connected to ${b.url}, result code 0, session present: yes`, 'S1', 'B knew the session she started on A')
-    await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} queued for alice`], 'S1', 'and gave her the message queued while she was away')
+    await back.expect(`connected to ${b.url}, result code 0, session present: yes`, {
+      claim: 'S1',
+      says: 'B knew the session she started on A',
+    })
+    await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} queued for alice`], {
+      claim: 'S1',
+      says: 'and gave her the message queued while she was away',
+    })
     await back.stop()
 
     await stage.step('Publish a retained message on A, then start a subscriber on B')
@@ -67,34 +80,54 @@ export const cluster: Scenario = {
     // acknowledges first), well before a subscriber started after it can ask B.
     await stage.run('publisher', publisher, ['--url', a.url, '--retain', '--qos', '1', '--message', 'kept in Redis', ...topicArgs])
     const late = stage.spawn('subscriber', subscriber, ['--url', b.url, ...topicArgs])
-    await late.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} kept in Redis (retained)`], 'C11',
-      'the late subscriber on B got the retained message published on A: it is kept in Redis, not in a broker')
+    await late.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} kept in Redis (retained)`], {
+      claim: 'C11',
+      says:
+        'the late subscriber on B got the retained message ' +
+        'published on A: it is kept in Redis, not in a broker',
+    })
     await late.stop()
 
     await stage.step('Start a device that knows both brokers: it connects to the first, A')
     const light = stage.spawn('device', device, ['--url', `${a.url},${b.url}`])
-    await light.expect(`connected to ${a.url}, result code 0`, undefined, 'the device is connected to A')
-    await light.expect('listening for ON and OFF on home/kitchen/light/set', undefined, 'and waits for commands')
-    await light.expect('listening for Home Assistant on homeassistant/status', undefined, 'and for Home Assistant\'s birth message')
+    await light.expect(`connected to ${a.url}, result code 0`, {
+      says: 'the device is connected to A',
+    })
+    await light.expect('listening for ON and OFF on home/kitchen/light/set', {
+      says: 'and waits for commands',
+    })
+    await light.expect('listening for Home Assistant on homeassistant/status', {
+      says: 'and for Home Assistant\'s birth message',
+    })
 
     await stage.step('Kill broker A with SIGKILL, as a crash would')
     stage.say('kill -KILL: A stops at once, closing nothing')
     await a.proc.stop('SIGKILL')
-    await light.expect(`lost the connection to the broker at ${a.url}; trying the next one every 1 s`, undefined, 'the device lost A')
-    await light.expect(`connected to ${b.url}, result code 0`, undefined, 'and connected to B by itself, a second later')
-    await light.expect('listening for ON and OFF on home/kitchen/light/set', undefined, 'it announced itself again, on B')
-    await light.expect('listening for Home Assistant on homeassistant/status', undefined, 'and listens for Home Assistant there')
+    await light.expect(
+      `lost the connection to the broker at ${a.url}; trying the next one every 1 s`,
+      { says: 'the device lost A' },
+    )
+    await light.expect(`connected to ${b.url}, result code 0`, {
+      says: 'and connected to B by itself, a second later',
+    })
+    await light.expect('listening for ON and OFF on home/kitchen/light/set', {
+      says: 'it announced itself again, on B',
+    })
+    await light.expect('listening for Home Assistant on homeassistant/status', {
+      says: 'and listens for Home Assistant there',
+    })
 
     await stage.step('Switch the light off, through B')
     await stage.run('publisher', publisher, ['--url', b.url, '--topic', 'home/kitchen/light/set', '--message', 'OFF'])
-    await light.expect('published "OFF" to home/kitchen/light (retained)', undefined,
-      'the device goes on: its commands reach it through B')
+    await light.expect('published "OFF" to home/kitchen/light (retained)', {
+      says: 'the device goes on: its commands reach it through B',
+    })
 
     await stage.step('Stop the device, broker B and Redis')
     await light.stop()
     await b.proc.stop()
     await redis.stop()
-    stage.ok(undefined, 'Redis kept nothing on disk: what it held is gone with it')
+    stage.ok({ says: 'Redis kept nothing on disk: what it held is gone with it' })
   },
 }
 

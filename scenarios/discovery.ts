@@ -49,99 +49,191 @@ export const discovery: Scenario = {
 
     await stage.step(`Start a listener on ${prefix}/#, as Home Assistant does`)
     const first = stage.spawn('listener-1', listener, prefixArgs)
-    await first.expect(`subscribed to ${prefix}/# (QoS 0)`, undefined, 'listener-1 connected with MQTT 5 and a will, "offline" on its status topic, and subscribed to every config topic')
-    await first.expect(birth, undefined, 'then it said "online" there: Home Assistant\'s birth message')
+    await first.expect(`subscribed to ${prefix}/# (QoS 0)`, {
+      says:
+        'listener-1 connected with MQTT 5 and a will, "offline" ' +
+        'on its status topic, and subscribed to every config topic',
+    })
+    await first.expect(birth, {
+      says: 'then it said "online" there: Home Assistant\'s birth message',
+    })
     if (stage.wsUrl) {
       stage.say('for the projector: the same discovery as a page, in the browser, over MQTT over WebSocket (docs/09-dashboard.md)')
       const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', ['--url', stage.wsUrl, '--http-port', String(stage.dashboardPort), ...prefixArgs])
-      await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, undefined, 'open that address in a browser to watch the devices appear')
+      await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, {
+        says: 'open that address in a browser to watch the devices appear',
+      })
     }
 
     await stage.step('Start the kitchen: a light and a thermometer, announced in one device config')
     const lamp = stage.spawn('kitchen', device, deviceArgs)
-    await lamp.expect(`published its config to ${kitchen.config} (retained)`, undefined,
-      'the kitchen set its will, published "online" and its two states, then one config for both, all retained')
-    await lamp.expect(`listening for Home Assistant on ${status}`, undefined, 'it takes ON and OFF, and waits for Home Assistant\'s birth message')
-    await first.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0', undefined,
-      `listener-1 read the device config: the device, and the origin that every config names`)
-    await first.expectAll(['discovered light kitchen/light "Kitchen light"', 'discovered sensor kitchen/temperature "Kitchen temperature"'], undefined,
-      'and its two entities, each with its platform and unique_id under "cmps"')
-    await first.expectAll(['Kitchen light is online (retained)', 'Kitchen temperature is online (retained)'], undefined,
-      'one availability topic, shared at the root of the config, for both')
-    await first.expectAll(['Kitchen light state ON (retained)', 'Kitchen temperature state 21.5 °C (retained)'], undefined, 'and their retained states')
+    await lamp.expect(`published its config to ${kitchen.config} (retained)`, {
+      says:
+        'the kitchen set its will, published "online" and its ' +
+        'two states, then one config for both, all retained',
+    })
+    await lamp.expect(`listening for Home Assistant on ${status}`, {
+      says: 'it takes ON and OFF, and waits for Home Assistant\'s birth message',
+    })
+    await first.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0', {
+      says: `listener-1 read the device config: the device, and the origin that every config names`,
+    })
+    await first.expectAll(
+      [
+        'discovered light kitchen/light "Kitchen light"',
+        'discovered sensor kitchen/temperature "Kitchen temperature"',
+      ],
+      { says: 'and its two entities, each with its platform and unique_id under "cmps"' },
+    )
+    await first.expectAll(
+      ['Kitchen light is online (retained)', 'Kitchen temperature is online (retained)'],
+      { says: 'one availability topic, shared at the root of the config, for both' },
+    )
+    await first.expectAll(
+      ['Kitchen light state ON (retained)', 'Kitchen temperature state 21.5 °C (retained)'],
+      { says: 'and their retained states' },
+    )
 
     await stage.step('Start a living-room thermometer that announces itself the older way, the article\'s')
     const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--node', 'living_room', '--components', 'temperature', '--per-component'])
-    await thermometer.expect(`published its config to ${livingRoom.config} (retained)`, undefined,
-      'one config for its one entity, on a topic that names the component, the node and the object')
+    await thermometer.expect(`published its config to ${livingRoom.config} (retained)`, {
+      says:
+        'one config for its one entity, on a topic that ' +
+        'names the component, the node and the object',
+    })
     await thermometer.until(`listening for Home Assistant on ${status}`)
-    await first.expect('discovered sensor living_room/temperature "Living room temperature"', 'C18',
-      `listener-1 discovered it from ${livingRoom.config}: component sensor, node living_room, object temperature`)
-    await first.expect('Living room temperature is online (retained)', undefined, 'it is online')
-    await first.expect('Living room temperature state 21.5 °C (retained)', undefined, 'with the unit its config gave')
+    await first.expect('discovered sensor living_room/temperature "Living room temperature"', {
+      claim: 'C18',
+      says:
+        `listener-1 discovered it from ${livingRoom.config}: ` +
+        `component sensor, node living_room, object temperature`,
+    })
+    await first.expect('Living room temperature is online (retained)', { says: 'it is online' })
+    await first.expect('Living room temperature state 21.5 °C (retained)', {
+      says: 'with the unit its config gave',
+    })
 
     await stage.step(`Start a second listener, late, that follows sensors only: ${prefix}/sensor/#`)
     const second = stage.spawn('listener-2', listener, [...prefixArgs, '--topic', `${prefix}/sensor/#`])
-    await second.expect(`subscribed to ${prefix}/sensor/# (QoS 0)`, undefined, 'listener-2 is subscribed')
-    await second.expect('discovered sensor living_room/temperature "Living room temperature" (retained)', 'S8',
-      'listener-2 started after the thermometer announced itself and still discovered it: the config is retained')
-    await second.expect('Living room temperature is online (retained)', undefined, 'it knows the thermometer is online')
-    await second.expect('Living room temperature state 21.5 °C (retained)', undefined, 'and what it measures')
+    await second.expect(`subscribed to ${prefix}/sensor/# (QoS 0)`, {
+      says: 'listener-2 is subscribed',
+    })
+    await second.expect(
+      'discovered sensor living_room/temperature "Living room temperature" (retained)',
+      {
+        claim: 'S8',
+        says:
+          'listener-2 started after the thermometer announced ' +
+          'itself and still discovered it: the config is retained',
+      },
+    )
+    await second.expect('Living room temperature is online (retained)', {
+      says: 'it knows the thermometer is online',
+    })
+    await second.expect('Living room temperature state 21.5 °C (retained)', {
+      says: 'and what it measures',
+    })
     await lamp.until(answered)
-    await thermometer.expect(answered, undefined, 'listener-2\'s birth message reached both devices, which announced themselves again a moment later')
-    await stage.barrier(`${prefix}/sensor/marker`, [second, first], 'C18',
-      `listener-2 did not discover the kitchen's thermometer: that is in a device config, not on ${prefix}/sensor/...; and listener-1 heard nothing new`)
+    await thermometer.expect(answered, {
+      says:
+        'listener-2\'s birth message reached both devices, ' +
+        'which announced themselves again a moment later',
+    })
+    await stage.barrier(`${prefix}/sensor/marker`, [second, first], {
+      claim: 'C18',
+      says:
+        `listener-2 did not discover the kitchen's thermometer: that is in a device config, ` +
+        `not on ${prefix}/sensor/...; and listener-1 heard nothing new`,
+    })
 
     await stage.step('The kitchen loses its thermometer: stop it with Ctrl-C, start it again with --drop temperature')
     await lamp.stop()
-    await first.expectAll(['Kitchen light is offline', 'Kitchen temperature is offline'], undefined, 'a clean stop: the kitchen said "offline" itself')
+    await first.expectAll(['Kitchen light is offline', 'Kitchen temperature is offline'], {
+      says: 'a clean stop: the kitchen said "offline" itself',
+    })
     const lamp2 = stage.spawn('kitchen', device, [...deviceArgs, '--drop', 'temperature'])
-    await lamp2.expect(`published its config with "temperature": {"p": "sensor"} to ${kitchen.config} (retained)`, undefined,
-      'the kitchen published its config with the thermometer reduced to its platform')
-    await lamp2.expect(`published its config to ${kitchen.config} (retained)`, undefined, 'then without it, and cleared its retained state')
+    await lamp2.expect(
+      `published its config with "temperature": {"p": "sensor"} to ${kitchen.config} (retained)`,
+      { says: 'the kitchen published its config with the thermometer reduced to its platform' },
+    )
+    await lamp2.expect(`published its config to ${kitchen.config} (retained)`, {
+      says: 'then without it, and cleared its retained state',
+    })
     await lamp2.until(`listening for Home Assistant on ${status}`)
-    await first.expectAll(['Kitchen light is online', 'Kitchen temperature is online'], undefined, 'listener-1 saw the kitchen come back')
-    await first.expect('removed sensor kitchen/temperature "Kitchen temperature"', undefined,
-      'and removed the thermometer alone: {"p": "sensor"} is how a device config removes one component')
+    await first.expectAll(['Kitchen light is online', 'Kitchen temperature is online'], {
+      says: 'listener-1 saw the kitchen come back',
+    })
+    await first.expect('removed sensor kitchen/temperature "Kitchen temperature"', {
+      says:
+        'and removed the thermometer alone: {"p": "sensor"} ' +
+        'is how a device config removes one component',
+    })
 
     await stage.step(`Switch the light off from another client: publish OFF to ${kitchen.command}`)
     const off = await stage.run('switch', publisher, ['--topic', kitchen.command, '--message', 'OFF'])
-    await off.expect(`published "OFF" to ${kitchen.command}`, undefined, 'the command is sent')
-    await lamp2.expect(`published "OFF" to ${kitchen.light} (retained)`, undefined,
-      'OFF is the payload_off of its config: the light obeyed and published its new state')
-    await first.expect('Kitchen light state OFF', undefined, 'listener-1 saw the light go off')
+    await off.expect(`published "OFF" to ${kitchen.command}`, { says: 'the command is sent' })
+    await lamp2.expect(`published "OFF" to ${kitchen.light} (retained)`, {
+      says: 'OFF is the payload_off of its config: the light obeyed and published its new state',
+    })
+    await first.expect('Kitchen light state OFF', { says: 'listener-1 saw the light go off' })
 
     await stage.step('Pull the thermometer\'s plug: kill it, so it cannot say goodbye')
     stage.say('SIGKILL: the thermometer sends no DISCONNECT; the broker sees the connection drop and publishes its Last Will')
     await thermometer.stop('SIGKILL')
-    await first.expect('Living room temperature is offline', 'S8', 'the broker published the thermometer\'s Last Will, and listener-1 shows it offline')
-    await second.expect('Living room temperature is offline', undefined, 'and so does listener-2')
+    await first.expect('Living room temperature is offline', {
+      claim: 'S8',
+      says: 'the broker published the thermometer\'s Last Will, and listener-1 shows it offline',
+    })
+    await second.expect('Living room temperature is offline', { says: 'and so does listener-2' })
 
     await stage.step('Remove the thermometer: publish an empty retained config on its config topic')
     await stage.run('remover', publisher, ['--topic', livingRoom.config, '--message', '', '--retain', '--qos', '1'])
     await first.until('removed sensor living_room/temperature "Living room temperature"')
-    await second.expect('removed sensor living_room/temperature "Living room temperature"', undefined,
-      'both listeners forgot it: an empty config removes what was announced there')
+    await second.expect('removed sensor living_room/temperature "Living room temperature"', {
+      says: 'both listeners forgot it: an empty config removes what was announced there',
+    })
 
     await stage.step('Restart Home Assistant: stop listener-1 with Ctrl-C, start a new one')
     await first.stop()
-    await lamp2.expect(`Home Assistant is offline (${status})`, undefined, 'listener-1 left with a DISCONNECT that keeps its will (MQTT 5, reason code 4): the kitchen heard "offline"')
+    await lamp2.expect(`Home Assistant is offline (${status})`, {
+      says:
+        'listener-1 left with a DISCONNECT that keeps its will (MQTT 5, ' +
+        'reason code 4): the kitchen heard "offline"',
+    })
     const third = stage.spawn('listener-3', listener, prefixArgs)
-    await third.expect(birth, undefined, 'listener-3 subscribed, and said "online"')
-    await third.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0 (retained)', 'S8', 'it discovered the kitchen from its retained config')
-    await third.expect('discovered light kitchen/light "Kitchen light" (retained)', undefined, 'with the light alone')
-    await third.expect('Kitchen light is online (retained)', undefined, 'and learned its availability')
-    await third.expect('Kitchen light state OFF (retained)', undefined, 'and its state from retained messages too')
-    await lamp2.expect(answered, undefined, 'the kitchen answered the birth message: its config, then its states, again')
-    await stage.barrier(`${prefix}/sensor/marker`, [third], undefined,
-      'listener-3 did not discover the thermometer: the empty retained config deleted the old one from the broker')
+    await third.expect(birth, { says: 'listener-3 subscribed, and said "online"' })
+    await third.expect(
+      'discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0 (retained)',
+      { claim: 'S8', says: 'it discovered the kitchen from its retained config' },
+    )
+    await third.expect('discovered light kitchen/light "Kitchen light" (retained)', {
+      says: 'with the light alone',
+    })
+    await third.expect('Kitchen light is online (retained)', {
+      says: 'and learned its availability',
+    })
+    await third.expect('Kitchen light state OFF (retained)', {
+      says: 'and its state from retained messages too',
+    })
+    await lamp2.expect(answered, {
+      says: 'the kitchen answered the birth message: its config, then its states, again',
+    })
+    await stage.barrier(`${prefix}/sensor/marker`, [third], {
+      says:
+        'listener-3 did not discover the thermometer: ' +
+        'the empty retained config deleted the old one from the broker',
+    })
 
     await stage.step('Remove the kitchen: stop it, then publish an empty retained config on its device config topic')
     await lamp2.stop()
-    await third.expect('Kitchen light is offline', undefined, 'the kitchen said "offline" as it left')
+    await third.expect('Kitchen light is offline', {
+      says: 'the kitchen said "offline" as it left',
+    })
     await stage.run('remover', publisher, ['--topic', kitchen.config, '--message', '', '--retain', '--qos', '1'])
-    await third.expect('removed light kitchen/light "Kitchen light"', undefined, 'an empty device config removes every entity of the device')
-    await third.expect('removed device kitchen "Kitchen"', undefined, 'and the device itself')
+    await third.expect('removed light kitchen/light "Kitchen light"', {
+      says: 'an empty device config removes every entity of the device',
+    })
+    await third.expect('removed device kitchen "Kitchen"', { says: 'and the device itself' })
   },
 }
 

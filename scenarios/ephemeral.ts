@@ -25,21 +25,33 @@ export const ephemeral: Scenario = {
 
     await stage.step('Now start the subscriber, alice')
     const first = stage.spawn('alice', subscriber, alice)
-    await first.expect(`connected to ${stage.url}, result code 0, session present: no`, undefined,
-      'the broker had no session for alice yet: she has never been here')
-    await first.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is subscribed and waiting')
-    await stage.barrier(topic, [first], 'C8', 'alice received nothing: the broker dropped the message, as no one was subscribed')
+    await first.expect(`connected to ${stage.url}, result code 0, session present: no`, {
+      says: 'the broker had no session for alice yet: she has never been here',
+    })
+    await first.expect(`subscribed to ${topic} (QoS 1)`, {
+      says: 'alice is subscribed and waiting',
+    })
+    await stage.barrier(topic, [first], {
+      claim: 'C8',
+      says: 'alice received nothing: the broker dropped the message, as no one was subscribed',
+    })
 
     await stage.step('Run the publisher again while alice listens')
     await stage.run('publisher', publisher, topicArgs)
-    await first.expect(`${topic} on`, 'C9', 'this time alice printed the message')
+    await first.expect(`${topic} on`, { claim: 'C9', says: 'this time alice printed the message' })
 
     await stage.step('Publish once more, then start a second subscriber, bob')
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'off'])
-    await first.expect(`${topic} off`, 'C10', 'alice, who was listening, printed it')
+    await first.expect(`${topic} off`, {
+      claim: 'C10',
+      says: 'alice, who was listening, printed it',
+    })
     const second = stage.spawn('bob', subscriber, bob)
-    await second.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'bob is subscribed and waiting')
-    await stage.barrier(topic, [second], 'C10', 'bob, who started after it was sent, received nothing')
+    await second.expect(`subscribed to ${topic} (QoS 1)`, { says: 'bob is subscribed and waiting' })
+    await stage.barrier(topic, [second], {
+      claim: 'C10',
+      says: 'bob, who started after it was sent, received nothing',
+    })
 
     await stage.step('Stop both subscribers, then publish one QoS 1 and one QoS 0 message while they are away')
     await Promise.all([first.stop(), second.stop()])
@@ -49,21 +61,31 @@ export const ephemeral: Scenario = {
 
     await stage.step('Start alice again')
     const back = stage.spawn('alice', subscriber, alice)
-    await back.expect(`connected to ${stage.url}, result code 0, session present: yes`, 'S1',
-      'the broker kept her session while she was away')
-    await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} kept for alice`], 'S1',
-      'she received the QoS 1 message the broker queued for her')
-    await stage.barrier(topic, [back], 'S1', 'the QoS 0 message was not queued')
+    await back.expect(`connected to ${stage.url}, result code 0, session present: yes`, {
+      claim: 'S1',
+      says: 'the broker kept her session while she was away',
+    })
+    await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} kept for alice`], {
+      claim: 'S1',
+      says: 'she received the QoS 1 message the broker queued for her',
+    })
+    await stage.barrier(topic, [back], { claim: 'S1', says: 'the QoS 0 message was not queued' })
 
     await stage.step('Stop alice, publish at QoS 1, and start both with --clean: a clean session instead')
     await back.stop()
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'dropped with the session'])
     const clean = stage.spawn('alice', subscriber, [...alice, '--clean'])
     const cleanBob = stage.spawn('bob', subscriber, [...bob, '--clean'])
-    await clean.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is back, with a clean session')
-    await cleanBob.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'and bob too')
-    await stage.barrier(topic, [clean, cleanBob], 'S1',
-      'a clean session starts empty: what the broker queued was thrown away with the old sessions')
+    await clean.expect(`subscribed to ${topic} (QoS 1)`, {
+      says: 'alice is back, with a clean session',
+    })
+    await cleanBob.expect(`subscribed to ${topic} (QoS 1)`, { says: 'and bob too' })
+    await stage.barrier(topic, [clean, cleanBob], {
+      claim: 'S1',
+      says:
+        'a clean session starts empty: what the broker ' +
+        'queued was thrown away with the old sessions',
+    })
     await Promise.all([clean.stop(), cleanBob.stop()])
   },
 }

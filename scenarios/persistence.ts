@@ -7,6 +7,7 @@ import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario, Stage } from './stage/stage.ts'
 import type { Proc } from './stage/proc.ts'
+import type { Expectation } from './stage/scenario.ts'
 
 const broker = 'lib/broker/main.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
@@ -33,13 +34,16 @@ export const persistence: Scenario = {
       return { proc, url, port: Number(new URL(url).port) }
     }
     /** A new subscriber that must get `message` (retained), or, when undefined, nothing at all. */
-    const subscribe = async (claim: string | undefined, says: string, message?: string, args: string[] = []) => {
+    const subscribe = async (met: Expectation, message?: string, args: string[] = []) => {
       const proc = stage.spawn('subscriber', subscriber, [...args, ...topicArgs])
       if (message) {
-        await proc.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} ${message} (retained)`], claim, says)
+        const retained = `${topic} ${message} (retained)`
+        await proc.expectAll([`subscribed to ${topic} (QoS 0)`, retained], met)
       } else {
-        await proc.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is subscribed')
-        await stage.barrier(topic, [proc], claim, says)
+        await proc.expect(`subscribed to ${topic} (QoS 0)`, {
+          says: 'the subscriber is subscribed',
+        })
+        await stage.barrier(topic, [proc], met)
       }
       await proc.stop()
     }
@@ -55,7 +59,11 @@ export const persistence: Scenario = {
     await stage.step('Stop the broker with Ctrl-C, start it again, start a subscriber')
     await running.proc.stop()
     running = await start(running.port)
-    await subscribe(undefined, 'the subscriber got nothing: a broker without --persist forgets its retained messages when it stops')
+    await subscribe({
+      says:
+        'the subscriber got nothing: a broker without --persist forgets ' +
+        'its retained messages when it stops',
+    })
 
     await stage.step('Restart it with --persist and a directory, and publish the retained message again')
     await running.proc.stop()
@@ -65,24 +73,37 @@ export const persistence: Scenario = {
     await stage.step('Stop the broker with Ctrl-C, start it again on the same directory, start a subscriber')
     await running.proc.stop()
     running = await start(running.port, ['--persist', store])
-    await subscribe('C11', 'the retained message came back from the disk', 'on')
+    await subscribe({ claim: 'C11', says: 'the retained message came back from the disk' }, 'on')
 
     await stage.step('Publish "off", retained, kill the broker with SIGKILL as a crash would, start it again, start a subscriber')
     await publishRetained('off')
     await kill(stage, running.proc)
     running = await start(running.port, ['--persist', store])
-    await subscribe('C11', 'a broker killed right after it acknowledged "off" still had it: the store is written as messages arrive', 'off')
+    await subscribe(
+      {
+        claim: 'C11',
+        says:
+          'a broker killed right after it acknowledged "off" still had it: ' +
+          'the store is written as messages arrive',
+      },
+      'off',
+    )
 
     await stage.step('Publish an empty retained message, kill and restart the broker, start a subscriber')
     await publishRetained('')
     await kill(stage, running.proc)
     running = await start(running.port, ['--persist', store])
-    await subscribe('S2', 'nothing: the empty retained message deleted the stored one, on disk too')
+    await subscribe({
+      claim: 'S2',
+      says: 'nothing: the empty retained message deleted the stored one, on disk too',
+    })
 
     const alice = ['--id', stage.clientId('alice'), '--no-clean', '--qos', '1', ...topicArgs]
     await stage.step('alice subscribes with a persistent session at QoS 1, and leaves')
     const first = stage.spawn('alice', subscriber, alice)
-    await first.expect(`subscribed to ${topic} (QoS 1)`, undefined, 'alice is subscribed at QoS 1 with a session the broker keeps')
+    await first.expect(`subscribed to ${topic} (QoS 1)`, {
+      says: 'alice is subscribed at QoS 1 with a session the broker keeps',
+    })
     await first.stop()
 
     await stage.step('While she is away, publish a QoS 1 message for her, then kill and restart the broker')
@@ -92,18 +113,31 @@ export const persistence: Scenario = {
 
     await stage.step('alice comes back')
     const back = stage.spawn('alice', subscriber, alice)
-    await back.expect(`connected to ${running.url}, result code 0, session present: yes`, 'S1', 'the broker still had her session after the kill')
-    await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} kept for alice`], 'S1', 'and the QoS 1 message it had queued for her')
+    await back.expect(`connected to ${running.url}, result code 0, session present: yes`, {
+      claim: 'S1',
+      says: 'the broker still had her session after the kill',
+    })
+    await back.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} kept for alice`], {
+      claim: 'S1',
+      says: 'and the QoS 1 message it had queued for her',
+    })
     await back.stop()
 
     await stage.step('Try to start a second broker on the same directory while this one runs')
     const second = await stage.run('second-broker', broker, ['--port', '0', '--persist', store], 1)
-    await second.expectError(`error: --persist ${store} is in use by another running broker (it holds the LOCK file); stop that broker, or give another directory`,
-      undefined, 'refused: one directory, one broker; the store is left as it was')
+    await second.expectError(
+      `error: --persist ${store} is in use by another running broker (it holds the LOCK file); ` +
+        `stop that broker, or give another directory`,
+      { says: 'refused: one directory, one broker; the store is left as it was' },
+    )
 
     await stage.step('Stop the broker')
     await running.proc.stop()
-    stage.ok(undefined, 'what it stored waits in the directory for its next start (the stage removes its temporary directory now)')
+    stage.ok({
+      says:
+        'what it stored waits in the directory for its next ' +
+        'start (the stage removes its temporary directory now)',
+    })
   },
 }
 

@@ -22,35 +22,56 @@ export const retained: Scenario = {
 
     await stage.step('Start a subscriber')
     const first = stage.spawn('subscriber-1', subscriber, topicArgs)
-    await first.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} on (retained)`], 'C11',
-      'subscriber-1 printed the message published before it started, marked as retained')
+    await first.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} on (retained)`], {
+      claim: 'C11',
+      says: 'subscriber-1 printed the message published before it started, marked as retained',
+    })
 
     await stage.step('Stop it and start it again, without publishing anything')
     await first.stop()
     const again = stage.spawn('subscriber-1', subscriber, topicArgs)
-    await again.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} on (retained)`], 'C12',
-      'it printed the same retained message again')
-    await stage.barrier(topic, [again], undefined, 'it printed it once')
+    await again.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} on (retained)`], {
+      claim: 'C12',
+      says: 'it printed the same retained message again',
+    })
+    await stage.barrier(topic, [again], { says: 'it printed it once' })
 
     await stage.step('While it runs, publish three retained messages in a row')
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'one', '--message', 'two', '--message', 'three'])
-    for (const message of ['one', 'two', 'three']) await again.expect(`${topic} ${message}`, undefined, `subscriber-1 got "${message}" live`)
-    stage.ok('S2', 'live deliveries carry no retained mark: the RETAIN flag is cleared for subscribers already listening')
+    for (const message of ['one', 'two', 'three']) {
+      await again.expect(`${topic} ${message}`, { says: `subscriber-1 got "${message}" live` })
+    }
+    stage.ok({
+      claim: 'S2',
+      says:
+        'live deliveries carry no retained mark: ' +
+        'the RETAIN flag is cleared for subscribers already listening',
+    })
 
     await stage.step('Start a second subscriber')
     const second = stage.spawn('subscriber-2', subscriber, topicArgs)
-    await second.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} three (retained)`], 'C13',
-      'subscriber-2 received the last message only')
-    await stage.barrier(topic, [second], 'C13', 'and none of the earlier ones: a topic retains one message')
+    await second.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} three (retained)`], {
+      claim: 'C13',
+      says: 'subscriber-2 received the last message only',
+    })
+    await stage.barrier(topic, [second], {
+      claim: 'C13',
+      says: 'and none of the earlier ones: a topic retains one message',
+    })
 
     await stage.step('Publish an empty retained message to delete the retained one')
     await stage.run('publisher', publisher, [...topicArgs, '--message', ''])
-    await again.expect(`${topic} (empty)`, undefined, 'subscribers already listening get the empty message like any other')
+    await again.expect(`${topic} (empty)`, {
+      says: 'subscribers already listening get the empty message like any other',
+    })
 
     await stage.step('Start a third subscriber')
     const third = stage.spawn('subscriber-3', subscriber, topicArgs)
-    await third.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'subscriber-3 is subscribed')
-    await stage.barrier(topic, [third], 'S2', 'it received nothing: the empty retained message removed what the topic kept')
+    await third.expect(`subscribed to ${topic} (QoS 0)`, { says: 'subscriber-3 is subscribed' })
+    await stage.barrier(topic, [third], {
+      claim: 'S2',
+      says: 'it received nothing: the empty retained message removed what the topic kept',
+    })
 
     await stage.step('Stop the subscribers')
     await Promise.all([again.stop(), second.stop(), third.stop()])

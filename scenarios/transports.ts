@@ -38,19 +38,36 @@ export const transports: Scenario = {
     const subscribers: Proc[] = []
     for (const transport of available) {
       const proc = stage.spawn(transport.label, subscriber, ['--url', transport.url, ...topicArgs])
-      await proc.expect(`connected to ${transport.url}, result code 0`, undefined, `connected over ${transport.name}`)
-      await proc.expect(`subscribed to ${topic} (QoS 0)`, undefined, `subscribed over ${transport.name}`)
+      await proc.expect(`connected to ${transport.url}, result code 0`, {
+        says: `connected over ${transport.name}`,
+      })
+      await proc.expect(`subscribed to ${topic} (QoS 0)`, {
+        says: `subscribed over ${transport.name}`,
+      })
       subscribers.push(proc)
     }
-    if (missing.length) notApplicable(`a subscriber over ${missing.map((t) => t.name).join(' and ')}`)
-    else stage.ok('C3', 'one subscriber program, three transports: MQTT is the same bytes whatever stream carries them')
+    if (missing.length) {
+      notApplicable(`a subscriber over ${missing.map((t) => t.name).join(' and ')}`)
+    } else {
+      stage.ok({
+        claim: 'C3',
+        says:
+          'one subscriber program, three transports: ' +
+          'MQTT is the same bytes whatever stream carries them',
+      })
+    }
 
     for (const transport of available.slice(1)) {
       await stage.step(`Publish over ${transport.name}`)
       const message = `over ${transport.name}`
       await stage.run('publisher', publisher, ['--url', transport.url, '--message', message, ...topicArgs])
       for (const proc of subscribers) await proc.until(`${topic} ${message}`)
-      stage.ok('C3', `a publisher over ${transport.name} reached the subscribers over ${available.map((t) => t.name).join(', ')}`)
+      stage.ok({
+        claim: 'C3',
+        says:
+          `a publisher over ${transport.name} reached the ` +
+          `subscribers over ${available.map((t) => t.name).join(', ')}`,
+      })
     }
     for (const transport of missing) {
       await stage.step(`Publish over ${transport.name}`)
@@ -64,12 +81,26 @@ export const transports: Scenario = {
       const between = [...await proc.until(`${topic} two`), ...await proc.until(`${topic} three`)]
       if (between.length > 0) throw stage.failure(`${proc.label} printed ${JSON.stringify(between[0])} between the three messages`, proc)
     }
-    stage.ok('S7', 'each transport delivered the three whole and in order: an ordered, lossless, two-way byte stream is all MQTT asks of it')
+    stage.ok({
+      claim: 'S7',
+      says:
+        'each transport delivered the three whole and in order: ' +
+        'an ordered, lossless, two-way byte stream is all MQTT asks of it',
+    })
 
     await stage.step('Try a transport that is not a byte stream: UDP')
     const udp = await stage.run('publisher', publisher, ['--url', 'udp://127.0.0.1:1883', ...topicArgs], 1)
-    await udp.expectError('error: cannot connect to udp://127.0.0.1:1883: MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own',
-      'S7', 'datagrams can be lost or come out of order: MQTT does not run over UDP; MQTT-SN is the protocol for that')
+    await udp.expectError(
+      'error: cannot connect to udp://127.0.0.1:1883: ' +
+        'MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); ' +
+        'over UDP devices speak MQTT-SN, a protocol of its own',
+      {
+        claim: 'S7',
+        says:
+          'datagrams can be lost or come out of order: ' +
+          'MQTT does not run over UDP; MQTT-SN is the protocol for that',
+      },
+    )
 
     await stage.step('Stop the subscribers')
     await Promise.all(subscribers.map((proc) => proc.stop()))

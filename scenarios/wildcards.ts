@@ -31,63 +31,101 @@ export const wildcards: Scenario = {
     }
     const sub = (filter: string) => subscribers.get(filter)!
     for (const [filter, proc] of subscribers) await proc.until(`subscribed to ${t(filter)} (QoS 0)`)
-    stage.ok(undefined, 'all five are subscribed')
+    stage.ok({ says: 'all five are subscribed' })
 
     // Under a topic prefix (a shared broker), # becomes <prefix>/# and cannot show this.
     if (!stage.prefixed) {
       stage.say('brokers publish facts about themselves under $SYS; the bundled one and Mosquitto keep their version there, retained')
       const sys = stage.spawn('$SYS/broker/version', subscriber, ['--topic', '$SYS/broker/version'])
-      await sys.expect(/^\$SYS\/broker\/version .+ \(retained\)$/, undefined, 'a subscriber that names the $SYS topic gets it')
-      await stage.barrier(t('home/living_room/light'), [sub('#')], 'S4',
-        '# got nothing: a filter that starts with a wildcard does not match topics that start with $')
+      await sys.expect(/^\$SYS\/broker\/version .+ \(retained\)$/, {
+        says: 'a subscriber that names the $SYS topic gets it',
+      })
+      await stage.barrier(t('home/living_room/light'), [sub('#')], {
+        claim: 'S4',
+        says:
+          '# got nothing: a filter that starts with a ' +
+          'wildcard does not match topics that start with $',
+      })
       await sys.stop()
     }
 
     await stage.step('Publish to home/living_room/light')
     await publish('home/living_room/light')
     await expectMessage(stage, t('home/living_room/light'), [sub('home/living_room/light'), sub('home/living_room/+'), sub('home/+/light'), sub('home/#'), sub('#')])
-    stage.ok('C14', 'the exact filter home/living_room/light got its own topic')
+    stage.ok({ claim: 'C14', says: 'the exact filter home/living_room/light got its own topic' })
 
     await stage.step('Publish to home/living_room/tv')
     await publish('home/living_room/tv')
     await expectMessage(stage, t('home/living_room/tv'), [sub('home/living_room/+'), sub('home/#'), sub('#')])
-    stage.ok('C15', 'home/living_room/+ got both home/living_room/light and home/living_room/tv')
-    await stage.barrier(t('home/living_room/light'), [sub('home/living_room/light')], 'C14', 'home/living_room/light did not get home/living_room/tv')
-    await stage.barrier(t('home/living_room/light'), [sub('home/+/light')], 'C16', 'home/+/light did not get home/living_room/tv')
+    stage.ok({
+      claim: 'C15',
+      says: 'home/living_room/+ got both home/living_room/light and home/living_room/tv',
+    })
+    await stage.barrier(t('home/living_room/light'), [sub('home/living_room/light')], {
+      claim: 'C14',
+      says: 'home/living_room/light did not get home/living_room/tv',
+    })
+    await stage.barrier(t('home/living_room/light'), [sub('home/+/light')], {
+      claim: 'C16',
+      says: 'home/+/light did not get home/living_room/tv',
+    })
 
     await stage.step('Publish to home/bedroom/light')
     await publish('home/bedroom/light')
     await expectMessage(stage, t('home/bedroom/light'), [sub('home/+/light'), sub('home/#'), sub('#')])
-    stage.ok('C16', 'home/+/light got the light of both rooms')
-    await stage.barrier(t('home/living_room/light'), [sub('home/living_room/light'), sub('home/living_room/+')], undefined,
-      'the living-room filters did not get the bedroom')
+    stage.ok({ claim: 'C16', says: 'home/+/light got the light of both rooms' })
+    await stage.barrier(
+      t('home/living_room/light'),
+      [sub('home/living_room/light'), sub('home/living_room/+')],
+      { says: 'the living-room filters did not get the bedroom' },
+    )
 
     await stage.step('Publish to home itself, one level up')
     await publish('home')
     await expectMessage(stage, t('home'), [sub('home/#'), sub('#')])
-    stage.ok('S3', 'home/# also matches home, the level it hangs from')
-    await stage.barrier(t('home/living_room/light'), [sub('home/living_room/light'), sub('home/living_room/+'), sub('home/+/light')], 'S3',
-      '+ needs a level to fill: home/+/light and home/living_room/+ did not get home')
+    stage.ok({ claim: 'S3', says: 'home/# also matches home, the level it hangs from' })
+    await stage.barrier(
+      t('home/living_room/light'),
+      [sub('home/living_room/light'), sub('home/living_room/+'), sub('home/+/light')],
+      {
+        claim: 'S3',
+        says: '+ needs a level to fill: home/+/light and home/living_room/+ did not get home',
+      },
+    )
 
     await stage.step('Publish to home//light, whose middle level is empty')
     await publish('home//light')
     await expectMessage(stage, t('home//light'), [sub('home/+/light'), sub('home/#'), sub('#')])
-    stage.ok('S3', 'an empty level is still a level: home/+/light matched home//light')
-    await stage.barrier(t('home/living_room/light'), [sub('home/living_room/light'), sub('home/living_room/+')], undefined,
-      'the living-room filters did not get home//light')
-    stage.ok('C17', '# got every message, at every level')
+    stage.ok({
+      claim: 'S3',
+      says: 'an empty level is still a level: home/+/light matched home//light',
+    })
+    await stage.barrier(
+      t('home/living_room/light'),
+      [sub('home/living_room/light'), sub('home/living_room/+')],
+      { says: 'the living-room filters did not get home//light' },
+    )
+    stage.ok({ claim: 'C17', says: '# got every message, at every level' })
 
     await stage.step('Try to publish to a topic with a wildcard in it')
     const refused = await stage.run('publisher', publisher, ['--topic', t('home/+/light')], 1)
     await refused.expectError(
-      `error: cannot publish to "${t('home/+/light')}": a topic name must not contain the wildcards + or # (MQTT 3.1.1 §4.7.1); publish to a concrete topic such as home/bedroom/light`,
-      'S5', 'a topic name in PUBLISH cannot hold a wildcard: refused before it left')
+      `error: cannot publish to "${t('home/+/light')}": ` +
+        `a topic name must not contain the wildcards + or # (MQTT 3.1.1 §4.7.1); ` +
+        `publish to a concrete topic such as home/bedroom/light`,
+      {
+        claim: 'S5',
+        says: 'a topic name in PUBLISH cannot hold a wildcard: refused before it left',
+      },
+    )
 
     await stage.step('Try to subscribe with a wildcard that does not fill its level')
     const invalid = await stage.run('subscriber', subscriber, ['--topic', t('home/liv+')], 1)
     await invalid.expectError(
-      `error: cannot subscribe to "${t('home/liv+')}": + must fill a whole level, as in home/+/light (MQTT 3.1.1 §4.7.1.3)`,
-      'S3', 'home/liv+ is not a valid filter')
+      `error: cannot subscribe to "${t('home/liv+')}": ` +
+        `+ must fill a whole level, as in home/+/light (MQTT 3.1.1 §4.7.1.3)`,
+      { claim: 'S3', says: 'home/liv+ is not a valid filter' },
+    )
 
     await stage.step('Stop the subscribers')
     await Promise.all([...subscribers.values()].map((proc) => proc.stop()))
@@ -97,7 +135,7 @@ export const wildcards: Scenario = {
 /** Each of `procs` prints the message "on" that was just published to `topic`: one tick for all. */
 async function expectMessage(stage: Stage, topic: string, procs: Proc[]): Promise<void> {
   for (const proc of procs) await proc.until(`${topic} on`)
-  stage.ok(undefined, `${procs.map((proc) => proc.label).join(', ')} got it`)
+  stage.ok({ says: `${procs.map((proc) => proc.label).join(', ')} got it` })
 }
 
 if (isMain(import.meta.url)) await show(wildcards)

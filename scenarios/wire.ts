@@ -29,39 +29,66 @@ export const wire: Scenario = {
     const wiretap = stage.spawn('tap', tap, ['--listen-port', '0'])
     await wiretap.until(/^tap on mqtt:\/\/127\.0\.0\.1:\d+, passing every byte to and from /)
     const tapUrl = wiretap.output.find((l) => l.text.startsWith('tap on '))!.text.match(/^tap on (\S+),/)![1]
-    stage.ok(undefined, `a client that connects to ${tapUrl} talks to the broker through the tap`)
+    stage.ok({ says: `a client that connects to ${tapUrl} talks to the broker through the tap` })
 
     await stage.step(`Start the subscriber through the tap, with a keepalive of ${KEEPALIVE} seconds`)
     const sub = stage.spawn('subscriber', subscriber, ['--url', tapUrl, '--id', stage.clientId('wire-subscriber'), '--keepalive', String(KEEPALIVE), ...topicArgs])
-    await sub.expect(`subscribed to ${topic} (QoS 0)`, undefined, 'the subscriber is connected and subscribed, as usual')
+    await sub.expect(`subscribed to ${topic} (QoS 0)`, {
+      says: 'the subscriber is connected and subscribed, as usual',
+    })
     // Each packet starts with a fixed header: a byte for the type and flags, then how many bytes follow.
     const connect = await packet(wiretap, 'client', 'CONNECT')
-    stage.ok(undefined, `CONNECT, ${connect.size} bytes: "MQTT", level 4 (3.1.1), clean session, keepalive ${KEEPALIVE} s, the client id`)
+    stage.ok({
+      says:
+        `CONNECT, ${connect.size} bytes: "MQTT", level 4 (3.1.1), ` +
+        `clean session, keepalive ${KEEPALIVE} s, the client id`,
+    })
     const connack = await packet(wiretap, 'broker', 'CONNACK')
-    stage.ok(undefined, `CONNACK, ${connack.size} bytes: no session kept from before, return code 0 (accepted)`)
+    stage.ok({
+      says: `CONNACK, ${connack.size} bytes: no session kept from before, return code 0 (accepted)`,
+    })
     const subscribe = await packet(wiretap, 'client', 'SUBSCRIBE')
-    stage.ok(undefined, `SUBSCRIBE, ${subscribe.size} bytes: a packet id (MQTT.js picks the first at random), the filter, QoS 0`)
+    stage.ok({
+      says:
+        `SUBSCRIBE, ${subscribe.size} bytes: ` +
+        `a packet id (MQTT.js picks the first at random), the filter, QoS 0`,
+    })
     const suback = await packet(wiretap, 'broker', 'SUBACK')
-    stage.ok(undefined, `SUBACK, ${suback.size} bytes: the same packet id, and QoS 0 granted`)
+    stage.ok({ says: `SUBACK, ${suback.size} bytes: the same packet id, and QoS 0 granted` })
 
     await stage.step('Run the publisher, straight to the broker: the message reaches the subscriber through the tap')
     await stage.run('publisher', publisher, topicArgs)
-    await sub.expect(`${topic} on`, undefined, 'the subscriber printed the message')
+    await sub.expect(`${topic} on`, { says: 'the subscriber printed the message' })
     const publish = await packet(wiretap, 'broker', 'PUBLISH')
-    stage.ok('S6', `the PUBLISH of "on" to ${topic} is ${publish.size} bytes: the fixed header, the topic with its length, the payload`)
+    stage.ok({
+      claim: 'S6',
+      says:
+        `the PUBLISH of "on" to ${topic} is ${publish.size} bytes: ` +
+        `the fixed header, the topic with its length, the payload`,
+    })
 
     await stage.step(`Wait: after ${KEEPALIVE} seconds with nothing to send, the subscriber shows it is alive`)
     const ping = await packet(wiretap, 'client', 'PINGREQ')
-    stage.ok('C2', `PINGREQ is ${ping.size} bytes on the wire, ${ping.hex}: the smallest MQTT message, header included`)
+    stage.ok({
+      claim: 'C2',
+      says:
+        `PINGREQ is ${ping.size} bytes on the wire, ` +
+        `${ping.hex}: the smallest MQTT message, header included`,
+    })
     const pong = await packet(wiretap, 'broker', 'PINGRESP')
-    stage.ok('C2', `the broker's PINGRESP is ${pong.size} bytes too, ${pong.hex}`)
+    stage.ok({ claim: 'C2', says: `the broker's PINGRESP is ${pong.size} bytes too, ${pong.hex}` })
 
     await stage.step('Stop the subscriber with Ctrl-C: it says goodbye before it closes the connection')
     await sub.stop()
     const goodbye = await packet(wiretap, 'client', 'DISCONNECT')
-    stage.ok('C2', `DISCONNECT is ${goodbye.size} bytes, ${goodbye.hex}`)
+    stage.ok({ claim: 'C2', says: `DISCONNECT is ${goodbye.size} bytes, ${goodbye.hex}` })
     await wiretap.until('connection 1 closed')
-    stage.ok('S6', `the ${ping.size}-byte packets are those with no variable header and no payload; a PUBLISH of "on" is ${publish.size}`)
+    stage.ok({
+      claim: 'S6',
+      says:
+        `the ${ping.size}-byte packets are those with no variable ` +
+        `header and no payload; a PUBLISH of "on" is ${publish.size}`,
+    })
 
     await wiretap.stop()
   },

@@ -11,7 +11,7 @@ import { Aedes, type Client } from 'aedes'
 import { applyFixes, mqtt5Options } from './fixes.ts'
 import { reason } from '../mqtt5-print.ts'
 
-export interface BrokerOptions {
+interface BrokerOptions {
   /** Interface to listen on; 127.0.0.1 (loopback only) unless the user asks for more. */
   host?: string
   /** TCP port; 0 picks a free one. Default 1883, the article's. */
@@ -62,7 +62,7 @@ export interface RunningBroker {
   restart(): Promise<void>
 }
 
-export type ClientEventListener = (line: string, clientId: string) => void
+type ClientEventListener = (line: string, clientId: string) => void
 
 /** Large enough for any demo (a discovery config is under 1 kB), small enough that no client can make the broker buffer much. */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024
@@ -115,7 +115,7 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
   const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })) })
-  shared?.guard(aedes)
+  shared?.installHooks(aedes)
   applyFixes(aedes, { onDisk: store !== undefined || shared !== undefined, onRedis: shared !== undefined })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
@@ -225,7 +225,10 @@ async function listenUnix(server: Server, path: string): Promise<string> {
   if (!existsSync(dirname(absolute))) throw new Error(`--unix ${path}: the directory ${dirname(absolute)} does not exist; create it or use another path`)
   if (existsSync(absolute)) {
     if (!lstatSync(absolute).isSocket()) throw new Error(`--unix ${path} exists and is not a socket; give a path to a new file`)
-    if (await answers(absolute)) throw new Error(`--unix ${path} is in use by another running broker; stop it, or use another path`)
+    if (await unixSocketAnswers(absolute)) {
+      const inUse = `--unix ${path} is in use by another running broker`
+      throw new Error(`${inUse}; stop it, or use another path`)
+    }
     unlinkSync(absolute)
   }
   await new Promise<void>((done, reject) => {
@@ -238,7 +241,7 @@ async function listenUnix(server: Server, path: string): Promise<string> {
 }
 
 /** Whether something accepts connections on the Unix socket at `path`. */
-function answers(path: string): Promise<boolean> {
+function unixSocketAnswers(path: string): Promise<boolean> {
   return new Promise((done) => {
     const socket = netConnect(path, () => {
       socket.destroy()
@@ -259,7 +262,8 @@ function urlHost(host: string): string {
 function logEvents(aedes: Aedes, log: ClientEventListener & { listening(): boolean }, maxPacketSize: number): void {
   aedes.on('client', (client) => log(`client ${client.id} connected`, client.id))
   aedes.on('clientDisconnect', (client) => log(`client ${client.id} disconnected`, client.id))
-  // MQTT 5 §3.1.2.11.2: a session kept after its connection ended, once its expiry interval has passed.
+  // MQTT 5 §3.1.2.11.2, [MQTT-4.1.0-2]: a session kept after its connection ended, once its expiry
+  // interval has passed.
   aedes.on('sessionExpired', (client) => log(`client ${client.id} session expired: the broker dropped it, and what it had queued`, client.id))
   aedes.on('subscribe', (subscriptions, client) => {
     for (const s of subscriptions) {

@@ -1,5 +1,6 @@
 // The departures of aedes from MQTT that the bundled broker corrects, one file each in ./fixes/, each
-// headed by the rule of the specification it restores. Each fix is made of aedes' own hooks (no fork,
+// headed by the requirement IDs it keeps ([MQTT-4.6.0-6]), or by the sections of the specification
+// where it numbers none. Each fix is made of aedes' own hooks (no fork,
 // no patch), and a test runs aedes without them to show each is needed: test/broker/conformance.test.ts
 // and conformance5.test.ts (which name them on docs/conformance.md), test/broker/no-loss-at-close.test.ts,
 // test/broker/retained-before-live.test.ts, and the --persist part of test/experiments/persistence.test.ts.
@@ -22,9 +23,10 @@ import { storeInOrder } from './fixes/store-in-order.ts'
 import { keepWillDelayOutOfPublish } from './fixes/will-delay.ts'
 
 /**
- * MQTT 5 §3.2.2.3.8: a client may use topic aliases only up to the Topic Alias Maximum the broker
- * announces in CONNACK, and aedes announces none unless told, so a client that aliases its topics
- * (MQTT.js can do it by itself) is cut off with DISCONNECT 0x94. Ten per connection, as Mosquitto.
+ * MQTT 5 §3.2.2.3.8 [MQTT-3.2.2-17] [MQTT-3.2.2-18]: a client may use topic aliases only up to the
+ * Topic Alias Maximum the broker announces in CONNACK, and aedes announces none unless told, so a
+ * client that aliases its topics (MQTT.js can do it by itself) is cut off with DISCONNECT 0x94. Ten
+ * per connection, as Mosquitto.
  */
 export const mqtt5Options: AedesOptions = { topicAliasMaximum: 10 }
 

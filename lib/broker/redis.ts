@@ -28,19 +28,19 @@ const COMMAND_TIMEOUT_MS = (RETRIES_PER_COMMAND + 2) * RETRY_MS
  */
 const SETTLE_MS = 2 * RETRY_MS
 
-export const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
+const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
 
-export interface SharedRedis {
+interface SharedRedis {
   /** What aedes takes as its `mq` and `persistence` options. */
   aedesOptions: { mq: unknown; persistence: unknown }
   /** Install the hooks: refuse connections, publishes and subscriptions while Redis is away, acknowledge a QoS 1 message once it is passed on, forget a client's wills left on other brokers. */
-  guard(aedes: Aedes): void
+  installHooks(aedes: Aedes): void
   /** Close the three connections (two for the messages, one for the store). */
   close(): Promise<void>
 }
 
 /** What is wrong with `url` as a Redis URL, in words a user can act on; undefined when it is fine. */
-export function redisUrlProblem(url: string): string | undefined {
+function redisUrlProblem(url: string): string | undefined {
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -105,19 +105,21 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   // answers would keep connect() waiting for ever.
   let timer: NodeJS.Timeout | undefined
   const silent = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(unusable(shown, Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })))), CONNECT_TIMEOUT_MS)
+    const noAnswer = Object.assign(new Error('no answer'), { code: 'ETIMEDOUT' })
+    const giveUp = () => reject(new Error(whyRedisIsUnusable(shown, noAnswer)))
+    timer = setTimeout(giveUp, CONNECT_TIMEOUT_MS)
   })
   try {
     await Promise.race([silent, Promise.all(connections.map(async (connection, i) => {
       try {
         await connection.connect()
       } catch (error) {
-        throw new Error(unusable(shown, lastError[i] ?? (error as Error)))
+        throw new Error(whyRedisIsUnusable(shown, lastError[i] ?? (error as Error)))
       }
     }))])
     // ioredis reports some refusals (a database number out of range) as an error and carries on.
     const refused = lastError.find(Boolean)
-    if (refused) throw new Error(unusable(shown, refused))
+    if (refused) throw new Error(whyRedisIsUnusable(shown, refused))
   } catch (error) {
     connections.forEach((connection) => connection.disconnect())
     throw error
@@ -137,7 +139,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     connection.on('close', () => {
       if (away || closing) return
       away = true
-      const why = lastError[i] ? ` (${reason(lastError[i]!)})` : ''
+      const why = lastError[i] ? ` (${failureReason(lastError[i]!)})` : ''
       say(`lost Redis at ${shown}${why}; until it is back this broker refuses connections, publishes and subscriptions, and messages from the other brokers do not reach it; trying again every ${RETRY_MS / 1000} s`)
     })
     connection.on('ready', async () => {
@@ -173,7 +175,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
 
   return {
     aedesOptions: { mq, persistence: inOrder(redisPersistence({ conn: storeConn }) as Store) },
-    guard: (aedes) => guard(aedes, serving, shown, say),
+    installHooks: (aedes) => holdClientsWhileRedisIsAway(aedes, serving, shown, say),
     async close() {
       closing = true
       // QUIT lets the store's last writes (a will taken off the list, say) finish first.
@@ -199,10 +201,10 @@ interface Store {
  *   waits for its own announcement to come back through Redis, keyed by client and first filter, so
  *   the second wait replaced the first, which never ended. Here a client's changes are made one at a
  *   time, and the same SUBSCRIBE is stored once.
- * - MQTT 3.1.1 §3.8.4: a SUBSCRIBE of several filters is handled as one SUBSCRIBE per filter, in
- *   order, so the retained messages of the first filter come before those of the next. The store
- *   sent those of exact topics first, then those of wildcard filters. Here they are asked for filter
- *   by filter; a topic that two filters match is sent once, as before.
+ * - MQTT 3.1.1 §3.8.4 [MQTT-3.8.4-4]: a SUBSCRIBE of several filters is handled as one SUBSCRIBE
+ *   per filter, in order, so the retained messages of the first filter come before those of the
+ *   next. The store sent those of exact topics first, then those of wildcard filters. Here they are
+ *   asked for filter by filter; a topic that two filters match is sent once, as before.
  */
 function inOrder(store: Store): Store {
   const queues = new Map<string, Promise<unknown>>()
@@ -252,7 +254,12 @@ interface MessageFlow {
  * has been passed on. What cannot be refused is said in one line, not hidden: a Last Will that Redis
  * does not come back in time to take.
  */
-function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: string) => void): void {
+function holdClientsWhileRedisIsAway(
+  aedes: Aedes,
+  serving: () => boolean,
+  shown: string,
+  say: (line: string) => void,
+): void {
   const unavailable = () => new Error(`Redis at ${shown} is away`)
   // A refused CONNECT is closed without a CONNACK: return code 3 (server unavailable) would be more
   // precise, but MQTT.js stops reconnecting after any refusal, and a client should come back once Redis does.
@@ -301,21 +308,27 @@ function guard(aedes: Aedes, serving: () => boolean, shown: string, say: (line: 
       if (client && held.has(packet)) {
         held.delete(packet)
         if (error) {
-          say(`client ${client.id}'s QoS 1 message to ${packet.topic} could not be passed on (Redis at ${shown}: ${reason(error)}); closing its connection before the PUBACK, so that it sends the message again`)
+          const message = `client ${client.id}'s QoS 1 message to ${packet.topic}`
+          const why = `Redis at ${shown}: ${failureReason(error)}`
+          say(`${message} could not be passed on (${why}); closing its connection before the ` +
+            'PUBACK, so that it sends the message again')
           // With an error, at once: what the corked connection holds, the PUBACK with it, is dropped.
           client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
         } else {
           client.conn.uncork()
         }
       } else if (error && client && wills.has(packet)) {
-        say(`the Last Will of client ${client.id} to ${packet.topic} was not passed on to the clients connected now: Redis at ${shown} failed (${reason(error)})`)
+        const will = `the Last Will of client ${client.id} to ${packet.topic}`
+        const why = `Redis at ${shown} failed (${failureReason(error)})`
+        say(`${will} was not passed on to the clients connected now: ${why}`)
       }
       done(error)
     })
   }
   forgetWillsLeftOnOtherBrokers(aedes, say)
   // aedes reports store failures outside any client (wills of a broker that is gone) as 'error'.
-  ;(aedes as NodeJS.EventEmitter).on('error', (error: Error) => say(`Redis at ${shown} failed: ${reason(error)}`))
+  ;(aedes as NodeJS.EventEmitter).on('error', (error: Error) =>
+    say(`Redis at ${shown} failed: ${failureReason(error)}`))
 }
 
 /**
@@ -349,8 +362,10 @@ function forgetWillsLeftOnOtherBrokers(aedes: Aedes, say: (line: string) => void
     const others = new Set([...Object.keys(brokers), lastBroker.get(client.id) ?? aedes.id])
     others.delete(aedes.id)
     for (const brokerId of others) {
-      persistence.delWill({ id: client.id, brokerId }).catch((error: Error) =>
-        say(`could not delete the will client ${client.id} left on another broker: ${reason(error)}`))
+      persistence.delWill({ id: client.id, brokerId }).catch((error: Error) => {
+        const why = failureReason(error)
+        say(`could not delete the will client ${client.id} left on another broker: ${why}`)
+      })
     }
   })
 }
@@ -361,7 +376,7 @@ async function serverRunId(connection: Redis): Promise<string> {
 }
 
 /** Why Redis at `url` cannot be used, from the error of the first attempt. */
-function unusable(url: string, error: Error & { code?: string }): string {
+function whyRedisIsUnusable(url: string, error: Error & { code?: string }): string {
   const message = error.message
   switch (error.code) {
     case 'ECONNREFUSED':
@@ -379,7 +394,8 @@ function unusable(url: string, error: Error & { code?: string }): string {
   return `cannot use Redis at ${url}: ${message}`
 }
 
-function reason(error: Error & { code?: string }): string {
+/** Why a request to Redis failed, in a few words, for the lines the broker prints. */
+function failureReason(error: Error & { code?: string }): string {
   if (error.name === 'MaxRetriesPerRequestError') return `still away after ${RETRIES_PER_COMMAND} attempts`
   if (error.code === 'ECONNREFUSED') return 'connection refused'
   if (error.code === 'ECONNRESET') return 'connection reset'

@@ -4,7 +4,7 @@
 import { readdirSync, statSync, type Stats } from 'node:fs'
 import { resolve } from 'node:path'
 
-export interface Store {
+interface Store {
   /** What aedes takes as its `persistence` option. */
   persistence: unknown
   /** Release the database, and with it the directory's LOCK. */
@@ -44,9 +44,9 @@ function refuseForeignDirectory(dir: string, path: string): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return
-    throw new Error(problem(dir, code, (error as Error).message))
+    throw new Error(persistDirProblem(dir, code, (error as Error).message))
   }
-  if (!stats.isDirectory()) throw new Error(problem(dir, 'ENOTDIR', ''))
+  if (!stats.isDirectory()) throw new Error(persistDirProblem(dir, 'ENOTDIR', ''))
   if (entries.length > 0 && !entries.includes('CURRENT')) {
     throw new Error(`--persist ${dir} is not empty and holds no broker store; give it an empty or a new directory`)
   }
@@ -55,10 +55,10 @@ function refuseForeignDirectory(dir: string, path: string): void {
 function openProblem(dir: string, error: unknown): string {
   // abstract-level wraps the reason in `cause`, with a LEVEL_ code of its own or a Node.js errno code.
   const cause = (error as { cause?: Error & { code?: string } }).cause
-  return problem(dir, cause?.code, cause?.message ?? String(error))
+  return persistDirProblem(dir, cause?.code, cause?.message ?? String(error))
 }
 
-function problem(dir: string, code: string | undefined, reason: string): string {
+function persistDirProblem(dir: string, code: string | undefined, reason: string): string {
   switch (code) {
     case 'LEVEL_LOCKED':
       return `--persist ${dir} is in use by another running broker (it holds the LOCK file); stop that broker, or give another directory`
@@ -70,7 +70,7 @@ function problem(dir: string, code: string | undefined, reason: string): string 
       return `--persist ${dir} is not a directory; give it a directory (it is created if missing)`
     case 'LEVEL_CORRUPTION':
     case 'LEVEL_IO_ERROR':
-      if (/permission denied/i.test(reason)) return problem(dir, 'EACCES', reason)
+      if (/permission denied/i.test(reason)) return persistDirProblem(dir, 'EACCES', reason)
       return `--persist ${dir} holds a damaged store (${reason}); move it away and start with an empty directory`
     default:
       return `cannot open the store in --persist ${dir}: ${reason}`

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url'
 import type { Plugin } from 'esbuild'
 import { CACHE, keep, outputOf, ROOT, upToDate as builtFromNow } from '../../lib/build-cache.ts'
 /** Changes when the way bundles are built changes, so that older ones are not reused. */
-const FORMAT = 'esm-node20-4'
+const BUNDLE_FORMAT_VERSION = 'esm-node20-4'
 /**
  * Packages left outside the bundle and loaded from node_modules at run time: classic-level finds its
  * native addon beside its own files, esbuild runs its own binary, and ws falls back without the two
@@ -20,7 +20,7 @@ const FORMAT = 'esm-node20-4'
  * (WebSocket, a SOCKS proxy, a browser's timers, Redis, the store on disk): left in, every program
  * would parse them at every start, half of what a publisher's bundle holds.
  */
-const EXTERNAL = ['classic-level', 'esbuild', 'bufferutil', 'utf-8-validate',
+const LEFT_UNBUNDLED = ['classic-level', 'esbuild', 'bufferutil', 'utf-8-validate',
   'ws', 'socks', 'worker-timers', 'ioredis', 'mqemitter-redis', 'aedes-persistence-redis', 'aedes-persistence-level', 'level']
 
 /**
@@ -73,7 +73,7 @@ const bundlePath = (script: string) => join(CACHE, script.replace(/\.ts$/, '.mjs
 
 /** The path of the bundle of `script` if it was built from the files as they are now. */
 function upToDate(script: string): string | undefined {
-  return builtFromNow(bundlePath(script), FORMAT)
+  return builtFromNow(bundlePath(script), BUNDLE_FORMAT_VERSION)
 }
 
 const building = new Map<string, Promise<void>>()
@@ -105,7 +105,7 @@ async function bundle(scripts: string[]): Promise<void> {
     metafile: true,
     keepNames: true,
     logLevel: 'silent',
-    external: EXTERNAL,
+    external: LEFT_UNBUNDLED,
     plugins: [sourceUrls, lazyTransports],
   })
   for (const script of scripts) {
@@ -113,7 +113,7 @@ async function bundle(scripts: string[]): Promise<void> {
     const output = outputOf(result.metafile, path)
     const contents = result.outputFiles.find((file) => file.path === path)?.text
     if (!output || contents === undefined) throw new Error(`esbuild wrote no ${path}`)
-    keep(path, `${prelude(join(ROOT, script))}${contents}`, output, FORMAT)
+    keep(path, `${prelude(join(ROOT, script))}${contents}`, output, BUNDLE_FORMAT_VERSION)
   }
 }
 

@@ -5,15 +5,15 @@ import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
 import { ROOT } from '../../lib/build-cache.ts'
 import { programArgs, programEnv } from './bundle.ts'
-import type { Event, StageOptions } from './scenario.ts'
-import { seconds, Waiter } from './waiter.ts'
+import type { Event, Expectation, StageOptions } from './scenario.ts'
+import { inSeconds, Waiter } from './waiter.ts'
 
 /** What a program on stage asks of the stage that started it (./stage.ts's Stage). */
 export interface ProcStage {
   readonly waitMs: number
   readonly options: Pick<StageOptions, 'onSlow'>
   readonly isClosing: boolean
-  ok(claim: string | undefined, text: string): void
+  ok(met: Expectation): void
   failure(what: string, proc?: Proc): Error
   heard(proc: Proc, text: string, stream: 'stdout' | 'stderr'): void
   stopped(proc: Proc, signal: NodeJS.Signals): void
@@ -26,12 +26,12 @@ const STOP_GRACE_MS = 5000
 /** When a wait that lasts is reported (StageOptions.onSlow), in ms. */
 const SLOW_AT = [5000, 15_000, 30_000, 45_000]
 
-export interface Line {
+interface Line {
   text: string
   stream: 'stdout' | 'stderr'
 }
 
-export interface Exit {
+interface Exit {
   code: number | null
   signal: NodeJS.Signals | null
 }
@@ -39,11 +39,11 @@ export interface Exit {
 /** A demo program running on stage: its output, line by line, and a cursor for expectations. */
 export class Proc {
   readonly output: Line[] = []
-  /** The process, once the stage has started it (it may wait for its turn, see Stage.spawn). */
+  /** The process, once the stage has started it (it may wait to start, see StartLimiter). */
   child?: ChildProcess
   /** Set when its end is expected: the stage stops it, or runs it to its end. */
   ending = false
-  /** Stopped before its turn to start came: the stage does not start it at all. */
+  /** Stopped while it waited to start: the stage does not start it at all. */
   cancelled = false
   private result?: Exit
   private cursor = 0
@@ -60,23 +60,29 @@ export class Proc {
   }
 
   /**
-   * Start `script` (relative to the repository) from its bundle (./bundle.ts) when its turn comes,
-   * unless it was stopped meanwhile or the stage is closing; `command` starts something else in its
-   * place (its Python twin: the interpreter and the .py file).
+   * Start `script` (relative to the repository) from its bundle (./bundle.ts) when `starts` lets
+   * it, unless it was stopped meanwhile or the stage is closing; `command` starts something else in
+   * its place (its Python twin: the interpreter and the .py file).
    */
-  start(turns: Turns, script: string, args: string[], env: NodeJS.ProcessEnv, command?: string[]): void {
-    void turns.take().then((done) => {
+  start(
+    starts: StartLimiter,
+    script: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    command?: string[],
+  ): void {
+    void starts.acquire().then((release) => {
       if (this.cancelled || this.stage.isClosing) {
-        done()
+        release()
         return this.neverStarted()
       }
       const [file, ...before] = command ?? [process.execPath, ...programArgs(script)]
       const child = spawn(file, [...before, ...args], { cwd: ROOT, env: command ? env : programEnv(env, args), stdio: ['pipe', 'pipe', 'pipe'] })
-      const timer = setTimeout(done, START_TURN_MS)
-      child.stdout!.once('data', done)
+      const timer = setTimeout(release, START_HOLD_MS)
+      child.stdout!.once('data', release)
       child.once('close', () => {
         clearTimeout(timer)
-        done()
+        release()
       })
       this.attach(child)
     })
@@ -101,7 +107,7 @@ export class Proc {
     })
   }
 
-  /** It will not start: it was stopped while it waited for its turn. */
+  /** It will not start: it was stopped while it waited to start. */
   private neverStarted(): void {
     this.settle({ code: null, signal: null }, 'was stopped before it started')
   }
@@ -116,7 +122,8 @@ export class Proc {
   finished(): Promise<Exit> {
     return this.reportingSlowness('to finish', this.lines.until(() => this.result, {
       timeoutMs: this.stage.waitMs,
-      timedOut: (ms) => this.stage.failure(`${this.label} did not finish within ${seconds(ms)}`, this),
+      timedOut: (ms) =>
+        this.stage.failure(`${this.label} did not finish within ${inSeconds(ms)}`, this),
     }))
   }
 
@@ -128,16 +135,16 @@ export class Proc {
    * Wait until this process prints `line` on stdout (after the last expectation), then mark it met.
    * Fails, naming what was awaited, if the process exits first or the run hangs.
    */
-  async expect(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
+  async expect(line: string | RegExp, met: Expectation): Promise<void> {
     await this.until(line)
-    this.stage.ok(claim, says)
+    this.stage.ok(met)
   }
 
   /**
    * Wait until this process prints every one of `lines`, in any order (a queued message may come before
    * or after the SUBACK, say), then mark them met. The cursor moves past the last of them.
    */
-  async expectAll(lines: string[], claim: string | undefined, says: string): Promise<void> {
+  async expectAll(lines: string[], met: Expectation): Promise<void> {
     const awaited = lines.map((l) => JSON.stringify(l)).join(' and ')
     await this.waitFor(awaited, () => {
       const printed = this.stdout
@@ -146,16 +153,16 @@ export class Proc {
       this.cursor = Math.max(...at) + 1
       return true
     })
-    this.stage.ok(claim, says)
+    this.stage.ok(met)
   }
 
   /** Wait until the error line `line` (or a line matching it) is printed on stderr. */
-  async expectError(line: string | RegExp, claim: string | undefined, says: string): Promise<void> {
+  async expectError(line: string | RegExp, met: Expectation): Promise<void> {
     const matches = (text: string) => (typeof line === 'string' ? text === line : line.test(text))
     const awaited = typeof line === 'string' ? JSON.stringify(line) : `matching ${line}`
     await this.waitFor(`the error line ${awaited}`, () =>
       this.output.some((l) => l.stream === 'stderr' && matches(l.text)) ? [] : undefined)
-    this.stage.ok(claim, says)
+    this.stage.ok(met)
   }
 
   /** Whether this process has printed `line` on stdout since its last expectation (the cursor stays). */
@@ -192,7 +199,8 @@ export class Proc {
   private waitFor<T>(awaited: string, found: () => T | undefined): Promise<T> {
     return this.reportingSlowness(`to print ${awaited}`, this.lines.until(found, {
       timeoutMs: this.stage.waitMs,
-      timedOut: (ms) => this.stage.failure(`${this.label} did not print ${awaited} within ${seconds(ms)}`, this),
+      timedOut: (ms) =>
+        this.stage.failure(`${this.label} did not print ${awaited} within ${inSeconds(ms)}`, this),
       ended: (how) => this.stage.failure(`${this.label} ${how} before printing ${awaited}`, this),
     }))
   }
@@ -224,28 +232,29 @@ export class Proc {
   }
 }
 
-/** The longest a program holds its turn to start (see Turns). */
-const START_TURN_MS = 2000
+/** The longest a starting program keeps another from starting in its place (see StartLimiter). */
+const START_HOLD_MS = 2000
 
 /**
  * Programs starting at once share the machine's cores: a start costs about 0.15 s of CPU, and five
  * subscribers started together on a busy laptop took over 10 s each. At most one program per core
- * starts at a time; a program holds its turn until it prints its first line or ends, or for
- * START_TURN_MS at most (one that prints late must not hold the others back).
+ * starts at a time: a semaphore with one permit per core (two at least). A program holds its permit
+ * until it prints its first line or ends, or for START_HOLD_MS at most (one that prints late must
+ * not hold the others back).
  */
-export class Turns {
+export class StartLimiter {
   private free = Math.max(2, availableParallelism())
   private readonly queue: (() => void)[] = []
 
-  /** Resolves, when a turn is free, with the function that gives it back. */
-  take(): Promise<() => void> {
+  /** Resolves, once a permit is free, with the function that releases it (at its first call). */
+  acquire(): Promise<() => void> {
     return new Promise((resolve) => {
       const grant = () => {
         this.free--
-        let given = false
+        let released = false
         resolve(() => {
-          if (given) return
-          given = true
+          if (released) return
+          released = true
           this.free++
           this.queue.shift()?.()
         })

@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process'
 import type { RunningBroker } from '../../lib/broker/broker.ts'
 
 /**
- * The budget of a scenario that does not give one. Ours take 1 to 5 s each on this 2-core machine at
- * rest; a busy one (other test suites beside it) has been seen to take ten times as long. A hung run
- * fails sooner anyway, at the wait that hangs (scenarios/stage/waiter.ts).
+ * The budget of a scenario that does not give one. Ours took 1 to 5 s each on the project's 2-core
+ * development machine at rest (December 2026), and up to ten times as long with other test suites
+ * beside them. A hung run fails sooner anyway, at the wait that hangs (./waiter.ts's HUNG_MS).
  */
-export const DEFAULT_BUDGET_S = 120
+const DEFAULT_BUDGET_S = 120
 
 /** A scenario's budget in milliseconds. */
 export function budgetMs(scenario: { budget?: number }): number {
@@ -49,6 +49,14 @@ export type Event =
   /** The stage stopped a program: Ctrl-C (SIGINT), or a kill. */
   | { kind: 'stop'; label: string; signal: NodeJS.Signals; pid: number }
   | { kind: 'died'; label: string; text: string }
+
+/** An expectation as the audience sees it once met: what it showed, the claim it demonstrates. */
+export interface Expectation {
+  /** The ID of the claim it demonstrates (docs/claims.md), where it demonstrates one. */
+  claim?: string
+  /** One sentence: what was seen. */
+  says: string
+}
 
 export interface StageOptions {
   /** An existing broker to use instead of starting the bundled one (MQTT_URL). */

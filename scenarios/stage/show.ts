@@ -101,17 +101,23 @@ export async function show(...available: Scenario[]): Promise<void> {
     await current.close()
     const claims = claimsMet(current.events)
     shown.push(...claims)
-    view.result(true, `${scenario.name}: every expectation met (${claims.join(', ')}) in ${seconds(begun)}`)
+    const met = `every expectation met (${claims.join(', ')})`
+    view.result(true, `${scenario.name}: ${met} in ${secondsSince(begun)}`)
   }
   if (scenarios.length > 1) {
     const all = [...new Set(shown)].sort(byClaimId)
-    new View(term, { verbose: false, from: 1 }).result(true, `${scenarios.length - skipped.length} experiments, ${all.length} claims shown (${all.join(', ')}) in ${seconds(started)}${skipped.length ? `; skipped: ${skipped.join(', ')}` : ''}`)
+    const played = `${scenarios.length - skipped.length} experiments`
+    const claimsShown = `${all.length} claims shown (${all.join(', ')})`
+    const skips = skipped.length ? `; skipped: ${skipped.join(', ')}` : ''
+    new View(term, { verbose: false, from: 1 })
+      .result(true, `${played}, ${claimsShown} in ${secondsSince(started)}${skips}`)
   }
   term.release()
 }
 
-function seconds(since: number): string {
-  return `${((performance.now() - since) / 1000).toFixed(1)} s`
+/** "2.3 s": the time since `start`, a performance.now() reading, as the show's results give it. */
+function secondsSince(start: number): string {
+  return `${((performance.now() - start) / 1000).toFixed(1)} s`
 }
 
 /** "Stop it" for "step 3, stop it": a title's first letter in lower case, unless it starts an acronym. */

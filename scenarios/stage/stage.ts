@@ -12,12 +12,18 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
 import { LIFELINE } from '../../lib/cli.ts'
-import { HUNG_MS, seconds, Waiter } from './waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from './waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
-import { Proc, shellQuote, Turns } from './proc.ts'
-import { budgetMs, type Event, type Needs, type StageOptions } from './scenario.ts'
+import { Proc, shellQuote, StartLimiter, type ProcStage } from './proc.ts'
+import {
+  budgetMs,
+  type Event,
+  type Expectation,
+  type Needs,
+  type StageOptions,
+} from './scenario.ts'
 
-export class StageError extends Error {}
+class StageError extends Error {}
 
 /** One experiment of the article, written once as steps: played silently by check(), or as a show (./show.ts). */
 export interface Scenario {
@@ -29,8 +35,9 @@ export interface Scenario {
   /** What the scenario needs of the stage beyond the bundled broker over TCP; see Needs. */
   needs?: Needs
   /**
-   * How long one play may take, in seconds, on a machine much slower or busier than ours (default
-   * DEFAULT_BUDGET_S): check() fails a play that outlasts it, naming the step it was at.
+   * How long one play may take, in seconds, on a machine much slower or busier than the one it was
+   * measured on (default ./scenario.ts's DEFAULT_BUDGET_S): check() fails a play that outlasts it,
+   * naming the step it was at.
    */
   budget?: number
 }
@@ -38,7 +45,7 @@ export interface Scenario {
 /** The programs that connect as MQTT clients and take --id: the stage names their client ids after their labels. */
 const CLIENT_PROGRAM = /^demos\/[^/]+\/(publisher|subscriber)\.ts$/
 
-export class Stage {
+export class Stage implements ProcStage {
   readonly events: Event[] = []
   /** The URL the demos connect to; set by open(). */
   url = ''
@@ -58,8 +65,8 @@ export class Stage {
   private readonly retainedTopics = new Set<string>()
   private readonly tempDirs: string[] = []
   private closing = false
-  /** Programs take turns to start (see Turns). */
-  private readonly turns = new Turns()
+  /** How many programs start at once (see StartLimiter). */
+  private readonly starts = new StartLimiter()
   /** Every event recorded: what waits on the lines of several processes, or of the broker, look at. */
   private readonly printing = new Waiter()
 
@@ -147,7 +154,7 @@ export class Stage {
   /**
    * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. The
    * audience sees the command a learner types; the stage starts the program's bundle (./bundle.ts) when
-   * its turn comes, and gives an MQTT client the client id `label` unless `args` name one.
+   * the limiter lets it, and gives an MQTT client the client id `label` unless `args` name one.
    */
   spawn(label: string, script: string, args: string[] = []): Proc {
     const twin = this.pythonTwin(script)
@@ -159,7 +166,8 @@ export class Stage {
     void proc.exit.then(() => this.processes.delete(proc))
     // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is SIGKILLed.
     const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined
-    proc.start(this.turns, script, [...args, ...(id ? ['--id', id] : [])], { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }, command)
+    const env = { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }
+    proc.start(this.starts, script, [...args, ...(id ? ['--id', id] : [])], env, command)
     return proc
   }
 
@@ -177,7 +185,7 @@ export class Stage {
       this.processes.delete(proc)
       process.removeListener('exit', kill)
     })
-    proc.start(this.turns, command, args, process.env, [command])
+    proc.start(this.starts, command, args, process.env, [command])
     return proc
   }
 
@@ -212,7 +220,7 @@ export class Stage {
    * prints it. The broker forwards messages in order, so anything a process printed before the marker,
    * since its last expectation, arrived although it should not have.
    */
-  async barrier(topic: string, procs: Proc[], claim: string | undefined, says: string): Promise<void> {
+  async barrier(topic: string, procs: Proc[], met: Expectation): Promise<void> {
     const marker = `marker-${this.markers.size + 1}`
     this.markers.add(marker)
     this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived` })
@@ -221,10 +229,11 @@ export class Stage {
       // Markers of earlier barriers that reached this process too are not messages under test.
       const before = (await proc.until(`${topic} ${marker}`)).filter((line) => !this.isMarker(line))
       if (before.length > 0) {
-        throw this.failure(`${proc.label} printed ${JSON.stringify(before[0])} before ${marker}: ${says} did not hold`, proc)
+        const what = `${proc.label} printed ${JSON.stringify(before[0])} before ${marker}`
+        throw this.failure(`${what}: ${met.says} did not hold`, proc)
       }
     }
-    this.ok(claim, says)
+    this.ok(met)
   }
 
   /**
@@ -234,7 +243,12 @@ export class Stage {
    * a member printed before its first marker is its share, apart from retained messages, which a
    * broker may send to each member as it subscribes.
    */
-  async groupBarrier(topic: string, procs: Proc[], messages: string[], claim: string | undefined, says: string): Promise<Map<Proc, string[]>> {
+  async groupBarrier(
+    topic: string,
+    procs: Proc[],
+    messages: string[],
+    met: Expectation,
+  ): Promise<Map<Proc, string[]>> {
     const line = (text: string) => `${topic} ${text}`
     for (const message of messages) await this.untilOneOf(procs, line(message))
     const firsts = new Map<Proc, string>()
@@ -254,9 +268,10 @@ export class Stage {
     const got = [...shares.values()].flat().sort()
     if (JSON.stringify(got) !== JSON.stringify([...messages].sort())) {
       const who = [...shares].map(([proc, share]) => `${proc.label} printed ${JSON.stringify(share)}`).join(', ')
-      throw this.failure(`the group was sent ${JSON.stringify(messages)} once each, but ${who}: ${says} did not hold`)
+      const sent = `the group was sent ${JSON.stringify(messages)} once each`
+      throw this.failure(`${sent}, but ${who}: ${met.says} did not hold`)
     }
-    this.ok(claim, says)
+    this.ok(met)
     return shares
   }
 
@@ -264,7 +279,11 @@ export class Stage {
   private untilOneOf(procs: Proc[], line: string): Promise<Proc> {
     return this.printing.until(() => procs.find((proc) => proc.hasPrinted(line)), {
       timeoutMs: this.waitMs,
-      timedOut: (ms) => this.failure(`none of ${procs.map((p) => p.label).join(', ')} printed ${JSON.stringify(line)} within ${seconds(ms)}`),
+      timedOut: (ms) => {
+        const labels = procs.map((p) => p.label).join(', ')
+        const none = `none of ${labels} printed ${JSON.stringify(line)}`
+        return this.failure(`${none} within ${inSeconds(ms)}`)
+      },
     })
   }
 
@@ -278,7 +297,8 @@ export class Stage {
     if (!this.hearsBroker) throw this.failure(`the stage cannot hear what the broker at ${this.url} says of its clients`)
     await this.printing.until(() => (this.events.some((e) => e.kind === 'line' && e.label === 'broker' && e.text === line) ? true : undefined), {
       timeoutMs: this.waitMs,
-      timedOut: (ms) => this.failure(`the broker did not say ${JSON.stringify(line)} within ${seconds(ms)}`),
+      timedOut: (ms) =>
+        this.failure(`the broker did not say ${JSON.stringify(line)} within ${inSeconds(ms)}`),
     })
   }
 
@@ -319,7 +339,10 @@ export class Stage {
       await heard
       await control.unsubscribeAsync(topic)
       if (!retained) return
-      if (Date.now() - started > this.waitMs) throw this.failure(`the broker still held a retained message on ${topic} after ${seconds(this.waitMs)}`)
+      if (Date.now() - started > this.waitMs) {
+        const held = `the broker still held a retained message on ${topic}`
+        throw this.failure(`${held} after ${inSeconds(this.waitMs)}`)
+      }
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
   }
@@ -382,8 +405,8 @@ export class Stage {
   }
 
   /** Mark an expectation met, with the claim it demonstrates. */
-  ok(claim: string | undefined, text: string): void {
-    this.record({ kind: 'ok', claim, text })
+  ok(met: Expectation): void {
+    this.record({ kind: 'ok', claim: met.claim, text: met.says })
   }
 
   /** End every process, the control client and the bundled broker. Safe to call more than once. */
@@ -391,8 +414,9 @@ export class Stage {
     this.closing = true
     await Promise.all([...this.processes].map((proc) => proc.stop()))
     if (this.retainedTopics.size > 0) {
-      // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3). QoS 1,
-      // awaited one by one: aedes can drop a retained QoS 0 publish followed at once by another.
+      // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3,
+      // [MQTT-3.3.1-10]). QoS 1, awaited one by one: aedes can drop a retained QoS 0 publish
+      // followed at once by another.
       const control = await this.controlClient()
       for (const topic of this.retainedTopics) await control.publishAsync(topic, '', { qos: 1, retain: true })
       this.retainedTopics.clear()
@@ -470,7 +494,8 @@ export async function check(scenario: Scenario, options: StageOptions = {}): Pro
   })()
   try {
     await Promise.race([play, new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(stage.failure(`scenario ${scenario.name} did not finish within its budget of ${seconds(budget)}`)), budget)
+      const late = `scenario ${scenario.name} did not finish within its budget`
+      timer = setTimeout(() => reject(stage.failure(`${late} of ${inSeconds(budget)}`)), budget)
     })])
     return stage.events
   } finally {

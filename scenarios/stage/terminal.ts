@@ -126,7 +126,7 @@ export function columns(text: string): number {
  * in. Breaks between words; a word too long for a line (a topic, a URL) breaks after a / or, failing
  * that, where it must.
  */
-export function wrap(text: string, width: number | undefined, first: number, hang: number): string[] {
+function wrap(text: string, width: number | undefined, first: number, hang: number): string[] {
   if (width === undefined) return [text]
   const lines: string[] = []
   let line = ''

@@ -11,7 +11,7 @@ const PALETTE = ['96', '95', '93', '92', '36', '35', '33']
 /** A broker line about a client: the client id, then what happened. */
 const CLIENT_LINE = /^client (\S+) (connected|disconnected|subscribed to .*|published (.*))$/
 
-export interface ViewOptions {
+interface ViewOptions {
   verbose: boolean
   /** Steps before this one play quietly (--from): their expectations hold, and the view says how many. */
   from: number

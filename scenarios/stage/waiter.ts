@@ -4,13 +4,14 @@
 // The timeout is there to fail a hung run with a clear message, not to bound a slow one.
 
 /**
- * How long one wait may last before the run counts as hung. The longest single wait of the suite, on
- * this 2-core machine with other test suites running beside it (load 15 to 18), was 6.4 s: five
- * subscribers starting at once, or the dashboard bundling its page. This leaves room for more.
+ * How long one wait may last before the run counts as hung. The longest single wait of the suite
+ * measured on the project's 2-core development machine (December 2026), with other test suites
+ * running beside it (load 15 to 18), was 6.4 s: five subscribers starting at once, or the dashboard
+ * bundling its page. This leaves room for more.
  */
 export const HUNG_MS = 30_000
 
-export interface WaitFailures {
+interface WaitFailures {
   /** Default HUNG_MS. */
   timeoutMs?: number
   /** The error when the timeout runs out. */
@@ -60,7 +61,7 @@ export class Waiter {
   }
 }
 
-/** "30 s": a timeout as an error message gives it. */
-export function seconds(ms: number): string {
+/** "30 s" for 30000: a timeout as an error message gives it. */
+export function inSeconds(ms: number): string {
   return `${ms / 1000} s`
 }

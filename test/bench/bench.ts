@@ -17,7 +17,7 @@ import { build, stop as stopEsbuild } from 'esbuild'
 import { $, which } from 'zx'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { parseFlags } from '../../lib/parse-flags.ts'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { scenarios } from '../../scenarios/index.ts'
 import { missingProgram } from '../../scenarios/stage/scenario.ts'
 import { ROOT } from '../../lib/build-cache.ts'
@@ -62,7 +62,11 @@ if (flags.a1) {
  * of a busy machine. A warm-up comes first, so that no broker is measured before its code is compiled.
  */
 const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 8, seconds: 16 }
-/** Messages per publisher: about a second of work per broker and workload on this machine at rest, so that a burst of load elsewhere on the machine weighs little in a round. */
+/**
+ * Messages per publisher: about a second of work per broker and workload on the project's 2-core
+ * development machine at rest, so that a burst of load elsewhere on the machine weighs little in a
+ * round.
+ */
 const counts = flags.quick ? { qos0: 5_000, qos1: 3_000, fanout: 1_000 } : { qos0: 25_000, qos1: 15_000, fanout: 6_000 }
 const FANOUT_SUBSCRIBERS = 10
 const PAYLOAD_BYTES = 16
@@ -94,7 +98,7 @@ function cpuSecondsOf(pid: number | undefined): number | undefined {
 /**
  * The CPUs the brokers and the load each keep to. Left to the scheduler, a broker shares a CPU with a
  * load process in some rounds and not in others, and its rate moves between two levels almost a factor
- * of two apart (on this project's 2-core machine: 38k and 70k QoS 0 messages a second, for either
+ * of two apart (on the project's 2-core machine: 38k and 70k QoS 0 messages a second, for either
  * broker, from one round to the next); on CPUs of its own it keeps to one. So each broker in turn has
  * the last CPU to itself, and the load processes share the others. Needs taskset
  * (util-linux) and two CPUs; --no-pin turns it off.
@@ -160,7 +164,7 @@ class Load {
   async next(event: 'ready' | 'done', what: string): Promise<void> {
     const report = await this.arriving.until(() => this.reports.shift(), {
       timeoutMs: WAIT_MS,
-      timedOut: (ms) => new Error(`${what}: no '${event}' within ${seconds(ms)}`),
+      timedOut: (ms) => new Error(`${what}: no '${event}' within ${inSeconds(ms)}`),
       ended: (how) => new Error(`${what}: a load process ${how}`),
     })
     if (report.event === 'error') throw new Error(`${what}: ${report.message}`)
@@ -320,7 +324,8 @@ async function startup(command: string, args: string[], until: string | undefine
       try {
         await printed.until(() => (out.includes(until) ? true : undefined), {
           timeoutMs: WAIT_MS,
-          timedOut: (ms) => new Error(`${what} printed no ${JSON.stringify(until)} within ${seconds(ms)}`),
+          timedOut: (ms) =>
+            new Error(`${what} printed no ${JSON.stringify(until)} within ${inSeconds(ms)}`),
           ended: (how) => new Error(`${what} ${how} before printing ${JSON.stringify(until)}`),
         })
         return (performance.now() - started) / 1000

@@ -7,7 +7,7 @@
 // round, as test/bench/bench.ts does, and the best round counts. Its clients are MQTT.js, in this one
 // process: its figures compare the three arrangements with each other, not with those of npm run bench.
 import mqtt, { type MqttClient } from 'mqtt'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { programArgs } from '../../scenarios/stage/bundle.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { startDaemon } from '../helpers/daemon.ts'
@@ -44,7 +44,8 @@ function receive(client: MqttClient, count: number, what: string): Promise<void>
   })
   return arriving.until(() => (got >= count ? true : undefined), {
     timeoutMs: WAIT_MS,
-    timedOut: (ms) => new Error(`${what}: ${got} of ${count} messages arrived within ${seconds(ms)}`),
+    timedOut: (ms) =>
+      new Error(`${what}: ${got} of ${count} messages arrived within ${inSeconds(ms)}`),
   }).then(() => undefined)
 }
 

@@ -5,7 +5,7 @@
 import { connect, type Socket } from 'node:net'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 
-export interface Subscribe {
+interface Subscribe {
   kind: 'subscribe'
   url: string
   protocolVersion: 4 | 5
@@ -19,7 +19,7 @@ export interface Subscribe {
   pacer?: string
 }
 
-export interface Publish {
+interface Publish {
   kind: 'publish'
   url: string
   protocolVersion: 4 | 5
@@ -37,7 +37,7 @@ export interface Publish {
 }
 
 /** Start publishing (after every task is ready), or close every connection of the tasks before. */
-export type Control = { kind: 'go' } | { kind: 'close' }
+type Control = { kind: 'go' } | { kind: 'close' }
 
 export type Task = Subscribe | Publish | Control
 

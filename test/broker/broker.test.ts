@@ -9,7 +9,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
 import { DEFAULT_URL } from '../../lib/demo-flags.ts'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { expectOneLineError, isListening, runScript, start } from '../helpers/processes.ts'
 import { RawClient } from '../helpers/raw-client.ts'
 
@@ -104,7 +104,8 @@ describe('startBroker', () => {
     connection.push(connect.subarray(1, 2))
     connection.push(connect.subarray(2))
     const code = await arrived.until(() => connack, {
-      timedOut: (ms) => new Error(`no CONNACK within ${seconds(ms)} to a CONNECT sent in three pieces`),
+      timedOut: (ms) =>
+        new Error(`no CONNACK within ${inSeconds(ms)} to a CONNECT sent in three pieces`),
     })
     expect(code).toBe(0)
     connection.destroy()

@@ -15,7 +15,7 @@ import { redisVersion } from '../helpers/redis-server.ts'
 const PAGE = join(ROOT, 'docs', 'conformance.md')
 const WRITE = process.env.CONFORMANCE_WRITE === '1'
 
-export interface PagePart {
+interface PagePart {
   /** The marker's name: `<!-- BEGIN <name> ... -->`. */
   name: string
   /** The test file that writes it. */

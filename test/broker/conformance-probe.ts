@@ -13,7 +13,7 @@ import { REDIS_NOT_INSTALLED, redisServerPath, startCluster } from '../helpers/r
 import { connackCode, RawClient, type ConnectOptions, type ProtocolVersion, type PublishOptions } from '../helpers/raw-client.ts'
 
 /** What one test can do with the broker under test; every topic it uses is under its own namespace. */
-export class Probe {
+class Probe {
   /** A namespace no other test uses: the first level of every topic of this test. */
   readonly ns = `conformance-${Math.random().toString(16).slice(2, 10)}`
   private readonly clients: RawClient[] = []
@@ -139,6 +139,11 @@ export interface Rule {
   id: string
   /** The section of the specification (MQTT 3.1.1 or MQTT 5, as the file says) that states it. */
   section: string
+  /**
+   * The numbered statements that state it ('MQTT-3.3.1-5'), in that version's numbering, where the
+   * specification numbers them: left out where only the section's prose says it.
+   */
+  requirements?: string[]
   /** The claim of ../shared/article/CLAIMS.md it proves, if any. */
   claim?: string
   /** The behaviour, in one line: the test's title and the page's row. */
@@ -151,7 +156,7 @@ export interface Rule {
   test(probe: Probe): Promise<void>
 }
 
-export interface Departure {
+interface Departure {
   /** What the broker does instead, in a few words: the page's cell. */
   note: string
   /** On aedes alone: the function of lib/ that makes the bundled broker keep the rule. */
@@ -160,7 +165,7 @@ export interface Departure {
   why?: string
 }
 
-export type TargetKey = 'bundled' | 'mosquitto' | 'aedes' | 'cluster'
+type TargetKey = 'bundled' | 'mosquitto' | 'aedes' | 'cluster'
 
 /** The rules each broker breaks, by rule id: their tests expect a wrong answer. */
 export type Departures = Partial<Record<TargetKey, Record<string, Departure>>>
@@ -179,7 +184,7 @@ export interface Target {
   start(): Promise<{ url: string; close(): Promise<void> }>
 }
 
-export const targets: Target[] = [
+const targets: Target[] = [
   {
     key: 'bundled', column: 'bundled broker', title: 'the bundled broker (lib/broker/main.ts)', installed: true,
     start: () => startBroker({ port: 0 }),
@@ -235,7 +240,8 @@ export function conformanceSuites({ file, rules, departures, protocolVersion }: 
 
       // Those that let time pass first, all side by side; then the others, one by one.
       for (const rule of [...rules.filter((r) => r.waits), ...rules.filter((r) => !r.waits)]) {
-        const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}: ${rule.says}`
+        const ids = (rule.requirements ?? []).map((id) => ` [${id}]`).join('')
+        const title = `${rule.claim ? `${rule.claim} ` : ''}${rule.section}${ids}: ${rule.says}`
         const departure = departures[target.key]?.[rule.id]
         it(departure ? `${title} (departs: ${departure.note})` : title, { concurrent: rule.waits === true }, async () => {
           const probe = new Probe(broker.url, protocolVersion)

@@ -13,6 +13,7 @@ const rules: Rule[] = [
   // Retained messages
   {
     id: 'retained-stored', section: '§3.3.1.3', claim: 'C11',
+    requirements: ['MQTT-3.3.1-5', 'MQTT-3.3.1-6', 'MQTT-3.3.1-8'],
     says: 'a retained message (QoS 0, as the demos send it) is stored and sent to a client that subscribes later, with RETAIN set',
     async test(p) {
       const publisher = await p.client()
@@ -22,6 +23,7 @@ const rules: Rule[] = [
   },
   {
     id: 'retained-replaced', section: '§3.3.1.3', claim: 'C13',
+    requirements: ['MQTT-3.3.1-6', 'MQTT-3.3.1-7'],
     says: 'a new retained message replaces the one before: a new subscriber gets the last one only',
     async test(p) {
       const publisher = await p.client()
@@ -31,6 +33,7 @@ const rules: Rule[] = [
   },
   {
     id: 'retain-flag-live', section: '§3.3.1.3', claim: 'S2',
+    requirements: ['MQTT-3.3.1-9'],
     says: 'a retained message forwarded to a subscriber already listening has RETAIN cleared',
     async test(p) {
       const subscriber = await p.client()
@@ -42,6 +45,7 @@ const rules: Rule[] = [
   },
   {
     id: 'retained-deleted', section: '§3.3.1.3', claim: 'S2',
+    requirements: ['MQTT-3.3.1-10', 'MQTT-3.3.1-11'],
     says: 'an empty retained message deletes the topic\'s retained message: a new subscriber gets nothing',
     async test(p) {
       const publisher = await p.client()
@@ -52,6 +56,7 @@ const rules: Rule[] = [
   },
   {
     id: 'empty-retained-forwarded', section: '§3.3.1.3',
+    requirements: ['MQTT-3.3.1-10'],
     says: 'an empty retained message still reaches the subscribers already listening, like any other',
     async test(p) {
       const subscriber = await p.client()
@@ -64,6 +69,7 @@ const rules: Rule[] = [
   },
   {
     id: 'qos-downgrade', section: '§3.8.4',
+    requirements: ['MQTT-3.8.4-6'],
     says: 'a QoS 1 message reaches a QoS 0 wildcard subscription at QoS 0, retained or live (the discovery listener\'s case)',
     async test(p) {
       const publisher = await p.client()
@@ -76,6 +82,7 @@ const rules: Rule[] = [
   },
   {
     id: 'overlapping-qos', section: '§3.3.5',
+    requirements: ['MQTT-3.3.5-1'],
     says: 'a message that matches several subscriptions of a client reaches it at the highest QoS they grant (once, or once per subscription)',
     async test(p) {
       const client = await p.client()
@@ -90,6 +97,7 @@ const rules: Rule[] = [
   },
   {
     id: 'suback-granted', section: '§3.9.3',
+    requirements: ['MQTT-3.8.4-5'],
     says: 'SUBACK grants the QoS asked for, 0 or 1 (what the subscriber prints)',
     async test(p) {
       const client = await p.client()
@@ -99,6 +107,7 @@ const rules: Rule[] = [
   },
   {
     id: 'puback', section: '§4.3.2',
+    requirements: ['MQTT-4.3.2-2'],
     says: 'a QoS 1 PUBLISH is acknowledged with a PUBACK carrying its packet identifier (what the publisher waits for)',
     async test(p) {
       const client = await p.client()
@@ -146,6 +155,7 @@ const rules: Rule[] = [
   },
   {
     id: 'dollar-live', section: '§4.7.2', claim: 'S4',
+    requirements: ['MQTT-4.7.2-1'],
     says: 'filters that start with # or + get no live message on a topic that starts with $; a filter naming the $ level does',
     async test(p) {
       const wildcard = await p.client()
@@ -160,6 +170,7 @@ const rules: Rule[] = [
   },
   {
     id: 'dollar-retained', section: '§4.7.2', claim: 'S4',
+    requirements: ['MQTT-4.7.2-1'],
     says: 'filters that start with # or + get no retained message on a topic that starts with $; a filter naming the $ level does',
     async test(p) {
       await p.retain(await p.client(), p.t('$sys'), 'on')
@@ -170,6 +181,7 @@ const rules: Rule[] = [
   },
   {
     id: 'dollar-queued', section: '§4.7.2', claim: 'S4',
+    requirements: ['MQTT-4.7.2-1'],
     says: 'filters that start with # or + get no queued message on a topic that starts with $ when a persistent session resumes',
     async test(p) {
       const away = await p.persistent('wildcard')
@@ -191,6 +203,7 @@ const rules: Rule[] = [
   // Sessions
   {
     id: 'session-present', section: '§3.2.2.2',
+    requirements: ['MQTT-3.2.2-1', 'MQTT-3.2.2-2', 'MQTT-3.2.2-3'],
     says: 'CONNACK\'s session present flag: 0 for a new persistent session, 1 when one is resumed, 0 after a clean session ended it',
     async test(p) {
       const flags: boolean[] = []
@@ -210,6 +223,7 @@ const rules: Rule[] = [
   },
   {
     id: 'session-queue', section: '§3.1.2.4, §4.1', claim: 'S1',
+    requirements: ['MQTT-3.1.2-4', 'MQTT-3.1.2-5'],
     says: 'a persistent session keeps its subscription and queues QoS 1 messages while the client is away, delivered in order when it returns, ahead of a message published once it is back',
     async test(p) {
       const alice = await p.persistent('alice')
@@ -240,6 +254,7 @@ const rules: Rule[] = [
   },
   {
     id: 'session-clean', section: '§3.1.2.4', claim: 'S1',
+    requirements: ['MQTT-3.1.2-6'],
     says: 'connecting with CleanSession 1 throws the stored session away, with the messages queued in it',
     async test(p) {
       const alice = await p.persistent('alice')
@@ -255,6 +270,7 @@ const rules: Rule[] = [
   // Client identifiers
   {
     id: 'empty-id-clean', section: '§3.1.3.1',
+    requirements: ['MQTT-3.1.3-6'],
     says: 'a zero-length client id with CleanSession 1 is accepted, and the broker assigns one',
     async test(p) {
       const { client, connack } = await p.connect({ clientId: '', clean: true })
@@ -265,6 +281,7 @@ const rules: Rule[] = [
   },
   {
     id: 'empty-id-persistent', section: '§3.1.3.1',
+    requirements: ['MQTT-3.1.3-8'],
     says: 'a zero-length client id with CleanSession 0 is refused with CONNACK return code 2, and the connection closed',
     async test(p) {
       const { client, connack } = await p.connect({ clientId: '', clean: false })
@@ -275,6 +292,7 @@ const rules: Rule[] = [
   // Last Will
   {
     id: 'will-on-drop', section: '§3.1.2.5', claim: 'S8',
+    requirements: ['MQTT-3.1.2-8', 'MQTT-3.1.2-17'],
     says: 'the will is published when a client\'s connection drops without DISCONNECT, and retained when Will Retain is set',
     async test(p) {
       const subscriber = await p.client()
@@ -288,6 +306,7 @@ const rules: Rule[] = [
   },
   {
     id: 'will-not-on-disconnect', section: '§3.1.2.5', claim: 'S8',
+    requirements: ['MQTT-3.1.2-10', 'MQTT-3.14.4-3'],
     says: 'a client that sends DISCONNECT leaves no will behind: the broker discards it',
     async test(p) {
       const subscriber = await p.client()
@@ -301,6 +320,7 @@ const rules: Rule[] = [
   // Wildcards in PUBLISH
   {
     id: 'publish-wildcard', section: '§3.3.2.1, §4.7.1', claim: 'S5',
+    requirements: ['MQTT-3.3.2-2', 'MQTT-4.7.1-1'],
     says: 'a PUBLISH whose topic name holds + or # closes the connection and reaches nobody',
     async test(p) {
       const subscriber = await p.client()
@@ -316,6 +336,7 @@ const rules: Rule[] = [
   // Order
   {
     id: 'order-qos0', section: '§4.6',
+    requirements: ['MQTT-4.6.0-5', 'MQTT-4.6.0-6'],
     says: 'QoS 0 messages from one client on one topic reach a subscriber in the order sent, retained or not, even back to back',
     async test(p) {
       const subscriber = await p.client()
@@ -329,6 +350,7 @@ const rules: Rule[] = [
   },
   {
     id: 'order-qos1', section: '§4.6',
+    requirements: ['MQTT-4.6.0-5', 'MQTT-4.6.0-6'],
     says: 'QoS 1 messages from one client on one topic reach a subscriber in the order sent, retained or not, even back to back',
     async test(p) {
       const subscriber = await p.client()

@@ -43,6 +43,7 @@ const rules: Rule[] = [
   // Reason codes
   {
     id: 'connack-reason', section: '§3.2.2.2, §3.2.2.3.7',
+    requirements: ['MQTT-3.1.4-5', 'MQTT-3.2.2-16'],
     says: 'CONNACK says 0x00 (Success); a CONNECT with a zero-length client id gets one, in the Assigned Client Identifier property',
     async test(p) {
       const named = await p.connect()
@@ -55,6 +56,7 @@ const rules: Rule[] = [
   },
   {
     id: 'empty-id-persistent', section: '§3.1.3.1',
+    requirements: ['MQTT-3.1.3-6', 'MQTT-3.1.3-7'],
     says: 'a zero-length client id is accepted with Clean Start 0 too (unlike in 3.1.1), under an id the broker assigns and names in CONNACK',
     async test(p) {
       const { connack } = await p.connect({ clientId: '', clean: false, properties: { sessionExpiryInterval: 10 } })
@@ -63,6 +65,7 @@ const rules: Rule[] = [
   },
   {
     id: 'suback-reason', section: '§3.9.3',
+    requirements: ['MQTT-3.8.4-6', 'MQTT-3.8.4-7', 'MQTT-3.9.3-1'],
     says: 'SUBACK gives one reason code per filter: the QoS granted, 0x00, 0x01 or 0x02',
     async test(p) {
       const client = await p.client()
@@ -71,6 +74,7 @@ const rules: Rule[] = [
   },
   {
     id: 'puback-reason', section: '§3.4.2.1',
+    requirements: ['MQTT-3.4.2-1'],
     says: 'a QoS 1 PUBLISH gets PUBACK 0x00 (Success) when someone subscribes, 0x00 or 0x10 (No matching subscribers) when nobody does',
     async test(p) {
       const subscriber = await p.client()
@@ -83,6 +87,7 @@ const rules: Rule[] = [
   // Sessions
   {
     id: 'session-kept', section: '§3.1.2.4, §3.1.2.11.2',
+    requirements: ['MQTT-3.1.2-5', 'MQTT-3.1.2-23', 'MQTT-3.2.2-3'],
     says: 'Clean Start 0 and a Session Expiry Interval: within the interval, the session (session present 1) keeps its subscription and the QoS 1 messages queued while the client was away, sent ahead of a message published once it is back',
     async test(p) {
       const alice = await p.persistent('alice', { expiry: 60 })
@@ -99,6 +104,7 @@ const rules: Rule[] = [
   },
   {
     id: 'session-expired', section: '§3.1.2.11.2',
+    requirements: ['MQTT-4.1.0-2'],
     says: 'once the Session Expiry Interval has passed, the session is gone: session present 0, no subscription, no queued message',
     waits: true,
     async test(p) {
@@ -132,6 +138,7 @@ const rules: Rule[] = [
   },
   {
     id: 'session-resumed-zero-expiry', section: '§3.1.2.4, §3.1.2.11.2',
+    requirements: ['MQTT-3.1.2-5'],
     says: 'Clean Start 0 with a Session Expiry Interval of 0 resumes a kept session whole, with the QoS 1 messages queued in it; the session then ends with that connection',
     async test(p) {
       const alice = await p.persistent('alice', { expiry: 60 })
@@ -149,6 +156,7 @@ const rules: Rule[] = [
   // Message expiry
   {
     id: 'message-expiry-queued', section: '§3.3.2.3.3',
+    requirements: ['MQTT-3.3.2-5', 'MQTT-3.3.2-6'],
     says: 'a QoS 1 message queued for an absent session is dropped once its Message Expiry Interval has passed; one still alive is delivered with the time it has left',
     waits: true,
     async test(p) {
@@ -170,6 +178,7 @@ const rules: Rule[] = [
   },
   {
     id: 'message-expiry-retained', section: '§3.3.2.3.3',
+    requirements: ['MQTT-3.3.2-5', 'MQTT-3.3.2-6'],
     says: 'a retained message is no longer sent once its Message Expiry Interval has passed; one still alive is sent with the time it has left',
     waits: true,
     async test(p) {
@@ -188,6 +197,7 @@ const rules: Rule[] = [
   // Retained messages and subscription options
   {
     id: 'retain-handling-0', section: '§3.8.3.1',
+    requirements: ['MQTT-3.3.1-9', 'MQTT-3.8.4-4'],
     says: 'Retain Handling 0: the retained messages are sent at every SUBSCRIBE, a repeated one too',
     async test(p) {
       await p.retain(await p.client(), p.t('light'), 'on')
@@ -199,6 +209,7 @@ const rules: Rule[] = [
   },
   {
     id: 'retain-handling-1', section: '§3.8.3.1',
+    requirements: ['MQTT-3.3.1-10'],
     says: 'Retain Handling 1: the retained messages are sent for a new subscription, not when it is repeated',
     async test(p) {
       await p.retain(await p.client(), p.t('light'), 'on')
@@ -209,6 +220,7 @@ const rules: Rule[] = [
   },
   {
     id: 'retain-handling-2', section: '§3.8.3.1',
+    requirements: ['MQTT-3.3.1-11'],
     says: 'Retain Handling 2: no retained message is sent at SUBSCRIBE, and live messages still are',
     async test(p) {
       const publisher = await p.client()
@@ -221,6 +233,7 @@ const rules: Rule[] = [
   },
   {
     id: 'retain-as-published', section: '§3.8.3.1, §3.3.1.3',
+    requirements: ['MQTT-3.3.1-12', 'MQTT-3.3.1-13'],
     says: 'Retain As Published: a retained message forwarded live keeps RETAIN 1 on a subscription that asks for it, and has it cleared on one that does not',
     async test(p) {
       const asPublished = await p.client()
@@ -237,6 +250,7 @@ const rules: Rule[] = [
   },
   {
     id: 'no-local', section: '§3.8.3.1',
+    requirements: ['MQTT-3.8.3-3'],
     says: 'No Local: a client does not get its own messages on a subscription that sets it; another client on the same filter does',
     async test(p) {
       const self = await p.client()
@@ -269,6 +283,7 @@ const rules: Rule[] = [
   },
   {
     id: 'overlapping-subscriptions', section: '§3.3.4',
+    requirements: ['MQTT-3.3.4-2', 'MQTT-3.3.4-3', 'MQTT-3.3.4-4', 'MQTT-3.3.4-5'],
     says: 'a message that matches several subscriptions of a client reaches it at the highest QoS they grant, with the Subscription Identifier of each (in one copy, or in a copy per subscription)',
     async test(p) {
       const client = await p.client()
@@ -284,6 +299,7 @@ const rules: Rule[] = [
   },
   {
     id: 'receive-maximum', section: '§3.1.2.11.3, §4.9',
+    requirements: ['MQTT-3.3.4-9', 'MQTT-4.9.0-2'],
     says: 'a client that sets a Receive Maximum has at most that many QoS 1 messages unacknowledged: the broker sends the next one as it acknowledges',
     async test(p) {
       const slow = await p.client({ properties: { receiveMaximum: 2 } })
@@ -311,6 +327,7 @@ const rules: Rule[] = [
   // Properties passed through
   {
     id: 'user-properties', section: '§3.3.2.3.2, §3.3.2.3.7, §3.3.2.3.9',
+    requirements: ['MQTT-3.3.2-4', 'MQTT-3.3.2-17', 'MQTT-3.3.2-18', 'MQTT-3.3.2-20'],
     says: 'user properties (a name given twice too), Content Type and Payload Format Indicator reach subscribers unchanged, live and retained',
     async test(p) {
       const properties = { payloadFormatIndicator: true, contentType: 'application/json', userProperties: { room: 'kitchen', unit: ['°C', 'celsius'] } }
@@ -327,6 +344,7 @@ const rules: Rule[] = [
   },
   {
     id: 'request-response', section: '§3.3.2.3.5, §3.3.2.3.6, §4.10',
+    requirements: ['MQTT-3.3.2-15', 'MQTT-3.3.2-16'],
     says: 'Response Topic and Correlation Data reach the subscriber unchanged, so it can answer the request',
     async test(p) {
       const responder = await p.client()
@@ -345,6 +363,7 @@ const rules: Rule[] = [
   // Will
   {
     id: 'will-delay-reconnect', section: '§3.1.2.5, §3.1.3.2.2',
+    requirements: ['MQTT-3.1.3-9'],
     says: 'Will Delay Interval: the will is not published when the client reconnects within the delay',
     waits: true,
     async test(p) {
@@ -362,6 +381,7 @@ const rules: Rule[] = [
   },
   {
     id: 'will-delay-sent', section: '§3.1.2.5, §3.1.3.2.2',
+    requirements: ['MQTT-3.1.2-8'],
     says: 'Will Delay Interval: the will is published once the delay has passed without a reconnect, not before',
     waits: true,
     async test(p) {
@@ -379,6 +399,7 @@ const rules: Rule[] = [
   },
   {
     id: 'will-at-session-end', section: '§3.1.3.2.2',
+    requirements: ['MQTT-3.1.2-8'],
     says: 'a will whose delay outlasts the session goes when the session ends: at once, for a session that ends with the connection',
     waits: true,
     async test(p) {
@@ -409,6 +430,7 @@ const rules: Rule[] = [
   // Topic alias, packet size, shared subscriptions
   {
     id: 'topic-alias', section: '§3.2.2.3.8, §3.3.2.3.4',
+    requirements: ['MQTT-3.3.2-12'],
     says: 'the broker takes topic aliases (Topic Alias Maximum in CONNACK): a PUBLISH that sets one and a PUBLISH that uses it with an empty topic both reach subscribers, on the full topic and without the alias',
     async test(p) {
       const subscriber = await p.client()
@@ -423,6 +445,7 @@ const rules: Rule[] = [
   },
   {
     id: 'maximum-packet-size', section: '§3.1.2.11.4',
+    requirements: ['MQTT-3.1.2-24', 'MQTT-3.1.2-25'],
     says: 'the broker sends no client a packet larger than the Maximum Packet Size it asked for: a message too large for it is left out (QoS 0 or 1, live or retained), the client stays connected and gets the next one',
     async test(p) {
       const small = await p.client({ properties: { maximumPacketSize: 256 } })

@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
 import { connectRedis } from '../../lib/broker/redis.ts'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { expectOneLineError, refusedPort, runScript } from '../helpers/processes.ts'
 import { RawClient } from '../helpers/raw-client.ts'
 import { REDIS_NOT_INSTALLED, redisServerPath, startRedis, type RunningRedis } from '../helpers/redis-server.ts'
@@ -61,7 +61,10 @@ class Said {
 
   until(pattern: RegExp): Promise<string> {
     return this.heard.until(() => this.lines.find((l) => pattern.test(l)), {
-      timedOut: (ms) => new Error(`no line matching ${pattern} within ${seconds(ms)}; said: ${this.lines.join(' | ')}`),
+      timedOut: (ms) => {
+        const said = this.lines.join(' | ')
+        return new Error(`no line matching ${pattern} within ${inSeconds(ms)}; said: ${said}`)
+      },
     })
   }
 }
@@ -296,7 +299,7 @@ describe.skipIf(!redisServerPath)(redisServerPath ? 'a client that moves to B af
   async function startAedes(redisUrl: string, guarded: boolean) {
     const shared = await connectRedis(redisUrl, () => undefined)
     const aedes = await Aedes.createBroker({ ...shared.aedesOptions, heartbeatInterval: 200 })
-    if (guarded) shared.guard(aedes)
+    if (guarded) shared.installHooks(aedes)
     // aedes reports a round of publishing wills that failed as 'error', which with no listener (aedes
     // alone) would end the run. Every one counts against the test but one: the round that was under
     // way when the test let go of Redis, whose commands fail as its connections close.

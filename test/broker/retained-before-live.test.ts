@@ -1,8 +1,9 @@
-// MQTT 3.1.1 §3.3.1.3, §4.6: a client that subscribes gets a topic's retained message before what is
-// published there after it, even when the PUBLISH reaches the broker at the same moment as the
-// SUBSCRIBE (sendRetainedBeforeLive in lib/broker/fixes.ts). The two packets are written in one turn of
-// this process, so that the broker reads them in one turn of its own; aedes alone, the counter-proof,
-// then sends the new message first and the older retained one after it.
+// MQTT 3.1.1 §3.3.1.3 [MQTT-3.3.1-6], §4.6 [MQTT-4.6.0-6]: a client that subscribes gets a topic's
+// retained message before what is published there after it, even when the PUBLISH reaches the
+// broker at the same moment as the SUBSCRIBE (lib/broker/fixes/retained-before-live.ts). The two
+// packets are written in one turn of this process, so that the broker reads them in one turn of
+// its own; aedes alone, the counter-proof, then sends the new message first and the older retained
+// one after it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
 import { startPlainAedes, type PlainAedes } from './aedes-alone.ts'

@@ -1,4 +1,5 @@
-// Topic names and filters as MQTT 3.1.1 §4.7 defines them: what lib/topics.ts lets through to the wire.
+// Topic names and filters as MQTT 3.1.1 §4.7 defines them ([MQTT-4.7.1-1] to [MQTT-4.7.1-3],
+// [MQTT-4.7.3-1] to [MQTT-4.7.3-3]): what lib/topics.ts lets through to the wire.
 import { describe, expect, it } from 'vitest'
 import { emptyLevelNote, topicFilterProblem, topicMatches, topicNameProblem } from '../../lib/topics.ts'
 

@@ -12,7 +12,7 @@ import type { Event } from '../../scenarios/stage/scenario.ts'
 
 export const pages = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
 
-export interface Block {
+interface Block {
   page: string
   line: number
   lang: string

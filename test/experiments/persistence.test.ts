@@ -99,7 +99,10 @@ describe('with --persist, messages that wait for the store on their way', () => 
     else expect(wrong).toEqual([])
   }
 
-  it.each(brokers)('§4.3: a retained message being written reaches a subscriber that another client\'s message reached first ($title)', async (broker) => {
+  const overtaken =
+    '§4.3 [MQTT-4.5.0-1]: a retained message being written reaches a subscriber that another ' +
+    "client's message reached first ($title)"
+  it.each(brokers)(overtaken, async (broker) => {
     judge(broker, await within(broker, async (url) => {
       const subscriber = await RawClient.connected(url)
       await subscriber.subscribe(['lights/#'])
@@ -119,7 +122,10 @@ describe('with --persist, messages that wait for the store on their way', () => 
     }))
   })
 
-  it.each(brokers)('§4.6: QoS 1 messages from one client on a topic that a session away from the broker follows reach a subscriber in the order sent ($title)', async (broker) => {
+  const inOrder =
+    '§4.6 [MQTT-4.6.0-6]: QoS 1 messages from one client on a topic that a session away from the ' +
+    'broker follows reach a subscriber in the order sent ($title)'
+  it.each(brokers)(inOrder, async (broker) => {
     judge(broker, await within(broker, async (url) => {
       // Three sessions away: each message is written three times before it is routed.
       for (const clientId of ['away-1', 'away-2', 'away-3']) {

@@ -21,7 +21,7 @@ import { mosquittoPath, NOT_INSTALLED, retainedUnder, startMosquitto, type Runni
 import { NO_PAHO, python } from '../helpers/python.ts'
 
 /** What a play can leave on the bundled broker for the next one to find. */
-export interface Leftovers {
+interface Leftovers {
   retained: string[]
   /** Persistent sessions kept for clients, and their subscriptions. */
   sessions: number
@@ -29,7 +29,7 @@ export interface Leftovers {
 }
 
 /** Every topic the bundled broker holds a retained message for, and the persistent sessions it keeps. */
-export async function leftovers(broker: RunningBroker): Promise<Leftovers> {
+async function leftovers(broker: RunningBroker): Promise<Leftovers> {
   // aedes' types leave out its persistence. The in-memory one streams the stored retained packets and
   // counts the sessions; aedes 1 wraps it in callbacks, aedes 2 in promises: this takes either.
   const { persistence } = broker.aedes as unknown as {
@@ -57,9 +57,9 @@ function byLabel(events: Event[]): Record<string, string> {
 }
 
 /** A promise's outcome, to be read (and its failure thrown) by the test it belongs to, not by the hook that awaited it. */
-export type Outcome<T> = () => T
+type Outcome<T> = () => T
 
-export async function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
+async function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
   try {
     const value = await promise
     return () => value
@@ -71,14 +71,14 @@ export async function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
 }
 
 /** A topic prefix no other play on the same broker uses. */
-export function uniquePrefix(): string {
+function uniquePrefix(): string {
   return `mqtt-by-example-${Math.random().toString(16).slice(2, 10)}/`
 }
 
 /** Any prefix uniquePrefix() makes. */
-const PREFIX = /mqtt-by-example-[0-9a-f]{1,8}\//g
+const ANY_UNIQUE_PREFIX = /mqtt-by-example-[0-9a-f]{1,8}\//g
 
-export interface Round {
+interface Round {
   events: Event[]
   /** The topics it left a retained message on (under its prefix, if it had one). */
   retained: string[]
@@ -88,7 +88,12 @@ export interface Round {
  * Play `scenario` on `url`, under a topic prefix of its own unless `prefixed` is false (then nobody else
  * may use that broker), with the Python programs if `python` is given, and see what retained messages it left.
  */
-export async function playOn(scenario: Scenario, url: string, prefixed = true, python?: string): Promise<Round> {
+async function playOn(
+  scenario: Scenario,
+  url: string,
+  prefixed = true,
+  python?: string,
+): Promise<Round> {
   const topicPrefix = prefixed ? uniquePrefix() : ''
   const events = await check(scenario, { url, topicPrefix, python })
   return { events, retained: await retainedUnder(url, `${topicPrefix}#`, `${topicPrefix}mqtt-by-example/marker`) }
@@ -97,7 +102,7 @@ export async function playOn(scenario: Scenario, url: string, prefixed = true, p
 /** How long a hook or test that plays `scenario` may take: its budget, and time to start and stop brokers; the play's own budget fails first, naming its step. */
 export const playTimeout = (scenario: Scenario) => budgetMs(scenario) + 15_000
 
-export interface SuiteOptions {
+interface SuiteOptions {
   /** Asserts more of the events of the play on the bundled broker. */
   verify?: (events: Event[]) => void
   /** What differs between two runs beyond ports and random client ids (see doc-blocks.ts normalise), blanked for the docs. */
@@ -214,9 +219,13 @@ export function scenarioSuite(scenario: Scenario, title: string, claims: string[
         // are left out: whether a program that a proof did not wait for saw one before it was stopped
         // races. So are what differs from broker to broker: the topic prefix of a play on Mosquitto,
         // and the version a broker gives on $SYS/broker/version.
-        const sorted = (events: Event[]) => Object.fromEntries(Object.entries(byLabel(events)).filter(([label]) => inPython.includes(label))
-          .map(([label, text]) => [label, text.replace(PREFIX, '').replace(/^(\$SYS\/broker\/version) .+ \(retained\)$/gm, '$1 <version> (retained)')
-            .split('\n').filter((line) => !/ marker-\d+$/.test(line)).sort()]))
+        const version = /^(\$SYS\/broker\/version) .+ \(retained\)$/gm
+        const comparable = (text: string) => text.replace(ANY_UNIQUE_PREFIX, '')
+          .replace(version, '$1 <version> (retained)')
+          .split('\n').filter((line) => !/ marker-\d+$/.test(line)).sort()
+        const sorted = (events: Event[]) => Object.fromEntries(Object.entries(byLabel(events))
+          .filter(([label]) => inPython.includes(label))
+          .map(([label, text]) => [label, comparable(text)]))
         expect(sorted(played)).toEqual(sorted(first()))
         if (pythonBroker) expect(await leftovers(pythonBroker)).toEqual(before)
       })

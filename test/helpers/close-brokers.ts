@@ -4,11 +4,11 @@
 // their side of each connection close: once every one has, the broker has routed all it was going to.
 import type { Aedes } from 'aedes'
 import { startBroker } from '../../lib/broker/broker.ts'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { startPlainAedes } from '../broker/aedes-alone.ts'
 import { mosquittoPath, startMosquitto } from './mosquitto.ts'
 
-export interface CloseCounter {
+interface CloseCounter {
   /** How many so far. */
   count(): number
   /** Resolves once `count` connections have closed since the broker started. */
@@ -46,7 +46,10 @@ function watchConnections(aedes: { handle: Aedes['handle'] }): CloseCounter {
     count: () => closed,
     until: async (count) => {
       await closes.until(() => (closed >= count ? true : undefined), {
-        timedOut: (ms) => new Error(`waited ${seconds(ms)} for the broker to close ${count} connections; it closed ${closed}`),
+        timedOut: (ms) => {
+          const waited = `waited ${inSeconds(ms)} for the broker to close ${count} connections`
+          return new Error(`${waited}; it closed ${closed}`)
+        },
       })
     },
   }

@@ -4,7 +4,7 @@
 // if it lingers. Its output is kept for the error that names what went wrong; the wait for the ready
 // line is scenarios/stage/waiter.ts's, like every other wait on output.
 import { $, type ProcessPromise } from 'zx'
-import { HUNG_MS, seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 
 /** How long a stopped program may take to end before it is killed. */
 const STOP_GRACE_MS = 5000
@@ -21,7 +21,7 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<void>
 }
 
-export interface DaemonOptions {
+interface DaemonOptions {
   cwd?: string
   env?: NodeJS.ProcessEnv
   /** How long it may take to print its ready line; default HUNG_MS. */
@@ -69,7 +69,10 @@ export async function startDaemon(name: string, command: string[], ready: RegExp
   try {
     const match = await output.until(() => log.match(ready) ?? undefined, {
       timeoutMs,
-      timedOut: (ms) => new Error(`${name} printed no line matching ${ready} within ${seconds(ms)}; it printed: ${log}`),
+      timedOut: (ms) => {
+        const none = `${name} printed no line matching ${ready} within ${inSeconds(ms)}`
+        return new Error(`${none}; it printed: ${log}`)
+      },
       ended: (how) => new Error(`${name} ${how} before it was ready: ${lastLine(log)}`),
     })
     return { daemon, match }
@@ -80,6 +83,6 @@ export async function startDaemon(name: string, command: string[], ready: RegExp
 }
 
 /** The last line of `log`, or a word saying there was none. */
-export function lastLine(log: string): string {
+function lastLine(log: string): string {
   return log.trim().split('\n').at(-1) ?? '(nothing printed)'
 }

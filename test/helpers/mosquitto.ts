@@ -17,11 +17,13 @@ import { RawClient } from './raw-client.ts'
 export const NOT_INSTALLED = 'Mosquitto not installed: apt-get install mosquitto to run these'
 
 /** PATH, and the sbin folders Debian puts daemons in, which a user's PATH may lack. */
-const SEARCH = [process.env.PATH, '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).join(delimiter)
+const PATH_WITH_SBIN = [process.env.PATH, '/usr/local/sbin', '/usr/sbin', '/sbin']
+  .filter(Boolean)
+  .join(delimiter)
 
 /** The first executable named `name` on PATH or in the sbin folders, or undefined. */
 export function findProgram(name: string): string | undefined {
-  return which.sync(name, { path: SEARCH, nothrow: true }) ?? undefined
+  return which.sync(name, { path: PATH_WITH_SBIN, nothrow: true }) ?? undefined
 }
 
 /** The path of the mosquitto binary, or undefined where it is not installed. */

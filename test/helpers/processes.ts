@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { expect } from 'vitest'
 import { LIFELINE } from '../../lib/cli.ts'
-import { HUNG_MS, seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { programArgs } from '../../scenarios/stage/bundle.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 
@@ -69,7 +69,10 @@ export class Program {
   waitForLine(text: string, timeoutMs = HUNG_MS, from = 0): Promise<string> {
     return this.output.until(() => this.stdout.slice(from).split('\n').find((l) => l.includes(text)), {
       timeoutMs,
-      timedOut: (ms) => new Error(`${this.what} printed no line containing ${JSON.stringify(text)} within ${seconds(ms)}; ${this.printed()}`),
+      timedOut: (ms) => {
+        const none = `${this.what} printed no line containing ${JSON.stringify(text)}`
+        return new Error(`${none} within ${inSeconds(ms)}; ${this.printed()}`)
+      },
       ended: (how) => new Error(`${this.what} ${how} before printing ${JSON.stringify(text)}; ${this.printed()}`),
     })
   }
@@ -80,7 +83,7 @@ export class Program {
       timeoutMs,
       timedOut: (ms) => {
         this.child.kill('SIGKILL')
-        return new Error(`${this.what} did not exit within ${seconds(ms)}; ${this.printed()}`)
+        return new Error(`${this.what} did not exit within ${inSeconds(ms)}; ${this.printed()}`)
       },
     })
   }

@@ -6,12 +6,12 @@ import mqttPacket, { type IConnackPacket, type IConnectPacket, type IPublishPack
 
 /** 4 is MQTT 3.1.1, 5 is MQTT 5. */
 export type ProtocolVersion = 4 | 5
-import { HUNG_MS, seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 
 export interface ConnectOptions {
   /** MQTT 3.1.1 (4, the default) or MQTT 5 (5): how every packet of the connection is built and read. */
   protocolVersion?: ProtocolVersion
-  /** Client identifier; '' asks the broker to assign one (MQTT 3.1.1 §3.1.3.1). Default: a random one. */
+  /** Client identifier; '' asks the broker to assign one ([MQTT-3.1.3-6]); default a random one. */
   clientId?: string
   /** CleanSession flag (Clean Start in MQTT 5); default true. */
   clean?: boolean
@@ -191,7 +191,7 @@ export class RawClient {
   private waitUntil<T>(awaited: string, timeoutMs: number, failOnClose: boolean, found: () => T | undefined): Promise<T> {
     return this.packets.until(found, {
       timeoutMs,
-      timedOut: (ms) => new Error(`waited ${seconds(ms)} for ${awaited}`),
+      timedOut: (ms) => new Error(`waited ${inSeconds(ms)} for ${awaited}`),
       ended: failOnClose ? () => new Error(`the connection closed before ${awaited} arrived`) : undefined,
     })
   }
@@ -207,8 +207,9 @@ function randomClientId(): string {
 
 /**
  * The bytes of a CONNECT. mqtt-packet refuses to build one with a zero-length client id and
- * CleanSession (Clean Start) 0, which a 3.1.1 client must not send (MQTT 3.1.1 §3.1.3.1) and a
- * broker must refuse, and which MQTT 5 allows: so build it with a one-byte id and cut that byte out.
+ * CleanSession (Clean Start) 0, which a 3.1.1 client must not send and a broker must refuse (MQTT
+ * 3.1.1 §3.1.3.1 [MQTT-3.1.3-7] [MQTT-3.1.3-8]), and which MQTT 5 allows: so build it with a
+ * one-byte id and cut that byte out.
  */
 function connectBytes(packet: IConnectPacket): Buffer {
   if (packet.clientId !== '' || packet.clean) return mqttPacket.generate(packet)

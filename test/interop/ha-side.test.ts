@@ -8,7 +8,7 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
-import { seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { mosquittoPath, NOT_INSTALLED, startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.ts'
 import { start, type Program } from '../helpers/processes.ts'
 
@@ -54,7 +54,11 @@ class HomeAssistant {
   /** The first message seen, from `from` on, that `matches`; fails naming `what` if none comes. */
   next(what: string, matches: (m: Seen) => boolean, from = 0): Promise<Seen> {
     return this.arrivals.until(() => this.seen.slice(from).find(matches), {
-      timedOut: (ms) => new Error(`Home Assistant's side saw no ${what} within ${seconds(ms)}; it saw ${JSON.stringify(this.seen.map((m) => m.topic))}`),
+      timedOut: (ms) => {
+        const saw = JSON.stringify(this.seen.map((m) => m.topic))
+        const none = `Home Assistant's side saw no ${what} within ${inSeconds(ms)}`
+        return new Error(`${none}; it saw ${saw}`)
+      },
     })
   }
 

@@ -7,7 +7,7 @@ import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { Program, start } from '../helpers/processes.ts'
 
-export interface InteropClients {
+interface InteropClients {
   /** Start one of our demo programs with `env()` and keep it running. */
   ours(script: string, args?: string[]): Program
   /** Start a program that is not ours and keep it running; exec, so that a signal reaches the program itself. */

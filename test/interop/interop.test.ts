@@ -5,7 +5,7 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
-import { HUNG_MS, seconds, Waiter } from '../../scenarios/stage/waiter.ts'
+import { HUNG_MS, inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { interopClients } from './interop-clients.ts'
 import { findProgram } from '../helpers/mosquitto.ts'
@@ -48,7 +48,8 @@ async function brokerSays(line: string): Promise<void> {
   })
   try {
     await reports.until(() => (said ? true : undefined), {
-      timedOut: (ms) => new Error(`the broker did not report ${JSON.stringify(line)} within ${seconds(ms)}`),
+      timedOut: (ms) =>
+        new Error(`the broker did not report ${JSON.stringify(line)} within ${inSeconds(ms)}`),
     })
   } finally {
     stop()

@@ -1,13 +1,14 @@
 // MQTT 5: a client that sets a Maximum Packet Size gets no larger packet.
+// Keeps MQTT 5 [MQTT-3.1.2-24] and [MQTT-3.1.2-25] (§3.1.2.11.4).
 import type { Aedes } from 'aedes'
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet'
 
 /**
- * MQTT 5 §3.1.2.11.4: a client that sets a Maximum Packet Size must get no larger packet; the broker
- * leaves such a message out for that client and carries on as if it had sent it. aedes stores the
- * client's maximum and sends whatever comes. authorizeForward sees each message on its way to a
- * client, live, retained or queued, and returning nothing there drops it as sent (aedes also takes
- * it off a persistent session's queue).
+ * A client that sets a Maximum Packet Size must get no larger packet; the broker leaves such a
+ * message out for that client and carries on as if it had sent it. aedes stores the client's
+ * maximum and sends whatever comes. authorizeForward sees each message on its way to a client,
+ * live, retained or queued, and returning nothing there drops it as sent (aedes also takes it off a
+ * persistent session's queue).
  */
 export function sendNoPacketOverClientsMaximum(aedes: Aedes): void {
   const forward = aedes.authorizeForward

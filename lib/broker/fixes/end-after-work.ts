@@ -1,4 +1,5 @@
 // A client's end reaches aedes only once aedes has handled everything the client sent before it.
+// Keeps [MQTT-4.5.0-1] (§4.5 of MQTT 3.1.1 and of MQTT 5): a message the broker took is delivered.
 import type { IncomingMessage } from 'node:http'
 import { Readable, type Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
@@ -63,7 +64,7 @@ const FINISH_TIMEOUT_MS = 5000
  * only after writing its PUBACK, even to a peer that has left). TCP sockets must allow half-open
  * connections, or Node.js would stop writing once the peer's FIN is read.
  */
-export class ClosingAfterWork extends Readable {
+class ClosingAfterWork extends Readable {
   /** Set by aedes' Client on the stream it is given. */
   declare client?: Client
   private peerEnded = false

@@ -1,16 +1,17 @@
 // Each message goes to a subscriber at the QoS it was granted, not above.
+// Keeps [MQTT-3.8.4-6] of MQTT 3.1.1 and [MQTT-3.8.4-8] of MQTT 5 (§3.8.4).
 import type { Aedes, Client } from 'aedes'
 import { topicMatches } from '../../topics.ts'
 import { subscriptionsOf } from './aedes-internals.ts'
 
 /**
- * MQTT 3.1.1 §3.8.4: a message reaches a subscriber at the lower of its own QoS and the QoS granted
- * to the matching subscription. aedes looks the subscription up by the message's topic name, which
- * finds an exact filter but never a wildcard one: so a retained QoS 1 message reached a QoS 0
- * subscription to homeassistant/# at QoS 1 (the discovery listener's case). This hook lowers the
- * QoS to the highest granted by the client's filters that match the topic. Most clients hold no
- * subscription granted below the message's QoS, which is known from the lowest QoS they were granted,
- * kept per client until it subscribes or unsubscribes again: they pay one lookup per message.
+ * A message reaches a subscriber at the lower of its own QoS and the QoS granted to the matching
+ * subscription. aedes looks the subscription up by the message's topic name, which finds an exact
+ * filter but never a wildcard one: so a retained QoS 1 message reached a QoS 0 subscription to
+ * homeassistant/# at QoS 1 (the discovery listener's case). This hook lowers the QoS to the highest
+ * granted by the client's filters that match the topic. Most clients hold no subscription granted
+ * below the message's QoS, which is known from the lowest QoS they were granted, kept per client
+ * until it subscribes or unsubscribes again: they pay one lookup per message.
  */
 export function deliverAtGrantedQoS(aedes: Aedes): void {
   const lowestGranted = new WeakMap<Client, number>()

@@ -1,17 +1,18 @@
 // With a store on disk, only a true duplicate of a stored message is dropped.
+// Keeps [MQTT-4.5.0-1] (§4.5 of MQTT 3.1.1 and of MQTT 5) with a store on disk too.
 import type { Aedes, Client } from 'aedes'
 
 /**
- * MQTT 3.1.1 §4.3: a message is delivered (at least once, at QoS 1), even when another overtakes it on
- * its way. aedes numbers every message as it comes in, and drops, as a duplicate, any message whose
+ * A message is delivered (at least once, at QoS 1: §4.3), even when another overtakes it on its
+ * way. aedes numbers every message as it comes in, and drops, as a duplicate, any message whose
  * number is below the last one a client was sent. That only holds while messages leave in the order
- * they came: with a store on disk (--persist), a retained message waits for its write, and so does a
- * QoS 1 message queued for a session that is away; a message from another client passes it meanwhile,
- * and a subscriber of both lost the first one, every time (in memory, nothing passes: writes take no
- * time). What the filter is for, within one broker,
- * is a message that matches two filters of one client, which aedes would otherwise send twice; those
- * copies reach the client one right after the other. So aedes' filter is turned off, and a message is
- * dropped only when it is the very one the client was just sent.
+ * they came: with a store on disk (--persist), a retained message waits for its write, and so does
+ * a QoS 1 message queued for a session that is away; a message from another client passes it
+ * meanwhile, and a subscriber of both lost the first one, every time (in memory, nothing passes:
+ * writes take no time). What the filter is for, within one broker, is a message that matches two
+ * filters of one client, which aedes would otherwise send twice; those copies reach the client one
+ * right after the other. So aedes' filter is turned off, and a message is dropped only when it is
+ * the very one the client was just sent.
  */
 export function dropOnlyTrueDuplicates(aedes: Aedes): void {
   // aedes reads and writes a client's `duplicates` (left out of its types) for its filter: here it reads nothing.

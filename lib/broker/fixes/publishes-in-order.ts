@@ -1,15 +1,16 @@
 // One client's messages are handled in the order it sent them.
+// Keeps [MQTT-4.6.0-6] of MQTT 3.1.1 and [MQTT-4.6.0-5] of MQTT 5 (§4.6).
 import type { Aedes, Client } from 'aedes'
 
 /**
- * MQTT 3.1.1 §4.6: messages from one client on a topic reach subscribers in the order they were sent.
- * aedes stores a retained message before routing it, asynchronously, so a publish that follows at
- * once overtakes it; aedes' duplicate filter then drops the overtaken message as already seen. So a
- * subscriber of a topic that got "on" (retained) then "off" saw only "off". Here a client's publishes
- * that follow a retained one wait until it has been routed (aedes calls `published` last, with the
- * very packet the client sent), then go on in the order they came. Any other publish is routed at
- * once, in order, by aedes itself. QoS 2 is left alone: aedes does not route a retransmitted QoS 2
- * message again, so it would wait forever.
+ * Messages from one client on a topic reach subscribers in the order they were sent. aedes stores a
+ * retained message before routing it, asynchronously, so a publish that follows at once overtakes
+ * it; aedes' duplicate filter then drops the overtaken message as already seen. So a subscriber of
+ * a topic that got "on" (retained) then "off" saw only "off". Here a client's publishes that follow
+ * a retained one wait until it has been routed (aedes calls `published` last, with the very packet
+ * the client sent), then go on in the order they came. Any other publish is routed at once, in
+ * order, by aedes itself. QoS 2 is left alone: aedes does not route a retransmitted QoS 2 message
+ * again, so it would wait forever.
  */
 export function keepEachClientsPublishesInOrder(aedes: Aedes): void {
   /** Per client, only while one of its retained messages is being stored: that message, and what waits behind it. */

@@ -1,17 +1,18 @@
 // A resumed session's queued messages go out before anything live.
+// Keeps [MQTT-4.6.0-6] of MQTT 3.1.1 and [MQTT-4.6.0-5] of MQTT 5 (§4.6).
 import type { Aedes, Client } from 'aedes'
 import { internalsOf } from './aedes-internals.ts'
 
 /**
- * MQTT 3.1.1 §4.6 (MQTT 5 §4.6 too): a client's messages on a topic reach a subscriber in the order it
- * sent them, and a session that was away is no exception. When it comes back, aedes restores its
- * subscriptions (so live messages flow again) and only then sends what was queued for it, one message
- * at a time from its store: a device that kept publishing had its new messages delivered between its
- * older ones. Here, for a client that resumes a session (Clean Session 0; Clean Start 0 in MQTT 5),
- * live messages wait until aedes has sent the queue ('clientReady'), then go on in the order they
- * came. A client that starts clean has no queue and is left alone, at no cost. (From Redis each
- * queued message takes round trips, so there a burst queued for a session reached it with a later
- * message in the middle, every time.)
+ * A client's messages on a topic reach a subscriber in the order it sent them, and a session that
+ * was away is no exception. When it comes back, aedes restores its subscriptions (so live messages
+ * flow again) and only then sends what was queued for it, one message at a time from its store: a
+ * device that kept publishing had its new messages delivered between its older ones. Here, for a
+ * client that resumes a session (Clean Session 0; Clean Start 0 in MQTT 5), live messages wait
+ * until aedes has sent the queue ('clientReady'), then go on in the order they came. A client that
+ * starts clean has no queue and is left alone, at no cost. (From Redis each queued message takes
+ * round trips, so there a burst queued for a session reached it with a later message in the middle,
+ * every time.)
  */
 export function deliverQueuedBeforeLive(aedes: Aedes): void {
   const releases = new WeakMap<Client, () => void>()

@@ -1,9 +1,10 @@
-// Flow control for the bundled broker (MQTT 5 §3.1.2.11.3 and §4.9): a client that sets a Receive
-// Maximum in its CONNECT must never have more QoS 1 and 2 messages from the broker unacknowledged
-// than that. aedes reads the value and sends anyway. For such a client only, what aedes writes to
-// the connection passes through a gate that follows the packets in the bytes and holds PUBLISH
-// packets back while the client's quota is spent, releasing them, in order, as its PUBACKs and
-// PUBCOMPs come in. Clients that set no Receive Maximum (most) keep aedes' own connection untouched.
+// Flow control for the bundled broker: keeps MQTT 5 [MQTT-3.3.4-9] and [MQTT-4.9.0-2] (§3.3.4,
+// §4.9). A client that sets a Receive Maximum in its CONNECT (§3.1.2.11.3) must never have more
+// QoS 1 and 2 messages from the broker unacknowledged than that. aedes reads the value and sends
+// anyway. For such a client only, what aedes writes to the connection passes through a gate that
+// follows the packets in the bytes and holds PUBLISH packets back while the client's quota is
+// spent, releasing them, in order, as its PUBACKs and PUBCOMPs come in. Clients that set no
+// Receive Maximum (most) keep aedes' own connection untouched.
 import type { Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
 
@@ -88,7 +89,8 @@ class Gate {
     // Control packets (SUBACK, PUBACK, PINGRESP...) are not counted and need not wait.
     if (packet[0] >> 4 !== 3) return this.conn.write(packet)
     const qos = (packet[0] >> 1) & 3
-    // A PUBLISH waits behind those held before it, so that messages keep their order (§4.6).
+    // A PUBLISH waits behind those held before it, so that messages keep their order
+    // ([MQTT-4.6.0-5]: §4.6).
     if (this.held.length > 0 || (qos > 0 && this.inFlight >= this.max)) {
       this.held.push({ bytes: Buffer.from(packet), qos })
       return true
