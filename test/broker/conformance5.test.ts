@@ -461,7 +461,7 @@ const rules: Rule[] = [
     },
   },
   {
-    id: 'shared-subscription', section: '§4.8.2, §3.2.2.3.17',
+    id: 'shared-subscription', section: '§4.8.2, §3.2.2.3.13',
     says: '$share/group/filter is refused with SUBACK 0x9E (Shared Subscriptions not supported, as CONNACK says), or served: each message reaches one member of the group',
     async test(p) {
       const first = await p.connect()
