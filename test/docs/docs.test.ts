@@ -33,8 +33,13 @@ describe('commands shown in the docs exist', () => {
   const pidFiles = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
     .flatMap((b) => [...b.body.matchAll(/--pid-file (\S+)/g)].map((m) => m[1]))
 
+  /** The directories that commands of each page keep a broker's store in (--persist DIR), for the rm commands that clear them. */
+  const storeDirs = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
+    .flatMap((b) => [...b.body.matchAll(/--persist (\S+)/g)].map((m) => m[1]))
+
   it.each(commands)('$where: $command', async ({ where, command }) => {
-    const words = command.replace(/^(\w+=\S+\s+)+/, '').split(/\s+/)
+    // npm run --silent (or -s) leaves out npm's own lines: the same script, the same flags.
+    const words = command.replace(/^(\w+=\S+\s+)+/, '').replace(/^npm run (--silent|-s) /, 'npm run ').split(/\s+/)
     const flags = words.filter((w) => w.startsWith('--') && w !== '--')
     if (words[0] === 'npm' && (words[1] === 'run' || words[1] === 'start')) {
       const script = words[2]
@@ -55,6 +60,12 @@ describe('commands shown in the docs exist', () => {
       const file = command.match(/^kill -KILL "\$\(cat (\S+)\)"$/)?.[1]
       expect(file, 'kill -KILL "$(cat FILE)"').toBeDefined()
       expect(pidFiles(where.split(':')[0]), `a command of the page writes ${file} with --pid-file`).toContain(file)
+    } else if (words[0] === 'rm') {
+      // Clean-up: only a broker store that a command of the same page made, never a pattern.
+      const dir = command.match(/^rm -r (\S+)$/)?.[1]
+      expect(dir, 'rm -r DIR').toBeDefined()
+      expect(storeDirs(where.split(':')[0]), `a command of the page keeps a store in ${dir} with --persist`).toContain(dir)
+      expect(dir, 'a directory of its own, inside the project').toMatch(/^[\w-]+$/)
     } else if (words[0] === 'redis-server') {
       // Not ours: only the settings the cluster page explains.
       for (const flag of flags) expect(['--port', '--save', '--appendonly'], `${flag} of redis-server`).toContain(flag)
@@ -99,9 +110,10 @@ describe('output blocks of a command are what it prints', () => {
   const quoted = all.filter((b) => b.ownOutput)
   it.each(quoted.map((b) => ({ where: `${b.page}:${b.line}`, command: b.ownOutput!, body: b.body })))(
     '$where: $command', async ({ command, body }) => {
-      // Only demo programs and the broker run here: `npx tsx <file> ...` or `npm run broker -- ...`.
+      // Only demo programs and the broker run here: `npx tsx <file> ...` or `npm run [--silent] broker -- ...`.
       const words = command.split(/\s+/)
-      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : ['lib/broker/main.ts', words.slice(4)]
+      const after = words.includes('--') ? words.slice(words.indexOf('--') + 1) : []
+      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : ['lib/broker/main.ts', after]
       const result = await runScript(script, args)
       expect(normalise(body)).toBe(normalise(`${result.stdout}${result.stderr}`.trimEnd()))
     })
