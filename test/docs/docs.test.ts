@@ -75,6 +75,52 @@ describe('commands shown in the docs exist', () => {
   })
 })
 
+describe('the experiment pages say which terminal each command goes in', () => {
+  const experimentPages = pages.filter((p) => /^docs\/(0[1-9]|1\d)-/.test(p))
+  const counts = ['one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
+  /** The terminals a text names: "terminal 3", "terminals 2, 3 and 4", "terminals 2 to 6", "# terminal 5". */
+  const named = (text: string) => [...text.matchAll(/\bterminals?\s+(\d+(?:(?:,\s+|,?\s+and\s+|\s+to\s+)\d+)*)/gi)]
+    .flatMap((m) => m[1].split(/,?\s+and\s+|,\s+/).flatMap((part) => {
+      const [from, to = from] = part.split(/\s+to\s+/).map(Number)
+      return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    }))
+
+  it.each(experimentPages)('%s says at the top how many it needs, and uses every one of them', (page) => {
+    const text = readFileSync(join(ROOT, page), 'utf8')
+    const top = text.slice(0, text.indexOf('\n## '))
+    const count = counts.indexOf(top.match(/^\*\*Terminals:\*\* (\w+)/m)?.[1] ?? '') + 1
+    expect(count, 'a line "**Terminals:** <how many>: ..." before the first section').toBeGreaterThan(0)
+    expect(Math.max(...named(text)), 'the highest terminal it names').toBe(count)
+  })
+
+  // Every command of a page but the show's and the like, which go in any terminal: the heading of its
+  // section, the text between it and the block before, or a comment in the block names the terminal.
+  const anywhere = /^#+ (The whole experiment as a show|How fast|Options)$/
+  const commands = experimentPages.flatMap((page) => {
+    const lines = readFileSync(join(ROOT, page), 'utf8').split('\n')
+    return all.filter((b) => b.page === page && b.lang === 'sh').flatMap((block) => {
+      const opening = block.line - 1
+      const heading = lines.findLastIndex((l, i) => i < opening && /^#+ /.test(l) && !l.startsWith('#!'))
+      if (anywhere.test(lines[heading])) return []
+      const fences = lines.map((l, i) => (l.startsWith('```') && i < opening ? i : -1)).filter((i) => i > heading)
+      const after = fences.length > 0 ? fences.at(-1)! : heading
+      const context = [lines[heading], ...lines.slice(after + 1, opening), block.body].join('\n')
+      return [{ where: `${page}:${block.line}`, command: block.body.split('\n').at(-1)!, context }]
+    })
+  })
+  it.each(commands)('$where: $command', ({ context }) => {
+    expect(named(context).length, 'a terminal named in its heading, the text before it, or a comment').toBeGreaterThan(0)
+  })
+})
+
+describe('no page stops a program by a pattern', () => {
+  // pgrep -f, pkill -f or killall would also reach the brokers of a test run or of another learner:
+  // a page kills the process whose id the program wrote with --pid-file.
+  it.each(pages)('%s', (page) => {
+    expect(readFileSync(join(ROOT, page), 'utf8')).not.toMatch(/\b(pgrep|pkill|killall)\b/)
+  })
+})
+
 describe('node FILE.ts, which the docs offer for npx tsx FILE.ts on Node.js 22.18 and later', () => {
   // Every such command, in a block or in the text: `node demos/...ts`, flags and all.
   const commands = pages.flatMap((page) => [...readFileSync(join(ROOT, page), 'utf8').matchAll(/^node (demos\/\S+\.ts)( .*)?$|`node (demos\/\S+\.ts)([^`]*)`/gm)]
