@@ -68,7 +68,7 @@ if (url === undefined) {
   close = () => broker.close()
   pagePort = Number(new URL(broker.wsUrl!).port)
   serves = `bundled broker on ${broker.url} and MQTT over WebSocket on the same port`
-  // As npm run broker warns: the bundled broker asks for no password, and the page switches devices.
+  // As npm run broker warns: the bundled broker asks for no password, and the page switches lights.
   if (!isLoopback(host)) {
     process.stderr.write(`warning: listening on ${host} without a password: anyone who can reach `
       + 'this machine can publish and subscribe, and switch your devices from the page; '

@@ -187,7 +187,7 @@ function requireCredentials(aedes: Aedes, expected: { username: string; password
   }
 }
 
-/** Whether `host` is this machine alone: on any other, a broker without a password is open to all. */
+/** Whether `host` is this machine alone: anywhere else, a broker without a password is open. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }

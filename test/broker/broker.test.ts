@@ -258,14 +258,16 @@ describe('npm run broker (lib/broker/main.ts as a program)', () => {
     expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n')
   })
 
-  it('npm run dashboard, whose bundled broker asks for no password either, warns the same way', async () => {
-    const child = start('demos/dashboard/server.ts', ['--host', '0.0.0.0', '--port', '0', '--http-port', '0'])
+  it('npm run dashboard, whose broker asks for no password either, warns alike', async () => {
+    const args = ['--host', '0.0.0.0', '--port', '0', '--http-port', '0']
+    const child = start('demos/dashboard/server.ts', args)
     await child.waitForLine('dashboard on ')
     child.child.kill('SIGTERM')
     const result = await child.finish()
     expect(result.code).toBe(0)
-    expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can reach this '
-      + 'machine can publish and subscribe, and switch your devices from the page; use it on a network you trust\n')
+    expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can '
+      + 'reach this machine can publish and subscribe, and switch your devices from the page; '
+      + 'use it on a network you trust\n')
   })
 
   it('a demo given the wrong password says so in one line', async () => {

@@ -8,7 +8,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
-import { chromium, type Browser, type Locator, type Page, type WebSocketRoute } from 'playwright-core'
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core'
+import type { WebSocketRoute } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { expectOneLineError, isListening, runScript, start, type Program } from '../helpers/processes.ts'
@@ -61,7 +62,10 @@ describe('npm run dashboard without a browser', () => {
   })
 })
 
-/** The size of the MQTT packet that `bytes` begin with, once they hold its fixed header: a byte, then the remaining length in 1 to 4. */
+/**
+ * The size of the MQTT packet that `bytes` begin with, once they hold its fixed header: a byte,
+ * then the remaining length in 1 to 4.
+ */
 function packetLength(bytes: Buffer): number | undefined {
   let remaining = 0
   for (let i = 1; i < Math.min(bytes.length, 5); i++) {
@@ -142,10 +146,10 @@ inBrowser('npm run dashboard in Chromium', () => {
     expect(await page.locator('#empty').isVisible()).toBe(true)
   })
 
-  it('says that it is connecting, not that there is no device, until the broker answers its SUBSCRIBE', async () => {
-    // A second page, whose WebSocket passes through the test: the broker's CONNACK goes through, and
-    // what follows it (the SUBACK, and the retained messages behind it) waits until the test lets it.
-    // aedes writes a packet in several WebSocket messages, so the bytes are counted, not the messages.
+  it('connecting, not "No devices yet", until the broker has answered its SUBSCRIBE', async () => {
+    // A second page, whose WebSocket passes through the test: the broker's CONNACK goes through,
+    // and what follows it (the SUBACK, the retained messages behind it) waits until the test lets
+    // it. aedes writes a packet in several WebSocket messages: the bytes count, not the messages.
     let fromBroker = Buffer.alloc(0)
     let passed = 0
     let holding = true
@@ -174,7 +178,7 @@ inBrowser('npm run dashboard in Chromium', () => {
     try {
       const wsUrl = server.page.replace('http:', 'ws:').replace(/\/$/, '')
       await second.goto(server.page)
-      // Its CONNACK in, its SUBSCRIBE out: the page is as far as it gets before the broker's answer.
+      // Its CONNACK in, its SUBSCRIBE out: as far as the page gets before the broker's answer.
       await subscribed
       expect(fromBroker[0]! >> 4, 'the broker\'s first packet is its CONNACK').toBe(2)
       expect(await second.locator('#status').getAttribute('data-state')).toBe('connecting')

@@ -13,6 +13,8 @@ import { allBlocks as all, applyChange, lineDiff, normalise, pages } from './doc
 import { Program, runScript } from '../helpers/processes.ts'
 import { python } from '../helpers/python.ts'
 
+/** What `npm run broker` runs, also as `npm run --silent broker`. */
+const BROKER = 'lib/broker/main.ts'
 const packageScripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>
 
 describe('commands shown in the docs exist', () => {
@@ -33,13 +35,14 @@ describe('commands shown in the docs exist', () => {
   const pidFiles = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
     .flatMap((b) => [...b.body.matchAll(/--pid-file (\S+)/g)].map((m) => m[1]))
 
-  /** The directories that commands of each page keep a broker's store in (--persist DIR), for the rm commands that clear them. */
+  /** The directories where a page's commands keep a store (--persist DIR), for its rm -r. */
   const storeDirs = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
     .flatMap((b) => [...b.body.matchAll(/--persist (\S+)/g)].map((m) => m[1]))
 
   it.each(commands)('$where: $command', async ({ where, command }) => {
     // npm run --silent (or -s) leaves out npm's own lines: the same script, the same flags.
-    const words = command.replace(/^(\w+=\S+\s+)+/, '').replace(/^npm run (--silent|-s) /, 'npm run ').split(/\s+/)
+    const words = command.replace(/^(\w+=\S+\s+)+/, '')
+      .replace(/^npm run (--silent|-s) /, 'npm run ').split(/\s+/)
     const flags = words.filter((w) => w.startsWith('--') && w !== '--')
     if (words[0] === 'npm' && (words[1] === 'run' || words[1] === 'start')) {
       const script = words[2]
@@ -64,7 +67,8 @@ describe('commands shown in the docs exist', () => {
       // Clean-up: only a broker store that a command of the same page made, never a pattern.
       const dir = command.match(/^rm -r (\S+)$/)?.[1]
       expect(dir, 'rm -r DIR').toBeDefined()
-      expect(storeDirs(where.split(':')[0]), `a command of the page keeps a store in ${dir} with --persist`).toContain(dir)
+      const page = where.split(':')[0]
+      expect(storeDirs(page), `a command of the page keeps a store in ${dir}`).toContain(dir)
       expect(dir, 'a directory of its own, inside the project').toMatch(/^[\w-]+$/)
     } else if (words[0] === 'redis-server') {
       // Not ours: only the settings the cluster page explains.
@@ -78,38 +82,46 @@ describe('commands shown in the docs exist', () => {
 describe('the experiment pages say which terminal each command goes in', () => {
   const experimentPages = pages.filter((p) => /^docs\/(0[1-9]|1\d)-/.test(p))
   const counts = ['one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
-  /** The terminals a text names: "terminal 3", "terminals 2, 3 and 4", "terminals 2 to 6", "# terminal 5". */
-  const named = (text: string) => [...text.matchAll(/\bterminals?\s+(\d+(?:(?:,\s+|,?\s+and\s+|\s+to\s+)\d+)*)/gi)]
+  /** The terminals a text names: "terminal 3", "terminals 2, 3 and 4", "terminals 2 to 6". */
+  const naming = /\bterminals?\s+(\d+(?:(?:,\s+|,?\s+and\s+|\s+to\s+)\d+)*)/gi
+  const named = (text: string) => [...text.matchAll(naming)]
     .flatMap((m) => m[1].split(/,?\s+and\s+|,\s+/).flatMap((part) => {
       const [from, to = from] = part.split(/\s+to\s+/).map(Number)
       return Array.from({ length: to - from + 1 }, (_, i) => from + i)
     }))
 
-  it.each(experimentPages)('%s says at the top how many it needs, and uses every one of them', (page) => {
+  it.each(experimentPages)('%s says at the top how many it needs, and uses each', (page) => {
     const text = readFileSync(join(ROOT, page), 'utf8')
     const top = text.slice(0, text.indexOf('\n## '))
     const count = counts.indexOf(top.match(/^\*\*Terminals:\*\* (\w+)/m)?.[1] ?? '') + 1
-    expect(count, 'a line "**Terminals:** <how many>: ..." before the first section').toBeGreaterThan(0)
+    expect(count, 'a line "**Terminals:** <how many>: ..." before the first section')
+      .toBeGreaterThan(0)
     expect(Math.max(...named(text)), 'the highest terminal it names').toBe(count)
   })
 
-  // Every command of a page but the show's and the like, which go in any terminal: the heading of its
-  // section, the text between it and the block before, or a comment in the block names the terminal.
+  // Every command of a page but the show's and the like, which go in any terminal: the heading of
+  // its section, the text between it and the block before, or a comment in the block names it.
   const anywhere = /^#+ (The whole experiment as a show|How fast|Options)$/
   const commands = experimentPages.flatMap((page) => {
     const lines = readFileSync(join(ROOT, page), 'utf8').split('\n')
+    // Whether each line is inside a fenced block, whose `# terminal 2` is a comment, not a heading.
+    let fenced = false
+    const inside = lines.map((l) => (l.startsWith('```') ? ((fenced = !fenced), true) : fenced))
+    const last = (before: number, test: (l: string, i: number) => boolean) =>
+      lines.findLastIndex((l, i) => i < before && test(l, i))
     return all.filter((b) => b.page === page && b.lang === 'sh').flatMap((block) => {
       const opening = block.line - 1
-      const heading = lines.findLastIndex((l, i) => i < opening && /^#+ /.test(l) && !l.startsWith('#!'))
+      const heading = last(opening, (l, i) => !inside[i] && /^#+ /.test(l))
       if (anywhere.test(lines[heading])) return []
-      const fences = lines.map((l, i) => (l.startsWith('```') && i < opening ? i : -1)).filter((i) => i > heading)
-      const after = fences.length > 0 ? fences.at(-1)! : heading
+      // From the block before, when it is in the same section.
+      const after = Math.max(heading, last(opening, (l) => l.startsWith('```')))
       const context = [lines[heading], ...lines.slice(after + 1, opening), block.body].join('\n')
       return [{ where: `${page}:${block.line}`, command: block.body.split('\n').at(-1)!, context }]
     })
   })
   it.each(commands)('$where: $command', ({ context }) => {
-    expect(named(context).length, 'a terminal named in its heading, the text before it, or a comment').toBeGreaterThan(0)
+    expect(named(context).length, 'a terminal named in its heading, text before it or a comment')
+      .toBeGreaterThan(0)
   })
 })
 
@@ -156,10 +168,10 @@ describe('output blocks of a command are what it prints', () => {
   const quoted = all.filter((b) => b.ownOutput)
   it.each(quoted.map((b) => ({ where: `${b.page}:${b.line}`, command: b.ownOutput!, body: b.body })))(
     '$where: $command', async ({ command, body }) => {
-      // Only demo programs and the broker run here: `npx tsx <file> ...` or `npm run [--silent] broker -- ...`.
+      // Only demo programs and the broker run here: `npx tsx <file> ...`, `npm run broker -- ...`.
       const words = command.split(/\s+/)
       const after = words.includes('--') ? words.slice(words.indexOf('--') + 1) : []
-      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : ['lib/broker/main.ts', after]
+      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : [BROKER, after]
       const result = await runScript(script, args)
       expect(normalise(body)).toBe(normalise(`${result.stdout}${result.stderr}`.trimEnd()))
     })
