@@ -23,6 +23,8 @@ const cards = byId<HTMLElement>('devices')
 const warningList = byId<HTMLUListElement>('warnings')
 const empty = byId<HTMLParagraphElement>('empty')
 
+/** Where the page stands: connecting (until the broker's SUBACK), connected, or disconnected. */
+let state: 'connecting' | 'connected' | 'disconnected' = 'connecting'
 /** What the page discovered since it last connected. */
 let discovered = new Discoveries(prefix, filter)
 /** One card element per entity, updated in place, so that a switch is never replaced under a finger. */
@@ -38,13 +40,23 @@ showStatus('connecting', `connecting to ${url}…`)
 
 // A refused CONNECT comes as an error, then a close: the status line keeps the reason.
 let lastError = ''
+/** Counts the connections, so that the SUBACK of one that has ended changes nothing. */
+let connections = 0
 client.on('error', (error) => (lastError = ` (${error.message})`))
 client.on('close', () => showStatus('disconnected', `disconnected from ${url}${lastError}; trying again every second…`))
 client.on('connect', () => {
   lastError = ''
+  const connection = ++connections
   discovered = new Discoveries(prefix, filter)
-  client.subscribe(filter, { qos: 0 })
-  showStatus('connected', `connected to ${url}`)
+  showStatus('connecting', `connecting to ${url}…`)
+  // Still connecting until the broker has answered the SUBSCRIBE: until then the page knows nothing
+  // of what exists, and must not say that there is no device. The broker sends the retained configs
+  // it keeps right behind its SUBACK.
+  client.subscribe(filter, { qos: 0 }, (error) => {
+    if (connection !== connections || !client.connected) return
+    if (!error) showStatus('connected', `connected to ${url}`)
+    else showStatus('disconnected', `${url} refused to subscribe to ${filter} (${error.message})`)
+  })
 })
 
 client.on('message', (topic, payload, packet) => {
@@ -55,10 +67,11 @@ client.on('message', (topic, payload, packet) => {
   render()
 })
 
-function showStatus(state: 'connecting' | 'connected' | 'disconnected', text: string): void {
-  status.dataset.state = state
+function showStatus(now: typeof state, text: string): void {
+  state = now
+  status.dataset.state = now
   status.textContent = text
-  document.body.classList.toggle('stale', state !== 'connected')
+  document.body.classList.toggle('stale', now !== 'connected')
   render()
 }
 
@@ -84,7 +97,8 @@ function render(): void {
     cardOf.set(key, card)
     fillCard(card, entity)
   }
-  empty.hidden = entities.size > 0
+  // "No devices yet" only once the broker has answered; before, or while away, it cannot know.
+  empty.hidden = state !== 'connected' || entities.size > 0
 
   warningList.replaceChildren(...[...discovered.problems].map(([topic, problem]) => {
     const item = document.createElement('li')

@@ -7,7 +7,7 @@ import { createServer, type RequestListener } from 'node:http'
 import { networkInterfaces } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startBroker } from '../../lib/broker/broker.ts'
+import { isLoopback, startBroker } from '../../lib/broker/broker.ts'
 import { CACHE, keep, outputOf, upToDate } from '../../lib/build-cache.ts'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { DEFAULT_PREFIX } from '../../lib/discovery/format.ts'
@@ -68,6 +68,12 @@ if (url === undefined) {
   close = () => broker.close()
   pagePort = Number(new URL(broker.wsUrl!).port)
   serves = `bundled broker on ${broker.url} and MQTT over WebSocket on the same port`
+  // As npm run broker warns: the bundled broker asks for no password, and the page switches lights.
+  if (!isLoopback(host)) {
+    process.stderr.write(`warning: listening on ${host} without a password: anyone who can reach `
+      + 'this machine can publish and subscribe, and switch your devices from the page; '
+      + 'use it on a network you trust\n')
+  }
 } else {
   const server = createServer(servePage)
   await new Promise<void>((resolve) => {
@@ -80,14 +86,14 @@ if (url === undefined) {
   pagePort = (server.address() as { port: number }).port
   serves = `for the broker at ${url}`
 }
-console.log(`dashboard on ${pageUrls(pagePort).join(' and ')} (${serves}); Ctrl-C to stop`)
-
 const stop = () => {
   setTimeout(() => process.exit(0), 1000).unref()
   void close().then(() => process.exit(0))
 }
+// Before the line that says it is ready: whoever reads it may stop us at once.
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)
+console.log(`dashboard on ${pageUrls(pagePort).join(' and ')} (${serves}); Ctrl-C to stop`)
 
 /** --url, else MQTT_URL; a browser speaks MQTT over WebSocket only, so either must be ws:// or wss://. */
 function brokerUrl(): string | undefined {

@@ -187,6 +187,11 @@ function requireCredentials(aedes: Aedes, expected: { username: string; password
   }
 }
 
+/** Whether `host` is this machine alone: anywhere else, a broker without a password is open. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}
+
 /** The line `npm run broker` prints once it accepts connections. */
 export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl' | 'unixUrl'>): string {
   return `broker ready on ${[broker.url, broker.wsUrl, broker.unixUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`

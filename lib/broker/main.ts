@@ -2,7 +2,7 @@
 // one ready line, then a line per client event; Ctrl-C or SIGTERM closes every connection and exits 0.
 import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
-import { DEFAULT_MAX_PACKET_SIZE, readyLine, startBroker } from './broker.ts'
+import { DEFAULT_MAX_PACKET_SIZE, isLoopback, readyLine, startBroker } from './broker.ts'
 
 async function main(): Promise<void> {
   startProgram()
@@ -65,10 +65,6 @@ function sizeFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined
   if (!/^\d+$/.test(value) || Number(value) < 2) fail(`--max-packet-size must be a number of bytes of at least 2, not ${JSON.stringify(value)}`)
   return Number(value)
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
 function portFlag(flag: string, value: string | undefined): number | undefined {

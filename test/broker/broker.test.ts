@@ -259,6 +259,18 @@ describe('npm run broker (lib/broker/main.ts as a program)', () => {
     expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n')
   })
 
+  it('npm run dashboard, whose broker asks for no password either, warns alike', async () => {
+    const args = ['--host', '0.0.0.0', '--port', '0', '--http-port', '0']
+    const child = start('demos/dashboard/server.ts', args)
+    await child.waitForLine('dashboard on ')
+    child.child.kill('SIGTERM')
+    const result = await child.finish()
+    expect(result.code).toBe(0)
+    expect(result.stderr).toBe('warning: listening on 0.0.0.0 without a password: anyone who can '
+      + 'reach this machine can publish and subscribe, and switch your devices from the page; '
+      + 'use it on a network you trust\n')
+  })
+
   it('a demo given the wrong password says so in one line', async () => {
     const child = start(brokerScript, ['--port', '0', '--quiet', '--username', 'speaker', '--password', 'on stage'])
     const url = (await child.waitForLine('broker ready on')).match(/mqtt:\/\/\S+?(?=;)/)![0]

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core'
+import type { WebSocketRoute } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { expectOneLineError, isListening, runScript, start, type Program } from '../helpers/processes.ts'
@@ -60,6 +61,19 @@ describe('npm run dashboard without a browser', () => {
     expectOneLineError(await runScript(dashboard, args, env), line)
   })
 })
+
+/**
+ * The size of the MQTT packet that `bytes` begin with, once they hold its fixed header: a byte,
+ * then the remaining length in 1 to 4.
+ */
+function packetLength(bytes: Buffer): number | undefined {
+  let remaining = 0
+  for (let i = 1; i < Math.min(bytes.length, 5); i++) {
+    remaining += (bytes[i]! & 0x7f) * 128 ** (i - 1)
+    if ((bytes[i]! & 0x80) === 0) return 1 + i + remaining
+  }
+  return undefined
+}
 
 /** The browser suite, or one skipped line that says what to install. */
 function inBrowser(title: string, suite: () => void): void {
@@ -130,6 +144,55 @@ inBrowser('npm run dashboard in Chromium', () => {
     expect(await status().getAttribute('data-state')).toBe('connected')
     expect(connectLevels, 'the page speaks MQTT 5, as Home Assistant does').toEqual([5])
     expect(await page.locator('#empty').isVisible()).toBe(true)
+  })
+
+  it('connecting, not "No devices yet", until the broker has answered its SUBSCRIBE', async () => {
+    // A second page, whose WebSocket passes through the test: the broker's CONNACK goes through,
+    // and what follows it (the SUBACK, the retained messages behind it) waits until the test lets
+    // it. aedes writes a packet in several WebSocket messages: the bytes count, not the messages.
+    let fromBroker = Buffer.alloc(0)
+    let passed = 0
+    let holding = true
+    let toPage: WebSocketRoute | undefined
+    let subscribeSent!: () => void
+    const subscribed = new Promise<void>((resolve) => (subscribeSent = resolve))
+    const second = await browser.newPage({ viewport: { width: 1280, height: 720 } })
+    await second.routeWebSocket(() => true, (ws) => {
+      toPage = ws
+      const broker = ws.connectToServer()
+      ws.onMessage((message) => {
+        // MQTT.js writes each packet whole; a first byte 0x8_ is a SUBSCRIBE.
+        if (typeof message !== 'string' && message[0]! >> 4 === 8) subscribeSent()
+        broker.send(message)
+      })
+      broker.onMessage((message) => {
+        if (!holding) return ws.send(message)
+        fromBroker = Buffer.concat([fromBroker, Buffer.from(message)])
+        const connack = packetLength(fromBroker)
+        if (connack === undefined || passed >= connack) return
+        const upTo = Math.min(connack, fromBroker.length)
+        ws.send(fromBroker.subarray(passed, upTo))
+        passed = upTo
+      })
+    })
+    try {
+      const wsUrl = server.page.replace('http:', 'ws:').replace(/\/$/, '')
+      await second.goto(server.page)
+      // Its CONNACK in, its SUBSCRIBE out: as far as the page gets before the broker's answer.
+      await subscribed
+      expect(fromBroker[0]! >> 4, 'the broker\'s first packet is its CONNACK').toBe(2)
+      expect(await second.locator('#status').getAttribute('data-state')).toBe('connecting')
+      expect(await second.locator('#status').textContent()).toBe(`connecting to ${wsUrl}…`)
+      expect(await second.locator('#empty').isVisible()).toBe(false)
+      await second.screenshot({ path: join(shots, 'dashboard-connecting.png') })
+
+      holding = false
+      toPage!.send(fromBroker.subarray(passed))
+      await texts(second.locator('#status')).toEqual([`connected to ${wsUrl}`])
+      expect(await second.locator('#empty').isVisible()).toBe(true)
+    } finally {
+      await second.close()
+    }
   })
 
   it('C18: shows a card for each entity that a device config or a component\'s config announces, with its name, platform, state and availability', async () => {
@@ -238,6 +301,8 @@ inBrowser('npm run dashboard in Chromium', () => {
     expect(await isListening(ports[0]!)).toBe(false)
     await expect.poll(() => status().getAttribute('data-state'), { timeout: SEEN_WITHIN_MS }).toBe('disconnected')
     expect(await status().textContent()).toMatch(/^disconnected from ws:\/\/127\.0\.0\.1:\d+; trying again every second…$/)
+    // No card, and no broker to ask: the page cannot tell that there is no device.
+    expect(await page.locator('#empty').isVisible()).toBe(false)
     await page.screenshot({ path: join(shots, 'dashboard-disconnected.png') })
 
     // The same ports, as after a restart: the page was loaded from the old one and keeps its address.

@@ -13,6 +13,8 @@ import { allBlocks as all, applyChange, lineDiff, normalise, pages } from './doc
 import { Program, runScript } from '../helpers/processes.ts'
 import { python } from '../helpers/python.ts'
 
+/** What `npm run broker` runs, also as `npm run --silent broker`. */
+const BROKER = 'lib/broker/main.ts'
 const packageScripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>
 
 describe('commands shown in the docs exist', () => {
@@ -33,8 +35,14 @@ describe('commands shown in the docs exist', () => {
   const pidFiles = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
     .flatMap((b) => [...b.body.matchAll(/--pid-file (\S+)/g)].map((m) => m[1]))
 
+  /** The directories where a page's commands keep a store (--persist DIR), for its rm -r. */
+  const storeDirs = (page: string) => all.filter((b) => b.page === page && b.lang === 'sh')
+    .flatMap((b) => [...b.body.matchAll(/--persist (\S+)/g)].map((m) => m[1]))
+
   it.each(commands)('$where: $command', async ({ where, command }) => {
-    const words = command.replace(/^(\w+=\S+\s+)+/, '').split(/\s+/)
+    // npm run --silent (or -s) leaves out npm's own lines: the same script, the same flags.
+    const words = command.replace(/^(\w+=\S+\s+)+/, '')
+      .replace(/^npm run (--silent|-s) /, 'npm run ').split(/\s+/)
     const flags = words.filter((w) => w.startsWith('--') && w !== '--')
     if (words[0] === 'npm' && (words[1] === 'run' || words[1] === 'start')) {
       const script = words[2]
@@ -55,12 +63,73 @@ describe('commands shown in the docs exist', () => {
       const file = command.match(/^kill -KILL "\$\(cat (\S+)\)"$/)?.[1]
       expect(file, 'kill -KILL "$(cat FILE)"').toBeDefined()
       expect(pidFiles(where.split(':')[0]), `a command of the page writes ${file} with --pid-file`).toContain(file)
+    } else if (words[0] === 'rm') {
+      // Clean-up: only a broker store that a command of the same page made, never a pattern.
+      const dir = command.match(/^rm -r (\S+)$/)?.[1]
+      expect(dir, 'rm -r DIR').toBeDefined()
+      const page = where.split(':')[0]
+      expect(storeDirs(page), `a command of the page keeps a store in ${dir}`).toContain(dir)
+      expect(dir, 'a directory of its own, inside the project').toMatch(/^[\w-]+$/)
     } else if (words[0] === 'redis-server') {
       // Not ours: only the settings the cluster page explains.
       for (const flag of flags) expect(['--port', '--save', '--appendonly'], `${flag} of redis-server`).toContain(flag)
     } else {
       expect(['npm install', 'npm test', 'npm ci'], 'a command this test knows').toContain(words.slice(0, 2).join(' '))
     }
+  })
+})
+
+describe('the experiment pages say which terminal each command goes in', () => {
+  const experimentPages = pages.filter((p) => /^docs\/(0[1-9]|1\d)-/.test(p))
+  const counts = ['one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
+  /** The terminals a text names: "terminal 3", "terminals 2, 3 and 4", "terminals 2 to 6". */
+  const naming = /\bterminals?\s+(\d+(?:(?:,\s+|,?\s+and\s+|\s+to\s+)\d+)*)/gi
+  const named = (text: string) => [...text.matchAll(naming)]
+    .flatMap((m) => m[1].split(/,?\s+and\s+|,\s+/).flatMap((part) => {
+      const [from, to = from] = part.split(/\s+to\s+/).map(Number)
+      return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    }))
+
+  it.each(experimentPages)('%s says at the top how many it needs, and uses each', (page) => {
+    const text = readFileSync(join(ROOT, page), 'utf8')
+    const top = text.slice(0, text.indexOf('\n## '))
+    const count = counts.indexOf(top.match(/^\*\*Terminals:\*\* (\w+)/m)?.[1] ?? '') + 1
+    expect(count, 'a line "**Terminals:** <how many>: ..." before the first section')
+      .toBeGreaterThan(0)
+    expect(Math.max(...named(text)), 'the highest terminal it names').toBe(count)
+  })
+
+  // Every command of a page but the show's and the like, which go in any terminal: the heading of
+  // its section, the text between it and the block before, or a comment in the block names it.
+  const anywhere = /^#+ (The whole experiment as a show|How fast|Options)$/
+  const commands = experimentPages.flatMap((page) => {
+    const lines = readFileSync(join(ROOT, page), 'utf8').split('\n')
+    // Whether each line is inside a fenced block, whose `# terminal 2` is a comment, not a heading.
+    let fenced = false
+    const inside = lines.map((l) => (l.startsWith('```') ? ((fenced = !fenced), true) : fenced))
+    const last = (before: number, test: (l: string, i: number) => boolean) =>
+      lines.findLastIndex((l, i) => i < before && test(l, i))
+    return all.filter((b) => b.page === page && b.lang === 'sh').flatMap((block) => {
+      const opening = block.line - 1
+      const heading = last(opening, (l, i) => !inside[i] && /^#+ /.test(l))
+      if (anywhere.test(lines[heading])) return []
+      // From the block before, when it is in the same section.
+      const after = Math.max(heading, last(opening, (l) => l.startsWith('```')))
+      const context = [lines[heading], ...lines.slice(after + 1, opening), block.body].join('\n')
+      return [{ where: `${page}:${block.line}`, command: block.body.split('\n').at(-1)!, context }]
+    })
+  })
+  it.each(commands)('$where: $command', ({ context }) => {
+    expect(named(context).length, 'a terminal named in its heading, text before it or a comment')
+      .toBeGreaterThan(0)
+  })
+})
+
+describe('no page stops a program by a pattern', () => {
+  // pgrep -f, pkill -f or killall would also reach the brokers of a test run or of another learner:
+  // a page kills the process whose id the program wrote with --pid-file.
+  it.each(pages)('%s', (page) => {
+    expect(readFileSync(join(ROOT, page), 'utf8')).not.toMatch(/\b(pgrep|pkill|killall)\b/)
   })
 })
 
@@ -99,9 +168,10 @@ describe('output blocks of a command are what it prints', () => {
   const quoted = all.filter((b) => b.ownOutput)
   it.each(quoted.map((b) => ({ where: `${b.page}:${b.line}`, command: b.ownOutput!, body: b.body })))(
     '$where: $command', async ({ command, body }) => {
-      // Only demo programs and the broker run here: `npx tsx <file> ...` or `npm run broker -- ...`.
+      // Only demo programs and the broker run here: `npx tsx <file> ...`, `npm run broker -- ...`.
       const words = command.split(/\s+/)
-      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : ['lib/broker/main.ts', words.slice(4)]
+      const after = words.includes('--') ? words.slice(words.indexOf('--') + 1) : []
+      const [script, args] = words[0] === 'npx' ? [words[2], words.slice(3)] : [BROKER, after]
       const result = await runScript(script, args)
       expect(normalise(body)).toBe(normalise(`${result.stdout}${result.stderr}`.trimEnd()))
     })
