@@ -7,8 +7,7 @@ import { reportProblems } from '../../lib/problems.ts'
 // The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
 const flags = subscriberFlags()
 
-// The change: alice's own client id and clean: false: the broker keeps her session when she is away
-// and queues the messages of her QoS 1 subscription meanwhile.
+// The change: a client id of her own and clean: false; the broker keeps alice's session when away.
 const client = mqtt.connect(flags.url, {
   ...flags.connection,
   clientId: flags.id ?? 'alice',
