@@ -29,7 +29,7 @@ client.on('connect', async (connack) => {
   console.log(`listening for Home Assistant on ${status}`)
 })
 
-// Home Assistant says "online" when it starts: announce again, configs first, as its docs ask.
+// The light's commands, and Home Assistant's status: at "online", announce again, configs first.
 client.on('message', async (topic, payload) => {
   const text = payload.toString()
   if (topic === light?.commandTopic && (text === light.on || text === light.off)) {

@@ -26,7 +26,7 @@ client.on('connect', (connack) => {
   const kept = client.options.clean ? '' : `, session present: ${present}`
   const broker = brokerUrl(client, flags.url)
   console.log(`connected to ${broker}, result code ${connack.reasonCode}${kept}`)
-  // Every config, with one wildcard filter; once granted, the birth message, for devices to answer.
+  // Every config with one wildcard filter; once granted, the birth message, for devices to answer.
   queue = queue.then(async () => {
     const [granted] = await client.subscribeAsync(flags.topic ?? 'homeassistant/#', {
       qos: flags.qos ?? 0,

@@ -16,7 +16,7 @@ client.on('connect', async (connack) => {
   console.log(`connected to ${flags.url}, ${connackResult(connack)}`)
   for (const message of flags.messages ?? ['on']) {
     // At QoS 1 or 2 this waits until the broker has acknowledged the message. retain: true is
-    // this experiment's change: the broker keeps the message for every subscriber that comes later.
+    // this experiment's change: the broker keeps the message for every later subscriber.
     await client.publishAsync(flags.topic ?? 'my_topic', message, {
       qos: flags.qos ?? 0,
       retain: flags.retain ?? true,
