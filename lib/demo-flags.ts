@@ -1,7 +1,9 @@
-// The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean, -V...),
-// parsed by lib/parse-flags.ts over the defaults that the demo writes down itself, and checked
-// before anything reaches the broker. MQTT_URL sets the default --url, so a learner can point every
-// demo at another broker (Mosquitto, say) at once.
+// The flags every demo program takes (--url, --topic, --message, --qos, --retain, --id, --no-clean,
+// -V...), parsed by lib/parse-flags.ts and checked before anything reaches the broker. A demo
+// writes what it does in its MQTT.js calls, `retain: flags.retain ?? true`: each flag is undefined
+// unless given, and the literal after ?? stands. --help shows those literals as the defaults, read
+// from the program's source (writtenInCalls). MQTT_URL sets the default --url, so a learner can
+// point every demo at another broker (Mosquitto, say) at once.
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 import type { IClientOptions } from 'mqtt'
@@ -12,52 +14,50 @@ import { emptyLevelNote, topicFilterProblem, topicNameProblem } from './topics.t
 
 export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
 
-export interface ClientOptions {
-  /** The broker to connect to; of a list (--url a,b), the first, the others being in connection.servers. */
-  url: string
-  /** Client identifier; MQTT.js makes up a random one when undefined. */
-  clientId?: string
-  /** false asks the broker to keep the session (subscriptions, queued QoS 1 and 2 messages) across connections. */
-  clean: boolean
-  qos: QoS
-  /** The MQTT version spoken: 4 is MQTT 3.1.1 (the article's), 5 is MQTT 5 (-V 5). */
-  version: 4 | 5
-  /** Seconds of silence after which the client sends a PINGREQ (0: never); MQTT.js's 60 when undefined. */
-  keepalive?: number
-  /** For a broker that asks for them (npm run broker -- --username ... --password ...). */
-  username?: string
-  password?: string
-  /** What to hand mqtt.connect() with the URL: the fields above, plus no retries, a 5 s wait for CONNACK and no number cache (and the list of brokers, if --url gave several). */
-  connection: IClientOptions
-}
-
-/** What a demo does unless its flags say otherwise: written in the demo, so the reader sees it. */
-export interface ClientDefaults {
-  clientId?: string
-  clean?: boolean
+/**
+ * What a program writes in its calls where a flag may replace it, by the flag's name in `flags`
+ * (`flags.id ?? 'alice'` is id: 'alice'): see writtenInCalls().
+ */
+export interface Written {
+  topic?: string
+  messages?: string[]
   qos?: QoS
-  /** 4 (MQTT 3.1.1) unless said: the article's version. */
+  retain?: boolean
+  id?: string
+  clean?: boolean
+  /** Written in no call: 5 for a program that speaks MQTT 5 only; 4 (MQTT 3.1.1) otherwise. */
   version?: 4 | 5
 }
 
-export interface PublisherDefaults extends ClientDefaults {
-  topic: string
-  message: string
+/** The flags of every client, checked. id, clean and qos are undefined unless given. */
+export interface ClientFlags {
+  /** The broker; of a list (--url a,b), the first, the others being in connection.servers. */
+  url: string
+  /**
+   * What to hand mqtt.connect() with the URL: no retries, a 5 s wait for CONNACK, no number cache,
+   * the version, and what --id, --clean or --no-clean, --keepalive and --username give.
+   */
+  connection: IClientOptions
+  /** The MQTT version spoken: 4 is MQTT 3.1.1 (the article's), 5 is MQTT 5 (-V 5). */
+  version: 4 | 5
+  /** --id: the client identifier. */
+  id?: string
+  /** --clean (true) or --no-clean (false): whether the session ends with the connection. */
+  clean?: boolean
+  /** --qos */
+  qos?: QoS
+}
+
+/** A publisher's flags: --topic, --message (repeated: several), --retain or --no-retain. */
+export interface PublisherFlags extends ClientFlags {
+  topic?: string
+  messages?: string[]
   retain?: boolean
 }
 
-export interface SubscriberDefaults extends ClientDefaults {
-  topic: string
-}
-
-export interface PublisherOptions extends ClientOptions {
-  topic: string
-  messages: string[]
-  retain: boolean
-}
-
-export interface SubscriberOptions extends ClientOptions {
-  topic: string
+/** A subscriber's flags: --topic, its filter. */
+export interface SubscriberFlags extends ClientFlags {
+  topic?: string
 }
 
 export type { Flag }
@@ -65,17 +65,23 @@ export type { Flag }
 /** How long a demo waits for the broker's CONNACK before it gives up. */
 export const CONNECT_TIMEOUT_MS = 5000
 
-/** The flags every client takes; the defaults shown in --help are the demo's own. */
-export function clientFlags(defaults: ClientDefaults = {}) {
-  const clean = defaults.clean ?? true
+/** The flags every client takes; the defaults shown in --help are what the program writes. */
+export function clientFlags(written: Written = {}) {
+  const clean = written.clean ?? true
   return {
     url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
     'mqtt-version': {
       type: 'string', short: 'V', arg: 'VERSION',
-      help: `MQTT version to speak: 5 or 3.1.1 (default ${defaults.version === 5 ? '5' : '3.1.1, the article\'s'})`,
+      help: `MQTT version to speak: 5 or 3.1.1 (default ${
+        written.version === 5 ? '5' : '3.1.1, the article\'s'})`,
     },
-    qos: { type: 'string', arg: 'N', help: `quality of service: 0, 1 or 2 (default ${defaults.qos ?? 0})` },
-    id: { type: 'string', arg: 'ID', help: `client identifier (default${defaults.clientId ? ` ${defaults.clientId}` : ': a random one'})` },
+    qos: {
+      type: 'string', arg: 'N', help: `quality of service: 0, 1 or 2 (default ${written.qos ?? 0})`,
+    },
+    id: {
+      type: 'string', arg: 'ID',
+      help: `client identifier (default${written.id ? ` ${written.id}` : ': a random one'})`,
+    },
     'no-clean': { type: 'boolean', help: `keep the session on the broker after disconnecting (needs --id)${clean ? '' : '; the default here'}` },
     clean: { type: 'boolean', help: `start with a clean session, which ends when the client disconnects${clean ? '; the default here' : ''}` },
     keepalive: { type: 'string', arg: 'SECONDS', help: 'ping the broker after this many seconds without a packet to send; 0 never (default 60)' },
@@ -84,59 +90,78 @@ export function clientFlags(defaults: ClientDefaults = {}) {
   } satisfies Record<string, Flag>
 }
 
-/** The flags of a program that publishes, over the `defaults` written in it. */
-export function publisherFlags(defaults: PublisherDefaults): PublisherOptions {
-  return publisherOptions(parseFlags(programDescription(), publisherFlagSet(defaults)), defaults)
+/** The flags of a program that publishes, over what its calls write. */
+export function publisherFlags(): PublisherFlags {
+  const written = writtenInCalls()
+  return publisherOptions(parseFlags(programDescription(), publisherFlagSet(written)), written)
 }
 
 /** The flags publisherFlags() takes, for a program that takes more (demos/mqtt5/publisher.ts). */
-export function publisherFlagSet(defaults: PublisherDefaults) {
-  const retain = defaults.retain ?? false
+export function publisherFlagSet(written: Written) {
+  const retain = written.retain ?? false
   return {
-    ...clientFlags(defaults),
-    topic: { type: 'string', arg: 'TOPIC', help: `topic name to publish to (default ${defaults.topic})` },
-    message: { type: 'string', multiple: true, arg: 'TEXT', help: `payload; repeat to publish several in order (default ${defaults.message})` },
+    ...clientFlags(written),
+    topic: {
+      type: 'string', arg: 'TOPIC', help: `topic name to publish to${byDefault(written.topic)}`,
+    },
+    message: {
+      type: 'string', multiple: true, arg: 'TEXT',
+      help: `payload; repeat to publish several in order${byDefault(written.messages?.join(', '))}`,
+    },
     retain: { type: 'boolean', help: `ask the broker to keep the message for future subscribers${retain ? '; the default here' : ''}` },
     'no-retain': { type: 'boolean', help: `an ordinary message, forgotten once delivered${retain ? '' : '; the default here'}` },
   } satisfies Record<string, Flag>
 }
 
 /** What the flags of publisherFlagSet() say, checked; `session` as clientOptions() takes it. */
-export function publisherOptions(values: Values<ReturnType<typeof publisherFlagSet>>, defaults: PublisherDefaults,
-  session: { sessionExpiry?: number } = {}): PublisherOptions {
-  const topic = values.topic ?? defaults.topic
-  const problem = topicNameProblem(topic)
-  if (problem) fail(`cannot publish to ${JSON.stringify(topic)}: ${problem}`)
-  noteEmptyLevels(topic)
+export function publisherOptions(values: Values<ReturnType<typeof publisherFlagSet>>,
+  written: Written, session: { sessionExpiry?: number } = {}): PublisherFlags {
+  const topic = values.topic ?? written.topic
+  if (topic !== undefined) {
+    const problem = topicNameProblem(topic)
+    if (problem) fail(`cannot publish to ${JSON.stringify(topic)}: ${problem}`)
+    noteEmptyLevels(topic)
+  }
   return {
-    ...clientOptions(values, defaults, session),
-    topic,
-    messages: values.message ?? [defaults.message],
-    retain: either('--retain', values.retain, '--no-retain', values['no-retain']) ?? defaults.retain ?? false,
+    ...clientOptions(values, written, session),
+    topic: values.topic,
+    messages: values.message,
+    retain: either('--retain', values.retain, '--no-retain', values['no-retain']),
   }
 }
 
-/** The flags of a program that subscribes, over the `defaults` written in it. */
-export function subscriberFlags(defaults: SubscriberDefaults): SubscriberOptions {
-  return subscriberOptions(parseFlags(programDescription(), subscriberFlagSet(defaults)), defaults)
+/** The flags of a program that subscribes, over what its calls write. */
+export function subscriberFlags(): SubscriberFlags {
+  const written = writtenInCalls()
+  return subscriberOptions(parseFlags(programDescription(), subscriberFlagSet(written)), written)
 }
 
 /** The flags subscriberFlags() takes, for a program that takes more (demos/mqtt5/subscriber.ts). */
-export function subscriberFlagSet(defaults: SubscriberDefaults) {
+export function subscriberFlagSet(written: Written) {
   return {
-    ...clientFlags(defaults),
-    topic: { type: 'string', arg: 'FILTER', help: `topic filter to subscribe to, + and # allowed, quoted (default ${defaults.topic})` },
+    ...clientFlags(written),
+    topic: {
+      type: 'string', arg: 'FILTER',
+      help: `topic filter to subscribe to, + and # allowed, quoted${byDefault(written.topic)}`,
+    },
   } satisfies Record<string, Flag>
 }
 
 /** What the flags of subscriberFlagSet() say, checked; `session` as clientOptions() takes it. */
-export function subscriberOptions(values: Values<ReturnType<typeof subscriberFlagSet>>, defaults: SubscriberDefaults,
-  session: { sessionExpiry?: number } = {}): SubscriberOptions {
-  const topic = values.topic ?? defaults.topic
-  const problem = topicFilterProblem(topic)
-  if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
-  noteEmptyLevels(topic)
-  return { ...clientOptions(values, defaults, session), topic }
+export function subscriberOptions(values: Values<ReturnType<typeof subscriberFlagSet>>,
+  written: Written, session: { sessionExpiry?: number } = {}): SubscriberFlags {
+  const topic = values.topic ?? written.topic
+  if (topic !== undefined) {
+    const problem = topicFilterProblem(topic)
+    if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
+    noteEmptyLevels(topic)
+  }
+  return { ...clientOptions(values, written, session), topic: values.topic }
+}
+
+/** ` (default X)` for --help, or nothing when the program writes no X. */
+function byDefault(value: string | undefined): string {
+  return value === undefined ? '' : ` (default ${value})`
 }
 
 /** A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go on. */
@@ -151,11 +176,34 @@ function either(yes: string, on: boolean | undefined, no: string, off: boolean |
   return on ? true : off ? false : undefined
 }
 
+/** The source of the running program (a bundle keeps the source's path in argv[1]). */
+function programSource(): string {
+  const script = process.argv[1]
+  return script ? readFileSync(script, 'utf8') : ''
+}
+
 /** The first line of the running program, its comment saying what it is for: the first line of --help. */
 export function programDescription(): string {
-  const script = process.argv[1]
-  const first = script ? readFileSync(script, 'utf8').split('\n')[0] : ''
-  return first.replace(/^(\/\/|#)\s*/, '')
+  return programSource().split('\n')[0].replace(/^(\/\/|#)\s*/, '')
+}
+
+/** `flags.NAME ?? LITERAL`, the literal a string, a list of strings, a number, true or false. */
+const WRITTEN = /\bflags\.(\w+) \?\? ('[^'\n]*'|\[[^\]\n]*\]|true|false|\d+)/g
+
+/**
+ * What the running program writes in its calls where a flag may replace it: each `flags.NAME ??
+ * LITERAL` of its source, read as the first line of --help is. --help shows them as the defaults,
+ * and the checks see them as the call will (--no-clean needs a client id, unless the call writes
+ * one).
+ */
+export function writtenInCalls(): Written {
+  const written: Record<string, unknown> = {}
+  for (const [, name, literal] of programSource().matchAll(WRITTEN)) {
+    written[name] = literal.startsWith("'") ? literal.slice(1, -1)
+      : literal.startsWith('[') ? [...literal.matchAll(/'([^']*)'/g)].map(([, text]) => text)
+        : literal === 'true' || literal === 'false' ? literal === 'true' : Number(literal)
+  }
+  return written
 }
 
 /** Parse process.argv against `flags` (plus --help); any mistake ends the program with one line. */
@@ -208,24 +256,29 @@ function checkUrl(url: string, inList: boolean): void {
 const VERSIONS: Record<string, 4 | 5> = { '5': 5, mqttv5: 5, '3.1.1': 4, '311': 4, mqttv311: 4 }
 
 /**
- * The options of a client's connection, from its flags over its `defaults`. `list`: --url may name
- * several brokers. `sessionExpiry`: the Session Expiry Interval an MQTT 5 program asks for, if it asks.
+ * The options of a client's connection, from its flags over what its calls write. `list`: --url may
+ * name several brokers. `sessionExpiry`: the Session Expiry Interval an MQTT 5 program asks for.
  */
-export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, defaults: ClientDefaults = {},
-  { list = false, sessionExpiry }: { list?: boolean; sessionExpiry?: number } = {}): ClientOptions {
+export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, written: Written = {},
+  { list = false, sessionExpiry }: { list?: boolean; sessionExpiry?: number } = {}): ClientFlags {
   const { url, servers } = brokers(values.url ?? process.env.MQTT_URL ?? DEFAULT_URL, list)
   const versionText = values['mqtt-version']
-  const version = versionText === undefined ? defaults.version ?? 4 : VERSIONS[versionText]
+  const version = versionText === undefined ? written.version ?? 4 : VERSIONS[versionText]
   if (version === undefined) fail(`-V (--mqtt-version) must be 5 or 3.1.1, not ${JSON.stringify(versionText)}`)
-  const qosText = values.qos ?? String(defaults.qos ?? 0)
-  if (!['0', '1', '2'].includes(qosText)) fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
-  const qos = Number(qosText) as QoS
+  if (values.qos !== undefined && !['0', '1', '2'].includes(values.qos)) {
+    fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
+  }
+  const qos = values.qos === undefined ? undefined : Number(values.qos) as QoS
   if (values.id === '') fail('--id must not be empty; leave it out to get a random client id')
-  const clientId = values.id ?? defaults.clientId
-  const clean = either('--clean', values.clean, '--no-clean', values['no-clean']) ?? defaults.clean ?? true
-  if (!clean && !clientId) fail('--no-clean needs --id: the broker finds a kept session by its client id')
+  const id = values.id
+  const clean = either('--clean', values.clean, '--no-clean', values['no-clean'])
+  // What the call will send: the flag, or else what the program writes, or else MQTT.js's default.
+  const keeps = !(clean ?? written.clean ?? true)
+  if (keeps && !(id ?? written.id)) {
+    fail('--no-clean needs --id: the broker finds a kept session by its client id')
+  }
   // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how long it lasts.
-  if (version === 5 && !clean && sessionExpiry === undefined) {
+  if (version === 5 && keeps && sessionExpiry === undefined) {
     process.stderr.write('note: MQTT 5 keeps a session only for its Session Expiry Interval, and this one has none: '
       + 'it ends with the connection\n')
   }
@@ -237,8 +290,8 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
   const password = values.password ?? process.env.MQTT_PASSWORD
   if (password !== undefined && username === undefined) fail('a password needs a user name: add --username (or MQTT_USERNAME)')
   const connection: IClientOptions = {
-    clientId,
-    clean,
+    ...(id !== undefined && { clientId: id }),
+    ...(clean !== undefined && { clean }),
     // MQTT 3.1.1, the article's version, unless -V 5.
     protocolVersion: version,
     // No retries: a demo whose broker is not there says so and exits (see problems.ts).
@@ -253,5 +306,5 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, de
     ...(username !== undefined && { username, password }),
     ...(servers && { servers }),
   }
-  return { url, clientId, clean, qos, version, keepalive, username, password, connection }
+  return { url, connection, version, id, clean, qos }
 }

@@ -4,19 +4,21 @@
 // options, and a will with its delay.
 import type { IClientOptions, IClientPublishOptions } from 'mqtt'
 import { fail } from './cli.ts'
-import { parseFlags, programDescription, publisherFlagSet, publisherOptions, subscriberFlagSet, subscriberOptions, type Flag,
-  type PublisherDefaults, type PublisherOptions, type SubscriberDefaults, type SubscriberOptions } from './demo-flags.ts'
+import {
+  parseFlags, programDescription, publisherFlagSet, publisherOptions, subscriberFlagSet,
+  subscriberOptions, writtenInCalls, type Flag, type PublisherFlags, type SubscriberFlags,
+} from './demo-flags.ts'
 import type { Values } from './parse-flags.ts'
 import { topicNameProblem } from './topics.ts'
 
-export interface Mqtt5PublisherOptions extends PublisherOptions {
+export interface Mqtt5PublisherFlags extends PublisherFlags {
   /** What goes with each message (--message-expiry, --user-property, --content-type, --response-topic, --correlation-data). */
   properties: NonNullable<IClientPublishOptions['properties']>
   /** Where the reply to a request is to come (--response-topic); a publisher without one makes no request. */
   responseTopic?: string
 }
 
-export interface Mqtt5SubscriberOptions extends SubscriberOptions {
+export interface Mqtt5SubscriberFlags extends SubscriberFlags {
   /** Subscription options (MQTT 5 §3.8.3.1): which retained messages to send, keep RETAIN on live ones, not my own messages. */
   retainHandling: 0 | 1 | 2
   retainAsPublished: boolean
@@ -35,10 +37,11 @@ const connectFlags = {
   'auth-method': { type: 'string', arg: 'NAME', help: 'ask for enhanced authentication by this method (a broker that knows none refuses with 0x8C)' },
 } satisfies Record<string, Flag>
 
-/** The flags of the MQTT 5 publisher, over the `defaults` written in it. */
-export function mqtt5PublisherFlags(defaults: PublisherDefaults): Mqtt5PublisherOptions {
+/** The flags of the MQTT 5 publisher, over what its calls write. */
+export function mqtt5PublisherFlags(): Mqtt5PublisherFlags {
+  const written = { ...writtenInCalls(), version: 5 } as const
   const flags = {
-    ...publisherFlagSet({ ...defaults, version: 5 }),
+    ...publisherFlagSet(written),
     ...connectFlags,
     'message-expiry': { type: 'string', arg: 'SECONDS', help: 'the broker drops the message once it has waited this long (default: never)' },
     'user-property': { type: 'string', multiple: true, arg: 'NAME=VALUE', help: 'a user property to send with the message; repeat for more' },
@@ -47,7 +50,7 @@ export function mqtt5PublisherFlags(defaults: PublisherDefaults): Mqtt5Publisher
     'correlation-data': { type: 'string', arg: 'TEXT', help: 'what the responder copies into its reply, to tell replies apart (needs --response-topic)' },
   } satisfies Record<string, Flag>
   const values = parseFlags(programDescription(), flags)
-  const options = publisherOptions(values, { ...defaults, version: 5 })
+  const options = publisherOptions(values, written)
   onlyMqtt5(options.version)
   const responseTopic = values['response-topic']
   if (responseTopic !== undefined) checkTopic('--response-topic', responseTopic)
@@ -55,7 +58,7 @@ export function mqtt5PublisherFlags(defaults: PublisherDefaults): Mqtt5Publisher
     fail('--correlation-data goes with --response-topic: it is what the responder copies into its reply')
   }
   const expiry = seconds('--message-expiry', values['message-expiry'], 1)
-  const properties: Mqtt5PublisherOptions['properties'] = {
+  const properties: Mqtt5PublisherFlags['properties'] = {
     ...(expiry !== undefined && { messageExpiryInterval: expiry }),
     ...(values['user-property'] && { userProperties: userProperties(values['user-property']) }),
     ...(values['content-type'] !== undefined && { contentType: values['content-type'] }),
@@ -65,10 +68,11 @@ export function mqtt5PublisherFlags(defaults: PublisherDefaults): Mqtt5Publisher
   return { ...options, connection: withConnectFlags(options.connection, values), properties, responseTopic }
 }
 
-/** The flags of the MQTT 5 subscriber, over the `defaults` written in it. */
-export function mqtt5SubscriberFlags(defaults: SubscriberDefaults): Mqtt5SubscriberOptions {
+/** The flags of the MQTT 5 subscriber, over what its calls write. */
+export function mqtt5SubscriberFlags(): Mqtt5SubscriberFlags {
+  const written = { ...writtenInCalls(), version: 5 } as const
   const flags = {
-    ...subscriberFlagSet({ ...defaults, version: 5 }),
+    ...subscriberFlagSet(written),
     ...connectFlags,
     'session-expiry': {
       type: 'string', arg: 'SECONDS', help: 'keep the session this long after a disconnect; with --no-clean, come back to it (default 0: it ends at once)',
@@ -84,7 +88,7 @@ export function mqtt5SubscriberFlags(defaults: SubscriberDefaults): Mqtt5Subscri
   } satisfies Record<string, Flag>
   const values = parseFlags(programDescription(), flags)
   const sessionExpiry = seconds('--session-expiry', values['session-expiry'], 0)
-  const options = subscriberOptions(values, { ...defaults, version: 5 }, { sessionExpiry })
+  const options = subscriberOptions(values, written, { sessionExpiry })
   onlyMqtt5(options.version)
   const rh = values['retain-handling'] ?? '0'
   if (!['0', '1', '2'].includes(rh)) fail(`--retain-handling must be 0, 1 or 2, not ${JSON.stringify(rh)}`)

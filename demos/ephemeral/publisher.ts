@@ -4,9 +4,8 @@ import { acknowledgement, connackResult } from '../../lib/mqtt5-print.ts'
 import { publisherFlags } from '../../lib/demo-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them). qos: 1 is this experiment's
-// change: for a persistent session that is away, a broker queues QoS 1 and 2 messages, not QoS 0.
-const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 1 })
+// The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
+const flags = publisherFlags()
 
 const client = mqtt.connect(flags.url, flags.connection)
 // A refused or lost connection ends the program with one line that says what to do.
@@ -15,9 +14,14 @@ reportProblems(client, flags.url)
 // Called when the broker answers the CONNECT with a CONNACK; code 0 means accepted.
 client.on('connect', async (connack) => {
   console.log(`connected to ${flags.url}, ${connackResult(connack)}`)
-  for (const message of flags.messages) {
-    // At QoS 1 or 2 this waits until the broker has acknowledged the message.
-    await client.publishAsync(flags.topic, message, { qos: flags.qos, retain: flags.retain })
+  for (const message of flags.messages ?? ['on']) {
+    // At QoS 1 or 2 this waits until the broker has acknowledged the message. QoS 1 is this
+    // experiment's change: for a persistent session that is away, a broker queues QoS 1 and 2
+    // messages, not QoS 0.
+    await client.publishAsync(flags.topic ?? 'my_topic', message, {
+      qos: flags.qos ?? 1,
+      retain: flags.retain ?? false,
+    })
   }
   // DISCONNECT: the broker knows we left on purpose.
   await client.endAsync()

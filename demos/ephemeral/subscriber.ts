@@ -4,11 +4,15 @@ import { connackResult, messageProperties } from '../../lib/mqtt5-print.ts'
 import { subscriberFlags } from '../../lib/demo-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them). The change: with a fixed client
-// id and clean: false the broker keeps alice's session while she is away, queuing QoS 1 messages.
-const flags = subscriberFlags({ topic: 'my_topic', qos: 1, clientId: 'alice', clean: false })
+// The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
+const flags = subscriberFlags()
 
-const client = mqtt.connect(flags.url, flags.connection)
+// The change: a client id of her own and clean: false; the broker keeps alice's session when away.
+const client = mqtt.connect(flags.url, {
+  ...flags.connection,
+  clientId: flags.id ?? 'alice',
+  clean: flags.clean ?? false,
+})
 // A refused or lost connection, or a refused subscription, ends the program with one line.
 reportProblems(client, flags.url)
 
@@ -18,13 +22,17 @@ client.on('connect', (connack) => {
   const present = connack.sessionPresent ? 'yes' : 'no'
   const kept = client.options.clean ? '' : `, session present: ${present}`
   console.log(`connected to ${flags.url}, ${connackResult(connack)}${kept}`)
-  client.subscribe(flags.topic, { qos: flags.qos })
+  client.subscribe(flags.topic ?? 'my_topic', { qos: flags.qos ?? 1 })
 })
 
-// The broker's SUBACK, seen as the packet arrives: before a retained message that follows it.
+// The broker's SUBACK, seen as it arrives: before a retained message that follows it. It names
+// no filter; the SUBSCRIBE did, as it left.
+let filter = ''
+client.on('packetsend', (packet) => {
+  if (packet.cmd === 'subscribe') filter = packet.subscriptions[0].topic
+})
 client.on('packetreceive', (packet) => {
-  if (packet.cmd !== 'suback') return
-  console.log(`subscribed to ${flags.topic} (QoS ${packet.granted[0]})`)
+  if (packet.cmd === 'suback') console.log(`subscribed to ${filter} (QoS ${packet.granted[0]})`)
 })
 
 // Called for each PUBLISH the broker forwards: RETAIN marks a stored message; -V 5 adds properties.

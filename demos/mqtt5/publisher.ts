@@ -6,9 +6,9 @@ import { acknowledgement, connackResult, messageProperties } from '../../lib/mqt
 import { mqtt5PublisherFlags } from '../../lib/mqtt5-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them): MQTT 5, at QoS 1, so that the
-// broker's PUBACK says how each message went.
-const flags = mqtt5PublisherFlags({ topic: 'my_topic', message: 'on', qos: 1 })
+// The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
+const flags = mqtt5PublisherFlags()
+const messages = flags.messages ?? ['on']
 
 // protocolVersion: 5 is in flags.connection (and --auth-method's property, if given).
 const client = mqtt.connect(flags.url, flags.connection)
@@ -19,10 +19,11 @@ client.on('connect', async (connack) => {
   console.log(`connected to ${flags.url}, ${connackResult(connack)}`)
   // A request: listen on the response topic before asking, or the reply could come first.
   if (flags.responseTopic) await client.subscribeAsync(flags.responseTopic, { qos: 1 })
-  // The properties travel in the PUBLISH packet, beside the payload.
-  const { qos, retain, properties } = flags
-  for (const message of flags.messages) {
-    await client.publishAsync(flags.topic, message, { qos, retain, properties })
+  // The properties travel in the PUBLISH, beside the payload; at QoS 1 a PUBACK says how it went.
+  for (const message of messages) {
+    await client.publishAsync(flags.topic ?? 'my_topic', message, {
+      qos: flags.qos ?? 1, retain: flags.retain ?? false, properties: flags.properties,
+    })
   }
   if (!flags.responseTopic) return client.endAsync()
   // No responder: say so after 5 s (unref: once the reply has come, this keeps nothing running).
@@ -34,7 +35,7 @@ client.on('connect', async (connack) => {
 let replies = 0
 client.on('message', async (topic, payload, packet) => {
   console.log(`reply on ${topic}: ${payload}${messageProperties(packet)}`)
-  if (++replies === flags.messages.length) await client.endAsync()
+  if (++replies === messages.length) await client.endAsync()
 })
 
 // Printed from each PUBLISH packet as it leaves, and from each PUBACK, with its reason code.

@@ -5,8 +5,8 @@ import { connackResult, messageProperties } from '../../lib/mqtt5-print.ts'
 import { mqtt5SubscriberFlags } from '../../lib/mqtt5-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them): MQTT 5, at QoS 1.
-const flags = mqtt5SubscriberFlags({ topic: 'my_topic', qos: 1 })
+// The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
+const flags = mqtt5SubscriberFlags()
 
 // In flags.connection: protocolVersion 5, Clean Start (--no-clean clears it), the Session Expiry
 // Interval (--session-expiry), a will and its Will Delay Interval (--will-topic, --will-delay).
@@ -18,13 +18,17 @@ client.on('connect', (connack) => {
   const present = connack.sessionPresent ? 'yes' : 'no'
   console.log(`connected to ${flags.url}, ${connackResult(connack)}, session present: ${present}`)
   // MQTT 5's subscription options: retain handling (rh), retain as published (rap), no local (nl).
-  const { qos, retainHandling: rh, retainAsPublished: rap, noLocal: nl } = flags
-  client.subscribe(flags.topic, { qos, rh, rap, nl })
+  const { retainHandling: rh, retainAsPublished: rap, noLocal: nl } = flags
+  client.subscribe(flags.topic ?? 'my_topic', { qos: flags.qos ?? 1, rh, rap, nl })
 })
 
+let filter = '' // a SUBACK names no filter: the SUBSCRIBE did, as it left
+client.on('packetsend', (packet) => {
+  if (packet.cmd === 'subscribe') filter = packet.subscriptions[0].topic
+})
 client.on('packetreceive', async (packet) => {
   if (packet.cmd !== 'suback') return
-  console.log(`subscribed to ${flags.topic} (QoS ${packet.granted[0]})`)
+  console.log(`subscribed to ${filter} (QoS ${packet.granted[0]})`)
   // --publish: a message of its own, which --no-local keeps from coming back to it.
   if (!flags.publish) return
   await client.publishAsync(flags.publish.topic, flags.publish.message, { qos: 1 })

@@ -4,9 +4,8 @@ import { acknowledgement, connackResult } from '../../lib/mqtt5-print.ts'
 import { publisherFlags } from '../../lib/demo-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them). retain: true is this experiment's
-// change: the broker keeps the message and hands it to every subscriber that comes later.
-const flags = publisherFlags({ topic: 'my_topic', message: 'on', qos: 0, retain: true })
+// The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
+const flags = publisherFlags()
 
 const client = mqtt.connect(flags.url, flags.connection)
 // A refused or lost connection ends the program with one line that says what to do.
@@ -15,9 +14,13 @@ reportProblems(client, flags.url)
 // Called when the broker answers the CONNECT with a CONNACK; code 0 means accepted.
 client.on('connect', async (connack) => {
   console.log(`connected to ${flags.url}, ${connackResult(connack)}`)
-  for (const message of flags.messages) {
-    // At QoS 1 or 2 this waits until the broker has acknowledged the message.
-    await client.publishAsync(flags.topic, message, { qos: flags.qos, retain: flags.retain })
+  for (const message of flags.messages ?? ['on']) {
+    // At QoS 1 or 2 this waits until the broker has acknowledged the message. retain: true is
+    // this experiment's change: the broker keeps the message for every later subscriber.
+    await client.publishAsync(flags.topic ?? 'my_topic', message, {
+      qos: flags.qos ?? 0,
+      retain: flags.retain ?? true,
+    })
   }
   // DISCONNECT: the broker knows we left on purpose.
   await client.endAsync()

@@ -4,8 +4,8 @@ import { connackResult, messageProperties } from '../../lib/mqtt5-print.ts'
 import { subscriberFlags } from '../../lib/demo-flags.ts'
 import { reportProblems } from '../../lib/problems.ts'
 
-// What it does unless a flag says otherwise (--help lists them): as in basic-pubsub/subscriber.ts.
-const flags = subscriberFlags({ topic: 'my_topic', qos: 0 })
+// The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
+const flags = subscriberFlags()
 
 const client = mqtt.connect(flags.url, flags.connection)
 // A refused or lost connection, or a refused subscription, ends the program with one line.
@@ -17,13 +17,17 @@ client.on('connect', (connack) => {
   const present = connack.sessionPresent ? 'yes' : 'no'
   const kept = client.options.clean ? '' : `, session present: ${present}`
   console.log(`connected to ${flags.url}, ${connackResult(connack)}${kept}`)
-  client.subscribe(flags.topic, { qos: flags.qos })
+  client.subscribe(flags.topic ?? 'my_topic', { qos: flags.qos ?? 0 })
 })
 
-// The broker's SUBACK, seen as the packet arrives: before a retained message that follows it.
+// The broker's SUBACK, seen as it arrives: before a retained message that follows it. It names
+// no filter; the SUBSCRIBE did, as it left.
+let filter = ''
+client.on('packetsend', (packet) => {
+  if (packet.cmd === 'subscribe') filter = packet.subscriptions[0].topic
+})
 client.on('packetreceive', (packet) => {
-  if (packet.cmd !== 'suback') return
-  console.log(`subscribed to ${flags.topic} (QoS ${packet.granted[0]})`)
+  if (packet.cmd === 'suback') console.log(`subscribed to ${filter} (QoS ${packet.granted[0]})`)
 })
 
 // Called for each PUBLISH the broker forwards: RETAIN marks a stored message; -V 5 adds properties.

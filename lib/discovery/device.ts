@@ -3,6 +3,7 @@
 // docs' "Device discovery payload", the form of today) or one config per component (the docs' "Single
 // component discovery payload", the article's form). Both carry the origin, and default_entity_id where
 // the deprecated object_id used to be.
+import { setTimeout } from 'node:timers/promises'
 import pkg from '../../package.json' with { type: 'json' }
 import { configTopic, DEVICE, statusTopic } from './format.ts'
 
@@ -45,10 +46,12 @@ export interface Announcement {
   light?: Light
   /** Each component's state topic and the state it starts in. */
   states: Map<string, string>
-  /** Retained messages to publish once, before the configs, to remove the dropped component. */
-  removal: { topic: string; payload: string; what: string }[]
+  /** [topic, payload] to publish once, retained, before the configs: the dropped component goes. */
+  removal: [string, string][]
   /** The retained configs, by topic. */
   configs: Map<string, string>
+  /** How the device's log names a payload it publishes: a config by what it is, else in quotes. */
+  said(payload: string): string
 }
 
 /** Written into every config (the docs' origin): which software sent it. */
@@ -72,6 +75,8 @@ export function announcement(device: DeviceIdentity): Announcement {
   const shared = { availability_topic: availability, qos: 1 }
   const configs = new Map<string, string>()
   const removal: Announcement['removal'] = []
+  // A config payload by what the log calls it: the whole one is "its config".
+  const names = new Map<string, string>()
   const deviceTopic = configTopic(device.prefix, { component: DEVICE, objectId: device.nodeId })
   const componentTopic = (component: ComponentName) =>
     configTopic(device.prefix, { component: options(component).platform, nodeId: device.nodeId, objectId: component })
@@ -94,17 +99,40 @@ export function announcement(device: DeviceIdentity): Announcement {
     // without it. One component's config is removed by an empty one. Either way its state goes too.
     const gone = device.drop
     if (device.perComponent) {
-      removal.push({ topic: componentTopic(gone), payload: '', what: '""' })
+      removal.push([componentTopic(gone), ''])
     } else {
-      const reduced = { ...cmps(device.components), [gone]: { p: options(gone).platform } }
-      removal.push({ topic: deviceTopic, payload: deviceConfig(reduced), what: `its config with "${gone}": {"p": "${options(gone).platform}"}` })
+      const platform = options(gone).platform
+      const reduced = deviceConfig({ ...cmps(device.components), [gone]: { p: platform } })
+      removal.push([deviceTopic, reduced])
+      names.set(reduced, `its config with "${gone}": {"p": "${platform}"}`)
     }
-    removal.push({ topic: stateOf(gone), payload: '', what: '""' })
+    removal.push([stateOf(gone), ''])
   }
 
   const states = new Map(device.components.map((c) => [stateOf(c), c === 'light' ? device.state : device.temperature]))
   const light = device.components.includes('light')
     ? { stateTopic: stateOf('light'), commandTopic: `${stateOf('light')}/set`, on: device.payloadOn, off: device.payloadOff }
     : undefined
-  return { availability, status: statusTopic(device.prefix), ...(light && { light }), states, removal, configs }
+  for (const config of configs.values()) names.set(config, 'its config')
+  const said = (payload: string) => names.get(payload) ?? JSON.stringify(payload)
+  const status = statusTopic(device.prefix)
+  return { availability, status, ...(light && { light }), states, removal, configs, said }
+}
+
+let answering = false
+
+/**
+ * How a device answers Home Assistant's birth message: after a random moment, up to half a second
+ * here, so that a house of devices does not answer at once; and once, whatever other birth message
+ * comes while it waits or answers. `answer` makes the MQTT calls.
+ */
+export async function answerBirth(answer: () => Promise<void>): Promise<void> {
+  if (answering) return
+  answering = true
+  try {
+    await setTimeout(Math.random() * 500)
+    await answer()
+  } finally {
+    answering = false
+  }
 }

@@ -1,34 +1,27 @@
 // The flags of the two discovery demos, demos/discovery/publisher.ts (a device) and subscriber.ts (a
-// listener), over the defaults each writes down: the usual --url and --id of lib/demo-flags.ts plus what
-// says which device to play or which configs to follow, all checked before anything reaches the broker.
+// listener): the usual --url and --id of lib/demo-flags.ts plus what says which device to play or
+// which configs to follow, all checked before anything reaches the broker. The device plays the
+// kitchen of docs/05-discovery.md unless its flags say otherwise; the listener writes its filter in
+// its subscribe call (`flags.topic ?? 'homeassistant/#'`), which --topic or --prefix replaces.
 import { fail, writePidFile } from '../cli.ts'
 import { COMPONENTS, type ComponentName, type DeviceIdentity } from './device.ts'
 import { DEFAULT_PREFIX, humanise, ID_PATTERN } from './format.ts'
-import { clientFlags, clientOptions, parseFlags, programDescription, type ClientOptions, type Flag } from '../demo-flags.ts'
+import {
+  clientFlags, clientOptions, parseFlags, programDescription, writtenInCalls, type ClientFlags,
+  type Flag,
+} from '../demo-flags.ts'
 import { topicFilterProblem, topicNameProblem } from '../topics.ts'
 
-export interface DeviceOptions extends ClientOptions, DeviceIdentity {}
+export interface DeviceFlags extends ClientFlags, DeviceIdentity {}
 
-/** What the device demo does unless its flags say otherwise. */
-export interface DeviceDefaults {
-  prefix: string
-  base: string
-  node: string
-  components: ComponentName[]
-}
+/** The kitchen of docs/05-discovery.md, with its light and its thermometer. */
+const KITCHEN = { base: 'home', node: 'kitchen', components: COMPONENTS }
 
-/** What the listener demo does unless its flags say otherwise. */
-export interface ListenerDefaults {
+export interface ListenerFlags extends ClientFlags {
+  /** The discovery prefix, homeassistant unless --prefix. */
   prefix: string
-  /** The filter for the configs; --prefix alone moves it along (homeassistant/# becomes <prefix>/#). */
-  topic: string
-  qos?: 0 | 1 | 2
-}
-
-export interface ListenerOptions extends ClientOptions {
-  prefix: string
-  /** The filter the listener subscribes to for configs. */
-  topic: string
+  /** The filter for the configs, if --topic gave one, or --prefix moved the written one along. */
+  topic?: string
 }
 
 /** A device and a listener reconnect, so they can take several brokers (sharing one Redis) and try them in turn. */
@@ -41,8 +34,9 @@ const prefixFlag = (prefix: string) => ({
   type: 'string', arg: 'TOPIC', help: `discovery prefix: the first level of every config topic (default ${prefix})`,
 }) satisfies Flag
 
-/** Flags of the device, over the `defaults` written in it. */
-export function deviceFlags(defaults: DeviceDefaults): DeviceOptions {
+/** Flags of the device. */
+export function deviceFlags(): DeviceFlags {
+  const defaults = { prefix: DEFAULT_PREFIX, ...KITCHEN }
   const names = COMPONENTS.join(' and ')
   const flags = {
     url: urlFlag(),
@@ -104,28 +98,37 @@ function component(flag: string, name: string): ComponentName {
   return name as ComponentName
 }
 
-/** Flags of the listener, over the `defaults` written in it. */
-export function listenerFlags(defaults: ListenerDefaults): ListenerOptions {
+/** Flags of the listener, over what its calls write. */
+export function listenerFlags(): ListenerFlags {
+  // It plays Home Assistant, which speaks MQTT 5: -V 5 is its default, and the only one it takes.
+  const written = { ...writtenInCalls(), version: 5 } as const
   const flags = {
-    // It plays Home Assistant, which speaks MQTT 5: -V 5 is its default, and the only version it takes.
-    ...clientFlags({ ...defaults, version: 5 }),
+    ...clientFlags(written),
     url: urlFlag(),
-    prefix: prefixFlag(defaults.prefix),
+    prefix: prefixFlag(DEFAULT_PREFIX),
     topic: {
-      type: 'string', arg: 'FILTER', help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/#, quoted (default ${defaults.topic})`,
+      type: 'string', arg: 'FILTER',
+      help: `filter for the config topics to follow, e.g. ${DEFAULT_PREFIX}/light/#, quoted${
+        written.topic === undefined ? '' : ` (default ${written.topic})`}`,
     },
   } satisfies Record<string, Flag>
   const values = parseFlags(programDescription(), flags)
-  const prefix = checkTopic('--prefix', values.prefix ?? defaults.prefix)
-  const moved = defaults.topic.startsWith(`${defaults.prefix}/`) ? `${prefix}${defaults.topic.slice(defaults.prefix.length)}` : defaults.topic
+  const prefix = checkTopic('--prefix', values.prefix ?? DEFAULT_PREFIX)
+  // --prefix alone moves the written filter along: homeassistant/# becomes <prefix>/#.
+  const moved = values.prefix !== undefined && written.topic?.startsWith(`${DEFAULT_PREFIX}/`)
+    ? `${prefix}${written.topic.slice(DEFAULT_PREFIX.length)}` : undefined
   const topic = values.topic ?? moved
-  const problem = topicFilterProblem(topic)
-  if (problem) fail(`cannot subscribe to ${JSON.stringify(topic)}: ${problem}`)
-  const options = clientOptions(values, { ...defaults, version: 5 }, { list: true, sessionExpiry: 86_400 })
-  if (options.version !== 5) fail('the listener plays Home Assistant, which speaks MQTT 5 to its broker: -V takes 5 only here')
-  // The listener speaks MQTT 5, which ends a session with its connection unless CONNECT says how long
-  // to keep it: with --no-clean, a day.
-  if (!options.clean) options.connection.properties = { sessionExpiryInterval: 86_400 }
+  const filter = topic ?? written.topic
+  const problem = filter === undefined ? undefined : topicFilterProblem(filter)
+  if (problem) fail(`cannot subscribe to ${JSON.stringify(filter)}: ${problem}`)
+  const options = clientOptions(values, written, { list: true, sessionExpiry: 86_400 })
+  if (options.version !== 5) {
+    fail('the listener plays Home Assistant, which speaks MQTT 5 to its broker: '
+      + '-V takes 5 only here')
+  }
+  // The listener speaks MQTT 5, which ends a session with its connection unless CONNECT says how
+  // long to keep it: with --no-clean, a day.
+  if (options.clean === false) options.connection.properties = { sessionExpiryInterval: 86_400 }
   return { ...options, prefix, topic }
 }
 

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from options import _client_flags, _client_options, _parser, fail, start_program
+from options import (Flags, _by_default, _client_flags, _client_options, _parser, fail,
+                     start_program, written_in_calls)
 from topics import topic_filter_problem, topic_matches, topic_name_problem
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +25,7 @@ _KNOWN_ORIGIN = set(ORIGIN_KEYS.values())
 
 ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
 COMPONENTS = ("light", "temperature")
+DEFAULT_PREFIX = "homeassistant"
 ORIGIN = {"name": _PACKAGE["name"], "sw": _PACKAGE["version"]}
 # What a device config may set once for all its components; a component's own value wins.
 SHARED = ("availability", "availability_topic", "availability_mode", "availability_template", "payload_available",
@@ -42,8 +44,9 @@ def status_topic(prefix):
     return f"{prefix}/status"
 
 
-def device_flags(*, prefix, base, node, components):
-    """The flags of the device, over the defaults written in it (as lib/discovery/flags.ts)."""
+def device_flags(prefix=DEFAULT_PREFIX, base="home", node="kitchen", components=COMPONENTS):
+    """The flags of the device, the kitchen of docs/05-discovery.md unless they say otherwise (as
+    lib/discovery/flags.ts)."""
     start_program()
     names = " and ".join(COMPONENTS)
     parser = _parser()
@@ -97,22 +100,32 @@ def device_flags(*, prefix, base, node, components):
                            state=state, temperature=args.temperature)
 
 
-def listener_flags(*, prefix, topic, qos=0):
-    """The flags of the listener, over the defaults written in it; --prefix alone moves the filter along."""
+def listener_flags():
+    """The flags of the listener, over what its calls write; --prefix alone moves its filter."""
     start_program()
+    written = written_in_calls()
+    topic, qos = written.get("topic"), written.get("qos", 0)
     parser = _parser()
     _client_flags(parser, None, True, qos)
-    parser.add_argument("--prefix", help=f"discovery prefix: the first level of every config topic (default {prefix})")
-    parser.add_argument("--topic", help=f"filter for the config topics to follow, quoted (default {topic})")
+    parser.add_argument("--prefix", help="discovery prefix: the first level of every config topic"
+                        f" (default {DEFAULT_PREFIX})")
+    parser.add_argument("--topic",
+                        help=f"filter for the config topics to follow, quoted{_by_default(topic)}")
     args = parser.parse_args()
-    chosen = _check_topic("--prefix", args.prefix if args.prefix is not None else prefix)
-    moved = chosen + topic[len(prefix):] if topic.startswith(f"{prefix}/") else topic
-    topic = args.topic if args.topic is not None else moved
-    problem = topic_filter_problem(topic)
+    chosen = _check_topic("--prefix", args.prefix if args.prefix is not None else DEFAULT_PREFIX)
+    moves = args.prefix is not None and topic is not None and topic.startswith(f"{DEFAULT_PREFIX}/")
+    moved = chosen + topic[len(DEFAULT_PREFIX):] if moves else None
+    given = args.topic if args.topic is not None else moved
+    chosen_filter = given if given is not None else topic
+    problem = None if chosen_filter is None else topic_filter_problem(chosen_filter)
     if problem:
-        fail(f"cannot subscribe to {json.dumps(topic, ensure_ascii=False)}: {problem}")
-    options = _client_options(args, None, True, qos)
-    return SimpleNamespace(**options, prefix=chosen, topic=topic, properties=_session(options["clean"]))
+        fail(f"cannot subscribe to {json.dumps(chosen_filter, ensure_ascii=False)}: {problem}")
+    flags = Flags(**_client_options(args, None, True, qos), prefix=chosen)
+    flags.given["topic"] = given
+    # It writes no session option: --no-clean alone keeps one, for a day.
+    flags.clean = flags.given["clean"] is not False
+    flags.properties = _session(flags.clean)
+    return flags
 
 
 def _session(clean):

@@ -1,8 +1,12 @@
-"""The flags of the Python demos, named as those of the TypeScript ones (lib/demo-flags.ts), over the
-defaults that each demo writes down, and checked before anything reaches the broker. MQTT_URL sets the
-default --url. When something is wrong: one line on stderr and exit code 1, never a traceback.
+"""The flags of the Python demos, named as those of the TypeScript ones (lib/demo-flags.ts), and
+checked before anything reaches the broker. A demo writes what it does in its paho calls,
+`retain=flags.get("retain", True)`: get() gives the flag when it was given, else the literal.
+--help shows those literals as the defaults, read from the program's source (written_in_calls).
+MQTT_URL sets the default --url. When something is wrong: one line on stderr and exit code 1, never
+a traceback.
 """
 import argparse
+import ast
 import json
 import os
 import sys
@@ -48,6 +52,36 @@ def _parser():
     return _Parser(prog=f"python3 {os.path.relpath(sys.argv[0])}", description=description)
 
 
+class Flags(SimpleNamespace):
+    """A demo's flags, checked: url, host, port, transport, keepalive and client_id (the one the
+    client will use, for the messages of problems.py) always; the others through get()."""
+
+    def get(self, name, written):
+        """The flag `name` (id, clean, qos, topic, messages, retain) if it was given, else
+        `written`, what the program writes in its call."""
+        value = self.given.get(name)
+        return written if value is None else value
+
+
+def written_in_calls():
+    """What the running program writes in its calls where a flag may replace it: the literal of
+    each flags.get(NAME, LITERAL) in its source. --help shows them as the defaults, and the checks
+    see them as the call will (--no-clean needs a client id, unless the call writes one)."""
+    with open(sys.argv[0], encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    written = {}
+    for node in ast.walk(tree):
+        call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if (call and node.func.attr == "get" and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "flags" and len(node.args) == 2
+                and isinstance(node.args[0], ast.Constant)):
+            try:
+                written[node.args[0].value] = ast.literal_eval(node.args[1])
+            except ValueError:
+                pass  # not a literal: --help shows no default for it
+    return written
+
+
 def _client_flags(parser, client_id, clean, qos):
     parser.add_argument("--url", help=f"broker to connect to (default $MQTT_URL, else {DEFAULT_URL})")
     parser.add_argument("--qos", help=f"quality of service: 0, 1 or 2 (default {qos})")
@@ -60,6 +94,8 @@ def _client_flags(parser, client_id, clean, qos):
 
 
 def _client_options(args, client_id, clean, qos):
+    """The connection's options and the given flags, checked over what the program writes: its
+    `client_id`, `clean` and `qos`."""
     url = args.url or os.environ.get("MQTT_URL") or DEFAULT_URL
     parsed = urlparse(url)
     if parsed.scheme == "udp":
@@ -67,24 +103,24 @@ def _client_options(args, client_id, clean, qos):
              "(MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own")
     if parsed.scheme not in ("mqtt", "tcp", "ws") or not parsed.hostname:
         fail(f"cannot connect to {url}: the Python demos take mqtt:// or ws:// URLs, as in {DEFAULT_URL}")
-    qos_text = args.qos if args.qos is not None else str(qos)
-    if qos_text not in ("0", "1", "2"):
+    if args.qos is not None and args.qos not in ("0", "1", "2"):
         fail(f"--qos must be 0, 1 or 2, not {json.dumps(args.qos)}")
     if args.id == "":
         fail("--id must not be empty; leave it out to get a random client id")
     if args.clean and args.no_clean:
         fail("--clean and --no-clean contradict each other; give one of them")
-    client_id = args.id if args.id is not None else client_id
-    clean = True if args.clean else False if args.no_clean else clean
-    if not clean and not client_id:
+    given_clean = True if args.clean else False if args.no_clean else None
+    # What the call will send: the flag, or else what the program writes.
+    if not (clean if given_clean is None else given_clean) and not (args.id or client_id):
         fail("--no-clean needs --id: the broker finds a kept session by its client id")
     keepalive = 60 if args.keepalive is None else args.keepalive
     if not str(keepalive).isdigit() or int(keepalive) > 65535:
         fail(f"--keepalive must be a number of seconds from 0 to 65535, not {json.dumps(args.keepalive)}")
     websocket = parsed.scheme == "ws"
+    given = dict(id=args.id, clean=given_clean, qos=None if args.qos is None else int(args.qos))
     return dict(url=url, host=parsed.hostname, port=parsed.port or (80 if websocket else 1883),
-                transport="websockets" if websocket else "tcp", client_id=client_id or "", clean=clean,
-                qos=int(qos_text), keepalive=int(keepalive))
+                transport="websockets" if websocket else "tcp", keepalive=int(keepalive),
+                client_id=args.id or client_id or "", given=given)
 
 
 def _note_empty_levels(topic):
@@ -99,35 +135,55 @@ def _either(yes, no, default):
     return True if yes else False if no else default
 
 
-def publisher_flags(*, topic, message, qos=0, retain=False, client_id=None, clean=True):
-    """The flags of a program that publishes, over the defaults written in it."""
+def _by_default(value):
+    """` (default X)` for --help, or nothing when the program writes no X."""
+    return "" if value is None else f" (default {value})"
+
+
+def publisher_flags():
+    """The flags of a program that publishes, over what its calls write."""
     start_program()
+    written = written_in_calls()
+    client_id, clean, qos = written.get("id"), written.get("clean", True), written.get("qos", 0)
+    messages = written.get("messages")
     parser = _parser()
     _client_flags(parser, client_id, clean, qos)
-    parser.add_argument("--topic", help=f"topic name to publish to (default {topic})")
-    parser.add_argument("--message", action="append", help=f"payload; repeat to publish several in order (default {message})")
+    parser.add_argument("--topic",
+                        help="topic name to publish to" + _by_default(written.get("topic")))
+    parser.add_argument("--message", action="append",
+                        help="payload; repeat to publish several in order"
+                        + _by_default(None if messages is None else ", ".join(messages)))
     parser.add_argument("--retain", action="store_true", help="ask the broker to keep the message for future subscribers")
     parser.add_argument("--no-retain", action="store_true", help="an ordinary message, forgotten once delivered")
     args = parser.parse_args()
-    topic = topic if args.topic is None else args.topic
-    problem = topic_name_problem(topic)
-    if problem:
-        fail(f"cannot publish to {json.dumps(topic, ensure_ascii=False)}: {problem}")
-    _note_empty_levels(topic)
-    return SimpleNamespace(**_client_options(args, client_id, clean, qos), topic=topic,
-                           messages=args.message or [message], retain=_either(args.retain, args.no_retain, retain))
+    topic = written.get("topic") if args.topic is None else args.topic
+    if topic is not None:
+        problem = topic_name_problem(topic)
+        if problem:
+            fail(f"cannot publish to {json.dumps(topic, ensure_ascii=False)}: {problem}")
+        _note_empty_levels(topic)
+    flags = Flags(**_client_options(args, client_id, clean, qos))
+    retain = _either(args.retain, args.no_retain, None)
+    flags.given.update(topic=args.topic, messages=args.message, retain=retain)
+    return flags
 
 
-def subscriber_flags(*, topic, qos=0, client_id=None, clean=True):
-    """The flags of a program that subscribes, over the defaults written in it."""
+def subscriber_flags():
+    """The flags of a program that subscribes, over what its calls write."""
     start_program()
+    written = written_in_calls()
+    client_id, clean, qos = written.get("id"), written.get("clean", True), written.get("qos", 0)
     parser = _parser()
     _client_flags(parser, client_id, clean, qos)
-    parser.add_argument("--topic", help=f"topic filter to subscribe to, + and # allowed, quoted (default {topic})")
+    parser.add_argument("--topic", help="topic filter to subscribe to, + and # allowed, quoted"
+                        + _by_default(written.get("topic")))
     args = parser.parse_args()
-    topic = topic if args.topic is None else args.topic
-    problem = topic_filter_problem(topic)
-    if problem:
-        fail(f"cannot subscribe to {json.dumps(topic, ensure_ascii=False)}: {problem}")
-    _note_empty_levels(topic)
-    return SimpleNamespace(**_client_options(args, client_id, clean, qos), topic=topic)
+    topic = written.get("topic") if args.topic is None else args.topic
+    if topic is not None:
+        problem = topic_filter_problem(topic)
+        if problem:
+            fail(f"cannot subscribe to {json.dumps(topic, ensure_ascii=False)}: {problem}")
+        _note_empty_levels(topic)
+    flags = Flags(**_client_options(args, client_id, clean, qos))
+    flags.given.update(topic=args.topic)
+    return flags

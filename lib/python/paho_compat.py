@@ -41,3 +41,9 @@ def disconnect_with_will():
     from paho.mqtt import reasoncodes
     reason = getattr(reasoncodes, "ReasonCode", None) or reasoncodes.ReasonCodes
     return reason(PacketTypes.DISCONNECT, "Disconnect with will message")
+
+
+def keeps_session(client):
+    """Whether the client asked the broker to keep its session (clean_session=False): paho keeps it
+    in an attribute of its own, the same on 1.x and 2.x, where MQTT.js has client.options.clean."""
+    return not client._clean_session

@@ -97,7 +97,8 @@ describe('the change each page asks the reader to try', () => {
     try {
       await run(file)
       const publisher = await changed(file, change)
-      expect((await run(publisher)).stdout).toContain('published "off" to my_topic\n')
+      const off = await run(publisher, ['--message', 'off'])
+      expect(off.stdout).toContain('published "off" to my_topic\n')
       const subscriber = launch('demos/retained/subscriber.ts')
       await subscriber.waitForLine('my_topic on (retained)')
       // A marker after it, on the same topic from one connection: nothing else was retained.

@@ -19,8 +19,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from discovery import announcement, device_flags  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
-flags = device_flags(prefix="homeassistant", base="home", node="kitchen",
-                     components=["light", "temperature"])
+flags = device_flags()
 device = announcement(flags)
 light = device.light
 announcing = threading.Event()

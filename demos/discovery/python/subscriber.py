@@ -15,27 +15,31 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from discovery import Discoveries, listener_flags, status_topic  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
-flags = listener_flags(prefix="homeassistant", topic="homeassistant/#", qos=0)
-discovered = Discoveries(flags.prefix, flags.topic)
+# The calls below say what it does; a flag replaces the value in flags.get (--help lists them).
+flags = listener_flags()
+discovered = None  # what it discovered, once the broker has granted the filter of the configs
 status = status_topic(flags.prefix)
-configs = None  # the message id of the subscription to the configs
+asked = {}  # the subscription to the configs, by message id: a SUBACK names no filter
 
 
 def on_connect(client, userdata, connect_flags, rc, properties=None):
-    global configs
     present = "yes" if session_present(connect_flags) else "no"
     kept = "" if flags.clean else f", session present: {present}"
     print(f"connected to {flags.url}, result code {number(rc)}{kept}")
-    _, configs = client.subscribe(flags.topic, flags.qos)
+    subscribe = dict(topic=flags.get("topic", "homeassistant/#"), qos=flags.get("qos", 0))
+    asked[client.subscribe(**subscribe)[1]] = subscribe
     # paho subscribes again after a reconnect only when told: to what it followed before, too.
-    for topic in discovered.followed():
-        client.subscribe(topic, flags.qos)
+    for topic in discovered.followed() if discovered else []:
+        client.subscribe(topic, flags.get("qos", 0))
 
 
 def on_subscribe(client, userdata, mid, granted, properties=None):
     """The configs are subscribed: now the birth, so that the devices that answer it are heard."""
-    if mid == configs:
-        print(f"subscribed to {flags.topic} (QoS {number(granted[0])})")
+    global discovered
+    if mid in asked:
+        topic = asked.pop(mid)["topic"]
+        print(f"subscribed to {topic} (QoS {number(granted[0])})")
+        discovered = discovered or Discoveries(flags.prefix, topic)
         client.publish(status, "online", qos=0, retain=False)
         print(f'published "online" to {status}, the birth message')
 
@@ -47,7 +51,7 @@ def on_message(client, userdata, message):
     for line in news.lines:
         print(line)
     for topic in news.follow:
-        client.subscribe(topic, flags.qos)
+        client.subscribe(topic, flags.get("qos", 0))
 
 
 client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, protocol=mqtt.MQTTv5,

@@ -10,17 +10,19 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from options import publisher_flags  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
-# What it does unless a flag says otherwise (--help lists them). qos=1 is this experiment's change:
-# for a persistent session that is away, a broker queues QoS 1 and 2 messages, not QoS 0.
-flags = publisher_flags(topic="my_topic", message="on", qos=1)
+# The calls below say what it does; a flag replaces the value in flags.get (--help lists them).
+flags = publisher_flags()
 sent = {}
 
 
 def on_connect(client, userdata, connect_flags, rc, properties=None):
     """Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted."""
     print(f"connected to {flags.url}, result code {number(rc)}")
-    for message in flags.messages:
-        publish = dict(topic=flags.topic, payload=message, qos=flags.qos, retain=flags.retain)
+    for message in flags.get("messages", ["on"]):
+        # paho names no topic when a message has gone: keep what was asked, by message id. qos=1
+        # is this experiment's change: for a session that is away, a broker queues QoS 1 and 2.
+        publish = dict(topic=flags.get("topic", "my_topic"), payload=message,
+                       qos=flags.get("qos", 1), retain=flags.get("retain", False))
         sent[client.publish(**publish).mid] = publish
 
 
@@ -33,8 +35,8 @@ def on_publish(client, userdata, mid, *_):
         client.disconnect()  # DISCONNECT: the broker knows we left on purpose
 
 
-client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, clean_session=flags.clean,
-                     transport=flags.transport, reconnect_on_failure=False)
+client = mqtt.Client(*CALLBACK_API, transport=flags.transport, reconnect_on_failure=False,
+                     client_id=flags.get("id", ""), clean_session=flags.get("clean", True))
 client.on_connect, client.on_publish = on_connect, on_publish
 report_problems(client, flags)
 try:

@@ -5,28 +5,29 @@ from pathlib import Path
 
 # The project's helpers, lib/python/; paho_compat first: without paho-mqtt, it says how to get it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib" / "python"))
-from paho_compat import CALLBACK_API, number, session_present  # noqa: E402
+from paho_compat import CALLBACK_API, keeps_session, number, session_present  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from options import subscriber_flags  # noqa: E402
 from problems import cannot_connect, report_problems  # noqa: E402
 
-# What it does unless a flag says otherwise (--help lists them). The change: with a fixed client
-# id and clean=False the broker keeps alice's session while she is away, queuing QoS 1 messages.
-flags = subscriber_flags(topic="my_topic", qos=1, client_id="alice", clean=False)
+# The calls below say what it does; a flag replaces the value in flags.get (--help lists them).
+flags = subscriber_flags()
+asked = {}
 
 
 def on_connect(client, userdata, connect_flags, rc, properties=None):
     """Called when the broker answers the CONNECT with a CONNACK; result code 0 means accepted."""
     # A client that keeps its session (clean_session=False) hears whether the broker had one.
     present = "yes" if session_present(connect_flags) else "no"
-    kept = "" if flags.clean else f", session present: {present}"
+    kept = f", session present: {present}" if keeps_session(client) else ""
     print(f"connected to {flags.url}, result code {number(rc)}{kept}")
-    client.subscribe(flags.topic, flags.qos)
+    subscribe = dict(topic=flags.get("topic", "my_topic"), qos=flags.get("qos", 1))
+    asked[client.subscribe(**subscribe)[1]] = subscribe  # a SUBACK names no filter
 
 
 def on_subscribe(client, userdata, mid, granted, properties=None):
     """Called on the broker's SUBACK, before a retained message that follows it."""
-    print(f"subscribed to {flags.topic} (QoS {number(granted[0])})")
+    print(f"subscribed to {asked.pop(mid)['topic']} (QoS {number(granted[0])})")
 
 
 def on_message(client, userdata, message):
@@ -35,8 +36,9 @@ def on_message(client, userdata, message):
     print(f"{message.topic} {text}{' (retained)' if message.retain else ''}")
 
 
-client = mqtt.Client(*CALLBACK_API, client_id=flags.client_id, clean_session=flags.clean,
-                     transport=flags.transport, reconnect_on_failure=False)
+# The change: her own client id, clean_session=False: the broker keeps her session while away.
+client = mqtt.Client(*CALLBACK_API, transport=flags.transport, reconnect_on_failure=False,
+                     client_id=flags.get("id", "alice"), clean_session=flags.get("clean", False))
 client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
 report_problems(client, flags)
 # Ctrl-C: say goodbye with a DISCONNECT, and loop_forever returns.
