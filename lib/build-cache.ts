@@ -1,9 +1,9 @@
 // Builds kept from one run to the next in node_modules/.cache/mqtt-by-example and used again for as
-// long as every file they were built from is unchanged, byte for byte: the bundles the stage and the
-// tests start programs from (scenarios/stage/bundle.ts), and the dashboard's page. Each build has a manifest
-// beside it: the files it was built from and a hash of their contents. Every package under
-// node_modules stands for itself through node_modules/.package-lock.json, which npm rewrites whenever
-// the installed packages change.
+// long as every file they were built from is unchanged, byte for byte: the bundles the stage and
+// the tests start programs from (scenarios/stage/bundle.ts), and the dashboard's page. Each build
+// has a manifest beside it: the files it was built from and a hash of their contents. Every package
+// under node_modules stands for itself through node_modules/.package-lock.json, which npm rewrites
+// whenever the installed packages change.
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -23,7 +23,10 @@ interface Manifest {
 
 const manifestPath = (path: string) => `${path}.json`
 
-/** `path` (a build in CACHE), if it was built, in the way `format` names, from the files as they are now. */
+/**
+ * `path` (a build in CACHE), if it was built, in the way `format` names, from the files as they are
+ * now.
+ */
 export function upToDate(path: string, format: string): string | undefined {
   let manifest: Manifest
   try {
@@ -35,12 +38,23 @@ export function upToDate(path: string, format: string): string | undefined {
 }
 
 /**
- * Keep `contents` as the build at `path`, made in the way `format` names from the inputs of `output`
- * in esbuild's metafile (built with absWorkingDir ROOT). A build whose inputs changed meanwhile is
- * not kept: the next start builds again.
+ * Keep `contents` as the build at `path`, made in the way `format` names from the inputs of
+ * `output` in esbuild's metafile (built with absWorkingDir ROOT). A build whose inputs changed
+ * meanwhile is not kept: the next start builds again.
  */
-export function keep(path: string, contents: string | Uint8Array, output: Metafile['outputs'][string], format: string): void {
-  const inputs = [...new Set(Object.keys(output.inputs).map((input) => (input.startsWith('node_modules/') ? INSTALLED : input)))].sort()
+export function keep(
+  path: string,
+  contents: string | Uint8Array,
+  output: Metafile['outputs'][string],
+  format: string,
+): void {
+  const inputs = [
+    ...new Set(
+      Object.keys(output.inputs).map((input) =>
+        input.startsWith('node_modules/') ? INSTALLED : input,
+      ),
+    ),
+  ].sort()
   const key = keyOf(format, inputs)
   if (!key) return
   writeWhole(path, contents)
@@ -48,11 +62,16 @@ export function keep(path: string, contents: string | Uint8Array, output: Metafi
 }
 
 /** The output of `path` in a metafile of a build run from ROOT. */
-export function outputOf(metafile: Metafile, path: string): Metafile['outputs'][string] | undefined {
+export function outputOf(
+  metafile: Metafile,
+  path: string,
+): Metafile['outputs'][string] | undefined {
   return metafile.outputs[relative(ROOT, path)]
 }
 
-/** A hash of the way of building and of every input's content, undefined when one of them is gone. */
+/**
+ * A hash of the way of building and of every input's content, undefined when one of them is gone.
+ */
 function keyOf(format: string, inputs: string[]): string | undefined {
   const hash = createHash('sha256').update(format)
   for (const input of inputs) {
@@ -63,7 +82,10 @@ function keyOf(format: string, inputs: string[]): string | undefined {
   return hash.digest('hex')
 }
 
-/** Each file's hash, read again only when its size or modification time changed: a show checks some forty bundles that share most of their inputs. */
+/**
+ * Each file's hash, read again only when its size or modification time changed: a show checks some
+ * forty bundles that share most of their inputs.
+ */
 const digests = new Map<string, { stamp: string; digest: string }>()
 
 /** A hash of the content of the file at `path`, undefined when it is gone. */
@@ -81,7 +103,10 @@ function digestOf(path: string): string | undefined {
   }
 }
 
-/** Write to a temporary name, then rename: a process reading the build meanwhile reads the old one or the new one. */
+/**
+ * Write to a temporary name, then rename: a process reading the build meanwhile reads the old one
+ * or the new one.
+ */
 function writeWhole(path: string, contents: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true })
   const temporary = `${path}.${process.pid}.${Math.random().toString(16).slice(2)}`

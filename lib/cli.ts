@@ -1,7 +1,7 @@
-// How every program of this project starts and ends. When something is wrong: one line on stderr that
-// says what happened and what to do, and exit code 1; never a stack trace, a learner reads the first
-// line only. And under the stage, a lifeline: a program ends when the stage that started it is gone,
-// even if the stage was killed with SIGKILL and could not stop it.
+// How every program of this project starts and ends. When something is wrong: one line on stderr
+// that says what happened and what to do, and exit code 1; never a stack trace, a learner reads the
+// first line only. And under the stage, a lifeline: a program ends when the stage that started it
+// is gone, even if the stage was killed with SIGKILL and could not stop it.
 import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -23,9 +23,9 @@ export const LIFELINE = 'MQTT_BY_EXAMPLE_LIFELINE'
 let started = false
 
 /**
- * What every program does first: any error that nothing caught becomes one line and exit 1; and when
- * the stage started it (LIFELINE set), it exits once its standard input ends, which is when the
- * stage's end of the pipe closes, however the stage ended.
+ * What every program does first: any error that nothing caught becomes one line and exit 1; and
+ * when the stage started it (LIFELINE set), it exits once its standard input ends, which is when
+ * the stage's end of the pipe closes, however the stage ended.
  */
 export function startProgram(): void {
   if (started) return
@@ -33,19 +33,28 @@ export function startProgram(): void {
   process.on('uncaughtException', (error) => fail(messageOf(error)))
   process.on('unhandledRejection', (error) => fail(messageOf(error)))
   if (process.env[LIFELINE] === '1') {
-    process.stdin.on('end', () => process.exit(1)).on('error', () => process.exit(1)).resume()
+    process.stdin
+      .on('end', () => process.exit(1))
+      .on('error', () => process.exit(1))
+      .resume()
     // Listening must not keep a program alive that has finished its work (a publisher, say).
     ;(process.stdin as NodeJS.ReadStream & { unref?: () => void }).unref?.()
   }
 }
 
-/** Whether this module is the program that node was asked to run: `npx tsx file.ts`, or its bundle (scenarios/stage/bundle.ts), which keeps the source's path in argv[1]. */
+/**
+ * Whether this module is the program that node was asked to run: `npx tsx file.ts`, or its bundle
+ * (scenarios/stage/bundle.ts), which keeps the source's path in argv[1].
+ */
 export function isMain(moduleUrl: string): boolean {
   const script = process.argv[1]
   return script !== undefined && pathToFileURL(resolve(script)).href === moduleUrl
 }
 
-/** Write this process's id to `file` (--pid-file), so that a learner can stop this program alone: kill "$(cat FILE)". */
+/**
+ * Write this process's id to `file` (--pid-file), so that a learner can stop this program alone:
+ * kill "$(cat FILE)".
+ */
 export function writePidFile(file: string): void {
   try {
     writeFileSync(file, `${process.pid}\n`)

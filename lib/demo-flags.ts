@@ -69,24 +69,58 @@ export const CONNECT_TIMEOUT_MS = 5000
 export function clientFlags(written: Written = {}) {
   const clean = written.clean ?? true
   return {
-    url: { type: 'string', arg: 'URL', help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})` },
+    url: {
+      type: 'string',
+      arg: 'URL',
+      help: `broker to connect to (default $MQTT_URL, else ${DEFAULT_URL})`,
+    },
     'mqtt-version': {
-      type: 'string', short: 'V', arg: 'VERSION',
+      type: 'string',
+      short: 'V',
+      arg: 'VERSION',
       help: `MQTT version to speak: 5 or 3.1.1 (default ${
-        written.version === 5 ? '5' : '3.1.1, the article\'s'})`,
+        written.version === 5 ? '5' : "3.1.1, the article's"
+      })`,
     },
     qos: {
-      type: 'string', arg: 'N', help: `quality of service: 0, 1 or 2 (default ${written.qos ?? 0})`,
+      type: 'string',
+      arg: 'N',
+      help: `quality of service: 0, 1 or 2 (default ${written.qos ?? 0})`,
     },
     id: {
-      type: 'string', arg: 'ID',
+      type: 'string',
+      arg: 'ID',
       help: `client identifier (default${written.id ? ` ${written.id}` : ': a random one'})`,
     },
-    'no-clean': { type: 'boolean', help: `keep the session on the broker after disconnecting (needs --id)${clean ? '' : '; the default here'}` },
-    clean: { type: 'boolean', help: `start with a clean session, which ends when the client disconnects${clean ? '; the default here' : ''}` },
-    keepalive: { type: 'string', arg: 'SECONDS', help: 'ping the broker after this many seconds without a packet to send; 0 never (default 60)' },
-    username: { type: 'string', arg: 'NAME', help: 'user name, for a broker that asks for one (default $MQTT_USERNAME)' },
-    password: { type: 'string', arg: 'SECRET', help: 'password, for a broker that asks for one (default $MQTT_PASSWORD)' },
+    'no-clean': {
+      type: 'boolean',
+      help:
+        'keep the session on the broker after disconnecting (needs --id)' +
+        (clean ? '' : '; the default here'),
+    },
+    clean: {
+      type: 'boolean',
+      help:
+        'start with a clean session, which ends when the client disconnects' +
+        (clean ? '; the default here' : ''),
+    },
+    keepalive: {
+      type: 'string',
+      arg: 'SECONDS',
+      help:
+        'ping the broker after this many seconds without a packet to send; 0 never (default ' +
+        '60)',
+    },
+    username: {
+      type: 'string',
+      arg: 'NAME',
+      help: 'user name, for a broker that asks for one (default $MQTT_USERNAME)',
+    },
+    password: {
+      type: 'string',
+      arg: 'SECRET',
+      help: 'password, for a broker that asks for one (default $MQTT_PASSWORD)',
+    },
   } satisfies Record<string, Flag>
 }
 
@@ -102,20 +136,35 @@ export function publisherFlagSet(written: Written) {
   return {
     ...clientFlags(written),
     topic: {
-      type: 'string', arg: 'TOPIC', help: `topic name to publish to${byDefault(written.topic)}`,
+      type: 'string',
+      arg: 'TOPIC',
+      help: `topic name to publish to${byDefault(written.topic)}`,
     },
     message: {
-      type: 'string', multiple: true, arg: 'TEXT',
+      type: 'string',
+      multiple: true,
+      arg: 'TEXT',
       help: `payload; repeat to publish several in order${byDefault(written.messages?.join(', '))}`,
     },
-    retain: { type: 'boolean', help: `ask the broker to keep the message for future subscribers${retain ? '; the default here' : ''}` },
-    'no-retain': { type: 'boolean', help: `an ordinary message, forgotten once delivered${retain ? '' : '; the default here'}` },
+    retain: {
+      type: 'boolean',
+      help:
+        'ask the broker to keep the message for future subscribers' +
+        (retain ? '; the default here' : ''),
+    },
+    'no-retain': {
+      type: 'boolean',
+      help: `an ordinary message, forgotten once delivered${retain ? '' : '; the default here'}`,
+    },
   } satisfies Record<string, Flag>
 }
 
 /** What the flags of publisherFlagSet() say, checked; `session` as clientOptions() takes it. */
-export function publisherOptions(values: Values<ReturnType<typeof publisherFlagSet>>,
-  written: Written, session: { sessionExpiry?: number } = {}): PublisherFlags {
+export function publisherOptions(
+  values: Values<ReturnType<typeof publisherFlagSet>>,
+  written: Written,
+  session: { sessionExpiry?: number } = {},
+): PublisherFlags {
   const topic = values.topic ?? written.topic
   if (topic !== undefined) {
     const problem = topicNameProblem(topic)
@@ -141,15 +190,19 @@ export function subscriberFlagSet(written: Written) {
   return {
     ...clientFlags(written),
     topic: {
-      type: 'string', arg: 'FILTER',
+      type: 'string',
+      arg: 'FILTER',
       help: `topic filter to subscribe to, + and # allowed, quoted${byDefault(written.topic)}`,
     },
   } satisfies Record<string, Flag>
 }
 
 /** What the flags of subscriberFlagSet() say, checked; `session` as clientOptions() takes it. */
-export function subscriberOptions(values: Values<ReturnType<typeof subscriberFlagSet>>,
-  written: Written, session: { sessionExpiry?: number } = {}): SubscriberFlags {
+export function subscriberOptions(
+  values: Values<ReturnType<typeof subscriberFlagSet>>,
+  written: Written,
+  session: { sessionExpiry?: number } = {},
+): SubscriberFlags {
   const topic = values.topic ?? written.topic
   if (topic !== undefined) {
     const problem = topicFilterProblem(topic)
@@ -164,14 +217,22 @@ function byDefault(value: string | undefined): string {
   return value === undefined ? '' : ` (default ${value})`
 }
 
-/** A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go on. */
+/**
+ * A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go
+ * on.
+ */
 export function noteEmptyLevels(topic: string): void {
   const note = emptyLevelNote(topic)
   if (note) process.stderr.write(`note: ${note}\n`)
 }
 
 /** `--x` gives true, `--no-x` false, neither undefined; both at once is a mistake. */
-function either(yes: string, on: boolean | undefined, no: string, off: boolean | undefined): boolean | undefined {
+function either(
+  yes: string,
+  on: boolean | undefined,
+  no: string,
+  off: boolean | undefined,
+): boolean | undefined {
   if (on && off) fail(`${yes} and ${no} contradict each other; give one of them`)
   return on ? true : off ? false : undefined
 }
@@ -182,9 +243,14 @@ function programSource(): string {
   return script ? readFileSync(script, 'utf8') : ''
 }
 
-/** The first line of the running program, its comment saying what it is for: the first line of --help. */
+/**
+ * The first line of the running program, its comment saying what it is for: the first line of
+ * --help.
+ */
 export function programDescription(): string {
-  return programSource().split('\n')[0].replace(/^(\/\/|#)\s*/, '')
+  return programSource()
+    .split('\n')[0]
+    .replace(/^(\/\/|#)\s*/, '')
 }
 
 /** `flags.NAME ?? LITERAL`, the literal a string, a list of strings, a number, true or false. */
@@ -199,37 +265,51 @@ const WRITTEN = /\bflags\.(\w+) \?\? ('[^'\n]*'|\[[^\]\n]*\]|true|false|\d+)/g
 export function writtenInCalls(): Written {
   const written: Record<string, unknown> = {}
   for (const [, name, literal] of programSource().matchAll(WRITTEN)) {
-    written[name] = literal.startsWith("'") ? literal.slice(1, -1)
-      : literal.startsWith('[') ? [...literal.matchAll(/'([^']*)'/g)].map(([, text]) => text)
-        : literal === 'true' || literal === 'false' ? literal === 'true' : Number(literal)
+    written[name] = literal.startsWith("'")
+      ? literal.slice(1, -1)
+      : literal.startsWith('[')
+        ? [...literal.matchAll(/'([^']*)'/g)].map(([, text]) => text)
+        : literal === 'true' || literal === 'false'
+          ? literal === 'true'
+          : Number(literal)
   }
   return written
 }
 
 /** Parse process.argv against `flags` (plus --help); any mistake ends the program with one line. */
-export function parseFlags<F extends Record<string, Flag>>(description: string, flags: F): Values<F> {
+export function parseFlags<F extends Record<string, Flag>>(
+  description: string,
+  flags: F,
+): Values<F> {
   startProgram()
   const program = relative(process.cwd(), process.argv[1] ?? 'program')
   return parse({ invocation: `npx tsx ${program}`, description }, flags).values
 }
 
 /**
- * What --url gives. A program that reconnects (`list`: a device, a listener) may take several brokers,
- * a,b (sharing one Redis, say): MQTT.js's `servers` option tries the next at each attempt. Each must
- * then be TCP or TLS: MQTT.js takes a server of a list as host, port and protocol only, so a WebSocket
- * path or a socket file would be lost.
+ * What --url gives. A program that reconnects (`list`: a device, a listener) may take several
+ * brokers, a,b (sharing one Redis, say): MQTT.js's `servers` option tries the next at each attempt.
+ * Each must then be TCP or TLS: MQTT.js takes a server of a list as host, port and protocol only,
+ * so a WebSocket path or a socket file would be lost.
  */
 function brokers(url: string, list: boolean): { url: string; servers?: IClientOptions['servers'] } {
   const urls = url.split(',')
   if (urls.length > 1 && !list) {
-    fail(`${url} lists several brokers, which only a program that reconnects (a device, a listener) tries in turn; give this one a single URL`)
+    fail(
+      `${url} lists several brokers, which only a program that reconnects (a device, a listener) ` +
+        `tries in turn; give this one a single URL`,
+    )
   }
   for (const one of urls) checkUrl(one, urls.length > 1)
   if (urls.length === 1) return { url }
   const servers = urls.map((one) => {
     const { hostname, port, protocol } = new URL(one)
     const secure = protocol === 'mqtts:'
-    return { host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (secure ? 8883 : 1883)), protocol: secure ? 'mqtts' as const : 'mqtt' as const }
+    return {
+      host: hostname.replace(/^\[|\]$/g, ''),
+      port: Number(port || (secure ? 8883 : 1883)),
+      protocol: secure ? ('mqtts' as const) : ('mqtt' as const),
+    }
   })
   return { url: urls[0], servers }
 }
@@ -242,13 +322,22 @@ function checkUrl(url: string, inList: boolean): void {
     fail(`${JSON.stringify(url)} is not a URL; pass --url like ${DEFAULT_URL}`)
   }
   if (protocol === 'udp:') {
-    fail(`cannot connect to ${url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own`)
+    fail(
+      `cannot connect to ${url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams ` +
+        `(MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own`,
+    )
   }
   if (inList && !['mqtt:', 'mqtts:'].includes(protocol)) {
-    fail(`cannot connect to ${url}: a list of brokers in --url takes mqtt:// and mqtts:// URLs only, as in ${DEFAULT_URL},mqtt://127.0.0.1:1884`)
+    fail(
+      `cannot connect to ${url}: a list of brokers in --url takes mqtt:// and mqtts:// URLs ` +
+        `only, as in ${DEFAULT_URL},mqtt://127.0.0.1:1884`,
+    )
   }
   if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:', 'mqtt+unix:'].includes(protocol)) {
-    fail(`cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a Unix socket), as in ${DEFAULT_URL}`)
+    fail(
+      `cannot connect to ${url}: the protocol must be mqtt, mqtts, ws or wss (or mqtt+unix for a ` +
+        `Unix socket), as in ${DEFAULT_URL}`,
+    )
   }
 }
 
@@ -259,16 +348,20 @@ const VERSIONS: Record<string, 4 | 5> = { '5': 5, mqttv5: 5, '3.1.1': 4, '311': 
  * The options of a client's connection, from its flags over what its calls write. `list`: --url may
  * name several brokers. `sessionExpiry`: the Session Expiry Interval an MQTT 5 program asks for.
  */
-export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, written: Written = {},
-  { list = false, sessionExpiry }: { list?: boolean; sessionExpiry?: number } = {}): ClientFlags {
+export function clientOptions(
+  values: Values<ReturnType<typeof clientFlags>>,
+  written: Written = {},
+  { list = false, sessionExpiry }: { list?: boolean; sessionExpiry?: number } = {},
+): ClientFlags {
   const { url, servers } = brokers(values.url ?? process.env.MQTT_URL ?? DEFAULT_URL, list)
   const versionText = values['mqtt-version']
-  const version = versionText === undefined ? written.version ?? 4 : VERSIONS[versionText]
-  if (version === undefined) fail(`-V (--mqtt-version) must be 5 or 3.1.1, not ${JSON.stringify(versionText)}`)
+  const version = versionText === undefined ? (written.version ?? 4) : VERSIONS[versionText]
+  if (version === undefined)
+    fail(`-V (--mqtt-version) must be 5 or 3.1.1, not ${JSON.stringify(versionText)}`)
   if (values.qos !== undefined && !['0', '1', '2'].includes(values.qos)) {
     fail(`--qos must be 0, 1 or 2, not ${JSON.stringify(values.qos)}`)
   }
-  const qos = values.qos === undefined ? undefined : Number(values.qos) as QoS
+  const qos = values.qos === undefined ? undefined : (Number(values.qos) as QoS)
   if (values.id === '') fail('--id must not be empty; leave it out to get a random client id')
   const id = values.id
   const clean = either('--clean', values.clean, '--no-clean', values['no-clean'])
@@ -277,18 +370,25 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, wr
   if (keeps && !(id ?? written.id)) {
     fail('--no-clean needs --id: the broker finds a kept session by its client id')
   }
-  // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how long it lasts.
+  // MQTT 5 §3.1.2.11.2: Clean Start 0 alone keeps no session; the Session Expiry Interval says how
+  // long it lasts.
   if (version === 5 && keeps && sessionExpiry === undefined) {
-    process.stderr.write('note: MQTT 5 keeps a session only for its Session Expiry Interval, and this one has none: '
-      + 'it ends with the connection\n')
+    process.stderr.write(
+      'note: MQTT 5 keeps a session only for its Session Expiry Interval, and this one has none: ' +
+        'it ends with the connection\n',
+    )
   }
   const keepalive = values.keepalive === undefined ? undefined : Number(values.keepalive)
   if (keepalive !== undefined && (!/^\d+$/.test(values.keepalive!) || keepalive > 65535)) {
-    fail(`--keepalive must be a number of seconds from 0 to 65535, not ${JSON.stringify(values.keepalive)}`)
+    fail(
+      `--keepalive must be a number of seconds from 0 to 65535, not ` +
+        `${JSON.stringify(values.keepalive)}`,
+    )
   }
   const username = values.username ?? process.env.MQTT_USERNAME
   const password = values.password ?? process.env.MQTT_PASSWORD
-  if (password !== undefined && username === undefined) fail('a password needs a user name: add --username (or MQTT_USERNAME)')
+  if (password !== undefined && username === undefined)
+    fail('a password needs a user name: add --username (or MQTT_USERNAME)')
   const connection: IClientOptions = {
     ...(id !== undefined && { clientId: id }),
     ...(clean !== undefined && { clean }),
@@ -297,10 +397,10 @@ export function clientOptions(values: Values<ReturnType<typeof clientFlags>>, wr
     // No retries: a demo whose broker is not there says so and exits (see problems.ts).
     reconnectPeriod: 0,
     connectTimeout: CONNECT_TIMEOUT_MS,
-    // MQTT.js's writer (mqtt-packet) would otherwise make, at its first packet, a 2-byte buffer for each
-    // of the 65,536 numbers a packet may carry, to copy instead of write: a tenth of a second of CPU,
-    // half of it garbage collection, which is a third of what a demo costs to run. A program that
-    // sends a few packets gains nothing from it.
+    // MQTT.js's writer (mqtt-packet) would otherwise make, at its first packet, a 2-byte buffer for
+    // each of the 65,536 numbers a packet may carry, to copy instead of write: a tenth of a second
+    // of CPU, half of it garbage collection, which is a third of what a demo costs to run. A
+    // program that sends a few packets gains nothing from it.
     writeCache: false,
     ...(keepalive !== undefined && { keepalive }),
     ...(username !== undefined && { username, password }),

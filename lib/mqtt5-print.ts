@@ -1,6 +1,7 @@
 // What MQTT 5 adds to what the demos print: the reason code of an acknowledgement with its name
-// (MQTT 5 §2.4), and the properties that came with a message. A 3.1.1 packet has neither, and for it
-// each function here gives what the 3.1.1 programs always printed, so their output stays the same.
+// (MQTT 5 §2.4), and the properties that came with a message. A 3.1.1 packet has neither, and for
+// it each function here gives what the 3.1.1 programs always printed, so their output stays the
+// same.
 import type { IConnackPacket, IPublishPacket } from 'mqtt-packet'
 
 /** The names MQTT 5 §2.4 gives its reason codes, in lower case to fit in a sentence. */
@@ -56,22 +57,31 @@ export function reason(code: number): string {
   return `${hex} ${NAMES[code] ?? 'unknown reason code'}`
 }
 
-/** A reason code and the Reason String the broker may add to it: `0x87 not authorized ($SYS/ topic is reserved)`. */
+/**
+ * A reason code and the Reason String the broker may add to it: `0x87 not authorized ($SYS/ topic
+ * is reserved)`.
+ */
 export function reasonWithString(code: number, properties?: { reasonString?: string }): string {
   return properties?.reasonString ? `${reason(code)} (${properties.reasonString})` : reason(code)
 }
 
-/** How a CONNACK accepted the connection: `result code 0` in MQTT 3.1.1, `reason code 0x00 success` in MQTT 5. */
+/**
+ * How a CONNACK accepted the connection: `result code 0` in MQTT 3.1.1, `reason code 0x00 success`
+ * in MQTT 5.
+ */
 export function connackResult(connack: IConnackPacket): string {
-  return connack.reasonCode === undefined ? `result code ${connack.returnCode}` : `reason code ${reason(connack.reasonCode)}`
+  return connack.reasonCode === undefined
+    ? `result code ${connack.returnCode}`
+    : `reason code ${reason(connack.reasonCode)}`
 }
 
 /**
- * The MQTT 5 properties that travel with a message, each in brackets, to print after it:
- * ` (expires in 9 s) (user property room=kitchen)`; nothing for a message without any (all of 3.1.1).
+ * The MQTT 5 properties that travel with a message, each in brackets, to print after it: ` (expires
+ * in 9 s) (user property room=kitchen)`; nothing for a message without any (all of 3.1.1).
  */
 export function messageProperties(packet: Pick<IPublishPacket, 'properties'>): string {
-  const { messageExpiryInterval, userProperties, contentType, responseTopic, correlationData } = packet.properties ?? {}
+  const { messageExpiryInterval, userProperties, contentType, responseTopic, correlationData } =
+    packet.properties ?? {}
   const said: string[] = []
   if (messageExpiryInterval !== undefined) said.push(`expires in ${messageExpiryInterval} s`)
   for (const [name, values] of Object.entries(userProperties ?? {})) {
@@ -87,10 +97,15 @@ export function messageProperties(packet: Pick<IPublishPacket, 'properties'>): s
 function bytesText(data: Buffer | string): string {
   const bytes = Buffer.from(data)
   const text = bytes.toString('utf8')
-  return Buffer.from(text, 'utf8').equals(bytes) && /^[\x20-\x7e\u00a0-\uffff]*$/.test(text) ? text : `0x${bytes.toString('hex')}`
+  return Buffer.from(text, 'utf8').equals(bytes) && /^[\x20-\x7e\u00a0-\uffff]*$/.test(text)
+    ? text
+    : `0x${bytes.toString('hex')}`
 }
 
 /** What a PUBACK of MQTT 5 says: `acknowledged, reason code 0x10 no matching subscribers`. */
-export function acknowledgement(puback: { reasonCode?: number; properties?: { reasonString?: string } }): string {
+export function acknowledgement(puback: {
+  reasonCode?: number
+  properties?: { reasonString?: string }
+}): string {
   return `acknowledged, reason code ${reasonWithString(puback.reasonCode ?? 0, puback.properties)}`
 }

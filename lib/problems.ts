@@ -1,10 +1,11 @@
-// What can go wrong between a demo and its broker, each said in one line: reportProblems(client, url)
-// listens to an MQTT.js client that the demo made itself, and ends the program with one line and exit
-// code 1 when the connection is refused, cannot be made, is lost, or a subscription is refused, or,
-// in MQTT 5, a message is refused; an MQTT 5 broker says why, with a reason code, and so does the line.
-// MQTT.js alone retries forever when the broker is down, which on stage looks like a hang. A client
-// made with a reconnectPeriod (a device, a listener) rides out a lost connection instead, as real ones do,
-// and, given several brokers (MQTT.js's servers), tries the next one.
+// What can go wrong between a demo and its broker, each said in one line: reportProblems(client,
+// url) listens to an MQTT.js client that the demo made itself, and ends the program with one line
+// and exit code 1 when the connection is refused, cannot be made, is lost, or a subscription is
+// refused, or, in MQTT 5, a message is refused; an MQTT 5 broker says why, with a reason code, and
+// so does the line. MQTT.js alone retries forever when the broker is down, which on stage looks
+// like a hang. A client made with a reconnectPeriod (a device, a listener) rides out a lost
+// connection instead, as real ones do, and, given several brokers (MQTT.js's servers), tries the
+// next one.
 import mqtt, { type MqttClient } from 'mqtt'
 import { fail, messageOf } from './cli.ts'
 import { reason, reasonWithString } from './mqtt5-print.ts'
@@ -38,24 +39,43 @@ export function reportProblems(client: MqttClient, url: string): void {
   client.on('error', (error) => {
     // Ending: a QoS 1 message that arrives meanwhile has its PUBACK written after the end.
     if (client.disconnecting) return
-    if (!connectedOnce) attemptFailure(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
-    else if (reconnectPeriod === 0) fail(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
+    if (!connectedOnce)
+      attemptFailure(
+        connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5),
+      )
+    else if (reconnectPeriod === 0)
+      fail(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
   })
   client.on('close', () => {
-    // The program ended the connection itself (client.end()), or it already said the connection was lost.
+    // The program ended the connection itself (client.end()), or it already said the connection was
+    // lost.
     if (client.disconnecting || lost) return
     if (!connectedOnce) return attemptFailure(closedBeforeConnack(at()))
-    const why = disconnect?.reasonCode === undefined ? '' : `: ${reasonWithString(disconnect.reasonCode, disconnect.properties)}`
-    if (reconnectPeriod === 0) return void (why ? fail(disconnected(at(), why, disconnect!.reasonCode!, client)) : lostConnection(client, url))
+    const why =
+      disconnect?.reasonCode === undefined
+        ? ''
+        : `: ${reasonWithString(disconnect.reasonCode, disconnect.properties)}`
+    if (reconnectPeriod === 0)
+      return void (why
+        ? fail(disconnected(at(), why, disconnect!.reasonCode!, client))
+        : lostConnection(client, url))
     lost = true
     const next = client.options.servers ? 'the next one' : 'again'
-    console.log(`lost the connection to the broker at ${at()}${why}; trying ${next} every ${reconnectPeriod / 1000} s`)
+    console.log(
+      `lost the connection to the broker at ${at()}${why}; trying ${next} every ` +
+        `${reconnectPeriod / 1000} s`,
+    )
   })
-  // A SUBACK carries no topic, nor a PUBACK: remember what each SUBSCRIBE and PUBLISH asked for, to name a refused one.
+  // A SUBACK carries no topic, nor a PUBACK: remember what each SUBSCRIBE and PUBLISH asked for, to
+  // name a refused one.
   const asked = new Map<number, string[]>()
   const published = new Map<number, string>()
   client.on('packetsend', (packet) => {
-    if (packet.cmd === 'subscribe') asked.set(packet.messageId!, packet.subscriptions.map((s) => s.topic))
+    if (packet.cmd === 'subscribe')
+      asked.set(
+        packet.messageId!,
+        packet.subscriptions.map((s) => s.topic),
+      )
     if (packet.cmd === 'publish' && packet.qos > 0) published.set(packet.messageId!, packet.topic)
   })
   client.on('packetreceive', (packet) => {
@@ -64,20 +84,33 @@ export function reportProblems(client: MqttClient, url: string): void {
       const topic = published.get(packet.messageId)
       published.delete(packet.messageId)
       if (packet.reasonCode !== undefined && packet.reasonCode >= 0x80) {
-        fail(`the broker refused the message to ${topic}: ${reasonWithString(packet.reasonCode, packet.properties)}`)
+        fail(
+          `the broker refused the message to ${topic}: ` +
+            `${reasonWithString(packet.reasonCode, packet.properties)}`,
+        )
       }
     }
     if (packet.cmd !== 'suback') return
-    // MQTT 3.1.1 refuses with 0x80 alone; MQTT 5 (§3.9.3) with a code of 0x80 or more that names the reason.
+    // MQTT 3.1.1 refuses with 0x80 alone; MQTT 5 (§3.9.3) with a code of 0x80 or more that names
+    // the reason.
     const filters = asked.get(packet.messageId!) ?? []
     asked.delete(packet.messageId!)
     const granted = packet.granted as number[]
-    const refused = filters.flatMap((filter, i) => (granted[i] >= 0x80 ? [{ filter, code: granted[i] }] : []))
+    const refused = filters.flatMap((filter, i) =>
+      granted[i] >= 0x80 ? [{ filter, code: granted[i] }] : [],
+    )
     if (refused.length === 0) return
     if (client.options.protocolVersion !== 5) {
-      fail(`the broker refused the subscription to ${refused.map((r) => r.filter).join(', ')}; check its access rules`)
+      fail(
+        `the broker refused the subscription to ${refused.map((r) => r.filter).join(', ')}; ` +
+          'check its access rules',
+      )
     }
-    fail(`the broker refused the subscription to ${refused.map((r) => `${r.filter}: ${reasonWithString(r.code, packet.properties)}`).join(', ')}`)
+    fail(
+      `the broker refused the subscription to ${refused
+        .map((r) => `${r.filter}: ${reasonWithString(r.code, packet.properties)}`)
+        .join(', ')}`,
+    )
   })
 }
 
@@ -85,13 +118,18 @@ export function reportProblems(client: MqttClient, url: string): void {
 function disconnected(url: string, why: string, code: number, client: MqttClient): string {
   const id = client.options.clientId ?? ''
   const hints: Record<number, string> = {
-    0x8e: `another client connected with the same client id, ${id}, and took its session over; give each a different --id`,
+    0x8e:
+      `another client connected with the same client id, ${id}, and took its session over; ` +
+      `give each a different --id`,
     0x8b: 'the broker is stopping; start it again, or pass --url',
   }
   return `the broker at ${url} closed this connection${why}${hints[code] ? `; ${hints[code]}` : ''}`
 }
 
-/** The broker `client` is connected to, or trying: `url`, or of a list (--url a,b), the one MQTT.js is at. */
+/**
+ * The broker `client` is connected to, or trying: `url`, or of a list (--url a,b), the one MQTT.js
+ * is at.
+ */
 export function brokerUrl(client: MqttClient, url: string): string {
   if (!client.options.servers) return url
   const { protocol, hostname, port } = client.options
@@ -105,50 +143,92 @@ export function brokerUrl(client: MqttClient, url: string): string {
  */
 async function lostConnection(client: MqttClient, url: string): Promise<never> {
   const id = client.options.clientId ?? ''
-  const probe = await mqtt.connectAsync(url, { ...client.options, clientId: undefined, clean: true, will: undefined, reconnectPeriod: 0, connectTimeout: 2000 })
+  const probe = await mqtt
+    .connectAsync(url, {
+      ...client.options,
+      clientId: undefined,
+      clean: true,
+      will: undefined,
+      reconnectPeriod: 0,
+      connectTimeout: 2000,
+    })
     .catch(() => undefined)
-  if (!probe) fail(`lost the connection to the broker at ${url}; is it still running? (start one with npm run broker)`)
+  if (!probe)
+    fail(
+      `lost the connection to the broker at ${url}; is it still running? (start one with npm run ` +
+        `broker)`,
+    )
   await probe.endAsync()
   // MQTT.js's made-up ids (mqttjs_ and 8 hex digits) are not shared by chance.
-  if (/^mqttjs_[0-9a-f]{8}$/.test(id)) fail(`the broker at ${url} is running but closed this connection; check its log`)
-  fail(`the broker at ${url} closed this connection: another client connected with the same client id, ${id}, and took its session over; a broker keeps one connection per client id, so give each a different --id`)
+  if (/^mqttjs_[0-9a-f]{8}$/.test(id))
+    fail(`the broker at ${url} is running but closed this connection; check its log`)
+  fail(
+    `the broker at ${url} closed this connection: another client connected with the same client ` +
+      `id, ${id}, and took its session over; a broker keeps one connection per client id, so ` +
+      `give each a different --id`,
+  )
 }
 
 /** The broker closed the connection before its CONNACK. */
 function closedBeforeConnack(url: string): string {
   if (/^wss?:/.test(url)) {
     const plain = `mqtt:${url.replace(/^wss?:/, '')}`
-    return `${url} is not a WebSocket port: the server there closed the connection during the WebSocket handshake; for a plain MQTT port use ${plain} (the bundled broker serves WebSocket only on its --ws-port)`
+    return (
+      `${url} is not a WebSocket port: the server there closed the connection during the ` +
+      `WebSocket handshake; for a plain MQTT port use ${plain} (the bundled broker serves ` +
+      `WebSocket only on its --ws-port)`
+    )
   }
   return `the broker at ${url} closed the connection before accepting it; check its log`
 }
 
-function connectionProblem(url: string, error: Error & { code?: unknown }, connected: boolean, mqtt5: boolean): string {
-  const version = mqtt5 ? 'MQTT 5; leave out -V 5 to speak MQTT 3.1.1' : 'this protocol version (MQTT 3.1.1)'
+function connectionProblem(
+  url: string,
+  error: Error & { code?: unknown },
+  connected: boolean,
+  mqtt5: boolean,
+): string {
+  const version = mqtt5
+    ? 'MQTT 5; leave out -V 5 to speak MQTT 3.1.1'
+    : 'this protocol version (MQTT 3.1.1)'
   const refusals: Record<number, string> = {
     // A broker that speaks 3.1.1 only answers an MQTT 5 CONNECT this way too.
     1: `it does not speak ${version}`,
     2: 'it rejected the client id; pass another --id',
     3: 'the server is unavailable',
-    4: 'bad user name or password; pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
+    4:
+      'bad user name or password; pass --username and --password (or set MQTT_USERNAME and ' +
+      'MQTT_PASSWORD)',
     5: 'this client is not authorised',
   }
   switch (error.code) {
     case 'ECONNREFUSED':
-      return `cannot reach the broker at ${url} (connection refused); start one with npm run broker, or pass --url`
+      return (
+        `cannot reach the broker at ${url} (connection refused); start one with npm run ` +
+        `broker, or pass --url`
+      )
     case 'ENOENT':
-      return `no broker socket at ${url}; start one with npm run broker -- --unix PATH, or check --url`
+      return (
+        `no broker socket at ${url}; start one with npm run broker -- --unix PATH, or check ` +
+        `--url`
+      )
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return `cannot find the host of ${url}; check --url or MQTT_URL`
     case 'ECONNRESET':
     case 'EPIPE':
-      return connected ? `the broker at ${url} closed the connection; check its log` : closedBeforeConnack(url)
+      return connected
+        ? `the broker at ${url} closed the connection; check its log`
+        : closedBeforeConnack(url)
   }
   if (typeof error.code === 'number' && refusals[error.code]) {
-    return `the broker at ${url} refused the connection: ${refusals[error.code]} (return code ${error.code})`
+    return (
+      `the broker at ${url} refused the connection: ${refusals[error.code]} (return code ` +
+      `${error.code})`
+    )
   }
-  // MQTT 5 §3.2.2.2: a CONNACK reason code of 0x80 or more refuses the connection, and names the reason.
+  // MQTT 5 §3.2.2.2: a CONNACK reason code of 0x80 or more refuses the connection, and names the
+  // reason.
   if (mqtt5 && typeof error.code === 'number' && error.code >= 0x80) {
     const hints: Record<number, string> = {
       0x84: `it does not speak ${version}`,
@@ -156,12 +236,20 @@ function connectionProblem(url: string, error: Error & { code?: unknown }, conne
       0x86: 'pass --username and --password (or set MQTT_USERNAME and MQTT_PASSWORD)',
       0x8c: 'leave out --auth-method',
     }
-    return `the broker at ${url} refused the connection: ${reason(error.code)}${hints[error.code] ? `; ${hints[error.code]}` : ''}`
+    const hint = hints[error.code] ? `; ${hints[error.code]}` : ''
+    return `the broker at ${url} refused the connection: ${reason(error.code)}${hint}`
   }
   if (error.message === 'connack timeout') {
-    return `no answer from ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is an MQTT broker listening there? check --url`
+    return (
+      `no answer from ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is an MQTT broker ` +
+      `listening there? check --url`
+    )
   }
   if (!connected && /^wss?:/.test(url)) return closedBeforeConnack(url)
-  if (!connected) return `cannot talk MQTT with ${url} (${error.message}); is an MQTT broker listening there? check --url`
+  if (!connected)
+    return (
+      `cannot talk MQTT with ${url} (${error.message}); is an MQTT broker listening there? ` +
+      `check --url`
+    )
   return `the connection to ${url} failed: ${messageOf(error)}`
 }

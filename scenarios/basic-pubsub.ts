@@ -1,5 +1,6 @@
 // The article's first experiment: a subscriber listens on my_topic, a publisher sends "on", the
-// subscriber prints it. Run directly (npm run demo:basic-pubsub) it is the show; test/ plays it as a check.
+// subscriber prints it. Run directly (npm run demo:basic-pubsub) it is the show; test/ plays it as
+// a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'

@@ -1,12 +1,12 @@
 // Beyond the article: more than one broker. Two bundled brokers, A and B, share one Redis: every
 // message, retained message and session goes through it, so a client may use either broker, and a
-// device that knows both carries on when one of them dies. The stage starts Redis and the brokers as
-// real processes, and kills A as a crash would.
-// Run directly (npm run demo:cluster) it is the show; test/experiments/cluster.test.ts plays it as a check.
+// device that knows both carries on when one of them dies. The stage starts Redis and the brokers
+// as real processes, and kills A as a crash would. Run directly (npm run demo:cluster) it is the
+// show; test/experiments/cluster.test.ts plays it as a check.
 import { createServer } from 'node:net'
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
-import { type Scenario, type Stage } from './stage/stage.ts'
+import type { Scenario, Stage } from './stage/stage.ts'
 import { missingProgram } from './stage/scenario.ts'
 
 const broker = 'lib/broker/main.ts'
@@ -15,29 +15,49 @@ const subscriber = 'demos/basic-pubsub/subscriber.ts'
 const device = 'demos/discovery/publisher.ts'
 
 /** What to do where Redis is missing. */
-const REDIS_MISSING = 'redis-server is not installed: apt-get install redis-server (or brew install redis), then run this again'
+const REDIS_MISSING =
+  'redis-server is not installed: apt-get install redis-server (or brew install redis), then run ' +
+  'this again'
 
 export const cluster: Scenario = {
   name: 'cluster',
-  title: 'two bundled brokers on one Redis: clients of either broker see the same messages, retained messages and sessions, and a device moves to B when A dies',
+  title:
+    'two bundled brokers on one Redis: clients of either broker see the same messages, retained ' +
+    'messages and sessions, and a device moves to B when A dies',
   needs: { none: true, program: { command: 'redis-server', missing: REDIS_MISSING } },
   async play(stage) {
     const missing = missingProgram(cluster)
     if (missing) throw stage.failure(missing)
-    if (stage.options.url) stage.say(`this experiment is about bundled brokers sharing a Redis: it runs brokers of its own, not the one at ${stage.options.url}`)
+    if (stage.options.url)
+      stage.say(
+        `this experiment is about bundled brokers sharing a Redis: it runs brokers of its own, ` +
+          `not the one at ${stage.options.url}`,
+      )
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
 
     await stage.step('Start a Redis that keeps everything in memory')
     const port = await freePort()
-    const redis = stage.spawnCommand('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
+    const redis = stage.spawnCommand('redis', 'redis-server', [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ])
     await redis.until(/Ready to accept connections/)
     stage.ok({ says: "Redis is ready; --save '' and --appendonly no: it writes nothing to disk" })
     const redisUrl = `redis://127.0.0.1:${port}`
 
     await stage.step('Start two bundled brokers on it, A and B')
     // Both at once: each takes about half a second to start.
-    const [a, b] = await Promise.all([startBroker(stage, 'broker-a', redisUrl), startBroker(stage, 'broker-b', redisUrl)])
+    const [a, b] = await Promise.all([
+      startBroker(stage, 'broker-a', redisUrl),
+      startBroker(stage, 'broker-b', redisUrl),
+    ])
     stage.ok({ says: 'two brokers, each on a port of its own, both on the same Redis' })
 
     await stage.step('Start a subscriber on A, then publish on B')
@@ -45,14 +65,29 @@ export const cluster: Scenario = {
     await listening.expect(`subscribed to ${topic} (QoS 0)`, {
       says: 'the subscriber is subscribed on A',
     })
-    await stage.run('publisher', publisher, ['--url', b.url, '--message', 'hello from B', ...topicArgs])
+    await stage.run('publisher', publisher, [
+      '--url',
+      b.url,
+      '--message',
+      'hello from B',
+      ...topicArgs,
+    ])
     await listening.expect(`${topic} hello from B`, {
       claim: 'C7',
       says: 'the subscriber on A printed what was published on B: B passed it to A through Redis',
     })
     await listening.stop()
 
-    const alice = (url: string) => ['--url', url, '--id', stage.clientId('alice'), '--no-clean', '--qos', '1', ...topicArgs]
+    const alice = (url: string) => [
+      '--url',
+      url,
+      '--id',
+      stage.clientId('alice'),
+      '--no-clean',
+      '--qos',
+      '1',
+      ...topicArgs,
+    ]
     await stage.step('alice subscribes on A at QoS 1 with a persistent session, and leaves')
     const first = stage.spawn('alice', subscriber, alice(a.url))
     await first.expect(`subscribed to ${topic} (QoS 1)`, {
@@ -61,7 +96,15 @@ export const cluster: Scenario = {
     await first.stop()
 
     await stage.step('While she is away, publish a QoS 1 message on B')
-    await stage.run('publisher', publisher, ['--url', b.url, '--qos', '1', '--message', 'queued for alice', ...topicArgs])
+    await stage.run('publisher', publisher, [
+      '--url',
+      b.url,
+      '--qos',
+      '1',
+      '--message',
+      'queued for alice',
+      ...topicArgs,
+    ])
 
     await stage.step('alice comes back, on B')
     const back = stage.spawn('alice', subscriber, alice(b.url))
@@ -78,7 +121,16 @@ export const cluster: Scenario = {
     await stage.step('Publish a retained message on A, then start a subscriber on B')
     // QoS 1: the publisher ends once A has the message. A writes it to Redis a moment later (aedes
     // acknowledges first), well before a subscriber started after it can ask B.
-    await stage.run('publisher', publisher, ['--url', a.url, '--retain', '--qos', '1', '--message', 'kept in Redis', ...topicArgs])
+    await stage.run('publisher', publisher, [
+      '--url',
+      a.url,
+      '--retain',
+      '--qos',
+      '1',
+      '--message',
+      'kept in Redis',
+      ...topicArgs,
+    ])
     const late = stage.spawn('subscriber', subscriber, ['--url', b.url, ...topicArgs])
     await late.expectAll([`subscribed to ${topic} (QoS 0)`, `${topic} kept in Redis (retained)`], {
       claim: 'C11',
@@ -97,7 +149,7 @@ export const cluster: Scenario = {
       says: 'and waits for commands',
     })
     await light.expect('listening for Home Assistant on homeassistant/status', {
-      says: 'and for Home Assistant\'s birth message',
+      says: "and for Home Assistant's birth message",
     })
 
     await stage.step('Kill broker A with SIGKILL, as a crash would')
@@ -118,7 +170,14 @@ export const cluster: Scenario = {
     })
 
     await stage.step('Switch the light off, through B')
-    await stage.run('publisher', publisher, ['--url', b.url, '--topic', 'home/kitchen/light/set', '--message', 'OFF'])
+    await stage.run('publisher', publisher, [
+      '--url',
+      b.url,
+      '--topic',
+      'home/kitchen/light/set',
+      '--message',
+      'OFF',
+    ])
     await light.expect('published "OFF" to home/kitchen/light (retained)', {
       says: 'the device goes on: its commands reach it through B',
     })
@@ -134,7 +193,9 @@ export const cluster: Scenario = {
 /** Start a bundled broker on a free port, sharing `redisUrl`; resolves once it is ready. */
 async function startBroker(stage: Stage, label: string, redisUrl: string) {
   const proc = stage.spawn(label, broker, ['--port', '0', '--redis', redisUrl])
-  const ready = await proc.until(/^broker ready on mqtt:\/\/\S+; Ctrl-C to stop$/).then(() => proc.output.find((l) => l.text.startsWith('broker ready on '))!)
+  const ready = await proc
+    .until(/^broker ready on mqtt:\/\/\S+; Ctrl-C to stop$/)
+    .then(() => proc.output.find((l) => l.text.startsWith('broker ready on '))!)
   return { proc, url: ready.text.match(/^broker ready on (\S+);/)![1] }
 }
 

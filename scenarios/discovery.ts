@@ -1,10 +1,11 @@
 // Home Assistant's MQTT discovery as it is done in 2026: a device announces all its entities in one
-// retained device config on homeassistant/device/<object_id>/config, an older one announces each entity
-// on homeassistant/<component>/<node_id>/<object_id>/config (the article's form), listeners find both
-// with wildcard filters, even when they start late, a Last Will tells them when a device drops off,
-// and when Home Assistant restarts its birth message has the devices announce themselves again. Its
-// programs, demos/discovery/, are a device (publisher.ts) and a listener that plays Home Assistant
-// (subscriber.ts). Run directly (npm run demo:discovery) it is the show; test/ plays it as a check.
+// retained device config on homeassistant/device/<object_id>/config, an older one announces each
+// entity on homeassistant/<component>/<node_id>/<object_id>/config (the article's form), listeners
+// find both with wildcard filters, even when they start late, a Last Will tells them when a device
+// drops off, and when Home Assistant restarts its birth message has the devices announce themselves
+// again. Its programs, demos/discovery/, are a device (publisher.ts) and a listener that plays Home
+// Assistant (subscriber.ts). Run directly (npm run demo:discovery) it is the show; test/ plays it
+// as a check.
 import { isMain } from '../lib/cli.ts'
 import { DEFAULT_PREFIX, statusTopic } from '../lib/discovery/format.ts'
 import { show } from './stage/show.ts'
@@ -12,7 +13,8 @@ import type { Scenario } from './stage/stage.ts'
 
 const device = 'demos/discovery/publisher.ts'
 const listener = 'demos/discovery/subscriber.ts'
-// Any client can switch the light or remove a device: the publisher of the first experiment will do.
+// Any client can switch the light or remove a device: the publisher of the first experiment will
+// do.
 const publisher = 'demos/basic-pubsub/publisher.ts'
 
 export const discovery: Scenario = {
@@ -21,12 +23,16 @@ export const discovery: Scenario = {
   needs: { listeners: ['ws'], dashboard: true },
   // Devices announce themselves again up to half a second after a birth message, twice in the play.
   budget: 150,
-  title: 'devices announce themselves with retained configs, one for a whole device or one per entity; listeners discover them by wildcard, even late, see them drop off, and have them announce again when Home Assistant restarts',
+  title:
+    'devices announce themselves with retained configs, one for a whole device or one per ' +
+    'entity; listeners discover them by wildcard, even late, see them drop off, and have them ' +
+    'announce again when Home Assistant restarts',
   async play(stage) {
     const prefix = stage.topic(DEFAULT_PREFIX)
     const base = stage.topic('home')
     const status = statusTopic(prefix)
-    // The demos' defaults; spelled out only when the stage shares a broker and prefixes every topic.
+    // The demos' defaults; spelled out only when the stage shares a broker and prefixes every
+    // topic.
     const prefixArgs = prefix === DEFAULT_PREFIX ? [] : ['--prefix', prefix]
     const deviceArgs = base === 'home' ? prefixArgs : [...prefixArgs, '--base', base]
     const kitchen = {
@@ -58,8 +64,17 @@ export const discovery: Scenario = {
       says: 'then it said "online" there: Home Assistant\'s birth message',
     })
     if (stage.wsUrl) {
-      stage.say('for the projector: the same discovery as a page, in the browser, over MQTT over WebSocket (docs/09-dashboard.md)')
-      const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', ['--url', stage.wsUrl, '--http-port', String(stage.dashboardPort), ...prefixArgs])
+      stage.say(
+        'for the projector: the same discovery as a page, in the browser, over MQTT over ' +
+          'WebSocket (docs/09-dashboard.md)',
+      )
+      const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', [
+        '--url',
+        stage.wsUrl,
+        '--http-port',
+        String(stage.dashboardPort),
+        ...prefixArgs,
+      ])
       await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, {
         says: 'open that address in a browser to watch the devices appear',
       })
@@ -73,7 +88,7 @@ export const discovery: Scenario = {
         'two states, then one config for both, all retained',
     })
     await lamp.expect(`listening for Home Assistant on ${status}`, {
-      says: 'it takes ON and OFF, and waits for Home Assistant\'s birth message',
+      says: "it takes ON and OFF, and waits for Home Assistant's birth message",
     })
     await first.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0', {
       says: `listener-1 read the device config: the device, and the origin that every config names`,
@@ -94,8 +109,17 @@ export const discovery: Scenario = {
       { says: 'and their retained states' },
     )
 
-    await stage.step('Start a living-room thermometer that announces itself the older way, the article\'s')
-    const thermometer = stage.spawn('sensor', device, [...deviceArgs, '--node', 'living_room', '--components', 'temperature', '--per-component'])
+    await stage.step(
+      "Start a living-room thermometer that announces itself the older way, the article's",
+    )
+    const thermometer = stage.spawn('sensor', device, [
+      ...deviceArgs,
+      '--node',
+      'living_room',
+      '--components',
+      'temperature',
+      '--per-component',
+    ])
     await thermometer.expect(`published its config to ${livingRoom.config} (retained)`, {
       says:
         'one config for its one entity, on a topic that ' +
@@ -114,7 +138,11 @@ export const discovery: Scenario = {
     })
 
     await stage.step(`Start a second listener, late, that follows sensors only: ${prefix}/sensor/#`)
-    const second = stage.spawn('listener-2', listener, [...prefixArgs, '--topic', `${prefix}/sensor/#`])
+    const second = stage.spawn('listener-2', listener, [
+      ...prefixArgs,
+      '--topic',
+      `${prefix}/sensor/#`,
+    ])
     await second.expect(`subscribed to ${prefix}/sensor/# (QoS 0)`, {
       says: 'listener-2 is subscribed',
     })
@@ -136,7 +164,7 @@ export const discovery: Scenario = {
     await lamp.until(answered)
     await thermometer.expect(answered, {
       says:
-        'listener-2\'s birth message reached both devices, ' +
+        "listener-2's birth message reached both devices, " +
         'which announced themselves again a moment later',
     })
     await stage.barrier(`${prefix}/sensor/marker`, [second, first], {
@@ -146,7 +174,10 @@ export const discovery: Scenario = {
         `not on ${prefix}/sensor/...; and listener-1 heard nothing new`,
     })
 
-    await stage.step('The kitchen loses its thermometer: stop it with Ctrl-C, start it again with --drop temperature')
+    await stage.step(
+      'The kitchen loses its thermometer: stop it with Ctrl-C, start it again with --drop ' +
+        'temperature',
+    )
     await lamp.stop()
     await first.expectAll(['Kitchen light is offline', 'Kitchen temperature is offline'], {
       says: 'a clean stop: the kitchen said "offline" itself',
@@ -170,24 +201,40 @@ export const discovery: Scenario = {
     })
 
     await stage.step(`Switch the light off from another client: publish OFF to ${kitchen.command}`)
-    const off = await stage.run('switch', publisher, ['--topic', kitchen.command, '--message', 'OFF'])
+    const off = await stage.run('switch', publisher, [
+      '--topic',
+      kitchen.command,
+      '--message',
+      'OFF',
+    ])
     await off.expect(`published "OFF" to ${kitchen.command}`, { says: 'the command is sent' })
     await lamp2.expect(`published "OFF" to ${kitchen.light} (retained)`, {
       says: 'OFF is the payload_off of its config: the light obeyed and published its new state',
     })
     await first.expect('Kitchen light state OFF', { says: 'listener-1 saw the light go off' })
 
-    await stage.step('Pull the thermometer\'s plug: kill it, so it cannot say goodbye')
-    stage.say('SIGKILL: the thermometer sends no DISCONNECT; the broker sees the connection drop and publishes its Last Will')
+    await stage.step("Pull the thermometer's plug: kill it, so it cannot say goodbye")
+    stage.say(
+      'SIGKILL: the thermometer sends no DISCONNECT; the broker sees the connection drop and ' +
+        'publishes its Last Will',
+    )
     await thermometer.stop('SIGKILL')
     await first.expect('Living room temperature is offline', {
       claim: 'S8',
-      says: 'the broker published the thermometer\'s Last Will, and listener-1 shows it offline',
+      says: "the broker published the thermometer's Last Will, and listener-1 shows it offline",
     })
     await second.expect('Living room temperature is offline', { says: 'and so does listener-2' })
 
     await stage.step('Remove the thermometer: publish an empty retained config on its config topic')
-    await stage.run('remover', publisher, ['--topic', livingRoom.config, '--message', '', '--retain', '--qos', '1'])
+    await stage.run('remover', publisher, [
+      '--topic',
+      livingRoom.config,
+      '--message',
+      '',
+      '--retain',
+      '--qos',
+      '1',
+    ])
     await first.until('removed sensor living_room/temperature "Living room temperature"')
     await second.expect('removed sensor living_room/temperature "Living room temperature"', {
       says: 'both listeners forgot it: an empty config removes what was announced there',
@@ -224,12 +271,23 @@ export const discovery: Scenario = {
         'the empty retained config deleted the old one from the broker',
     })
 
-    await stage.step('Remove the kitchen: stop it, then publish an empty retained config on its device config topic')
+    await stage.step(
+      'Remove the kitchen: stop it, then publish an empty retained config on its device config ' +
+        'topic',
+    )
     await lamp2.stop()
     await third.expect('Kitchen light is offline', {
       says: 'the kitchen said "offline" as it left',
     })
-    await stage.run('remover', publisher, ['--topic', kitchen.config, '--message', '', '--retain', '--qos', '1'])
+    await stage.run('remover', publisher, [
+      '--topic',
+      kitchen.config,
+      '--message',
+      '',
+      '--retain',
+      '--qos',
+      '1',
+    ])
     await third.expect('removed light kitchen/light "Kitchen light"', {
       says: 'an empty device config removes every entity of the device',
     })

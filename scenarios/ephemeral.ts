@@ -1,9 +1,9 @@
-// The article's ephemeral-topics experiment: a message published while nobody listens is gone, and a
-// subscriber only gets what is published while it is subscribed. Then the precision the article leaves
-// out (S1): a persistent session has the broker queue QoS 1 messages for a subscriber that is away.
-// Its programs, demos/ephemeral/, are alice, a subscriber that keeps her session (a fixed client id,
-// clean: false, QoS 1), and a publisher at QoS 1. Run directly (npm run demo:ephemeral) it is the show;
-// test/ plays it as a check.
+// The article's ephemeral-topics experiment: a message published while nobody listens is gone, and
+// a subscriber only gets what is published while it is subscribed. Then the precision the article
+// leaves out (S1): a persistent session has the broker queue QoS 1 messages for a subscriber that
+// is away. Its programs, demos/ephemeral/, are alice, a subscriber that keeps her session (a fixed
+// client id, clean: false, QoS 1), and a publisher at QoS 1. Run directly (npm run demo:ephemeral)
+// it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'
@@ -13,7 +13,9 @@ const subscriber = 'demos/ephemeral/subscriber.ts'
 
 export const ephemeral: Scenario = {
   name: 'ephemeral',
-  title: 'a message nobody listens to is dropped; a subscriber only gets what is published while it listens, or while its session is kept',
+  title:
+    'a message nobody listens to is dropped; a subscriber only gets what is published while it ' +
+    'listens, or while its session is kept',
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
@@ -53,9 +55,14 @@ export const ephemeral: Scenario = {
       says: 'bob, who started after it was sent, received nothing',
     })
 
-    await stage.step('Stop both subscribers, then publish one QoS 1 and one QoS 0 message while they are away')
+    await stage.step(
+      'Stop both subscribers, then publish one QoS 1 and one QoS 0 message while they are away',
+    )
     await Promise.all([first.stop(), second.stop()])
-    stage.say('they keep their sessions: a fixed client id and clean: false, the change this experiment makes to the subscriber')
+    stage.say(
+      'they keep their sessions: a fixed client id and clean: false, the change this experiment ' +
+        'makes to the subscriber',
+    )
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'kept for alice'])
     await stage.run('publisher', publisher, [...topicArgs, '--qos', '0', '--message', 'not kept'])
 
@@ -71,7 +78,9 @@ export const ephemeral: Scenario = {
     })
     await stage.barrier(topic, [back], { claim: 'S1', says: 'the QoS 0 message was not queued' })
 
-    await stage.step('Stop alice, publish at QoS 1, and start both with --clean: a clean session instead')
+    await stage.step(
+      'Stop alice, publish at QoS 1, and start both with --clean: a clean session instead',
+    )
     await back.stop()
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'dropped with the session'])
     const clean = stage.spawn('alice', subscriber, [...alice, '--clean'])

@@ -14,6 +14,17 @@ import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'
 import { transports } from './transports.ts'
 
-export const scenarios: Scenario[] = [basicPubsub, ephemeral, retained, wildcards, discovery, wire, transports, persistence, mqtt5, cluster]
+export const scenarios: Scenario[] = [
+  basicPubsub,
+  ephemeral,
+  retained,
+  wildcards,
+  discovery,
+  wire,
+  transports,
+  persistence,
+  mqtt5,
+  cluster,
+]
 
 if (isMain(import.meta.url)) await show(...scenarios)

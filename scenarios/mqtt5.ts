@@ -17,7 +17,9 @@ const ephemeralSubscriber = 'demos/ephemeral/subscriber.ts'
 
 export const mqtt5: Scenario = {
   name: 'mqtt5',
-  title: 'what MQTT 5 changes in each experiment: reason codes, properties, session and message expiry, retain handling, no local, shared subscriptions, will delay',
+  title:
+    'what MQTT 5 changes in each experiment: reason codes, properties, session and message ' +
+    'expiry, retain handling, no local, shared subscriptions, will delay',
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
@@ -27,8 +29,17 @@ export const mqtt5: Scenario = {
     stage.retains(topic)
 
     // basic: reason codes (V1)
-    await stage.step('The basic publisher with -V 5 at QoS 1, nobody subscribed: CONNACK and PUBACK carry reason codes')
-    const basic = await stage.run('publisher', basicPublisher, ['-V', '5', '--qos', '1', ...topicArgs])
+    await stage.step(
+      'The basic publisher with -V 5 at QoS 1, nobody subscribed: CONNACK and PUBACK carry ' +
+        'reason codes',
+    )
+    const basic = await stage.run('publisher', basicPublisher, [
+      '-V',
+      '5',
+      '--qos',
+      '1',
+      ...topicArgs,
+    ])
     await basic.expect(/^connected to \S+, reason code 0x00 success$/, {
       claim: 'V1',
       says: 'the CONNACK said 0x00 success',
@@ -38,13 +49,21 @@ export const mqtt5: Scenario = {
       says: 'the PUBACK too; a broker may say 0x10, no matching subscribers (Mosquitto does)',
     })
 
-    await stage.step('Publish to $SYS/hello, a topic the broker keeps for itself; then connect with an unknown authentication method')
+    await stage.step(
+      'Publish to $SYS/hello, a topic the broker keeps for itself; then connect with an unknown ' +
+        'authentication method',
+    )
     const sys = await stage.run('publisher', publisher, ['--topic', '$SYS/hello'], 1)
     await sys.expectError(
       /^error: the broker refused the message to \$SYS\/hello: 0x87 not authorized( \(.+\))?$/,
       { claim: 'V1', says: 'the PUBACK refused the message, and said why: 0x87 not authorized' },
     )
-    const auth = await stage.run('publisher', publisher, ['--auth-method', 'SCRAM-SHA-256', ...topicArgs], 1)
+    const auth = await stage.run(
+      'publisher',
+      publisher,
+      ['--auth-method', 'SCRAM-SHA-256', ...topicArgs],
+      1,
+    )
     await auth.expectError(
       new RegExp(
         '^error: the broker at \\S+ refused the connection: ' +
@@ -59,10 +78,19 @@ export const mqtt5: Scenario = {
     )
 
     // basic: properties, request and reply (V7)
-    await stage.step('Start an MQTT 5 subscriber that answers requests, and publish with user properties and a content type')
+    await stage.step(
+      'Start an MQTT 5 subscriber that answers requests, and publish with user properties and a ' +
+        'content type',
+    )
     const responder = stage.spawn('responder', subscriber, [...topicArgs, '--answer', 'yes'])
     await responder.until(`subscribed to ${topic} (QoS 1)`)
-    await stage.run('publisher', publisher, [...topicArgs, '--user-property', 'room=kitchen', '--content-type', 'text/plain'])
+    await stage.run('publisher', publisher, [
+      ...topicArgs,
+      '--user-property',
+      'room=kitchen',
+      '--content-type',
+      'text/plain',
+    ])
     await responder.expect(`${topic} on (user property room=kitchen) (content type text/plain)`, {
       claim: 'V7',
       says: 'the user properties and the content type came with the message, beside its payload',
@@ -70,7 +98,15 @@ export const mqtt5: Scenario = {
 
     await stage.step('Make a request: a message that names a response topic and correlation data')
     const replies = stage.topic('replies/alice')
-    const request = await stage.run('requester', publisher, [...topicArgs, '--message', 'are you on?', '--response-topic', replies, '--correlation-data', 'req-1'])
+    const request = await stage.run('requester', publisher, [
+      ...topicArgs,
+      '--message',
+      'are you on?',
+      '--response-topic',
+      replies,
+      '--correlation-data',
+      'req-1',
+    ])
     await responder.expect(
       `${topic} are you on? (response topic ${replies}) (correlation data req-1)`,
       { says: 'the responder got the request' },
@@ -87,7 +123,10 @@ export const mqtt5: Scenario = {
     await responder.stop()
 
     // ephemeral: session expiry (V2)
-    await stage.step('The ephemeral experiment\'s alice with -V 5: she stops, a QoS 1 message is sent, she comes back')
+    await stage.step(
+      "The ephemeral experiment's alice with -V 5: she stops, a QoS 1 message is sent, she comes " +
+        'back',
+    )
     const alice = [...stage.idFlag('alice'), ...topicArgs]
     const first = stage.spawn('alice', ephemeralSubscriber, ['-V', '5', ...alice])
     await first.until(`subscribed to ${topic} (QoS 1)`)
@@ -107,12 +146,27 @@ export const mqtt5: Scenario = {
     })
     await back.stop()
 
-    await stage.step('The MQTT 5 subscriber as alice, with a Session Expiry Interval of 10 s: away, a message, back within them')
-    const kept = stage.spawn('alice', subscriber, [...id('alice'), ...topicArgs, '--no-clean', '--session-expiry', '10'])
+    await stage.step(
+      'The MQTT 5 subscriber as alice, with a Session Expiry Interval of 10 s: away, a message, ' +
+        'back within them',
+    )
+    const kept = stage.spawn('alice', subscriber, [
+      ...id('alice'),
+      ...topicArgs,
+      '--no-clean',
+      '--session-expiry',
+      '10',
+    ])
     await kept.until(`subscribed to ${topic} (QoS 1)`)
     await kept.stop()
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'kept for alice'])
-    const within = stage.spawn('alice', subscriber, [...id('alice'), ...topicArgs, '--no-clean', '--session-expiry', '2'])
+    const within = stage.spawn('alice', subscriber, [
+      ...id('alice'),
+      ...topicArgs,
+      '--no-clean',
+      '--session-expiry',
+      '2',
+    ])
     await within.expect(/, session present: yes$/, {
       claim: 'V2',
       says: 'back within the 10 s: her session was there (this time she asks for 2 s)',
@@ -126,9 +180,23 @@ export const mqtt5: Scenario = {
     await stage.step('Stop her again, publish, and let her 2 s pass before she comes back')
     await within.stop()
     await stage.run('publisher', publisher, [...topicArgs, '--message', 'too late for alice'])
-    if (stage.hearsBroker) await stage.brokerSays(`client ${stage.clientId('alice')} session expired: the broker dropped it, and what it had queued`)
-    else await stage.waitOut(3, 'the 2 s of her session and one more, as the broker counts whole seconds')
-    const after = stage.spawn('alice', subscriber, [...id('alice'), ...topicArgs, '--no-clean', '--session-expiry', '0'])
+    if (stage.hearsBroker)
+      await stage.brokerSays(
+        `client ${stage.clientId('alice')} session expired: ` +
+          'the broker dropped it, and what it had queued',
+      )
+    else
+      await stage.waitOut(
+        3,
+        'the 2 s of her session and one more, as the broker counts whole seconds',
+      )
+    const after = stage.spawn('alice', subscriber, [
+      ...id('alice'),
+      ...topicArgs,
+      '--no-clean',
+      '--session-expiry',
+      '0',
+    ])
     await after.expect(/, session present: no$/, {
       claim: 'V2',
       says: 'after the interval the session was gone',
@@ -144,25 +212,46 @@ export const mqtt5: Scenario = {
 
     // retained: message expiry (V3)
     await stage.step('Publish a retained message that expires in 60 s, and start a subscriber')
-    await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'door open', '--message-expiry', '60'])
+    await stage.run('publisher', publisher, [
+      ...topicArgs,
+      '--retain',
+      '--message',
+      'door open',
+      '--message-expiry',
+      '60',
+    ])
     const late = stage.spawn('subscriber', subscriber, topicArgs)
-    // However long the subscriber took to start (seconds, on a busy machine), some of the 60 s are left.
+    // However long the subscriber took to start (seconds, on a busy machine), some of the 60 s are
+    // left.
     await late.expect(
       new RegExp(
-        `^${escape(topic)} door open \\(retained\\) ` +
+        `^${escapeRegExp(topic)} door open \\(retained\\) ` +
           `\\(expires in (60|[1-5]\\d|[1-9]) s\\)$`,
       ),
       { claim: 'V3', says: 'it got the retained message with the time it has left' },
     )
 
-    await stage.step('Replace it with one that expires in 2 s; stop the subscriber; once it has expired, start another')
-    await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'door closed', '--message-expiry', '2'])
-    await late.expect(new RegExp(`^${escape(topic)} door closed \\(expires in (2|1) s\\)$`), {
+    await stage.step(
+      'Replace it with one that expires in 2 s; stop the subscriber; once it has expired, start ' +
+        'another',
+    )
+    await stage.run('publisher', publisher, [
+      ...topicArgs,
+      '--retain',
+      '--message',
+      'door closed',
+      '--message-expiry',
+      '2',
+    ])
+    await late.expect(new RegExp(`^${escapeRegExp(topic)} door closed \\(expires in (2|1) s\\)$`), {
       says: 'the subscriber got it live, with its 2 s',
     })
     await late.stop()
     await stage.untilNotRetained(topic)
-    stage.say('the stage asked the broker every quarter of a second whether it still held it: now it does not')
+    stage.say(
+      'the stage asked the broker every quarter of a second whether it still held it: now it ' +
+        'does not',
+    )
     const expired = stage.spawn('subscriber-2', subscriber, topicArgs)
     await expired.until(`subscribed to ${topic} (QoS 1)`)
     await stage.barrier(topic, [expired], {
@@ -172,11 +261,26 @@ export const mqtt5: Scenario = {
     await expired.stop()
 
     // retained: retain handling, retain as published (V4)
-    await stage.step('Publish a retained message, then start two subscribers with sessions: retain handling 0 and 1')
+    await stage.step(
+      'Publish a retained message, then start two subscribers with sessions: retain handling 0 ' +
+        'and 1',
+    )
     await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'on'])
     const session = ['--no-clean', '--session-expiry', '10']
-    const rh0 = stage.spawn('rh-0', subscriber, [...id('rh-0'), ...topicArgs, ...session, '--retain-handling', '0'])
-    const rh1 = stage.spawn('rh-1', subscriber, [...id('rh-1'), ...topicArgs, ...session, '--retain-handling', '1'])
+    const rh0 = stage.spawn('rh-0', subscriber, [
+      ...id('rh-0'),
+      ...topicArgs,
+      ...session,
+      '--retain-handling',
+      '0',
+    ])
+    const rh1 = stage.spawn('rh-1', subscriber, [
+      ...id('rh-1'),
+      ...topicArgs,
+      ...session,
+      '--retain-handling',
+      '1',
+    ])
     await rh0.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} on (retained)`], {
       claim: 'V4',
       says: 'retain handling 0 got the retained message',
@@ -188,10 +292,23 @@ export const mqtt5: Scenario = {
 
     await stage.step('Stop both and start them again: their sessions kept their subscriptions')
     await Promise.all([rh0.stop(), rh1.stop()])
-    // Session expiry 0 this time: what they come back to ends when they leave, and the stage leaves nothing behind.
+    // Session expiry 0 this time: what they come back to ends when they leave, and the stage leaves
+    // nothing behind.
     const end = ['--no-clean', '--session-expiry', '0']
-    const rh0again = stage.spawn('rh-0', subscriber, [...id('rh-0'), ...topicArgs, ...end, '--retain-handling', '0'])
-    const rh1again = stage.spawn('rh-1', subscriber, [...id('rh-1'), ...topicArgs, ...end, '--retain-handling', '1'])
+    const rh0again = stage.spawn('rh-0', subscriber, [
+      ...id('rh-0'),
+      ...topicArgs,
+      ...end,
+      '--retain-handling',
+      '0',
+    ])
+    const rh1again = stage.spawn('rh-1', subscriber, [
+      ...id('rh-1'),
+      ...topicArgs,
+      ...end,
+      '--retain-handling',
+      '1',
+    ])
     await rh0again.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} on (retained)`], {
       claim: 'V4',
       says: 'rh-0 got it again: 0 sends it at every SUBSCRIBE',
@@ -205,9 +322,17 @@ export const mqtt5: Scenario = {
         'only for a subscription the session did not have',
     })
 
-    await stage.step('In rh-1\'s place, start one with retain handling 2 and retain as published; publish a retained message')
+    await stage.step(
+      "In rh-1's place, start one with retain handling 2 and retain as published; publish a " +
+        'retained message',
+    )
     await rh1again.stop()
-    const rh2 = stage.spawn('rh-2', subscriber, [...topicArgs, '--retain-handling', '2', '--retain-as-published'])
+    const rh2 = stage.spawn('rh-2', subscriber, [
+      ...topicArgs,
+      '--retain-handling',
+      '2',
+      '--retain-as-published',
+    ])
     await rh2.until(`subscribed to ${topic} (QoS 1)`)
     await stage.barrier(topic, [rh2], {
       claim: 'V4',
@@ -225,10 +350,17 @@ export const mqtt5: Scenario = {
 
     // wildcards: no local (V5)
     const light = stage.topic('home/kitchen/light')
-    await stage.step('Two subscribers to home/#; the kitchen one publishes its own state, with --no-local')
+    await stage.step(
+      'Two subscribers to home/#; the kitchen one publishes its own state, with --no-local',
+    )
     const observer = stage.spawn('observer', subscriber, at('home/#'))
     await observer.until(`subscribed to ${stage.topic('home/#')} (QoS 1)`)
-    const kitchen = stage.spawn('kitchen', subscriber, [...at('home/#'), '--no-local', '--publish', `${light}=on`])
+    const kitchen = stage.spawn('kitchen', subscriber, [
+      ...at('home/#'),
+      '--no-local',
+      '--publish',
+      `${light}=on`,
+    ])
     await kitchen.expectAll(
       [`subscribed to ${stage.topic('home/#')} (QoS 1)`, `published "on" to ${light}`],
       { says: 'the kitchen published on' },
@@ -236,7 +368,7 @@ export const mqtt5: Scenario = {
     await observer.expect(`${light} on`, { says: 'the observer got it' })
     await stage.barrier(light, [observer, kitchen], {
       claim: 'V5',
-      says: 'the kitchen did not: No Local keeps a client\'s own messages from coming back to it',
+      says: "the kitchen did not: No Local keeps a client's own messages from coming back to it",
     })
     await Promise.all([observer.stop(), kitchen.stop()])
 
@@ -244,8 +376,9 @@ export const mqtt5: Scenario = {
     const group = `$share/lights/${stage.topic('home/#')}`
     await stage.step(`Two members of one group subscribe to ${group}`)
     const members: Proc[] = [stage.spawn('member-1', subscriber, ['--topic', group])]
-    const refusal = /^error: the broker refused the subscription to \S+: 0x9E shared subscriptions not supported$/
-    if (await members[0].either(`subscribed to ${group} (QoS 1)`, refusal) === 'refusal') {
+    const refusal =
+      /^error: the broker refused the subscription to \S+: 0x9E shared subscriptions not supported$/
+    if ((await members[0].either(`subscribed to ${group} (QoS 1)`, refusal)) === 'refusal') {
       stage.ok({
         claim: 'V6',
         says: 'this broker does not serve shared subscriptions, and its SUBACK says so: 0x9E',
@@ -254,25 +387,49 @@ export const mqtt5: Scenario = {
         claim: 'V1',
         says: 'a SUBACK gives a reason code per filter, a refusal with its reason',
       })
-      stage.say('not applicable here: spreading messages over a group needs a broker that serves shared subscriptions, such as Mosquitto')
+      stage.say(
+        'not applicable here: spreading messages over a group needs a broker that serves shared ' +
+          'subscriptions, such as Mosquitto',
+      )
     } else {
       members.push(stage.spawn('member-2', subscriber, ['--topic', group]))
       await members[1].until(`subscribed to ${group} (QoS 1)`)
       const messages = ['one', 'two', 'three', 'four']
-      await stage.run('publisher', publisher, [...at('home/kitchen/light'), ...messages.flatMap((m) => ['--message', m])])
+      await stage.run('publisher', publisher, [
+        ...at('home/kitchen/light'),
+        ...messages.flatMap((m) => ['--message', m]),
+      ])
       const shares = await stage.groupBarrier(light, members, messages, {
         claim: 'V6',
         says: 'each message reached one member of the group, none reached both',
       })
-      stage.say(`the broker spread them: ${members.map((m) => `${m.label} got ${shares.get(m)!.join(', ') || 'none'}`).join('; ')}`)
+      stage.say(
+        `the broker spread them: ${members
+          .map((m) => `${m.label} got ${shares.get(m)!.join(', ') || 'none'}`)
+          .join('; ')}`,
+      )
       await Promise.all(members.map((m) => m.stop()))
     }
 
     // discovery: will delay (V8)
     const status = stage.topic('home/kitchen/status')
-    const device = (delay: string) => [...id('kitchen'), ...at('home/kitchen/set'), '--no-clean', '--session-expiry', delay,
-      '--will-topic', status, '--will-message', 'offline', '--will-delay', delay]
-    await stage.step('A device with a will delayed 10 s, in a session of 10 s, drops (kill -9) and comes back within them')
+    const device = (delay: string) => [
+      ...id('kitchen'),
+      ...at('home/kitchen/set'),
+      '--no-clean',
+      '--session-expiry',
+      delay,
+      '--will-topic',
+      status,
+      '--will-message',
+      'offline',
+      '--will-delay',
+      delay,
+    ]
+    await stage.step(
+      'A device with a will delayed 10 s, in a session of 10 s, drops (kill -9) and comes back ' +
+        'within them',
+    )
     const listener = stage.spawn('listener', subscriber, at('home/kitchen/status'))
     await listener.until(`subscribed to ${status} (QoS 1)`)
     const plugged = stage.spawn('kitchen', subscriber, device('10'))
@@ -299,13 +456,17 @@ export const mqtt5: Scenario = {
       says: 'it did not come back: after 2 s the broker published its will',
     })
     // Its session ends with the will (both last 2 s): on the bundled broker, the stage sees it go.
-    if (stage.hearsBroker) await stage.brokerSays(`client ${stage.clientId('kitchen')} session expired: the broker dropped it, and what it had queued`)
+    if (stage.hearsBroker)
+      await stage.brokerSays(
+        `client ${stage.clientId('kitchen')} session expired: ` +
+          'the broker dropped it, and what it had queued',
+      )
     await listener.stop()
   },
 }
 
 /** `text` for a regular expression that matches it literally. */
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 

@@ -1,7 +1,8 @@
-// Beyond the article: a broker that remembers. By default the bundled broker keeps retained messages and
-// sessions in memory and forgets them when it stops; with --persist DIR it keeps them on disk, so they
-// outlive a restart and even a kill. The broker here is a real process the stage stops and kills.
-// Run directly (npm run demo:persistence) it is the show; test/ plays it as a check.
+// Beyond the article: a broker that remembers. By default the bundled broker keeps retained
+// messages and sessions in memory and forgets them when it stops; with --persist DIR it keeps them
+// on disk, so they outlive a restart and even a kill. The broker here is a real process the stage
+// stops and kills. Run directly (npm run demo:persistence) it is the show; test/ plays it as a
+// check.
 import { join } from 'node:path'
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
@@ -15,21 +16,33 @@ const subscriber = 'demos/basic-pubsub/subscriber.ts'
 
 export const persistence: Scenario = {
   name: 'persistence',
-  title: 'with --persist the broker keeps retained messages and sessions on disk, across a restart and a kill',
+  title:
+    'with --persist the broker keeps retained messages and sessions on disk, across a restart ' +
+    'and a kill',
   needs: { none: true },
-  // Brokers started, stopped and killed with their stores: the longest play, twice the others' budget.
+  // Brokers started, stopped and killed with their stores: the longest play, twice the others'
+  // budget.
   budget: 240,
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
     const store = join(await stage.tempDir(), 'store')
-    if (stage.options.url) stage.say(`this experiment is about the bundled broker's store: it runs brokers of its own, not the one at ${stage.url}`)
+    if (stage.options.url)
+      stage.say(
+        `this experiment is about the bundled broker's store: it runs brokers of its own, not ` +
+          `the one at ${stage.url}`,
+      )
 
-    /** Start the broker on `port` (0 at first: a free one), wait until it is ready and point the stage at it. */
+    /**
+     * Start the broker on `port` (0 at first: a free one), wait until it is ready and point the
+     * stage at it.
+     */
     const start = async (port: number, args: string[] = []) => {
       const proc = stage.spawn('broker', broker, ['--port', String(port), ...args])
       await proc.until(/^broker ready on mqtt:\/\/\S+; Ctrl-C to stop$/)
-      const url = proc.output.find((l) => l.text.startsWith('broker ready on '))!.text.match(/^broker ready on (\S+);/)![1]
+      const url = proc.output
+        .find((l) => l.text.startsWith('broker ready on '))!
+        .text.match(/^broker ready on (\S+);/)![1]
       await stage.useBroker(url)
       return { proc, url, port: Number(new URL(url).port) }
     }
@@ -48,8 +61,16 @@ export const persistence: Scenario = {
       await proc.stop()
     }
     const publishRetained = async (message: string) => {
-      // QoS 1: the broker acknowledges once it has stored the message, so a kill right after cannot beat it.
-      await stage.run('publisher', publisher, ['--retain', '--qos', '1', '--message', message, ...topicArgs])
+      // QoS 1: the broker acknowledges once it has stored the message, so a kill right after cannot
+      // beat it.
+      await stage.run('publisher', publisher, [
+        '--retain',
+        '--qos',
+        '1',
+        '--message',
+        message,
+        ...topicArgs,
+      ])
     }
 
     await stage.step('Start the bundled broker as usual, in memory, and publish a retained message')
@@ -65,17 +86,24 @@ export const persistence: Scenario = {
         'its retained messages when it stops',
     })
 
-    await stage.step('Restart it with --persist and a directory, and publish the retained message again')
+    await stage.step(
+      'Restart it with --persist and a directory, and publish the retained message again',
+    )
     await running.proc.stop()
     running = await start(running.port, ['--persist', store])
     await publishRetained('on')
 
-    await stage.step('Stop the broker with Ctrl-C, start it again on the same directory, start a subscriber')
+    await stage.step(
+      'Stop the broker with Ctrl-C, start it again on the same directory, start a subscriber',
+    )
     await running.proc.stop()
     running = await start(running.port, ['--persist', store])
     await subscribe({ claim: 'C11', says: 'the retained message came back from the disk' }, 'on')
 
-    await stage.step('Publish "off", retained, kill the broker with SIGKILL as a crash would, start it again, start a subscriber')
+    await stage.step(
+      'Publish "off", retained, kill the broker with SIGKILL as a crash would, start it again, ' +
+        'start a subscriber',
+    )
     await publishRetained('off')
     await kill(stage, running.proc)
     running = await start(running.port, ['--persist', store])
@@ -89,7 +117,9 @@ export const persistence: Scenario = {
       'off',
     )
 
-    await stage.step('Publish an empty retained message, kill and restart the broker, start a subscriber')
+    await stage.step(
+      'Publish an empty retained message, kill and restart the broker, start a subscriber',
+    )
     await publishRetained('')
     await kill(stage, running.proc)
     running = await start(running.port, ['--persist', store])
@@ -106,8 +136,16 @@ export const persistence: Scenario = {
     })
     await first.stop()
 
-    await stage.step('While she is away, publish a QoS 1 message for her, then kill and restart the broker')
-    await stage.run('publisher', publisher, ['--qos', '1', '--message', 'kept for alice', ...topicArgs])
+    await stage.step(
+      'While she is away, publish a QoS 1 message for her, then kill and restart the broker',
+    )
+    await stage.run('publisher', publisher, [
+      '--qos',
+      '1',
+      '--message',
+      'kept for alice',
+      ...topicArgs,
+    ])
     await kill(stage, running.proc)
     running = await start(running.port, ['--persist', store])
 
@@ -141,7 +179,10 @@ export const persistence: Scenario = {
   },
 }
 
-/** SIGKILL: the broker gets no chance to close anything, as in a crash or a power cut of the process. */
+/**
+ * SIGKILL: the broker gets no chance to close anything, as in a crash or a power cut of the
+ * process.
+ */
 async function kill(stage: Stage, proc: Proc): Promise<void> {
   stage.say('kill -KILL: the broker stops at once, closing nothing')
   await proc.stop('SIGKILL')

@@ -1,7 +1,7 @@
 // The article's retained-messages experiment: the broker keeps the last message published with the
-// retain flag on a topic and hands it to every new subscriber; an empty retained message removes it.
-// Its publisher, demos/retained/publisher.ts, sets retain: true; the subscriber is the basic one.
-// Run directly (npm run demo:retained) it is the show; test/ plays it as a check.
+// retain flag on a topic and hands it to every new subscriber; an empty retained message removes
+// it. Its publisher, demos/retained/publisher.ts, sets retain: true; the subscriber is the basic
+// one. Run directly (npm run demo:retained) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'
@@ -11,13 +11,16 @@ const subscriber = 'demos/retained/subscriber.ts'
 
 export const retained: Scenario = {
   name: 'retained',
-  title: 'the broker keeps the last retained message of a topic and gives it to every new subscriber',
+  title:
+    'the broker keeps the last retained message of a topic and gives it to every new subscriber',
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
     stage.retains(topic)
 
-    await stage.step('With no subscriber running, publish once: this publisher sets the retain flag')
+    await stage.step(
+      'With no subscriber running, publish once: this publisher sets the retain flag',
+    )
     await stage.run('publisher', publisher, topicArgs)
 
     await stage.step('Start a subscriber')
@@ -37,7 +40,15 @@ export const retained: Scenario = {
     await stage.barrier(topic, [again], { says: 'it printed it once' })
 
     await stage.step('While it runs, publish three retained messages in a row')
-    await stage.run('publisher', publisher, [...topicArgs, '--message', 'one', '--message', 'two', '--message', 'three'])
+    await stage.run('publisher', publisher, [
+      ...topicArgs,
+      '--message',
+      'one',
+      '--message',
+      'two',
+      '--message',
+      'three',
+    ])
     for (const message of ['one', 'two', 'three']) {
       await again.expect(`${topic} ${message}`, { says: `subscriber-1 got "${message}" live` })
     }

@@ -1,7 +1,8 @@
-// Beyond the article: MQTT is not tied to one transport. The same subscriber and publisher, unchanged,
-// talk to one broker over TCP, over WebSocket and over a Unix domain socket, and the broker delivers
-// between them whatever each one came by: only the URL differs. A datagram transport will not do.
-// Run directly (npm run demo:transports) it is the show; test/ plays it as a check.
+// Beyond the article: MQTT is not tied to one transport. The same subscriber and publisher,
+// unchanged, talk to one broker over TCP, over WebSocket and over a Unix domain socket, and the
+// broker delivers between them whatever each one came by: only the URL differs. A datagram
+// transport will not do. Run directly (npm run demo:transports) it is the show; test/ plays it as a
+// check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'
@@ -19,7 +20,9 @@ interface Transport {
 
 export const transports: Scenario = {
   name: 'transports',
-  title: 'the same programs over TCP, WebSocket and a Unix socket, through one broker that delivers between them',
+  title:
+    'the same programs over TCP, WebSocket and a Unix socket, through one broker that delivers ' +
+    'between them',
   needs: { listeners: ['ws', 'unix'] },
   async play(stage) {
     const topic = stage.topic('my_topic')
@@ -31,10 +34,15 @@ export const transports: Scenario = {
     ]
     const available = all.filter((t): t is Required<Transport> => t.url !== undefined)
     const missing = all.filter((t) => t.url === undefined)
-    const notApplicable = (what: string) => stage.say(
-      `not applicable here: ${what} needs the bundled broker that the stage starts with these listeners, not the one at ${stage.url}`)
+    const notApplicable = (what: string) =>
+      stage.say(
+        `not applicable here: ${what} needs the bundled broker that the stage starts with these ` +
+          `listeners, not the one at ${stage.url}`,
+      )
 
-    await stage.step('Start the same subscriber three times, once per transport: only --url differs')
+    await stage.step(
+      'Start the same subscriber three times, once per transport: only --url differs',
+    )
     const subscribers: Proc[] = []
     for (const transport of available) {
       const proc = stage.spawn(transport.label, subscriber, ['--url', transport.url, ...topicArgs])
@@ -60,7 +68,13 @@ export const transports: Scenario = {
     for (const transport of available.slice(1)) {
       await stage.step(`Publish over ${transport.name}`)
       const message = `over ${transport.name}`
-      await stage.run('publisher', publisher, ['--url', transport.url, '--message', message, ...topicArgs])
+      await stage.run('publisher', publisher, [
+        '--url',
+        transport.url,
+        '--message',
+        message,
+        ...topicArgs,
+      ])
       for (const proc of subscribers) await proc.until(`${topic} ${message}`)
       stage.ok({
         claim: 'C3',
@@ -75,11 +89,30 @@ export const transports: Scenario = {
     }
 
     await stage.step('Publish three messages in a row over TCP, at QoS 1')
-    await stage.run('publisher', publisher, ['--url', stage.url, '--qos', '1', '--message', 'one', '--message', 'two', '--message', 'three', ...topicArgs])
+    await stage.run('publisher', publisher, [
+      '--url',
+      stage.url,
+      '--qos',
+      '1',
+      '--message',
+      'one',
+      '--message',
+      'two',
+      '--message',
+      'three',
+      ...topicArgs,
+    ])
     for (const proc of subscribers) {
       await proc.until(`${topic} one`)
-      const between = [...await proc.until(`${topic} two`), ...await proc.until(`${topic} three`)]
-      if (between.length > 0) throw stage.failure(`${proc.label} printed ${JSON.stringify(between[0])} between the three messages`, proc)
+      const between = [
+        ...(await proc.until(`${topic} two`)),
+        ...(await proc.until(`${topic} three`)),
+      ]
+      if (between.length > 0)
+        throw stage.failure(
+          `${proc.label} printed ${JSON.stringify(between[0])} between the three messages`,
+          proc,
+        )
     }
     stage.ok({
       claim: 'S7',
@@ -89,7 +122,12 @@ export const transports: Scenario = {
     })
 
     await stage.step('Try a transport that is not a byte stream: UDP')
-    const udp = await stage.run('publisher', publisher, ['--url', 'udp://127.0.0.1:1883', ...topicArgs], 1)
+    const udp = await stage.run(
+      'publisher',
+      publisher,
+      ['--url', 'udp://127.0.0.1:1883', ...topicArgs],
+      1,
+    )
     await udp.expectError(
       'error: cannot connect to udp://127.0.0.1:1883: ' +
         'MQTT needs a two-way byte stream such as TCP, not UDP datagrams (MQTT 3.1.1 §4.2); ' +

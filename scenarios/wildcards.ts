@@ -1,9 +1,9 @@
-// The article's topic-hierarchy experiment: topic levels separated by /, and subscribers whose filters
-// use + (one level) and # (every level below) side by side, so the audience sees which filter gets
-// which message. Then the specification's edges the article leaves out (S3, S4, S5).
+// The article's topic-hierarchy experiment: topic levels separated by /, and subscribers whose
+// filters use + (one level) and # (every level below) side by side, so the audience sees which
+// filter gets which message. Then the specification's edges the article leaves out (S3, S4, S5).
 // Its programs, demos/wildcards/, default to home/living_room/light and home/living_room/+; the
-// other topics and filters are given with --topic.
-// Run directly (npm run demo:wildcards) it is the show; test/ plays it as a check.
+// other topics and filters are given with --topic. Run directly (npm run demo:wildcards) it is the
+// show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario, Stage } from './stage/stage.ts'
@@ -11,7 +11,10 @@ import type { Proc } from './stage/proc.ts'
 
 const publisher = 'demos/wildcards/publisher.ts'
 const subscriber = 'demos/wildcards/subscriber.ts'
-/** The topic and the filter that the two programs default to: the change this experiment makes to them. */
+/**
+ * The topic and the filter that the two programs default to: the change this experiment makes to
+ * them.
+ */
 const PUBLISHED = 'home/living_room/light'
 const SUBSCRIBED = 'home/living_room/+'
 
@@ -21,12 +24,20 @@ export const wildcards: Scenario = {
   async play(stage) {
     const t = (name: string) => stage.topic(name)
     // The command a learner types: --topic only where it is not the program's default.
-    const topicArgs = (topic: string, byDefault: string) => (topic === byDefault ? stage.topicFlag(topic) : ['--topic', t(topic)])
-    const publish = (topic: string) => stage.run('publisher', publisher, topicArgs(topic, PUBLISHED))
+    const topicArgs = (topic: string, byDefault: string) =>
+      topic === byDefault ? stage.topicFlag(topic) : ['--topic', t(topic)]
+    const publish = (topic: string) =>
+      stage.run('publisher', publisher, topicArgs(topic, PUBLISHED))
 
     await stage.step('Start one subscriber per filter; each is labelled with its filter')
     const subscribers = new Map<string, Proc>()
-    for (const filter of ['home/living_room/light', 'home/living_room/+', 'home/+/light', 'home/#', '#']) {
+    for (const filter of [
+      'home/living_room/light',
+      'home/living_room/+',
+      'home/+/light',
+      'home/#',
+      '#',
+    ]) {
       subscribers.set(filter, stage.spawn(filter, subscriber, topicArgs(filter, SUBSCRIBED)))
     }
     const sub = (filter: string) => subscribers.get(filter)!
@@ -35,7 +46,10 @@ export const wildcards: Scenario = {
 
     // Under a topic prefix (a shared broker), # becomes <prefix>/# and cannot show this.
     if (!stage.prefixed) {
-      stage.say('brokers publish facts about themselves under $SYS; the bundled one and Mosquitto keep their version there, retained')
+      stage.say(
+        'brokers publish facts about themselves under $SYS; the bundled one and Mosquitto keep ' +
+          'their version there, retained',
+      )
       const sys = stage.spawn('$SYS/broker/version', subscriber, ['--topic', '$SYS/broker/version'])
       await sys.expect(/^\$SYS\/broker\/version .+ \(retained\)$/, {
         says: 'a subscriber that names the $SYS topic gets it',
@@ -51,12 +65,22 @@ export const wildcards: Scenario = {
 
     await stage.step('Publish to home/living_room/light')
     await publish('home/living_room/light')
-    await expectMessage(stage, t('home/living_room/light'), [sub('home/living_room/light'), sub('home/living_room/+'), sub('home/+/light'), sub('home/#'), sub('#')])
+    await expectMessage(stage, t('home/living_room/light'), [
+      sub('home/living_room/light'),
+      sub('home/living_room/+'),
+      sub('home/+/light'),
+      sub('home/#'),
+      sub('#'),
+    ])
     stage.ok({ claim: 'C14', says: 'the exact filter home/living_room/light got its own topic' })
 
     await stage.step('Publish to home/living_room/tv')
     await publish('home/living_room/tv')
-    await expectMessage(stage, t('home/living_room/tv'), [sub('home/living_room/+'), sub('home/#'), sub('#')])
+    await expectMessage(stage, t('home/living_room/tv'), [
+      sub('home/living_room/+'),
+      sub('home/#'),
+      sub('#'),
+    ])
     stage.ok({
       claim: 'C15',
       says: 'home/living_room/+ got both home/living_room/light and home/living_room/tv',
@@ -72,7 +96,11 @@ export const wildcards: Scenario = {
 
     await stage.step('Publish to home/bedroom/light')
     await publish('home/bedroom/light')
-    await expectMessage(stage, t('home/bedroom/light'), [sub('home/+/light'), sub('home/#'), sub('#')])
+    await expectMessage(stage, t('home/bedroom/light'), [
+      sub('home/+/light'),
+      sub('home/#'),
+      sub('#'),
+    ])
     stage.ok({ claim: 'C16', says: 'home/+/light got the light of both rooms' })
     await stage.barrier(
       t('home/living_room/light'),

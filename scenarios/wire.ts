@@ -1,7 +1,7 @@
-// Beyond the article: the bytes on the wire. A tap between the subscriber and the broker prints every
-// packet of the subscriber's session in hex, so the audience sees how small MQTT is: PINGREQ, PINGRESP
-// and DISCONNECT are 2 bytes each, the smallest packets there are, and a PUBLISH of "on" is a few more.
-// Run directly (npm run demo:wire) it is the show; test/ plays it as a check.
+// Beyond the article: the bytes on the wire. A tap between the subscriber and the broker prints
+// every packet of the subscriber's session in hex, so the audience sees how small MQTT is: PINGREQ,
+// PINGRESP and DISCONNECT are 2 bytes each, the smallest packets there are, and a PUBLISH of "on"
+// is a few more. Run directly (npm run demo:wire) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario } from './stage/stage.ts'
@@ -11,32 +11,53 @@ const tap = 'demos/wire/tap.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
 
-/** Seconds of silence before the subscriber pings: short, so the show need not wait long for a PINGREQ. */
+/**
+ * Seconds of silence before the subscriber pings: short, so the show need not wait long for a
+ * PINGREQ.
+ */
 const KEEPALIVE = 5
 
 export const wire: Scenario = {
   name: 'wire',
-  title: 'every packet of a subscriber\'s session, in hex: the smallest MQTT packets are 2 bytes',
+  title: "every packet of a subscriber's session, in hex: the smallest MQTT packets are 2 bytes",
   async play(stage) {
     const topic = stage.topic('my_topic')
     const topicArgs = stage.topicFlag('my_topic')
     if (!/^(mqtt|tcp):/.test(stage.url)) {
-      stage.say(`the tap passes plain TCP and the broker is at ${stage.url}: this experiment needs an mqtt:// broker`)
+      stage.say(
+        `the tap passes plain TCP and the broker is at ${stage.url}: this experiment needs an ` +
+          `mqtt:// broker`,
+      )
       return
     }
 
-    await stage.step('Start a tap: clients connect to it, and it passes every byte to the broker and back')
+    await stage.step(
+      'Start a tap: clients connect to it, and it passes every byte to the broker and back',
+    )
     const wiretap = stage.spawn('tap', tap, ['--listen-port', '0'])
     await wiretap.until(/^tap on mqtt:\/\/127\.0\.0\.1:\d+, passing every byte to and from /)
-    const tapUrl = wiretap.output.find((l) => l.text.startsWith('tap on '))!.text.match(/^tap on (\S+),/)![1]
+    const tapUrl = wiretap.output
+      .find((l) => l.text.startsWith('tap on '))!
+      .text.match(/^tap on (\S+),/)![1]
     stage.ok({ says: `a client that connects to ${tapUrl} talks to the broker through the tap` })
 
-    await stage.step(`Start the subscriber through the tap, with a keepalive of ${KEEPALIVE} seconds`)
-    const sub = stage.spawn('subscriber', subscriber, ['--url', tapUrl, '--id', stage.clientId('wire-subscriber'), '--keepalive', String(KEEPALIVE), ...topicArgs])
+    await stage.step(
+      `Start the subscriber through the tap, with a keepalive of ${KEEPALIVE} seconds`,
+    )
+    const sub = stage.spawn('subscriber', subscriber, [
+      '--url',
+      tapUrl,
+      '--id',
+      stage.clientId('wire-subscriber'),
+      '--keepalive',
+      String(KEEPALIVE),
+      ...topicArgs,
+    ])
     await sub.expect(`subscribed to ${topic} (QoS 0)`, {
       says: 'the subscriber is connected and subscribed, as usual',
     })
-    // Each packet starts with a fixed header: a byte for the type and flags, then how many bytes follow.
+    // Each packet starts with a fixed header: a byte for the type and flags, then how many bytes
+    // follow.
     const connect = await packet(wiretap, 'client', 'CONNECT')
     stage.ok({
       says:
@@ -56,7 +77,10 @@ export const wire: Scenario = {
     const suback = await packet(wiretap, 'broker', 'SUBACK')
     stage.ok({ says: `SUBACK, ${suback.size} bytes: the same packet id, and QoS 0 granted` })
 
-    await stage.step('Run the publisher, straight to the broker: the message reaches the subscriber through the tap')
+    await stage.step(
+      'Run the publisher, straight to the broker: the message reaches the subscriber through the ' +
+        'tap',
+    )
     await stage.run('publisher', publisher, topicArgs)
     await sub.expect(`${topic} on`, { says: 'the subscriber printed the message' })
     const publish = await packet(wiretap, 'broker', 'PUBLISH')
@@ -67,7 +91,9 @@ export const wire: Scenario = {
         `the fixed header, the topic with its length, the payload`,
     })
 
-    await stage.step(`Wait: after ${KEEPALIVE} seconds with nothing to send, the subscriber shows it is alive`)
+    await stage.step(
+      `Wait: after ${KEEPALIVE} seconds with nothing to send, the subscriber shows it is alive`,
+    )
     const ping = await packet(wiretap, 'client', 'PINGREQ')
     stage.ok({
       claim: 'C2',
@@ -78,7 +104,9 @@ export const wire: Scenario = {
     const pong = await packet(wiretap, 'broker', 'PINGRESP')
     stage.ok({ claim: 'C2', says: `the broker's PINGRESP is ${pong.size} bytes too, ${pong.hex}` })
 
-    await stage.step('Stop the subscriber with Ctrl-C: it says goodbye before it closes the connection')
+    await stage.step(
+      'Stop the subscriber with Ctrl-C: it says goodbye before it closes the connection',
+    )
     await sub.stop()
     const goodbye = await packet(wiretap, 'client', 'DISCONNECT')
     stage.ok({ claim: 'C2', says: `DISCONNECT is ${goodbye.size} bytes, ${goodbye.hex}` })
@@ -94,8 +122,15 @@ export const wire: Scenario = {
   },
 }
 
-/** Wait for the tap to print `type` sent by the client or by the broker, and return its size and bytes. */
-async function packet(wiretap: Proc, from: 'client' | 'broker', type: string): Promise<{ size: number; hex: string }> {
+/**
+ * Wait for the tap to print `type` sent by the client or by the broker, and return its size and
+ * bytes.
+ */
+async function packet(
+  wiretap: Proc,
+  from: 'client' | 'broker',
+  type: string,
+): Promise<{ size: number; hex: string }> {
   const direction = from === 'client' ? 'client 1 → broker' : 'broker → client 1'
   await wiretap.until(new RegExp(`^${direction}  ${type} +\\d+ bytes: `))
   const line = wiretap.output.findLast((l) => l.text.startsWith(`${direction}  ${type} `))!.text

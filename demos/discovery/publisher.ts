@@ -37,12 +37,12 @@ client.on('message', async (topic, payload) => {
     await publish([[light.stateTopic, text]])
   } else if (topic !== status) console.log(`ignored ${text}`)
   else if (text === 'offline') console.log(`Home Assistant is offline (${status})`)
-  else if (text === 'online') await answerBirth(async () => {
-    await publish([...configs, [availability, 'online'], ...states], false)
-    console.log(`Home Assistant is online (${status}): announced again`)
-  })
+  else if (text === 'online')
+    await answerBirth(async () => {
+      await publish([...configs, [availability, 'online'], ...states], false)
+      console.log(`Home Assistant is online (${status}): announced again`)
+    })
 })
-
 // Ctrl-C: a DISCONNECT cancels the will, so the device says "offline" itself first.
 process.once('SIGINT', async () => {
   if (client.connected) await publish([[availability, 'offline']])

@@ -9,12 +9,15 @@ import { brokerUrl, reportProblems } from '../../lib/problems.ts'
 // The calls below say what it does; a flag replaces the value after its ?? (--help lists them).
 const flags = listenerFlags()
 const status = statusTopic(flags.prefix)
+const qos = flags.qos ?? 0
 let discovered: Discoveries
 // MQTT 5, as Home Assistant speaks, and its will: "offline", which the broker publishes when it is
 // gone. It rides out a broker restart, trying again every second; MQTT.js then subscribes again.
-const will = { topic: status, payload: 'offline', qos: 0, retain: false } as const
 const client = mqtt.connect(flags.url, {
-  ...flags.connection, protocolVersion: 5, will, reconnectPeriod: 1000,
+  ...flags.connection,
+  protocolVersion: 5,
+  will: { topic: status, payload: 'offline', qos: 0, retain: false },
+  reconnectPeriod: 1000,
 })
 // A refused connection, or a refused subscription, ends the program with one line.
 reportProblems(client, flags.url)
@@ -28,9 +31,7 @@ client.on('connect', (connack) => {
   console.log(`connected to ${broker}, result code ${connack.reasonCode}${kept}`)
   // Every config with one wildcard filter; once granted, the birth message, for devices to answer.
   queue = queue.then(async () => {
-    const [granted] = await client.subscribeAsync(flags.topic ?? 'homeassistant/#', {
-      qos: flags.qos ?? 0,
-    })
+    const [granted] = await client.subscribeAsync(flags.topic ?? 'homeassistant/#', { qos })
     console.log(`subscribed to ${granted.topic} (QoS ${granted.qos})`)
     discovered ??= new Discoveries(flags.prefix, granted.topic)
     client.publish(status, 'online', { qos: 0, retain: false })
@@ -42,9 +43,8 @@ client.on('message', (topic, payload, packet) => {
     const news = discovered.read(topic, payload.toString(), packet.retain)
     for (const unused of news.unfollow) await client.unsubscribeAsync(unused)
     for (const line of news.lines) console.log(line)
-    for (const next of news.follow) await client.subscribeAsync(next, { qos: flags.qos ?? 0 })
+    for (const next of news.follow) await client.subscribeAsync(next, { qos })
   })
 })
-
 // Ctrl-C: MQTT 5's DISCONNECT with reason code 4 has the broker publish the will all the same.
 process.once('SIGINT', () => client.end(false, { reasonCode: 4 }))

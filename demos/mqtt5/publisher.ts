@@ -22,7 +22,9 @@ client.on('connect', async (connack) => {
   // The properties travel in the PUBLISH, beside the payload; at QoS 1 a PUBACK says how it went.
   for (const message of messages) {
     await client.publishAsync(flags.topic ?? 'my_topic', message, {
-      qos: flags.qos ?? 1, retain: flags.retain ?? false, properties: flags.properties,
+      qos: flags.qos ?? 1,
+      retain: flags.retain ?? false,
+      properties: flags.properties,
     })
   }
   if (!flags.responseTopic) return client.endAsync()
@@ -45,6 +47,4 @@ client.on('packetsend', (packet) => {
   const text = JSON.stringify(String(packet.payload))
   console.log(`published ${text} to ${packet.topic}${retained}${messageProperties(packet)}`)
 })
-client.on('packetreceive', (ack) => {
-  if (ack.cmd === 'puback') console.log(acknowledgement(ack))
-})
+client.on('packetreceive', (ack) => ack.cmd === 'puback' && console.log(acknowledgement(ack)))

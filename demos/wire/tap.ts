@@ -1,17 +1,34 @@
-// A window on the wire: a TCP proxy to put between MQTT clients and a broker. It passes every byte on
-// unchanged and prints each MQTT packet it sees, in each direction, as its type, its size and its bytes.
+// A window on the wire: a TCP proxy to put between MQTT clients and a broker. It passes every byte
+// on unchanged and prints each MQTT packet it sees, in each direction, as its type, its size and
+// its bytes.
 import { connect as tcpConnect, createServer, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { DEFAULT_URL, parseFlags } from '../../lib/demo-flags.ts'
 
-const values = parseFlags('Pass MQTT traffic between clients and a broker unchanged, printing every packet in hex.', {
-  'listen-port': { type: 'string', arg: 'N', help: 'port the clients connect to instead of the broker\'s (default 1884; 0 picks a free one)' },
-  to: { type: 'string', arg: 'URL', help: `the broker, an mqtt:// URL (default $MQTT_URL, else ${DEFAULT_URL})` },
-})
+const values = parseFlags(
+  'Pass MQTT traffic between clients and a broker unchanged, printing every packet in hex.',
+  {
+    'listen-port': {
+      type: 'string',
+      arg: 'N',
+      help:
+        "port the clients connect to instead of the broker's (default 1884; 0 picks a free " +
+        'one)',
+    },
+    to: {
+      type: 'string',
+      arg: 'URL',
+      help: `the broker, an mqtt:// URL (default $MQTT_URL, else ${DEFAULT_URL})`,
+    },
+  },
+)
 const listenPort = Number(values['listen-port'] ?? '1884')
 if (!/^\d+$/.test(values['listen-port'] ?? '1884') || listenPort > 65535) {
-  fail(`--listen-port must be a port number from 0 to 65535, not ${JSON.stringify(values['listen-port'])}`)
+  fail(
+    `--listen-port must be a port number from 0 to 65535, not ` +
+      JSON.stringify(values['listen-port']),
+  )
 }
 const to = values.to ?? process.env.MQTT_URL ?? DEFAULT_URL
 const broker = brokerAddress(to)
@@ -22,9 +39,14 @@ await new Promise<void>((resolve) => {
     probe.destroy()
     resolve()
   })
-  probe.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'ECONNREFUSED'
-    ? `cannot reach the broker at ${to} (connection refused); start one with npm run broker, or pass --to`
-    : `cannot reach the broker at ${to} (${error.message}); check --to`))
+  probe.once('error', (error: NodeJS.ErrnoException) =>
+    fail(
+      error.code === 'ECONNREFUSED'
+        ? `cannot reach the broker at ${to} (connection refused); start one with npm run broker, ` +
+            `or pass --to`
+        : `cannot reach the broker at ${to} (${error.message}); check --to`,
+    ),
+  )
 })
 
 let connections = 0
@@ -50,9 +72,13 @@ const server = createServer((client) => {
     console.log(`connection ${n} closed`)
   })
 })
-server.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'EADDRINUSE'
-  ? `port ${listenPort} is already in use; pass another --listen-port (0 picks a free one)`
-  : `cannot listen on port ${listenPort}: ${messageOf(error)}`))
+server.once('error', (error: NodeJS.ErrnoException) =>
+  fail(
+    error.code === 'EADDRINUSE'
+      ? `port ${listenPort} is already in use; pass another --listen-port (0 picks a free one)`
+      : `cannot listen on port ${listenPort}: ${messageOf(error)}`,
+  ),
+)
 server.listen(listenPort, '127.0.0.1', () => {
   const { port } = server.address() as { port: number }
   console.log(`tap on mqtt://127.0.0.1:${port}, passing every byte to and from ${to}`)
@@ -67,9 +93,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /**
- * Print every MQTT packet in the bytes that `socket` receives. mqtt-packet's parser finds each packet
- * and its remaining length; the packet's bytes are the fixed header (1 byte, then the remaining length
- * in 1 to 4 bytes) followed by that many bytes.
+ * Print every MQTT packet in the bytes that `socket` receives. mqtt-packet's parser finds each
+ * packet and its remaining length; the packet's bytes are the fixed header (1 byte, then the
+ * remaining length in 1 to 4 bytes) followed by that many bytes.
  */
 function watch(socket: Socket, direction: string): void {
   const parser = mqttPacket.parser({ protocolVersion: 4 })
@@ -80,11 +106,16 @@ function watch(socket: Socket, direction: string): void {
     const size = 1 + lengthBytes(remaining) + remaining
     const bytes = unread.subarray(0, size)
     unread = unread.subarray(size)
-    console.log(`${direction}  ${packet.cmd.toUpperCase().padEnd(11)} ${String(size).padStart(3)} bytes: ${hex(bytes)}`)
+    console.log(
+      `${direction}  ${packet.cmd.toUpperCase().padEnd(11)} ${String(size).padStart(3)} bytes: ` +
+        `${hex(bytes)}`,
+    )
   })
   parser.on('error', (error) => {
     parsing = false
-    console.log(`${direction}  not MQTT (${error.message}); the rest is passed on without being read`)
+    console.log(
+      `${direction}  not MQTT (${error.message}); the rest is passed on without being read`,
+    )
   })
   socket.on('data', (chunk: Buffer) => {
     if (!parsing) return
@@ -112,7 +143,10 @@ function brokerAddress(url: string): { host: string; port: number } {
     fail(`${JSON.stringify(url)} is not a URL; pass --to like ${DEFAULT_URL}`)
   }
   if (parsed.protocol !== 'mqtt:' && parsed.protocol !== 'tcp:') {
-    fail(`cannot tap ${url}: the tap passes plain TCP, so --to must be an mqtt:// URL such as ${DEFAULT_URL}`)
+    fail(
+      `cannot tap ${url}: the tap passes plain TCP, so --to must be an mqtt:// URL such as ` +
+        `${DEFAULT_URL}`,
+    )
   }
   return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 1883) }
 }

@@ -2,7 +2,12 @@
 // when asked, over WebSocket and a Unix domain socket, and with a store on disk), on 127.0.0.1:1883
 // unless told otherwise. Scenarios and tests import startBroker(); ./main.ts is `npm run broker`.
 import { existsSync, lstatSync, unlinkSync } from 'node:fs'
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http'
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server as HttpServer,
+} from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import { connect as netConnect, createServer, type Server } from 'node:net'
 import { dirname, resolve } from 'node:path'
@@ -18,25 +23,38 @@ interface BrokerOptions {
   port?: number
   /** Port for MQTT over WebSocket; off when undefined, 0 picks a free one. */
   wsPort?: number
-  /** Answers plain HTTP requests on the WebSocket port (the dashboard's page); else they get 426. */
+  /**
+   * Answers plain HTTP requests on the WebSocket port (the dashboard's page); else they get 426.
+   */
   http?: RequestListener
   /** Also serve MQTT on a Unix domain socket at this path; off when undefined. */
   unixPath?: string
-  /** Keep retained messages and persistent sessions in a store in this directory (see store.ts); in memory when undefined. */
+  /**
+   * Keep retained messages and persistent sessions in a store in this directory (see store.ts); in
+   * memory when undefined.
+   */
   persist?: string
-  /** Share messages, retained messages and sessions with other brokers on the Redis at this URL (see redis.ts); off when undefined. */
+  /**
+   * Share messages, retained messages and sessions with other brokers on the Redis at this URL (see
+   * redis.ts); off when undefined.
+   */
   redis?: string
-  /** Close a connection that sends a packet larger than this many bytes (aedes' maximumPacketSize; MQTT 5 clients are told it in the CONNACK). */
+  /**
+   * Close a connection that sends a packet larger than this many bytes (aedes' maximumPacketSize;
+   * MQTT 5 clients are told it in the CONNACK).
+   */
   maxPacketSize?: number
-  /** Accept only clients that give this user name and password (CONNACK return code 4 otherwise). */
+  /**
+   * Accept only clients that give this user name and password (CONNACK return code 4 otherwise).
+   */
   credentials?: { username: string; password: string }
   /** Receives one line per client event worth seeing in a talk. */
   log?: (line: string) => void
   /** Client ids whose events are not logged (the stage's own control client). */
   quietClients?: ReadonlySet<string>
   /**
-   * Receives what the broker says of itself (of Redis), which `log` and onClientEvent also get, with
-   * client id ''. For `--quiet`: a listener of client events would have a line made for every
+   * Receives what the broker says of itself (of Redis), which `log` and onClientEvent also get,
+   * with client id ''. For `--quiet`: a listener of client events would have a line made for every
    * message, which cost the bench's bundled broker a twentieth of its MQTT 5 QoS 1 rate.
    */
   say?: (line: string) => void
@@ -48,31 +66,44 @@ export interface RunningBroker {
   port: number
   /** ws://host:port when the WebSocket listener is on. */
   wsUrl?: string
-  /** mqtt+unix:///absolute/path when the Unix socket listener is on (MQTT.js connects to such a URL). */
+  /**
+   * mqtt+unix:///absolute/path when the Unix socket listener is on (MQTT.js connects to such a
+   * URL).
+   */
   unixUrl?: string
   /** The aedes instance serving now (a new one after restart()). */
   readonly aedes: Aedes
-  /** Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it. */
+  /**
+   * Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it.
+   */
   onClientEvent(listener: ClientEventListener): () => void
   close(): Promise<void>
   /**
-   * Stop as a crash would (every connection drops, no Last Will is published) and start again on the
-   * same ports, with the same store: what clients live through when their broker restarts.
+   * Stop as a crash would (every connection drops, no Last Will is published) and start again on
+   * the same ports, with the same store: what clients live through when their broker restarts.
    */
   restart(): Promise<void>
 }
 
 type ClientEventListener = (line: string, clientId: string) => void
 
-/** Large enough for any demo (a discovery config is under 1 kB), small enough that no client can make the broker buffer much. */
+/**
+ * Large enough for any demo (a discovery config is under 1 kB), small enough that no client can
+ * make the broker buffer much.
+ */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024
 
-/** Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken. */
+/**
+ * Start aedes and its listeners; rejects with a one-line, actionable message if a port is taken.
+ */
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
   const listeners = new Set<ClientEventListener>()
   const tell = Object.assign<ClientEventListener, { listening(): boolean }>(
-    (line, clientId) => listeners.forEach((listener) => listener(line, clientId)),
-    { listening: () => listeners.size > 0 })
+    (line, clientId) => {
+      for (const listener of listeners) listener(line, clientId)
+    },
+    { listening: () => listeners.size > 0 },
+  )
   const onClientEvent = (listener: ClientEventListener) => {
     listeners.add(listener)
     return () => void listeners.delete(listener)
@@ -93,41 +124,74 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     async restart() {
       const { port, wsUrl } = running
       await running.close(true)
-      running = await bringUp({ ...options, port, wsPort: wsUrl === undefined ? undefined : Number(new URL(wsUrl).port) }, tell)
+      running = await bringUp(
+        { ...options, port, wsPort: wsUrl === undefined ? undefined : Number(new URL(wsUrl).port) },
+        tell,
+      )
     },
   }
 }
 
-type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & { close(asIfCrashed: boolean): Promise<void> }
+type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & {
+  close(asIfCrashed: boolean): Promise<void>
+}
 
 /** One life of the broker: aedes with its fixes, its store and its listeners. */
-async function bringUp(options: BrokerOptions, tell: ClientEventListener & { listening(): boolean }): Promise<Running> {
+async function bringUp(
+  options: BrokerOptions,
+  tell: ClientEventListener & { listening(): boolean },
+): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
   // The store on disk, Redis and WebSocket are loaded only by a broker that uses them: every other
   // start (most of the suite's, and the bad input it refuses) does without their modules.
-  const store = options.persist === undefined ? undefined : await (await import('./store.ts')).openStore(options.persist)
+  const store =
+    options.persist === undefined
+      ? undefined
+      : await (await import('./store.ts')).openStore(options.persist)
   const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE
   // Lines about Redis come from the broker itself, not a client: their client id is ''.
-  const shared = options.redis === undefined ? undefined : await (await import('./redis.ts')).connectRedis(options.redis, (line) => {
-    options.say?.(line)
-    tell(line, '')
-  })
+  const shared =
+    options.redis === undefined
+      ? undefined
+      : await (await import('./redis.ts')).connectRedis(options.redis, (line) => {
+          options.say?.(line)
+          tell(line, '')
+        })
   // aedes checks each packet's announced size as soon as it has read the fixed header, before it
   // buffers the body, and closes the connection (after a DISCONNECT 0x95 for an MQTT 5 client).
-  const aedes = await Aedes.createBroker({ ...mqtt5Options, maximumPacketSize: maxPacketSize, ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })) })
+  const aedes = await Aedes.createBroker({
+    ...mqtt5Options,
+    maximumPacketSize: maxPacketSize,
+    ...(shared?.aedesOptions ?? (store && { persistence: store.persistence })),
+  })
   shared?.installHooks(aedes)
-  applyFixes(aedes, { onDisk: store !== undefined || shared !== undefined, onRedis: shared !== undefined })
+  applyFixes(aedes, {
+    onDisk: store !== undefined || shared !== undefined,
+    onRedis: shared !== undefined,
+  })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
-  // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never with #.
-  await new Promise<void>((resolve, reject) => aedes.publish(
-    { cmd: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('mqtt-by-example bundled broker (aedes)'), qos: 0, retain: true, dup: false },
-    (error) => (error ? reject(error) : resolve())))
+  // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never
+  // with #.
+  await new Promise<void>((resolve, reject) =>
+    aedes.publish(
+      {
+        cmd: 'publish',
+        topic: '$SYS/broker/version',
+        payload: Buffer.from('mqtt-by-example bundled broker (aedes)'),
+        qos: 0,
+        retain: true,
+        dup: false,
+      },
+      (error) => (error ? reject(error) : resolve()),
+    ),
+  )
 
   const accept = (stream: Duplex, request?: IncomingMessage) => void aedes.handle(stream, request)
-  // No Nagle: a broker answers with small packets (PUBACK, then the message it forwards), and waiting to
-  // bundle them costs a delayed-ACK timeout, about 40 ms, on every QoS 1 round trip. Half-open: once a
-  // client's FIN is read, the broker still writes the PUBACKs of what came before it (./fixes/end-after-work.ts).
+  // No Nagle: a broker answers with small packets (PUBACK, then the message it forwards), and
+  // waiting to bundle them costs a delayed-ACK timeout, about 40 ms, on every QoS 1 round trip.
+  // Half-open: once a client's FIN is read, the broker still writes the PUBACKs of what came before
+  // it (./fixes/end-after-work.ts).
   const tcp = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => accept(socket))
   const servers: (Server | HttpServer)[] = [tcp]
   const close = async (asIfCrashed: boolean) => {
@@ -135,13 +199,17 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
     // DISCONNECT (aedes' close() tells them "server shutting down"): their connections just drop.
     // aedes keeps its clients in `clients`, which its types leave out.
     if (asIfCrashed) {
-      for (const client of Object.values((aedes as unknown as { clients: Record<string, Client & { will: unknown }> }).clients)) {
+      for (const client of Object.values(
+        (aedes as unknown as { clients: Record<string, Client & { will: unknown }> }).clients,
+      )) {
         client.will = null
         client.conn.destroy(new Error('the broker crashed'))
       }
     }
     await new Promise<void>((done) => aedes.close(() => done()))
-    await Promise.all(servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))))
+    await Promise.all(
+      servers.filter((s) => s.listening).map((s) => new Promise((done) => s.close(done))),
+    )
     await store?.close()
     await shared?.close()
   }
@@ -149,7 +217,10 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
     const port = await listen(tcp, host, options.port ?? 1883)
     let wsUrl: string | undefined
     if (options.wsPort !== undefined) {
-      const http = createHttpServer(options.http ?? ((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n')))
+      const http = createHttpServer(
+        options.http ??
+          ((_req, res) => res.writeHead(426).end('this port speaks MQTT over WebSocket\n')),
+      )
       servers.push(http)
       const { WebSocketServer, createWebSocketStream } = await import('ws')
       const wss = new WebSocketServer({ server: http, maxPayload: maxPacketSize })
@@ -170,8 +241,8 @@ async function bringUp(options: BrokerOptions, tell: ClientEventListener & { lis
 }
 
 /**
- * Optional authentication, for a speaker who must listen beyond loopback: a CONNECT without this user
- * name and password is refused with CONNACK return code 4 (MQTT 3.1.1 §3.2.2.3).
+ * Optional authentication, for a speaker who must listen beyond loopback: a CONNECT without this
+ * user name and password is refused with CONNACK return code 4 (MQTT 3.1.1 §3.2.2.3).
  */
 function requireCredentials(aedes: Aedes, expected: { username: string; password: string }): void {
   const same = (given: Buffer, wanted: string) => {
@@ -180,10 +251,18 @@ function requireCredentials(aedes: Aedes, expected: { username: string; password
   }
   const authenticate = aedes.authenticate
   aedes.authenticate = (client, username, password, callback) => {
-    if (username !== undefined && password !== undefined && same(Buffer.from(username), expected.username) && same(password, expected.password)) {
+    if (
+      username !== undefined &&
+      password !== undefined &&
+      same(Buffer.from(username), expected.username) &&
+      same(password, expected.password)
+    ) {
       return authenticate.call(aedes, client, username, password, callback)
     }
-    callback(Object.assign(new Error('bad user name or password'), { returnCode: 4 as const }), false)
+    callback(
+      Object.assign(new Error('bad user name or password'), { returnCode: 4 as const }),
+      false,
+    )
   }
 }
 
@@ -194,18 +273,30 @@ export function isLoopback(host: string): boolean {
 
 /** The line `npm run broker` prints once it accepts connections. */
 export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl' | 'unixUrl'>): string {
-  return `broker ready on ${[broker.url, broker.wsUrl, broker.unixUrl].filter(Boolean).join(' and ')}; Ctrl-C to stop`
+  const urls = [broker.url, broker.wsUrl, broker.unixUrl].filter(Boolean).join(' and ')
+  return `broker ready on ${urls}; Ctrl-C to stop`
 }
 
 function listen(server: Server | HttpServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'EADDRINUSE') {
-        reject(new Error(`port ${port} is already in use (is Mosquitto running?); use --port or stop the other broker`))
+        reject(
+          new Error(
+            `port ${port} is already in use (is Mosquitto running?); use --port or stop the ` +
+              `other broker`,
+          ),
+        )
       } else if (error.code === 'EACCES') {
-        reject(new Error(`not allowed to listen on port ${port}; use --port with a number above 1023`))
+        reject(
+          new Error(`not allowed to listen on port ${port}; use --port with a number above 1023`),
+        )
       } else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
-        reject(new Error(`cannot listen on ${host}: no such address on this machine; use --host 127.0.0.1`))
+        reject(
+          new Error(
+            `cannot listen on ${host}: no such address on this machine; use --host 127.0.0.1`,
+          ),
+        )
       } else {
         reject(new Error(`cannot listen on ${host}:${port}: ${error.message}`))
       }
@@ -218,18 +309,27 @@ function listen(server: Server | HttpServer, host: string, port: number): Promis
 }
 
 /**
- * Listen on a Unix domain socket at `path`; resolves with its absolute path. A socket file left behind
- * by a broker that was killed is replaced; one that a running broker answers on is refused.
+ * Listen on a Unix domain socket at `path`; resolves with its absolute path. A socket file left
+ * behind by a broker that was killed is replaced; one that a running broker answers on is refused.
  */
 async function listenUnix(server: Server, path: string): Promise<string> {
   const absolute = resolve(path)
-  // The kernel keeps about 100 bytes of a socket's path (107 on Linux, 103 on macOS) and cuts the rest silently.
+  // The kernel keeps about 100 bytes of a socket's path (107 on Linux, 103 on macOS) and cuts the
+  // rest silently.
   if (Buffer.byteLength(absolute) > 100) {
-    throw new Error(`--unix ${path} is too long for a socket path (${Buffer.byteLength(absolute)} bytes, at most 100); use a shorter one such as /tmp/mqtt.sock`)
+    throw new Error(
+      `--unix ${path} is too long for a socket path (${Buffer.byteLength(absolute)} bytes, at ` +
+        `most 100); use a shorter one such as /tmp/mqtt.sock`,
+    )
   }
-  if (!existsSync(dirname(absolute))) throw new Error(`--unix ${path}: the directory ${dirname(absolute)} does not exist; create it or use another path`)
+  if (!existsSync(dirname(absolute)))
+    throw new Error(
+      `--unix ${path}: the directory ${dirname(absolute)} does not exist; create it or use ` +
+        `another path`,
+    )
   if (existsSync(absolute)) {
-    if (!lstatSync(absolute).isSocket()) throw new Error(`--unix ${path} exists and is not a socket; give a path to a new file`)
+    if (!lstatSync(absolute).isSocket())
+      throw new Error(`--unix ${path} exists and is not a socket; give a path to a new file`)
     if (await unixSocketAnswers(absolute)) {
       const inUse = `--unix ${path} is in use by another running broker`
       throw new Error(`${inUse}; stop it, or use another path`)
@@ -237,9 +337,16 @@ async function listenUnix(server: Server, path: string): Promise<string> {
     unlinkSync(absolute)
   }
   await new Promise<void>((done, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(error.code === 'EACCES'
-      ? `not allowed to create the socket --unix ${path}; use a path in a directory you can write to`
-      : `cannot listen on --unix ${path}: ${error.message}`)))
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          error.code === 'EACCES'
+            ? `not allowed to create the socket --unix ${path}; use a path in a directory you ` +
+                `can write to`
+            : `cannot listen on --unix ${path}: ${error.message}`,
+        ),
+      ),
+    )
     server.listen(absolute, done)
   })
   return absolute
@@ -261,26 +368,45 @@ function urlHost(host: string): string {
 }
 
 /**
- * One line per connect, subscribe, publish and disconnect: what a speaker wants the audience to see.
- * Lines are made only while someone listens (`npm run broker -- --quiet` and the bench make none).
+ * One line per connect, subscribe, publish and disconnect: what a speaker wants the audience to
+ * see. Lines are made only while someone listens (`npm run broker -- --quiet` and the bench make
+ * none).
  */
-function logEvents(aedes: Aedes, log: ClientEventListener & { listening(): boolean }, maxPacketSize: number): void {
+function logEvents(
+  aedes: Aedes,
+  log: ClientEventListener & { listening(): boolean },
+  maxPacketSize: number,
+): void {
   aedes.on('client', (client) => log(`client ${client.id} connected`, client.id))
   aedes.on('clientDisconnect', (client) => log(`client ${client.id} disconnected`, client.id))
   // MQTT 5 §3.1.2.11.2, [MQTT-4.1.0-2]: a session kept after its connection ended, once its expiry
   // interval has passed.
-  aedes.on('sessionExpired', (client) => log(`client ${client.id} session expired: the broker dropped it, and what it had queued`, client.id))
+  aedes.on('sessionExpired', (client) =>
+    log(
+      `client ${client.id} session expired: the broker dropped it, and what it had queued`,
+      client.id,
+    ),
+  )
   aedes.on('subscribe', (subscriptions, client) => {
     for (const s of subscriptions) {
-      // An MQTT 5 SUBACK refuses with a reason code where the QoS would be (0x9E for $share/..., say).
-      if (s.qos >= 0x80) log(`client ${client.id} was refused a subscription to ${s.topic}: ${reason(s.qos)}`, client.id)
+      // An MQTT 5 SUBACK refuses with a reason code where the QoS would be (0x9E for $share/...,
+      // say).
+      if (s.qos >= 0x80)
+        log(
+          `client ${client.id} was refused a subscription to ${s.topic}: ${reason(s.qos)}`,
+          client.id,
+        )
       else log(`client ${client.id} subscribed to ${s.topic} (QoS ${s.qos})`, client.id)
     }
   })
   const tooLarge = (client: Client, error: Error & { size?: number }) => {
     if (error.message !== 'packet too large') return
     const id = client.id ?? '(before CONNECT)'
-    log(`client ${id} cut off: a packet of ${error.size} bytes is over the limit of ${maxPacketSize} (--max-packet-size)`, id)
+    log(
+      `client ${id} cut off: a packet of ${error.size} bytes is over the limit of ` +
+        `${maxPacketSize} (--max-packet-size)`,
+      id,
+    )
   }
   aedes.on('clientError', tooLarge)
   aedes.on('connectionError', tooLarge)
@@ -289,7 +415,11 @@ function logEvents(aedes: Aedes, log: ClientEventListener & { listening(): boole
   aedes.authorizePublish = (client, packet, callback) => {
     if (client && log.listening()) {
       const retained = packet.retain ? ' (retained)' : ''
-      log(`client ${client.id} published ${JSON.stringify(packet.payload.toString())} to ${packet.topic}${retained}`, client.id)
+      log(
+        `client ${client.id} published ${JSON.stringify(packet.payload.toString())} to ` +
+          `${packet.topic}${retained}`,
+        client.id,
+      )
     }
     authorize.call(aedes, client, packet, callback)
   }

@@ -1,12 +1,12 @@
-// The departures of aedes from MQTT that the bundled broker corrects, one file each in ./fixes/, each
-// headed by the requirement IDs it keeps ([MQTT-4.6.0-6]), or by the sections of the specification
-// where it numbers none. Each fix is made of aedes' own hooks (no fork,
-// no patch), and a test runs aedes without them to show each is needed: test/broker/conformance.test.ts
-// and conformance5.test.ts (which name them on docs/conformance.md), test/broker/no-loss-at-close.test.ts,
-// test/broker/retained-before-live.test.ts, and the --persist part of test/experiments/persistence.test.ts.
-// ./broker.ts applies them all to every aedes it starts; add a new fix to applyFixes. Hooks run on
-// every message, so each fix keeps the common case to a few comparisons: the bundled broker must relay
-// as fast as aedes alone (npm run bench).
+// The departures of aedes from MQTT that the bundled broker corrects, one file each in ./fixes/,
+// each headed by the requirement IDs it keeps ([MQTT-4.6.0-6]), or by the sections of the
+// specification where it numbers none. Each fix is made of aedes' own hooks (no fork, no patch),
+// and a test runs aedes without them to show each is needed: test/broker/conformance.test.ts and
+// conformance5.test.ts (which name them on docs/conformance.md),
+// test/broker/no-loss-at-close.test.ts, test/broker/retained-before-live.test.ts, and the --persist
+// part of test/experiments/persistence.test.ts. ./broker.ts applies them all to every aedes it
+// starts; add a new fix to applyFixes. Hooks run on every message, so each fix keeps the common
+// case to a few comparisons: the bundled broker must relay as fast as aedes alone (npm run bench).
 import type { Aedes, AedesOptions } from 'aedes'
 import { keepWithinReceiveMaximum } from './fixes/receive-maximum.ts'
 import { sendNoPacketOverClientsMaximum } from './fixes/client-maximum-packet-size.ts'
@@ -31,10 +31,13 @@ import { keepWillDelayOutOfPublish } from './fixes/will-delay.ts'
 export const mqtt5Options: AedesOptions = { topicAliasMaximum: 10 }
 
 /**
- * Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on disk
- * (--persist) or on Redis, `onRedis` when its messages also flow through Redis (--redis).
+ * Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on
+ * disk (--persist) or on Redis, `onRedis` when its messages also flow through Redis (--redis).
  */
-export function applyFixes(aedes: Aedes, { onDisk = false, onRedis = false }: { onDisk?: boolean; onRedis?: boolean } = {}): void {
+export function applyFixes(
+  aedes: Aedes,
+  { onDisk = false, onRedis = false }: { onDisk?: boolean; onRedis?: boolean } = {},
+): void {
   // Only a store on disk makes aedes route messages out of the order it numbered them in.
   if (onDisk) {
     storeInOrder(aedes)

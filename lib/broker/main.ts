@@ -1,5 +1,6 @@
 // `npm run broker`: the bundled broker (./broker.ts) as a program, with its command line. It prints
-// one ready line, then a line per client event; Ctrl-C or SIGTERM closes every connection and exits 0.
+// one ready line, then a line per client event; Ctrl-C or SIGTERM closes every connection and exits
+// 0.
 import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
 import { DEFAULT_MAX_PACKET_SIZE, isLoopback, readyLine, startBroker } from './broker.ts'
@@ -10,11 +11,18 @@ async function main(): Promise<void> {
   const username = values.username ?? process.env.MQTT_USERNAME
   const password = values.password ?? process.env.MQTT_PASSWORD
   if ((username === undefined) !== (password === undefined)) {
-    fail('give both a user name and a password (--username and --password, or MQTT_USERNAME and MQTT_PASSWORD), or neither')
+    fail(
+      'give both a user name and a password (--username and --password, or MQTT_USERNAME and ' +
+        'MQTT_PASSWORD), or neither',
+    )
   }
   const host = values.host ?? '127.0.0.1'
   const redis = values.redis ?? process.env.REDIS_URL
-  if (redis !== undefined && values.persist !== undefined) fail('give --persist or --redis, not both: with --redis, Redis keeps retained messages and sessions')
+  if (redis !== undefined && values.persist !== undefined)
+    fail(
+      'give --persist or --redis, not both: with --redis, Redis keeps retained messages and ' +
+        'sessions',
+    )
   const broker = await startBroker({
     host,
     port: portFlag('--port', values.port) ?? 1883,
@@ -23,7 +31,8 @@ async function main(): Promise<void> {
     persist: values.persist,
     redis,
     maxPacketSize: sizeFlag(values['max-packet-size']),
-    credentials: username !== undefined && password !== undefined ? { username, password } : undefined,
+    credentials:
+      username !== undefined && password !== undefined ? { username, password } : undefined,
     log: values.quiet ? undefined : (line) => console.log(line),
     // With --quiet, what the broker says of Redis is still printed: it is not a client event.
     say: values.quiet ? (line) => console.log(line) : undefined,
@@ -33,44 +42,109 @@ async function main(): Promise<void> {
     timer.unref()
     void broker.close().then(() => process.exit(0))
   }
-  // Before the ready line: whoever reads it may stop us at once, and must not find node's default handlers.
+  // Before the ready line: whoever reads it may stop us at once, and must not find node's default
+  // handlers.
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   if (!isLoopback(host) && username === undefined) {
-    process.stderr.write(`warning: listening on ${host} without a password: anyone who can reach this machine can publish and subscribe; add --username and --password\n`)
+    process.stderr.write(
+      `warning: listening on ${host} without a password: anyone who can reach this machine can ` +
+        `publish and subscribe; add --username and --password\n`,
+    )
   }
   if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
-  if (values.persist !== undefined) console.log(`keeping retained messages and sessions in ${values.persist}`)
-  if (redis !== undefined) console.log(`sharing messages, retained messages and sessions with every broker on ${(await import('./redis.ts')).redactedRedisUrl(redis)}`)
+  if (values.persist !== undefined)
+    console.log(`keeping retained messages and sessions in ${values.persist}`)
+  if (redis !== undefined)
+    console.log(
+      'sharing messages, retained messages and sessions with every broker on ' +
+        (await import('./redis.ts')).redactedRedisUrl(redis),
+    )
   console.log(readyLine(broker))
 }
 
 function parseCli() {
-  return parseFlags({ invocation: 'npm run broker --', description: 'Start the bundled MQTT broker (aedes) and print what its clients do.' }, {
-    port: { type: 'string', arg: 'N', help: 'TCP port to listen on (default 1883; 0 picks a free port)' },
-    host: { type: 'string', arg: 'ADDR', help: 'interface to listen on (default 127.0.0.1: this machine only)' },
-    'ws-port': { type: 'string', arg: 'N', help: 'also serve MQTT over WebSocket on this port (off by default)' },
-    unix: { type: 'string', arg: 'PATH', help: 'also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)' },
-    persist: { type: 'string', arg: 'DIR', help: 'keep retained messages and sessions on disk in DIR, across restarts (default: in memory)' },
-    redis: { type: 'string', arg: 'URL', help: 'share messages, retained messages and sessions with the brokers on this Redis (default $REDIS_URL)' },
-    'max-packet-size': { type: 'string', arg: 'BYTES', help: `cut off a client that sends a larger packet (default ${DEFAULT_MAX_PACKET_SIZE})` },
-    username: { type: 'string', arg: 'NAME', help: 'accept only clients that give this user name and --password (default $MQTT_USERNAME)' },
-    password: { type: 'string', arg: 'SECRET', help: 'the password that goes with --username (default $MQTT_PASSWORD); without them anyone may connect' },
-    quiet: { type: 'boolean', help: 'print only the ready line, not every client event' },
-    'pid-file': { type: 'string', arg: 'FILE', help: 'write the process id to FILE, to stop this broker alone with kill "$(cat FILE)"' },
-  })
+  return parseFlags(
+    {
+      invocation: 'npm run broker --',
+      description: 'Start the bundled MQTT broker (aedes) and print what its clients do.',
+    },
+    {
+      port: {
+        type: 'string',
+        arg: 'N',
+        help: 'TCP port to listen on (default 1883; 0 picks a free port)',
+      },
+      host: {
+        type: 'string',
+        arg: 'ADDR',
+        help: 'interface to listen on (default 127.0.0.1: this machine only)',
+      },
+      'ws-port': {
+        type: 'string',
+        arg: 'N',
+        help: 'also serve MQTT over WebSocket on this port (off by default)',
+      },
+      unix: {
+        type: 'string',
+        arg: 'PATH',
+        help: 'also serve MQTT on a Unix domain socket at PATH (clients use mqtt+unix://PATH)',
+      },
+      persist: {
+        type: 'string',
+        arg: 'DIR',
+        help:
+          'keep retained messages and sessions on disk in DIR, across restarts (default: in ' +
+          'memory)',
+      },
+      redis: {
+        type: 'string',
+        arg: 'URL',
+        help:
+          'share messages, retained messages and sessions with the brokers on this Redis ' +
+          '(default $REDIS_URL)',
+      },
+      'max-packet-size': {
+        type: 'string',
+        arg: 'BYTES',
+        help: `cut off a client that sends a larger packet (default ${DEFAULT_MAX_PACKET_SIZE})`,
+      },
+      username: {
+        type: 'string',
+        arg: 'NAME',
+        help:
+          'accept only clients that give this user name and --password (default ' +
+          '$MQTT_USERNAME)',
+      },
+      password: {
+        type: 'string',
+        arg: 'SECRET',
+        help:
+          'the password that goes with --username (default $MQTT_PASSWORD); without them ' +
+          'anyone may connect',
+      },
+      quiet: { type: 'boolean', help: 'print only the ready line, not every client event' },
+      'pid-file': {
+        type: 'string',
+        arg: 'FILE',
+        help: 'write the process id to FILE, to stop this broker alone with kill "$(cat FILE)"',
+      },
+    },
+  )
 }
 
 function sizeFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || Number(value) < 2) fail(`--max-packet-size must be a number of bytes of at least 2, not ${JSON.stringify(value)}`)
+  if (!/^\d+$/.test(value) || Number(value) < 2)
+    fail(`--max-packet-size must be a number of bytes of at least 2, not ${JSON.stringify(value)}`)
   return Number(value)
 }
 
 function portFlag(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined
   const port = Number(value)
-  if (!/^\d+$/.test(value) || port > 65535) fail(`${flag} must be a port number from 0 to 65535, not ${JSON.stringify(value)}`)
+  if (!/^\d+$/.test(value) || port > 65535)
+    fail(`${flag} must be a port number from 0 to 65535, not ${JSON.stringify(value)}`)
   return port
 }
 

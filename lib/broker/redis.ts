@@ -1,8 +1,8 @@
-// The bundled broker on a shared Redis (`npm run broker -- --redis URL`): several broker processes pass
-// every message to each other through mqemitter-redis and keep retained messages, sessions,
-// subscriptions, queued messages and wills in aedes-persistence-redis, so a client may connect to any
-// of them. Here: the URL checked, Redis reached or one line saying why not, and, while Redis is away,
-// the broker refuses what it could not keep rather than acknowledge it and lose it.
+// The bundled broker on a shared Redis (`npm run broker -- --redis URL`): several broker processes
+// pass every message to each other through mqemitter-redis and keep retained messages, sessions,
+// subscriptions, queued messages and wills in aedes-persistence-redis, so a client may connect to
+// any of them. Here: the URL checked, Redis reached or one line saying why not, and, while Redis is
+// away, the broker refuses what it could not keep rather than acknowledge it and lose it.
 import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import type { Redis } from 'ioredis'
@@ -18,7 +18,8 @@ const RETRIES_PER_COMMAND = 5
 /**
  * A command Redis has not answered after this long fails, and its connection is made again: a Redis
  * that stops answering without closing the connection (stopped, or cut off by the network) is then
- * seen to be away, like one that closed it. Longer than the wait of a command sent while Redis is away.
+ * seen to be away, like one that closed it. Longer than the wait of a command sent while Redis is
+ * away.
  */
 const COMMAND_TIMEOUT_MS = (RETRIES_PER_COMMAND + 2) * RETRY_MS
 /**
@@ -33,13 +34,19 @@ const EXAMPLE_REDIS_URL = 'redis://127.0.0.1:6379'
 interface SharedRedis {
   /** What aedes takes as its `mq` and `persistence` options. */
   aedesOptions: { mq: unknown; persistence: unknown }
-  /** Install the hooks: refuse connections, publishes and subscriptions while Redis is away, acknowledge a QoS 1 message once it is passed on, forget a client's wills left on other brokers. */
+  /**
+   * Install the hooks: refuse connections, publishes and subscriptions while Redis is away,
+   * acknowledge a QoS 1 message once it is passed on, forget a client's wills left on other
+   * brokers.
+   */
   installHooks(aedes: Aedes): void
   /** Close the three connections (two for the messages, one for the store). */
   close(): Promise<void>
 }
 
-/** What is wrong with `url` as a Redis URL, in words a user can act on; undefined when it is fine. */
+/**
+ * What is wrong with `url` as a Redis URL, in words a user can act on; undefined when it is fine.
+ */
 function redisUrlProblem(url: string): string | undefined {
   let parsed: URL
   try {
@@ -48,18 +55,26 @@ function redisUrlProblem(url: string): string | undefined {
     return `${JSON.stringify(url)} is not a URL; give one like ${EXAMPLE_REDIS_URL}`
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    return `${url} is not a Redis URL: it must start with redis:// (or rediss:// for TLS), as in ${EXAMPLE_REDIS_URL}`
+    return (
+      `${url} is not a Redis URL: it must start with redis:// (or rediss:// for TLS), as in ` +
+      `${EXAMPLE_REDIS_URL}`
+    )
   }
   if (parsed.hostname === '') return `${url} names no host; give one like ${EXAMPLE_REDIS_URL}`
-  if (!/^(\/\d*)?$/.test(parsed.pathname)) return `${url}: after the port only a database number may follow, as in ${EXAMPLE_REDIS_URL}/0`
-  if (parsed.search !== '' || parsed.hash !== '') return `${url}: options after ? or # are not taken; give only redis://[:PASSWORD@]HOST[:PORT][/DB]`
+  if (!/^(\/\d*)?$/.test(parsed.pathname))
+    return `${url}: after the port only a database number may follow, as in ${EXAMPLE_REDIS_URL}/0`
+  if (parsed.search !== '' || parsed.hash !== '')
+    return (
+      `${url}: options after ? or # are not taken; give only ` +
+      `redis://[:PASSWORD@]HOST[:PORT][/DB]`
+    )
   return undefined
 }
 
 /**
- * Connect to the Redis at `url` and build aedes' shared message flow and store on it. Rejects with one
- * line when Redis cannot be used: a bad URL, nobody listening, a wrong password, not a Redis at all.
- * `say` gets one line each time Redis goes away and comes back.
+ * Connect to the Redis at `url` and build aedes' shared message flow and store on it. Rejects with
+ * one line when Redis cannot be used: a bad URL, nobody listening, a wrong password, not a Redis at
+ * all. `say` gets one line each time Redis goes away and comes back.
  */
 export async function connectRedis(url: string, say: (line: string) => void): Promise<SharedRedis> {
   const problem = redisUrlProblem(url)
@@ -67,25 +82,36 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   const shown = redactedRedisUrl(url)
   // Loaded here, by a broker that uses Redis, rather than by every broker as it starts.
   const [ioredis, { default: mqemitterRedis }, { default: redisPersistence }] = await Promise.all([
-    import('ioredis'), import('mqemitter-redis'), import('aedes-persistence-redis'),
+    import('ioredis'),
+    import('mqemitter-redis'),
+    import('aedes-persistence-redis'),
   ])
-  const connections = ['pub', 'sub', 'store'].map((role) => new ioredis.Redis(url, {
-    lazyConnect: true,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    // At start, the first failure is the answer; retryStrategy is set to retry once all are ready.
-    retryStrategy: () => null,
-    maxRetriesPerRequest: RETRIES_PER_COMMAND,
-    commandTimeout: COMMAND_TIMEOUT_MS,
-    // A message is passed on by PUBLISH, which reaches only the brokers subscribed at that moment.
-    // Held back or sent again once Redis is back, it could reach Redis before the other brokers
-    // are subscribed again, and be lost unseen: so it fails at once, and its PUBACK is never sent.
-    ...(role === 'pub' && { enableOfflineQueue: false, autoResendUnfulfilledCommands: false }),
-  }))
+  const connections = ['pub', 'sub', 'store'].map(
+    (role) =>
+      new ioredis.Redis(url, {
+        lazyConnect: true,
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        // At start, the first failure is the answer; retryStrategy is set to retry once all are
+        // ready.
+        retryStrategy: () => null,
+        maxRetriesPerRequest: RETRIES_PER_COMMAND,
+        commandTimeout: COMMAND_TIMEOUT_MS,
+        // A message is passed on by PUBLISH, which reaches only the brokers subscribed at that
+        // moment. Held back or sent again once Redis is back, it could reach Redis before the other
+        // brokers are subscribed again, and be lost unseen: so it fails at once, and its PUBACK is
+        // never sent.
+        ...(role === 'pub' && { enableOfflineQueue: false, autoResendUnfulfilledCommands: false }),
+      }),
+  )
   const [pubConn, subConn, storeConn] = connections
   const lastError: (Error | undefined)[] = connections.map(() => undefined)
-  connections.forEach((connection, i) => connection.on('error', (error: Error) => (lastError[i] = error)))
-  // aedes-persistence-redis sends some commands without waiting for them (taking a will off a list):
-  // one that fails while Redis is away would end the process as an unhandled rejection. Each
+  for (const [i, connection] of connections.entries()) {
+    connection.on('error', (error: Error) => {
+      lastError[i] = error
+    })
+  }
+  // aedes-persistence-redis sends some commands without waiting for them (taking a will off a
+  // list): one that fails while Redis is away would end the process as an unhandled rejection. Each
   // command's promise gets a handler here, which also starts a new connection when Redis has not
   // answered in time; whoever waits for the command still gets the error.
   for (const connection of connections) {
@@ -94,7 +120,10 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
       const result = send(...args)
       ;(result as Promise<unknown> | undefined)?.catch?.((error: Error) => {
         if (error.message === 'Command timed out' && connection.status === 'ready') {
-          lastError[connections.indexOf(connection)] = Object.assign(new Error(`no answer within ${COMMAND_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })
+          lastError[connections.indexOf(connection)] = Object.assign(
+            new Error(`no answer within ${COMMAND_TIMEOUT_MS / 1000} s`),
+            { code: 'ETIMEDOUT' },
+          )
           connection.disconnect(true)
         }
       })
@@ -110,18 +139,23 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
     timer = setTimeout(giveUp, CONNECT_TIMEOUT_MS)
   })
   try {
-    await Promise.race([silent, Promise.all(connections.map(async (connection, i) => {
-      try {
-        await connection.connect()
-      } catch (error) {
-        throw new Error(whyRedisIsUnusable(shown, lastError[i] ?? (error as Error)))
-      }
-    }))])
+    await Promise.race([
+      silent,
+      Promise.all(
+        connections.map(async (connection, i) => {
+          try {
+            await connection.connect()
+          } catch (error) {
+            throw new Error(whyRedisIsUnusable(shown, lastError[i] ?? (error as Error)))
+          }
+        }),
+      ),
+    ])
     // ioredis reports some refusals (a database number out of range) as an error and carries on.
     const refused = lastError.find(Boolean)
     if (refused) throw new Error(whyRedisIsUnusable(shown, refused))
   } catch (error) {
-    connections.forEach((connection) => connection.disconnect())
+    for (const connection of connections) connection.disconnect()
     throw error
   } finally {
     clearTimeout(timer)
@@ -140,7 +174,11 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
       if (away || closing) return
       away = true
       const why = lastError[i] ? ` (${failureReason(lastError[i]!)})` : ''
-      say(`lost Redis at ${shown}${why}; until it is back this broker refuses connections, publishes and subscriptions, and messages from the other brokers do not reach it; trying again every ${RETRY_MS / 1000} s`)
+      say(
+        `lost Redis at ${shown}${why}; until it is back this broker refuses connections, ` +
+          `publishes and subscriptions, and messages from the other brokers do not reach it; ` +
+          `trying again every ${RETRY_MS / 1000} s`,
+      )
     })
     connection.on('ready', async () => {
       lastError[i] = undefined
@@ -150,19 +188,25 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
       const now = await serverRunId(storeConn).catch(() => runId)
       const restarted = now !== runId
       runId = now
-      const settle = `this broker serves clients again in ${SETTLE_MS / 1000} s, once the other brokers are back on it too`
-      say(restarted
-        ? `Redis at ${shown} is back, but it restarted: the retained messages, sessions and queued messages it held are gone unless it keeps them on disk; ${settle}`
-        : `Redis at ${shown} is back; ${settle}`)
+      const settle =
+        `this broker serves clients again in ${SETTLE_MS / 1000} s, once the other ` +
+        `brokers are back on it too`
+      say(
+        restarted
+          ? `Redis at ${shown} is back, but it restarted: the retained messages, sessions and ` +
+              `queued messages it held are gone unless it keeps them on disk; ${settle}`
+          : `Redis at ${shown} is back; ${settle}`,
+      )
     })
   }
 
   const mq = mqemitterRedis({ pubConn, subConn }) as unknown as MessageFlow
-  // mqemitter-redis re-emits connection errors on `state`, where an unheard 'error' would end the process.
+  // mqemitter-redis re-emits connection errors on `state`, where an unheard 'error' would end the
+  // process.
   mq.state.on('error', () => undefined)
   // aedes closes the message flow when it closes. mqemitter-redis sends QUIT and waits for the
-  // connections to end, which they never do while they wait to reconnect: then they are dropped, and
-  // the flow closed as an MQEmitter (mqemitter-redis keeps that close as _close).
+  // connections to end, which they never do while they wait to reconnect: then they are dropped,
+  // and the flow closed as an MQEmitter (mqemitter-redis keeps that close as _close).
   const closeFlow = mq.close.bind(mq)
   mq.close = (done) => {
     closing = true
@@ -199,8 +243,8 @@ interface Store {
  * - A SUBSCRIBE of several filters by a persistent session never got its SUBACK. aedes stores the
  *   whole SUBSCRIBE once per filter, at once; the store announces each change to every broker and
  *   waits for its own announcement to come back through Redis, keyed by client and first filter, so
- *   the second wait replaced the first, which never ended. Here a client's changes are made one at a
- *   time, and the same SUBSCRIBE is stored once.
+ *   the second wait replaced the first, which never ended. Here a client's changes are made one at
+ *   a time, and the same SUBSCRIBE is stored once.
  * - MQTT 3.1.1 §3.8.4 [MQTT-3.8.4-4]: a SUBSCRIBE of several filters is handled as one SUBSCRIBE
  *   per filter, in order, so the retained messages of the first filter come before those of the
  *   next. The store sent those of exact topics first, then those of wildcard filters. Here they are
@@ -213,7 +257,9 @@ function inOrder(store: Store): Store {
   const inTurn = (client: Client, change: () => Promise<unknown>) => {
     const turn = (queues.get(client.id) ?? Promise.resolve()).catch(() => undefined).then(change)
     queues.set(client.id, turn)
-    void turn.finally(() => queues.get(client.id) === turn && queues.delete(client.id)).catch(() => undefined)
+    void turn
+      .finally(() => queues.get(client.id) === turn && queues.delete(client.id))
+      .catch(() => undefined)
     return turn
   }
   const addSubscriptions = store.addSubscriptions.bind(store)
@@ -226,17 +272,21 @@ function inOrder(store: Store): Store {
     stored.set(subscriptions, storing)
     return storing
   }
-  store.removeSubscriptions = (client, topics) => inTurn(client, () => removeSubscriptions(client, topics))
-  store.createRetainedStreamCombi = (patterns) => Readable.from((async function* () {
-    const sent = new Set<string>()
-    for (const pattern of patterns) {
-      for await (const packet of retained(pattern) as AsyncIterable<{ topic: string }>) {
-        if (sent.has(packet.topic)) continue
-        sent.add(packet.topic)
-        yield packet
-      }
-    }
-  })())
+  store.removeSubscriptions = (client, topics) =>
+    inTurn(client, () => removeSubscriptions(client, topics))
+  store.createRetainedStreamCombi = (patterns) =>
+    Readable.from(
+      (async function* () {
+        const sent = new Set<string>()
+        for (const pattern of patterns) {
+          for await (const packet of retained(pattern) as AsyncIterable<{ topic: string }>) {
+            if (sent.has(packet.topic)) continue
+            sent.add(packet.topic)
+            yield packet
+          }
+        }
+      })(),
+    )
   return store
 }
 
@@ -248,11 +298,11 @@ interface MessageFlow {
 }
 
 /**
- * While Redis is away (and for SETTLE_MS after): a CONNECT is closed unanswered, a PUBLISH closes the
- * connection before aedes acknowledges it (so the client sends it again later; an MQTT 5 client gets
- * PUBACK 0x87), a SUBSCRIBE is granted nothing (0x80). A QoS 1 message is acknowledged only once it
- * has been passed on. What cannot be refused is said in one line, not hidden: a Last Will that Redis
- * does not come back in time to take.
+ * While Redis is away (and for SETTLE_MS after): a CONNECT is closed unanswered, a PUBLISH closes
+ * the connection before aedes acknowledges it (so the client sends it again later; an MQTT 5 client
+ * gets PUBACK 0x87), a SUBSCRIBE is granted nothing (0x80). A QoS 1 message is acknowledged only
+ * once it has been passed on. What cannot be refused is said in one line, not hidden: a Last Will
+ * that Redis does not come back in time to take.
  */
 function holdClientsWhileRedisIsAway(
   aedes: Aedes,
@@ -262,15 +312,16 @@ function holdClientsWhileRedisIsAway(
 ): void {
   const unavailable = () => new Error(`Redis at ${shown} is away`)
   // A refused CONNECT is closed without a CONNACK: return code 3 (server unavailable) would be more
-  // precise, but MQTT.js stops reconnecting after any refusal, and a client should come back once Redis does.
+  // precise, but MQTT.js stops reconnecting after any refusal, and a client should come back once
+  // Redis does.
   const preConnect = aedes.preConnect
   aedes.preConnect = (client, packet, callback) => {
     if (!serving()) return callback(unavailable(), false)
     preConnect.call(aedes, client, packet, callback)
   }
   // A client's Last Will is let through, not refused: a retained one is stored once Redis is back
-  // (within RETRIES_PER_COMMAND attempts), and a failure to pass it on is reported. aedes hands it to
-  // publishWill, which its types leave out, before any hook sees it.
+  // (within RETRIES_PER_COMMAND attempts), and a failure to pass it on is reported. aedes hands it
+  // to publishWill, which its types leave out, before any hook sees it.
   const wills = new WeakSet<object>()
   const withWills = aedes as unknown as { publishWill(client: Client, will: object): void }
   const publishWill = withWills.publishWill
@@ -278,12 +329,13 @@ function holdClientsWhileRedisIsAway(
     wills.add(will)
     publishWill.call(aedes, client, will)
   }
-  // aedes writes the PUBACK of a QoS 1 PUBLISH before it passes the message on, which in memory takes
-  // no time, and through Redis a round trip or two: a client that subscribed right after the PUBACK
-  // got the message live as well as retained, a session that came back got it queued and live, and a
-  // message that Redis then failed to take was acknowledged and lost. So the connection is corked
-  // from the PUBLISH until the message has been passed on: the PUBACK leaves only then, or, if
-  // passing it on fails, never, as the connection is closed instead and the client sends it again.
+  // aedes writes the PUBACK of a QoS 1 PUBLISH before it passes the message on, which in memory
+  // takes no time, and through Redis a round trip or two: a client that subscribed right after the
+  // PUBACK got the message live as well as retained, a session that came back got it queued and
+  // live, and a message that Redis then failed to take was acknowledged and lost. So the connection
+  // is corked from the PUBLISH until the message has been passed on: the PUBACK leaves only then,
+  // or, if passing it on fails, never, as the connection is closed instead and the client sends it
+  // again.
   const held = new WeakSet<object>()
   const authorizePublish = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
@@ -302,7 +354,11 @@ function holdClientsWhileRedisIsAway(
     authorizeSubscribe.call(aedes, client, subscription, callback)
   }
   // aedes' types leave out the client argument of publish.
-  const publish = aedes.publish as unknown as (packet: AedesPublishPacket, client: Client | null, done: (error?: Error) => void) => void
+  const publish = aedes.publish as unknown as (
+    packet: AedesPublishPacket,
+    client: Client | null,
+    done: (error?: Error) => void,
+  ) => void
   ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
     publish.call(aedes, packet, client, (error) => {
       if (client && held.has(packet)) {
@@ -310,9 +366,12 @@ function holdClientsWhileRedisIsAway(
         if (error) {
           const message = `client ${client.id}'s QoS 1 message to ${packet.topic}`
           const why = `Redis at ${shown}: ${failureReason(error)}`
-          say(`${message} could not be passed on (${why}); closing its connection before the ` +
-            'PUBACK, so that it sends the message again')
-          // With an error, at once: what the corked connection holds, the PUBACK with it, is dropped.
+          say(
+            `${message} could not be passed on (${why}); closing its connection before the ` +
+              'PUBACK, so that it sends the message again',
+          )
+          // With an error, at once: what the corked connection holds, the PUBACK with it, is
+          // dropped.
           client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
         } else {
           client.conn.uncork()
@@ -328,24 +387,27 @@ function holdClientsWhileRedisIsAway(
   forgetWillsLeftOnOtherBrokers(aedes, say)
   // aedes reports store failures outside any client (wills of a broker that is gone) as 'error'.
   ;(aedes as NodeJS.EventEmitter).on('error', (error: Error) =>
-    say(`Redis at ${shown} failed: ${failureReason(error)}`))
+    say(`Redis at ${shown} failed: ${failureReason(error)}`),
+  )
 }
 
 /**
  * A client whose broker crashed comes back on another one, its will still stored under the dead
  * broker's id. aedes has the other brokers publish the wills of a broker whose heartbeat stopped,
- * three to seven heartbeat intervals later (minutes, by default), whether or not their client has come back
- * since: a device online on B would be reported "offline" by its old will. So when a client connects
- * here, the wills it left with other brokers are deleted: with the broker it last connected to (every
- * broker announces each connection on $SYS/<broker id>/new/clients), and with every broker this one
- * hears the heartbeat of. A broker that is still running publishes the will of a client it loses to
- * another broker from memory, as it would anyway.
+ * three to seven heartbeat intervals later (minutes, by default), whether or not their client has
+ * come back since: a device online on B would be reported "offline" by its old will. So when a
+ * client connects here, the wills it left with other brokers are deleted: with the broker it last
+ * connected to (every broker announces each connection on $SYS/<broker id>/new/clients), and with
+ * every broker this one hears the heartbeat of. A broker that is still running publishes the will
+ * of a client it loses to another broker from memory, as it would anyway.
  */
 function forgetWillsLeftOnOtherBrokers(aedes: Aedes, say: (line: string) => void): void {
   const { persistence, brokers, mq } = aedes as unknown as {
     persistence: { delWill(client: { id: string; brokerId: string }): Promise<unknown> }
     brokers: Record<string, number>
-    mq: { on(topic: string, listener: (packet: AedesPublishPacket, done: () => void) => void): void }
+    mq: {
+      on(topic: string, listener: (packet: AedesPublishPacket, done: () => void) => void): void
+    }
   }
   const lastBroker = new Map<string, string>()
   mq.on('$SYS/+/new/clients', (packet, done) => {
@@ -380,23 +442,43 @@ function whyRedisIsUnusable(url: string, error: Error & { code?: string }): stri
   const message = error.message
   switch (error.code) {
     case 'ECONNREFUSED':
-      return `cannot reach Redis at ${url} (connection refused); start it (redis-server --port ${new URL(url).port || 6379}), or check --redis or REDIS_URL`
+      return (
+        `cannot reach Redis at ${url} (connection refused); start it (redis-server --port ` +
+        `${new URL(url).port || 6379}), or check --redis or REDIS_URL`
+      )
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return `cannot find the host of ${url}; check --redis or REDIS_URL`
     case 'ETIMEDOUT':
-      return `no answer from Redis at ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is Redis listening there? check --redis or REDIS_URL`
+      return (
+        `no answer from Redis at ${url} within ${CONNECT_TIMEOUT_MS / 1000} s; is Redis ` +
+        `listening there? check --redis or REDIS_URL`
+      )
   }
-  if (/NOAUTH/.test(message)) return `Redis at ${url} asks for a password; give it in the URL: redis://:PASSWORD@${new URL(url).host}`
-  if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) return `Redis at ${url} refused the user name or password in the URL; check them`
-  if (/DB index is out of range/.test(message)) return `Redis at ${url} has no such database; give a smaller number after the port (0 is the default)`
-  if (/Connection is closed|ECONNRESET|Protocol error/.test(message)) return `${url} does not answer as Redis does; is Redis listening there? check --redis or REDIS_URL`
+  if (/NOAUTH/.test(message))
+    return (
+      `Redis at ${url} asks for a password; give it in the URL: ` +
+      `redis://:PASSWORD@${new URL(url).host}`
+    )
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(message))
+    return `Redis at ${url} refused the user name or password in the URL; check them`
+  if (/DB index is out of range/.test(message))
+    return (
+      `Redis at ${url} has no such database; give a smaller number after the port (0 is the ` +
+      `default)`
+    )
+  if (/Connection is closed|ECONNRESET|Protocol error/.test(message))
+    return (
+      `${url} does not answer as Redis does; is Redis listening there? check --redis or ` +
+      `REDIS_URL`
+    )
   return `cannot use Redis at ${url}: ${message}`
 }
 
 /** Why a request to Redis failed, in a few words, for the lines the broker prints. */
 function failureReason(error: Error & { code?: string }): string {
-  if (error.name === 'MaxRetriesPerRequestError') return `still away after ${RETRIES_PER_COMMAND} attempts`
+  if (error.name === 'MaxRetriesPerRequestError')
+    return `still away after ${RETRIES_PER_COMMAND} attempts`
   if (error.code === 'ECONNREFUSED') return 'connection refused'
   if (error.code === 'ECONNRESET') return 'connection reset'
   return error.message

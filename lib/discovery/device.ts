@@ -1,8 +1,8 @@
-// What a device of demos/discovery/publisher.ts announces for Home Assistant's MQTT discovery, without
-// the MQTT calls: its topics, and its configs, either one device config for all its components (the
-// docs' "Device discovery payload", the form of today) or one config per component (the docs' "Single
-// component discovery payload", the article's form). Both carry the origin, and default_entity_id where
-// the deprecated object_id used to be.
+// What a device of demos/discovery/publisher.ts announces for Home Assistant's MQTT discovery,
+// without the MQTT calls: its topics, and its configs, either one device config for all its
+// components (the docs' "Device discovery payload", the form of today) or one config per component
+// (the docs' "Single component discovery payload", the article's form). Both carry the origin, and
+// default_entity_id where the deprecated object_id used to be.
 import { setTimeout } from 'node:timers/promises'
 import pkg from '../../package.json' with { type: 'json' }
 import { configTopic, DEVICE, statusTopic } from './format.ts'
@@ -19,9 +19,15 @@ export interface DeviceIdentity {
   /** What it calls itself ("Kitchen"); Home Assistant puts it before each entity's own name. */
   deviceName: string
   components: ComponentName[]
-  /** One config per component, on <prefix>/<platform>/<node>/<component>/config, instead of a device config. */
+  /**
+   * One config per component, on <prefix>/<platform>/<node>/<component>/config, instead of a device
+   * config.
+   */
   perComponent: boolean
-  /** A component the device had and has no longer: removed from Home Assistant once, at the first connection. */
+  /**
+   * A component the device had and has no longer: removed from Home Assistant once, at the first
+   * connection.
+   */
   drop?: ComponentName
   payloadOn: string
   payloadOff: string
@@ -66,12 +72,24 @@ export function announcement(device: DeviceIdentity): Announcement {
   const options = (component: ComponentName) => {
     const platform = component === 'light' ? 'light' : 'sensor'
     const uniqueId = `${device.nodeId}_${component}`
-    const common = { name: component, unique_id: uniqueId, default_entity_id: `${platform}.${uniqueId}`, state_topic: stateOf(component) }
+    const common = {
+      name: component,
+      unique_id: uniqueId,
+      default_entity_id: `${platform}.${uniqueId}`,
+      state_topic: stateOf(component),
+    }
     return component === 'light'
-      ? { platform, ...common, command_topic: `${stateOf(component)}/set`, payload_on: device.payloadOn, payload_off: device.payloadOff }
+      ? {
+          platform,
+          ...common,
+          command_topic: `${stateOf(component)}/set`,
+          payload_on: device.payloadOn,
+          payload_off: device.payloadOff,
+        }
       : { platform, ...common, device_class: 'temperature', unit_of_measurement: '°C' }
   }
-  // Shared by every component: one availability topic for the device, QoS 1 for its states and commands.
+  // Shared by every component: one availability topic for the device, QoS 1 for its states and
+  // commands.
   const shared = { availability_topic: availability, qos: 1 }
   const configs = new Map<string, string>()
   const removal: Announcement['removal'] = []
@@ -79,12 +97,20 @@ export function announcement(device: DeviceIdentity): Announcement {
   const names = new Map<string, string>()
   const deviceTopic = configTopic(device.prefix, { component: DEVICE, objectId: device.nodeId })
   const componentTopic = (component: ComponentName) =>
-    configTopic(device.prefix, { component: options(component).platform, nodeId: device.nodeId, objectId: component })
-  const deviceConfig = (cmps: Record<string, unknown>) => JSON.stringify({ dev, o: ORIGIN, cmps, ...shared })
-  const cmps = (names: ComponentName[]) => Object.fromEntries(names.map((c) => {
-    const { platform, ...rest } = options(c)
-    return [c, { p: platform, ...rest }]
-  }))
+    configTopic(device.prefix, {
+      component: options(component).platform,
+      nodeId: device.nodeId,
+      objectId: component,
+    })
+  const deviceConfig = (cmps: Record<string, unknown>) =>
+    JSON.stringify({ dev, o: ORIGIN, cmps, ...shared })
+  const cmps = (names: ComponentName[]) =>
+    Object.fromEntries(
+      names.map((c) => {
+        const { platform, ...rest } = options(c)
+        return [c, { p: platform, ...rest }]
+      }),
+    )
 
   if (device.perComponent) {
     for (const component of device.components) {
@@ -109,9 +135,16 @@ export function announcement(device: DeviceIdentity): Announcement {
     removal.push([stateOf(gone), ''])
   }
 
-  const states = new Map(device.components.map((c) => [stateOf(c), c === 'light' ? device.state : device.temperature]))
+  const states = new Map(
+    device.components.map((c) => [stateOf(c), c === 'light' ? device.state : device.temperature]),
+  )
   const light = device.components.includes('light')
-    ? { stateTopic: stateOf('light'), commandTopic: `${stateOf('light')}/set`, on: device.payloadOn, off: device.payloadOff }
+    ? {
+        stateTopic: stateOf('light'),
+        commandTopic: `${stateOf('light')}/set`,
+        on: device.payloadOn,
+        off: device.payloadOff,
+      }
     : undefined
   for (const config of configs.values()) names.set(config, 'its config')
   const said = (payload: string) => names.get(payload) ?? JSON.stringify(payload)

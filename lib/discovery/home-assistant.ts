@@ -1,24 +1,38 @@
 // What Home Assistant keeps of MQTT discovery, without the MQTT calls: shared by the listener
 // (demos/discovery/subscriber.ts) and the dashboard's page. Each message goes through read(), which
 // says what it means (a device and its entities discovered, updated or removed, a state, an
-// availability, a bad config) and which topics to follow or to leave; the program does the subscribing.
-// The format itself, and how a config is checked, is lib/discovery/format.ts.
+// availability, a bad config) and which topics to follow or to leave; the program does the
+// subscribing. The format itself, and how a config is checked, is lib/discovery/format.ts.
 import {
-  DEVICE, parseComponentConfig, parseConfigTopic, parseDeviceConfig, statusTopic,
-  type ConfigTopic, type DeviceConfig, type Entity, type Origin,
+  DEVICE,
+  parseComponentConfig,
+  parseConfigTopic,
+  parseDeviceConfig,
+  statusTopic,
+  type ConfigTopic,
+  type DeviceConfig,
+  type Entity,
+  type Origin,
 } from './format.ts'
 import { topicMatches } from '../topics.ts'
 
-/** What a listener should do about one message: lines to print, topics to stop and start following. */
+/**
+ * What a listener should do about one message: lines to print, topics to stop and start following.
+ */
 export interface News {
   /** Unsubscribe from these first: an entity was removed or replaced. */
   unfollow: string[]
   lines: string[]
-  /** Then subscribe to these, availability before state: each brings its topic's retained message. */
+  /**
+   * Then subscribe to these, availability before state: each brings its topic's retained message.
+   */
   follow: string[]
 }
 
-/** Whether an entity is reachable, as its availability topics and availability_mode say; unknown before they say. */
+/**
+ * Whether an entity is reachable, as its availability topics and availability_mode say; unknown
+ * before they say.
+ */
 export type Reachable = 'online' | 'offline' | 'unknown'
 
 /** A discovered entity, and where it was announced. */
@@ -34,14 +48,22 @@ type Known = { device: DeviceConfig; entities: Map<string, Entity> } | { entity:
 export class Discoveries {
   /** What has been discovered, by config topic. */
   private readonly configs = new Map<string, Known>()
-  /** The payload last seen on each config topic: the same again is no news (a device that reconnects sends it again). */
+  /**
+   * The payload last seen on each config topic: the same again is no news (a device that reconnects
+   * sends it again).
+   */
   private readonly lastConfig = new Map<string, string>()
-  /** The last payload on each followed state or availability topic, numbered in the order they came. */
+  /**
+   * The last payload on each followed state or availability topic, numbered in the order they came.
+   */
   private readonly last = new Map<string, { payload: string; seq: number }>()
   private seq = 0
   /** The availability last said of each entity, by key. */
   private readonly said = new Map<string, Reachable>()
-  /** What was wrong with the last config published on a topic, while it is the last one there (for the dashboard). */
+  /**
+   * What was wrong with the last config published on a topic, while it is the last one there (for
+   * the dashboard).
+   */
   readonly problems = new Map<string, string>()
 
   private readonly prefix: string
@@ -54,7 +76,8 @@ export class Discoveries {
 
   read(topic: string, payload: string, retain: boolean): News {
     const news: News = { unfollow: [], lines: [], follow: [] }
-    // Home Assistant's own birth and will, which every Home Assistant on the broker hears: not a device.
+    // Home Assistant's own birth and will, which every Home Assistant on the broker hears: not a
+    // device.
     if (topic === statusTopic(this.prefix)) return news
     const retained = retain ? ' (retained)' : ''
     if (this.users(topic).length > 0) return this.reading(topic, payload, retained, news)
@@ -71,16 +94,19 @@ export class Discoveries {
     this.lastConfig.set(topic, payload)
     const before = new Set(this.followed())
     if (payload === '') this.removeAll(topic, news)
-    else if (at.value.component === DEVICE) this.readDevice(topic, at.value, payload, retained, news)
+    else if (at.value.component === DEVICE)
+      this.readDevice(topic, at.value, payload, retained, news)
     else this.readComponent(topic, at.value, payload, retained, news)
     return this.settle(before, news)
   }
 
   /** Every entity discovered, in the order they were. */
   entities(): Discovered[] {
-    return [...this.configs.entries()].flatMap(([topic, known]) => 'entity' in known
-      ? [{ key: topic, entity: known.entity }]
-      : [...known.entities.entries()].map(([id, entity]) => ({ key: `${topic} ${id}`, entity })))
+    return [...this.configs.entries()].flatMap(([topic, known]) =>
+      'entity' in known
+        ? [{ key: topic, entity: known.entity }]
+        : [...known.entities.entries()].map(([id, entity]) => ({ key: `${topic} ${id}`, entity })),
+    )
   }
 
   /** The last state `entity` reported, if any. */
@@ -89,17 +115,25 @@ export class Discoveries {
   }
 
   /**
-   * Whether `entity` is reachable (the docs' availability_mode): with no availability topic, always;
-   * `latest`, as the last payload on any of its topics says; `all`, once every topic says online, and
-   * not once one says offline; `any`, once one says online, and not once all say offline.
+   * Whether `entity` is reachable (the docs' availability_mode): with no availability topic,
+   * always; `latest`, as the last payload on any of its topics says; `all`, once every topic says
+   * online, and not once one says offline; `any`, once one says online, and not once all say
+   * offline.
    */
   reachable(entity: Entity): Reachable {
     if (entity.availability.length === 0) return 'online'
-    const heard = entity.availability.map((a) => {
-      const last = this.last.get(a.topic)
-      const said: Reachable | undefined = last?.payload === a.online ? 'online' : last?.payload === a.offline ? 'offline' : undefined
-      return { said, seq: last?.seq ?? -1 }
-    }).filter((h) => h.said !== undefined)
+    const heard = entity.availability
+      .map((a) => {
+        const last = this.last.get(a.topic)
+        const said: Reachable | undefined =
+          last?.payload === a.online
+            ? 'online'
+            : last?.payload === a.offline
+              ? 'offline'
+              : undefined
+        return { said, seq: last?.seq ?? -1 }
+      })
+      .filter((h) => h.said !== undefined)
     const says = (word: string) => heard.filter((h) => h.said === word).length
     const all = entity.availability.length
     switch (entity.availabilityMode) {
@@ -114,7 +148,8 @@ export class Discoveries {
 
   /** A message on a state or availability topic that an entity follows. */
   private reading(topic: string, payload: string, retained: string, news: News): News {
-    // An empty payload clears a retained message; it says nothing. And what has not changed is no news.
+    // An empty payload clears a retained message; it says nothing. And what has not changed is no
+    // news.
     if (payload === '' || this.last.get(topic)?.payload === payload) return news
     this.last.set(topic, { payload, seq: ++this.seq })
     for (const { key, entity } of this.users(topic)) {
@@ -122,7 +157,10 @@ export class Discoveries {
       const availability = entity.availability.find((a) => a.topic === topic)
       if (!availability) continue
       if (payload !== availability.online && payload !== availability.offline) {
-        news.lines.push(`${entity.name} sent ${JSON.stringify(payload)} on ${topic}, neither ${JSON.stringify(availability.online)} nor ${JSON.stringify(availability.offline)}`)
+        news.lines.push(
+          `${entity.name} sent ${JSON.stringify(payload)} on ${topic}, neither ` +
+            `${JSON.stringify(availability.online)} nor ${JSON.stringify(availability.offline)}`,
+        )
         continue
       }
       const now = this.reachable(entity)
@@ -133,7 +171,13 @@ export class Discoveries {
     return news
   }
 
-  private readComponent(topic: string, at: ConfigTopic, payload: string, retained: string, news: News): void {
+  private readComponent(
+    topic: string,
+    at: ConfigTopic,
+    payload: string,
+    retained: string,
+    news: News,
+  ): void {
     const config = parseComponentConfig(at, payload)
     if ('problem' in config) return void this.ignore(topic, config.problem, news)
     this.problems.delete(topic)
@@ -147,16 +191,27 @@ export class Discoveries {
     news.lines.push(`${old ? 'updated' : 'discovered'} ${describe(config.value)}${retained}`)
   }
 
-  private readDevice(topic: string, at: ConfigTopic, payload: string, retained: string, news: News): void {
+  private readDevice(
+    topic: string,
+    at: ConfigTopic,
+    payload: string,
+    retained: string,
+    news: News,
+  ): void {
     const config = parseDeviceConfig(at, payload)
     if ('problem' in config) return void this.ignore(topic, config.problem, news)
     this.problems.delete(topic)
     const known = this.configs.get(topic)
     const before = known && 'device' in known ? known : undefined
     const { device, origin } = config.value
-    const described = `device ${at.objectId} "${device.name ?? at.objectId}" from ${originOf(origin)}`
+    const described =
+      `device ${at.objectId} "${device.name ?? at.objectId}" from ` + `${originOf(origin)}`
     if (!before) news.lines.push(`discovered ${described}${retained}`)
-    else if (JSON.stringify([device, origin]) !== JSON.stringify([before.device.device, before.device.origin])) news.lines.push(`updated ${described}`)
+    else if (
+      JSON.stringify([device, origin]) !==
+      JSON.stringify([before.device.device, before.device.origin])
+    )
+      news.lines.push(`updated ${described}`)
     news.lines.push(...config.notes.map((note) => `${topic}: ${note}`))
 
     const entities = new Map(before?.entities)
@@ -165,7 +220,11 @@ export class Discoveries {
       if ('problem' in component) {
         news.lines.push(`ignored component ${id} of ${topic}: ${component.problem}`)
       } else if ('removed' in component) {
-        if (!old) news.lines.push(`ignored component ${id} of ${topic}: {"p": "${component.removed}"} removes a component, and none was discovered there`)
+        if (!old)
+          news.lines.push(
+            `ignored component ${id} of ${topic}: {"p": "${component.removed}"} removes a ` +
+              `component, and none was discovered there`,
+          )
         else news.lines.push(`removed ${describe(old)}`)
         entities.delete(id)
       } else if (!old || JSON.stringify(old) !== JSON.stringify(component.entity)) {
@@ -173,13 +232,20 @@ export class Discoveries {
         if (twin) news.lines.push(`ignored component ${id} of ${topic}: ${twin}`)
         else {
           entities.set(id, component.entity)
-          news.lines.push(`${old ? 'updated' : 'discovered'} ${describe(component.entity)}${retained}`)
+          news.lines.push(
+            `${old ? 'updated' : 'discovered'} ${describe(component.entity)}${retained}`,
+          )
         }
       }
     }
-    // The docs remove a component only once its config is reduced to {"p": ...}: one merely left out stays.
+    // The docs remove a component only once its config is reduced to {"p": ...}: one merely left
+    // out stays.
     for (const [id, entity] of entities) {
-      if (!config.value.components.has(id)) news.lines.push(`kept ${describe(entity)}: left out of ${topic}, but not removed first with {"p": "${entity.platform}"}`)
+      if (!config.value.components.has(id))
+        news.lines.push(
+          `kept ${describe(entity)}: left out of ${topic}, but not removed first with {"p": ` +
+            `"${entity.platform}"}`,
+        )
     }
     this.configs.set(topic, { device: config.value, entities })
   }
@@ -189,7 +255,10 @@ export class Discoveries {
     const known = this.configs.get(topic)
     this.problems.delete(topic)
     // Nothing to remove is worth a line, but it is no problem to show: the topic is clear now.
-    if (!known) return void news.lines.push(`ignored ${topic}: an empty config, but nothing was discovered there`)
+    if (!known)
+      return void news.lines.push(
+        `ignored ${topic}: an empty config, but nothing was discovered there`,
+      )
     this.configs.delete(topic)
     if ('entity' in known) {
       news.lines.push(`removed ${describe(known.entity)}`)
@@ -209,11 +278,20 @@ export class Discoveries {
   /** Why `entity` may not be discovered on `topic`: its unique_id is another entity's. */
   private twin(entity: Entity, topic: string): string | undefined {
     if (entity.uniqueId === undefined) return undefined
-    const other = this.entities().find((d) => d.entity.uniqueId === entity.uniqueId && !d.key.startsWith(`${topic} `) && d.key !== topic)
-    return other && `unique_id ${JSON.stringify(entity.uniqueId)} is already used by ${other.key.split(' ')[0]}`
+    const other = this.entities().find(
+      (d) =>
+        d.entity.uniqueId === entity.uniqueId && !d.key.startsWith(`${topic} `) && d.key !== topic,
+    )
+    return (
+      other &&
+      `unique_id ${JSON.stringify(entity.uniqueId)} is already used by ${other.key.split(' ')[0]}`
+    )
   }
 
-  /** What changed in the topics to follow since `before`, into news; what no entity reads any more is forgotten. */
+  /**
+   * What changed in the topics to follow since `before`, into news; what no entity reads any more
+   * is forgotten.
+   */
   private settle(before: Set<string>, news: News): News {
     const now = this.followed()
     for (const t of before) {
@@ -230,11 +308,19 @@ export class Discoveries {
   /** Every topic the entities report on: availability topics first, then states, each once. */
   private followed(): string[] {
     const all = this.entities().map((d) => d.entity)
-    return [...new Set([...all.flatMap((e) => e.availability.map((a) => a.topic)), ...all.flatMap((e) => e.stateTopic ?? [])])]
+    return [
+      ...new Set([
+        ...all.flatMap((e) => e.availability.map((a) => a.topic)),
+        ...all.flatMap((e) => e.stateTopic ?? []),
+      ]),
+    ]
   }
 
   private users(topic: string): Discovered[] {
-    return this.entities().filter(({ entity }) => entity.stateTopic === topic || entity.availability.some((a) => a.topic === topic))
+    return this.entities().filter(
+      ({ entity }) =>
+        entity.stateTopic === topic || entity.availability.some((a) => a.topic === topic),
+    )
   }
 }
 
@@ -243,9 +329,16 @@ function describe(entity: Entity): string {
 }
 
 function stateLine(entity: Entity, payload: string, retained: string): string {
-  if (entity.platform === 'light' || entity.platform === 'switch' || entity.platform === 'binary_sensor') {
+  if (
+    entity.platform === 'light' ||
+    entity.platform === 'switch' ||
+    entity.platform === 'binary_sensor'
+  ) {
     if (payload !== entity.payloadOn && payload !== entity.payloadOff) {
-      return `${entity.name} sent ${JSON.stringify(payload)} on ${entity.stateTopic}, neither ${JSON.stringify(entity.payloadOn)} nor ${JSON.stringify(entity.payloadOff)}`
+      return (
+        `${entity.name} sent ${JSON.stringify(payload)} on ${entity.stateTopic}, neither ` +
+        `${JSON.stringify(entity.payloadOn)} nor ${JSON.stringify(entity.payloadOff)}`
+      )
     }
   }
   return `${entity.name} state ${payload}${entity.unit ? ` ${entity.unit}` : ''}${retained}`

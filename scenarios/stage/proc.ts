@@ -1,5 +1,5 @@
-// One demo program on stage: the process, its output line by line with a cursor for expectations, and
-// how it ends. The stage creates it; a scenario waits on what it prints and stops it.
+// One demo program on stage: the process, its output line by line with a cursor for expectations,
+// and how it ends. The stage creates it; a scenario waits on what it prints and stops it.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -20,7 +20,9 @@ export interface ProcStage {
   record(event: Event): void
 }
 
-/** How long a stopped program may take to end before it is killed: it ends in milliseconds at rest. */
+/**
+ * How long a stopped program may take to end before it is killed: it ends in milliseconds at rest.
+ */
 const STOP_GRACE_MS = 5000
 
 /** When a wait that lasts is reported (StageOptions.onSlow), in ms. */
@@ -77,7 +79,11 @@ export class Proc {
         return this.neverStarted()
       }
       const [file, ...before] = command ?? [process.execPath, ...programArgs(script)]
-      const child = spawn(file, [...before, ...args], { cwd: ROOT, env: command ? env : programEnv(env, args), stdio: ['pipe', 'pipe', 'pipe'] })
+      const child = spawn(file, [...before, ...args], {
+        cwd: ROOT,
+        env: command ? env : programEnv(env, args),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
       const timer = setTimeout(release, START_HOLD_MS)
       child.stdout!.once('data', release)
       child.once('close', () => {
@@ -101,8 +107,10 @@ export class Proc {
     child.on('close', (code, signal) => {
       // How it ended, as in "subscriber-1 was killed by SIGKILL".
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
-      // Something other than the stage ended it (Ctrl-C in its terminal, a kill, a crash): say so at once.
-      if (!this.ending) this.stage.record({ kind: 'died', label: this.label, text: `${this.label} ${how}` })
+      // Something other than the stage ended it (Ctrl-C in its terminal, a kill, a crash): say so
+      // at once.
+      if (!this.ending)
+        this.stage.record({ kind: 'died', label: this.label, text: `${this.label} ${how}` })
       this.settle({ code, signal }, how)
     })
   }
@@ -120,11 +128,14 @@ export class Proc {
 
   /** Wait for the program to end by itself; fails, naming it, if the run hangs. */
   finished(): Promise<Exit> {
-    return this.reportingSlowness('to finish', this.lines.until(() => this.result, {
-      timeoutMs: this.stage.waitMs,
-      timedOut: (ms) =>
-        this.stage.failure(`${this.label} did not finish within ${inSeconds(ms)}`, this),
-    }))
+    return this.reportingSlowness(
+      'to finish',
+      this.lines.until(() => this.result, {
+        timeoutMs: this.stage.waitMs,
+        timedOut: (ms) =>
+          this.stage.failure(`${this.label} did not finish within ${inSeconds(ms)}`, this),
+      }),
+    )
   }
 
   private get stdout(): string[] {
@@ -141,8 +152,8 @@ export class Proc {
   }
 
   /**
-   * Wait until this process prints every one of `lines`, in any order (a queued message may come before
-   * or after the SUBACK, say), then mark them met. The cursor moves past the last of them.
+   * Wait until this process prints every one of `lines`, in any order (a queued message may come
+   * before or after the SUBACK, say), then mark them met. The cursor moves past the last of them.
    */
   async expectAll(lines: string[], met: Expectation): Promise<void> {
     const awaited = lines.map((l) => JSON.stringify(l)).join(' and ')
@@ -161,18 +172,22 @@ export class Proc {
     const matches = (text: string) => (typeof line === 'string' ? text === line : line.test(text))
     const awaited = typeof line === 'string' ? JSON.stringify(line) : `matching ${line}`
     await this.waitFor(`the error line ${awaited}`, () =>
-      this.output.some((l) => l.stream === 'stderr' && matches(l.text)) ? [] : undefined)
+      this.output.some((l) => l.stream === 'stderr' && matches(l.text)) ? [] : undefined,
+    )
     this.stage.ok(met)
   }
 
-  /** Whether this process has printed `line` on stdout since its last expectation (the cursor stays). */
+  /**
+   * Whether this process has printed `line` on stdout since its last expectation (the cursor
+   * stays).
+   */
   hasPrinted(line: string): boolean {
     return this.stdout.indexOf(line, this.cursor) >= 0
   }
 
   /**
-   * Wait until this process prints `line` on stdout, or a line matching `refusal` on stderr, after which
-   * it is expected to end (a refused subscription, say); resolves with which of the two came.
+   * Wait until this process prints `line` on stdout, or a line matching `refusal` on stderr, after
+   * which it is expected to end (a refused subscription, say); resolves with which of the two came.
    */
   async either(line: string, refusal: RegExp): Promise<'line' | 'refusal'> {
     return this.waitFor(`${JSON.stringify(line)}, or an error matching ${refusal}`, () => {
@@ -180,40 +195,61 @@ export class Proc {
         this.ending = true
         return 'refusal' as const
       }
-      return this.hasPrinted(line) ? 'line' as const : undefined
+      return this.hasPrinted(line) ? ('line' as const) : undefined
     }).then((which) => (which === 'line' ? this.until(line).then(() => which) : which))
   }
 
-  /** Wait for `line` (or a line matching it) on stdout; returns the lines printed between the cursor and it. */
+  /**
+   * Wait for `line` (or a line matching it) on stdout; returns the lines printed between the cursor
+   * and it.
+   */
   async until(line: string | RegExp): Promise<string[]> {
-    return this.waitFor(typeof line === 'string' ? JSON.stringify(line) : `a line matching ${line}`, () => {
-      const lines = this.stdout
-      const at = lines.findIndex((l, i) => i >= this.cursor && (typeof line === 'string' ? l === line : line.test(l)))
-      if (at < 0) return undefined
-      const before = lines.slice(this.cursor, at)
-      this.cursor = at + 1
-      return before
-    })
+    return this.waitFor(
+      typeof line === 'string' ? JSON.stringify(line) : `a line matching ${line}`,
+      () => {
+        const lines = this.stdout
+        const at = lines.findIndex(
+          (l, i) => i >= this.cursor && (typeof line === 'string' ? l === line : line.test(l)),
+        )
+        if (at < 0) return undefined
+        const before = lines.slice(this.cursor, at)
+        this.cursor = at + 1
+        return before
+      },
+    )
   }
 
   private waitFor<T>(awaited: string, found: () => T | undefined): Promise<T> {
-    return this.reportingSlowness(`to print ${awaited}`, this.lines.until(found, {
-      timeoutMs: this.stage.waitMs,
-      timedOut: (ms) =>
-        this.stage.failure(`${this.label} did not print ${awaited} within ${inSeconds(ms)}`, this),
-      ended: (how) => this.stage.failure(`${this.label} ${how} before printing ${awaited}`, this),
-    }))
+    return this.reportingSlowness(
+      `to print ${awaited}`,
+      this.lines.until(found, {
+        timeoutMs: this.stage.waitMs,
+        timedOut: (ms) =>
+          this.stage.failure(
+            `${this.label} did not print ${awaited} within ${inSeconds(ms)}`,
+            this,
+          ),
+        ended: (how) => this.stage.failure(`${this.label} ${how} before printing ${awaited}`, this),
+      }),
+    )
   }
 
-  /** `wait`, reported to the stage's onSlow while it lasts (in a show: so that the room knows it goes on). */
+  /**
+   * `wait`, reported to the stage's onSlow while it lasts (in a show: so that the room knows it
+   * goes on).
+   */
   private reportingSlowness<T>(what: string, wait: Promise<T>): Promise<T> {
     const onSlow = this.stage.options.onSlow
     if (!onSlow) return wait
-    const timers = SLOW_AT.filter((ms) => ms < this.stage.waitMs).map((ms) => setTimeout(() => onSlow(this.label, what, ms), ms))
+    const timers = SLOW_AT.filter((ms) => ms < this.stage.waitMs).map((ms) =>
+      setTimeout(() => onSlow(this.label, what, ms), ms),
+    )
     return wait.finally(() => timers.forEach(clearTimeout))
   }
 
-  /** Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a while. */
+  /**
+   * Stop the program as Ctrl-C would (SIGINT), and SIGKILL it if it is still there after a while.
+   */
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
     const asked = !this.ending
     this.ending = true
@@ -225,7 +261,8 @@ export class Proc {
     }
     if (asked) this.stage.stopped(this, signal)
     this.child.kill(signal)
-    // Long enough for a busy machine: a program killed while it disconnects leaves other lines in the broker's log.
+    // Long enough for a busy machine: a program killed while it disconnects leaves other lines in
+    // the broker's log.
     const timer = setTimeout(() => this.child!.kill('SIGKILL'), STOP_GRACE_MS)
     await this.exit
     clearTimeout(timer)

@@ -1,7 +1,7 @@
 // Around a scenario (./stage.ts's Scenario: one experiment of the article, written once as steps):
-// what it needs and how long it may take, how a play is set up (StageOptions: check() and the show each
-// pass theirs), and what it records: the events that check mode asserts, the docs quote and ./view.ts
-// renders, and the claims it demonstrated.
+// what it needs and how long it may take, how a play is set up (StageOptions: check() and the show
+// each pass theirs), and what it records: the events that check mode asserts, the docs quote and
+// ./view.ts renders, and the claims it demonstrated.
 import { spawnSync } from 'node:child_process'
 import type { RunningBroker } from '../../lib/broker/broker.ts'
 
@@ -18,13 +18,25 @@ export function budgetMs(scenario: { budget?: number }): number {
 }
 
 export interface Needs {
-  /** Listeners the bundled broker must also serve: stage.wsUrl, stage.unixUrl (undefined on a broker the stage did not start with them). */
+  /**
+   * Listeners the bundled broker must also serve: stage.wsUrl, stage.unixUrl (undefined on a broker
+   * the stage did not start with them).
+   */
   listeners?: ('ws' | 'unix')[]
-  /** Start no broker at all: the scenario runs broker processes of its own and points the stage at each with useBroker(). */
+  /**
+   * Start no broker at all: the scenario runs broker processes of its own and points the stage at
+   * each with useBroker().
+   */
   none?: boolean
-  /** It serves the dashboard page on stage.dashboardPort, which a show fixes (--dashboard-port) so a browser can wait for it. */
+  /**
+   * It serves the dashboard page on stage.dashboardPort, which a show fixes (--dashboard-port) so a
+   * browser can wait for it.
+   */
   dashboard?: boolean
-  /** A program it runs that is not ours, and the line that says how to install it where it is missing. */
+  /**
+   * A program it runs that is not ours, and the line that says how to install it where it is
+   * missing.
+   */
   program?: { command: string; missing: string }
 }
 
@@ -35,13 +47,15 @@ export function missingProgram(scenario: { needs?: Needs }): string | undefined 
 }
 
 /**
- * One thing that happened on stage, in order: what the docs quote (the lines), what a check asserts,
- * and what ./show.ts renders. `detail` and `marker` mark what is about the stage's own proofs rather
- * than the experiment: the audience sees them with --verbose only.
+ * One thing that happened on stage, in order: what the docs quote (the lines), what a check
+ * asserts, and what ./show.ts renders. `detail` and `marker` mark what is about the stage's own
+ * proofs rather than the experiment: the audience sees them with --verbose only.
  */
 export type Event =
   | { kind: 'step'; number: number; text: string }
-  /** A program started: the command a learner types, and the client id the stage gave it with --id. */
+  /**
+   * A program started: the command a learner types, and the client id the stage gave it with --id.
+   */
   | { kind: 'command'; label: string; text: string; id?: string }
   | { kind: 'say'; text: string; detail?: boolean }
   | { kind: 'line'; label: string; text: string; stream: 'stdout' | 'stderr'; marker?: boolean }
@@ -61,15 +75,19 @@ export interface Expectation {
 export interface StageOptions {
   /** An existing broker to use instead of starting the bundled one (MQTT_URL). */
   url?: string
-  /** A bundled broker started by the caller, to share between runs: its client events are recorded, and it is left running. */
+  /**
+   * A bundled broker started by the caller, to share between runs: its client events are recorded,
+   * and it is left running.
+   */
   broker?: RunningBroker
   /** Put every topic under this prefix, to share a broker with others (see topic()). */
   topicPrefix?: string
   /** The scenario's needs (Scenario.needs); check() and show() pass them. */
   needs?: Needs
   /**
-   * A Python with paho-mqtt: play each demo that has a twin in its python/ directory (demos/x/python/
-   * publisher.py for demos/x/publisher.ts) with this interpreter instead, with the same flags.
+   * A Python with paho-mqtt: play each demo that has a twin in its python/ directory
+   * (demos/x/python/ publisher.py for demos/x/publisher.ts) with this interpreter instead, with the
+   * same flags.
    */
   python?: string
   /** How long one wait may last before the run fails as hung; HUNG_MS by default. */

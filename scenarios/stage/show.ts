@@ -1,8 +1,8 @@
-// The show: scenarios played for an audience, one after the other, each with a broker of its own, the
-// entry point of `npm run demo:<name>` (one scenario) and of `npm run demo` (all of them, or the ones
-// named). Its command line picks the experiments (names, --list), the pace (--step, --from), what is
-// seen (--verbose) and the dashboard's port; ./view.ts renders what happens, ./terminal.ts fits it to
-// the screen.
+// The show: scenarios played for an audience, one after the other, each with a broker of its own,
+// the entry point of `npm run demo:<name>` (one scenario) and of `npm run demo` (all of them, or
+// the ones named). Its command line picks the experiments (names, --list), the pace (--step,
+// --from), what is seen (--verbose) and the dashboard's port; ./view.ts renders what happens,
+// ./terminal.ts fits it to the screen.
 import { createServer } from 'node:net'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { parseFlags } from '../../lib/parse-flags.ts'
@@ -44,14 +44,20 @@ export async function show(...available: Scenario[]): Promise<void> {
   process.stdout.on('error', () => process.exit(0))
   let interrupted = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    // `on`, not `once`: Ctrl-C reaches us twice under npm (from the terminal, and forwarded by npm), and
-    // a second signal with no handler left would kill the show before it has cleaned up.
+    // `on`, not `once`: Ctrl-C reaches us twice under npm (from the terminal, and forwarded by
+    // npm), and a second signal with no handler left would kill the show before it has cleaned up.
     process.on(signal, () => {
       if (interrupted) return
       interrupted = true
       stage?.expectEveryEnd()
       term.release()
-      term.print({ lead: '', text: '' }, { lead: `${term.paint('1;93', '■')} `, text: `interrupted (${signal}): stopping every process and the broker` })
+      term.print(
+        { lead: '', text: '' },
+        {
+          lead: `${term.paint('1;93', '■')} `,
+          text: `interrupted (${signal}): stopping every process and the broker`,
+        },
+      )
       void (stage?.close() ?? Promise.resolve()).finally(() => process.exit(130))
       setTimeout(() => process.exit(130), 2000).unref()
     })
@@ -72,7 +78,7 @@ export async function show(...available: Scenario[]): Promise<void> {
     const from = i === 0 ? flags.from : 1
     const view = new View(term, { verbose: flags.verbose, from })
     const next = scenarios[i + 1]
-    const current = stage = new Stage({
+    const current = (stage = new Stage({
       url: process.env.MQTT_URL,
       needs: scenario.needs,
       waitMs: SHOW_WAIT_MS,
@@ -80,24 +86,34 @@ export async function show(...available: Scenario[]): Promise<void> {
       onEvent: (event) => view.event(event),
       onSlow: (label, what, ms) => view.slow(label, what, ms),
       beforeStep: async (number, title) => {
-        if (flags.step && number >= from) await term.enter(`Enter: step ${number}, ${lowerFirst(title)}`)
+        if (flags.step && number >= from)
+          await term.enter(`Enter: step ${number}, ${lowerFirst(title)}`)
       },
-    })
+    }))
     if (i > 0) term.print({ lead: '', text: '' })
     const begun = performance.now()
     view.heading(scenario.name, scenario.title)
     try {
       await current.open()
       await scenario.play(current)
-      if (view.lastStep < from) throw new Error(`--from ${from}: ${scenario.name} has ${view.lastStep} steps; start at one of them`)
+      if (view.lastStep < from)
+        throw new Error(
+          `--from ${from}: ${scenario.name} has ${view.lastStep} steps; start at one of them`,
+        )
     } catch (error) {
-      // Ctrl-C reaches the demo programs too, and the step that waited on them fails: that is no failure.
+      // Ctrl-C reaches the demo programs too, and the step that waited on them fails: that is no
+      // failure.
       if (interrupted) return new Promise<never>(() => {})
       view.result(false, messageOf(error))
       await current.close()
       process.exit(1)
     }
-    if (flags.step) await term.enter(next ? `Enter: end ${scenario.name} (every program and the broker stop), then ${next.name}` : `Enter: end the show (every program and the broker stop)`)
+    if (flags.step)
+      await term.enter(
+        next
+          ? `Enter: end ${scenario.name} (every program and the broker stop), then ${next.name}`
+          : `Enter: end the show (every program and the broker stop)`,
+      )
     await current.close()
     const claims = claimsMet(current.events)
     shown.push(...claims)
@@ -109,8 +125,10 @@ export async function show(...available: Scenario[]): Promise<void> {
     const played = `${scenarios.length - skipped.length} experiments`
     const claimsShown = `${all.length} claims shown (${all.join(', ')})`
     const skips = skipped.length ? `; skipped: ${skipped.join(', ')}` : ''
-    new View(term, { verbose: false, from: 1 })
-      .result(true, `${played}, ${claimsShown} in ${secondsSince(started)}${skips}`)
+    new View(term, { verbose: false, from: 1 }).result(
+      true,
+      `${played}, ${claimsShown} in ${secondsSince(started)}${skips}`,
+    )
   }
   term.release()
 }
@@ -120,12 +138,18 @@ function secondsSince(start: number): string {
   return `${((performance.now() - start) / 1000).toFixed(1)} s`
 }
 
-/** "Stop it" for "step 3, stop it": a title's first letter in lower case, unless it starts an acronym. */
+/**
+ * "Stop it" for "step 3, stop it": a title's first letter in lower case, unless it starts an
+ * acronym.
+ */
 function lowerFirst(title: string): string {
   return /^[A-Z][a-z]/.test(title) ? `${title[0].toLowerCase()}${title.slice(1)}` : title
 }
 
-/** Say where the dashboard will be, so a browser can be opened on it before the show gets there; refuse a port in use. */
+/**
+ * Say where the dashboard will be, so a browser can be opened on it before the show gets there;
+ * refuse a port in use.
+ */
 async function dashboardAt(port: number, term: Terminal, scenario: Scenario): Promise<void> {
   if (port === 0) return
   const server = createServer()
@@ -133,39 +157,94 @@ async function dashboardAt(port: number, term: Terminal, scenario: Scenario): Pr
     server.once('error', () => resolve(true))
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(false)))
   })
-  if (taken) fail(`--dashboard-port ${port}: that port is in use (by a dashboard still running?); stop it, or pass another port`)
-  term.print({ lead: '', text: `Dashboard of the ${scenario.name} show: http://127.0.0.1:${port}/ (open it now, it fills in when the show gets there; --dashboard-port N for another port)`, indent: 2 })
+  if (taken)
+    fail(
+      `--dashboard-port ${port}: that port is in use (by a dashboard still running?); stop it, ` +
+        `or pass another port`,
+    )
+  term.print({
+    lead: '',
+    text:
+      `Dashboard of the ${scenario.name} show: http://127.0.0.1:${port}/ (open it now, it ` +
+      `fills in when the show gets there; --dashboard-port N for another port)`,
+    indent: 2,
+  })
 }
 
 function showFlags(available: Scenario[]): ShowFlags {
   const several = available.length > 1
-  const { values, positionals } = parseFlags({
-    invocation: several ? 'npm run demo --' : `npm run demo:${available[0].name} --`,
-    description: several ? 'Play the experiments named, in that order, or every one of them (--list names them).' : available[0].title,
-    positionals: several ? '[NAME...]' : undefined,
-    notes: 'MQTT_URL=... uses that broker instead of starting the bundled one.',
-  }, {
-    step: { type: 'boolean', help: 'wait for Enter before each step, and once more before the end' },
-    from: { type: 'string', arg: 'N', help: 'start at step N: the steps before it play without a word, so that all is set' },
-    verbose: { type: 'boolean', help: 'show everything: every broker line, and how the stage proves that nothing arrived' },
-    'dashboard-port': { type: 'string', arg: 'N', help: `the discovery show's dashboard page (default ${DEFAULT_DASHBOARD_PORT}; 0 a free port)` },
-    list: { type: 'boolean', help: 'name the experiments, with what each shows' },
-  })
+  const { values, positionals } = parseFlags(
+    {
+      invocation: several ? 'npm run demo --' : `npm run demo:${available[0].name} --`,
+      description: several
+        ? 'Play the experiments named, in that order, or every one of them (--list names them).'
+        : available[0].title,
+      positionals: several ? '[NAME...]' : undefined,
+      notes: 'MQTT_URL=... uses that broker instead of starting the bundled one.',
+    },
+    {
+      step: {
+        type: 'boolean',
+        help: 'wait for Enter before each step, and once more before the end',
+      },
+      from: {
+        type: 'string',
+        arg: 'N',
+        help: 'start at step N: the steps before it play without a word, so that all is set',
+      },
+      verbose: {
+        type: 'boolean',
+        help: 'show everything: every broker line, and how the stage proves that nothing arrived',
+      },
+      'dashboard-port': {
+        type: 'string',
+        arg: 'N',
+        help:
+          `the discovery show's dashboard page (default ${DEFAULT_DASHBOARD_PORT}; 0 a free ` +
+          `port)`,
+      },
+      list: { type: 'boolean', help: 'name the experiments, with what each shows' },
+    },
+  )
   if (values.list) {
     const width = Math.max(...available.map((s) => s.name.length))
     const term = new Terminal({ keys: false })
     for (const s of available) term.print({ lead: `${s.name.padEnd(width)}  `, text: s.title })
     process.exit(0)
   }
-  const scenarios = positionals.length === 0 ? available : positionals.map((name) =>
-    available.find((s) => s.name === name) ?? fail(`there is no experiment called ${JSON.stringify(name)}; npm run demo -- --list names them`))
+  const scenarios =
+    positionals.length === 0
+      ? available
+      : positionals.map(
+          (name) =>
+            available.find((s) => s.name === name) ??
+            fail(
+              `there is no experiment called ${JSON.stringify(name)}; npm run demo -- --list ` +
+                `names them`,
+            ),
+        )
   if (values.step && !process.stdin.isTTY) {
-    fail('--step waits for Enter before each step and needs a terminal; run it in one, or leave --step out')
+    fail(
+      '--step waits for Enter before each step and needs a terminal; run it in one, or leave ' +
+        '--step out',
+    )
   }
   const from = values.from === undefined ? 1 : Number(values.from)
-  if (!/^\d+$/.test(values.from ?? '1') || from < 1) fail(`--from must be a step number from 1 on, not ${JSON.stringify(values.from)}`)
-  if (from > 1 && scenarios.length > 1) fail(`--from starts one experiment at a step; name one, as in npm run demo -- ${scenarios[0].name} --from ${from}`)
+  if (!/^\d+$/.test(values.from ?? '1') || from < 1)
+    fail(`--from must be a step number from 1 on, not ${JSON.stringify(values.from)}`)
+  if (from > 1 && scenarios.length > 1)
+    fail(
+      `--from starts one experiment at a step; name one, as in npm run demo -- ` +
+        `${scenarios[0].name} --from ${from}`,
+    )
   const port = values['dashboard-port'] ?? String(DEFAULT_DASHBOARD_PORT)
-  if (!/^\d+$/.test(port) || Number(port) > 65535) fail(`--dashboard-port must be a port number from 0 to 65535, not ${JSON.stringify(port)}`)
-  return { scenarios, step: Boolean(values.step), from, verbose: Boolean(values.verbose), dashboardPort: Number(port) }
+  if (!/^\d+$/.test(port) || Number(port) > 65535)
+    fail(`--dashboard-port must be a port number from 0 to 65535, not ${JSON.stringify(port)}`)
+  return {
+    scenarios,
+    step: Boolean(values.step),
+    from,
+    verbose: Boolean(values.verbose),
+    dashboardPort: Number(port),
+  }
 }

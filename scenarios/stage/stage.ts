@@ -1,9 +1,9 @@
 // What happens on stage when an experiment of the article plays, written once as steps: the stage
-// starts the bundled broker (or uses MQTT_URL), starts the demo programs as real processes (./proc.ts),
-// waits for what they print, proves that nothing else arrived, and ends every one of them when it
-// finishes, fails or is interrupted. It records everything as events: check() runs it silently for
-// vitest, where every expectation is an assertion with a timeout; ./show.ts renders the events for an
-// audience.
+// starts the bundled broker (or uses MQTT_URL), starts the demo programs as real processes
+// (./proc.ts), waits for what they print, proves that nothing else arrived, and ends every one of
+// them when it finishes, fails or is interrupted. It records everything as events: check() runs it
+// silently for vitest, where every expectation is an assertion with a timeout; ./show.ts renders
+// the events for an audience.
 import { randomBytes } from 'node:crypto'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
@@ -25,7 +25,10 @@ import {
 
 class StageError extends Error {}
 
-/** One experiment of the article, written once as steps: played silently by check(), or as a show (./show.ts). */
+/**
+ * One experiment of the article, written once as steps: played silently by check(), or as a show
+ * (./show.ts).
+ */
 export interface Scenario {
   /** The npm script is demo:<name>. */
   name: string
@@ -42,7 +45,10 @@ export interface Scenario {
   budget?: number
 }
 
-/** The programs that connect as MQTT clients and take --id: the stage names their client ids after their labels. */
+/**
+ * The programs that connect as MQTT clients and take --id: the stage names their client ids after
+ * their labels.
+ */
 const CLIENT_PROGRAM = /^demos\/[^/]+\/(publisher|subscriber)\.ts$/
 
 export class Stage implements ProcStage {
@@ -67,7 +73,9 @@ export class Stage implements ProcStage {
   private closing = false
   /** How many programs start at once (see StartLimiter). */
   private readonly starts = new StartLimiter()
-  /** Every event recorded: what waits on the lines of several processes, or of the broker, look at. */
+  /**
+   * Every event recorded: what waits on the lines of several processes, or of the broker, look at.
+   */
   private readonly printing = new Waiter()
 
   readonly options: StageOptions
@@ -86,19 +94,27 @@ export class Stage implements ProcStage {
       return
     }
     const listeners = this.options.needs?.listeners ?? []
-    const broker = this.options.broker ?? (this.ownBroker = await startBroker({
-      port: 0,
-      wsPort: listeners.includes('ws') ? 0 : undefined,
-      unixPath: listeners.includes('unix') ? join(await this.tempDir(), 'broker.sock') : undefined,
-    }))
+    const broker =
+      this.options.broker ??
+      (this.ownBroker = await startBroker({
+        port: 0,
+        wsPort: listeners.includes('ws') ? 0 : undefined,
+        unixPath: listeners.includes('unix')
+          ? join(await this.tempDir(), 'broker.sock')
+          : undefined,
+      }))
     this.stopHearingBroker = broker.onClientEvent((line, clientId) => {
-      if (clientId !== this.controlId) this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' })
+      if (clientId !== this.controlId)
+        this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' })
     })
     this.url = broker.url
     this.wsUrl = broker.wsUrl
     this.unixUrl = broker.unixUrl
     this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
-    this.say('the stage started the bundled broker on a free port; every program below gets its URL as MQTT_URL')
+    this.say(
+      'the stage started the bundled broker on a free port; every program below gets its URL as ' +
+        'MQTT_URL',
+    )
   }
 
   /** The article's topic, under the stage's prefix when it shares a broker with others. */
@@ -107,8 +123,8 @@ export class Stage implements ProcStage {
   }
 
   /**
-   * The flag that points a demo whose default topic is `name` at the stage's topic: nothing, unless the
-   * stage prefixes topics, so the commands the show prints stay the ones the docs give.
+   * The flag that points a demo whose default topic is `name` at the stage's topic: nothing, unless
+   * the stage prefixes topics, so the commands the show prints stay the ones the docs give.
    */
   topicFlag(name: string): string[] {
     return this.prefixed ? ['--topic', this.topic(name)] : []
@@ -120,14 +136,18 @@ export class Stage implements ProcStage {
   }
 
   /**
-   * The flag that points a demo whose default client id is `name` at the stage's id for it: nothing,
-   * unless the stage shares a broker, where the id is made unique per run (see clientId()).
+   * The flag that points a demo whose default client id is `name` at the stage's id for it:
+   * nothing, unless the stage shares a broker, where the id is made unique per run (see
+   * clientId()).
    */
   idFlag(name: string): string[] {
     return this.prefixed ? ['--id', this.clientId(name)] : []
   }
 
-  /** A fixed client id (for a persistent session), made unique per run when the stage shares a broker. */
+  /**
+   * A fixed client id (for a persistent session), made unique per run when the stage shares a
+   * broker.
+   */
   clientId(name: string): string {
     const prefix = this.options.topicPrefix
     return prefix ? `${prefix.replace(/[^\w-]+/g, '-')}${name}` : name
@@ -152,19 +172,24 @@ export class Stage implements ProcStage {
   }
 
   /**
-   * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo. The
-   * audience sees the command a learner types; the stage starts the program's bundle (./bundle.ts) when
-   * the limiter lets it, and gives an MQTT client the client id `label` unless `args` name one.
+   * Start a demo program that keeps running (a subscriber, say). `script` is relative to the repo.
+   * The audience sees the command a learner types; the stage starts the program's bundle
+   * (./bundle.ts) when the limiter lets it, and gives an MQTT client the client id `label` unless
+   * `args` name one.
    */
   spawn(label: string, script: string, args: string[] = []): Proc {
     const twin = this.pythonTwin(script)
-    const id = CLIENT_PROGRAM.test(script) && !args.includes('--id') ? this.clientId(this.freeId(label)) : undefined
+    const id =
+      CLIENT_PROGRAM.test(script) && !args.includes('--id')
+        ? this.clientId(this.freeId(label))
+        : undefined
     const typed = twin ? ['python3', twin] : ['npx tsx', script]
     this.record({ kind: 'command', label, text: [...typed, ...args.map(shellQuote)].join(' '), id })
     const proc = new Proc(this, label)
     this.processes.add(proc)
     void proc.exit.then(() => this.processes.delete(proc))
-    // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is SIGKILLed.
+    // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is
+    // SIGKILLed.
     const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined
     const env = { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }
     proc.start(this.starts, script, [...args, ...(id ? ['--id', id] : [])], env, command)
@@ -189,7 +214,10 @@ export class Stage implements ProcStage {
     return proc
   }
 
-  /** `label`, or `label-2` and so on while a running program holds it: two clients with one id would throw each other off. */
+  /**
+   * `label`, or `label-2` and so on while a running program holds it: two clients with one id would
+   * throw each other off.
+   */
   private freeId(label: string): string {
     const taken = new Set([...this.processes].map((p) => p.label))
     let id = label
@@ -197,7 +225,9 @@ export class Stage implements ProcStage {
     return id
   }
 
-  /** demos/x/python/name.py for demos/x/name.ts, when the stage plays Python and that file exists. */
+  /**
+   * demos/x/python/name.py for demos/x/name.ts, when the stage plays Python and that file exists.
+   */
   private pythonTwin(script: string): string | undefined {
     if (!this.options.python) return undefined
     const twin = script.replace(/^(demos\/[^/]+)\/([^/]+)\.ts$/, '$1/python/$2.py')
@@ -210,20 +240,29 @@ export class Stage implements ProcStage {
     proc.ending = true
     const exit = await proc.finished()
     if (exit.code !== code) {
-      throw this.failure(`${label} exited with ${exit.signal ?? `code ${exit.code}`}, expected code ${code}`, proc)
+      throw this.failure(
+        `${label} exited with ${exit.signal ?? `code ${exit.code}`}, expected code ${code}`,
+        proc,
+      )
     }
     return proc
   }
 
   /**
-   * Prove that `procs` received nothing more: publish a marker to `topic` and wait until each of them
-   * prints it. The broker forwards messages in order, so anything a process printed before the marker,
-   * since its last expectation, arrived although it should not have.
+   * Prove that `procs` received nothing more: publish a marker to `topic` and wait until each of
+   * them prints it. The broker forwards messages in order, so anything a process printed before the
+   * marker, since its last expectation, arrived although it should not have.
    */
   async barrier(topic: string, procs: Proc[], met: Expectation): Promise<void> {
     const marker = `marker-${this.markers.size + 1}`
     this.markers.add(marker)
-    this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: anything printed before it would be a message that should not have arrived` })
+    this.record({
+      kind: 'say',
+      detail: true,
+      text:
+        `the stage publishes ${marker} to ${topic}: anything printed before it would be a ` +
+        `message that should not have arrived`,
+    })
     await (await this.controlClient()).publishAsync(topic, marker)
     for (const proc of procs) {
       // Markers of earlier barriers that reached this process too are not messages under test.
@@ -238,10 +277,10 @@ export class Stage implements ProcStage {
 
   /**
    * Prove that the members of a shared subscription (`procs`, subscribed to `topic` through one
-   * $share group) got each of `messages` once between them, and nothing more. A marker sent to a group
-   * reaches one member only, so markers go one at a time until every member has printed one; what
-   * a member printed before its first marker is its share, apart from retained messages, which a
-   * broker may send to each member as it subscribes.
+   * $share group) got each of `messages` once between them, and nothing more. A marker sent to a
+   * group reaches one member only, so markers go one at a time until every member has printed one;
+   * what a member printed before its first marker is its share, apart from retained messages, which
+   * a broker may send to each member as it subscribes.
    */
   async groupBarrier(
     topic: string,
@@ -255,19 +294,30 @@ export class Stage implements ProcStage {
     while (firsts.size < procs.length) {
       const marker = `marker-${this.markers.size + 1}`
       this.markers.add(marker)
-      this.record({ kind: 'say', detail: true, text: `the stage publishes ${marker} to ${topic}: one member of the group gets it` })
+      this.record({
+        kind: 'say',
+        detail: true,
+        text: `the stage publishes ${marker} to ${topic}: one member of the group gets it`,
+      })
       await (await this.controlClient()).publishAsync(topic, marker, { qos: 1 })
       const member = await this.untilOneOf(procs, line(marker))
       if (!firsts.has(member)) firsts.set(member, line(marker))
     }
     const shares = new Map<Proc, string[]>()
     for (const proc of procs) {
-      const before = (await proc.until(firsts.get(proc)!)).filter((l) => !this.isMarker(l) && !l.endsWith(' (retained)'))
-      shares.set(proc, before.map((l) => (l.startsWith(`${topic} `) ? l.slice(topic.length + 1) : l)))
+      const before = (await proc.until(firsts.get(proc)!)).filter(
+        (l) => !this.isMarker(l) && !l.endsWith(' (retained)'),
+      )
+      shares.set(
+        proc,
+        before.map((l) => (l.startsWith(`${topic} `) ? l.slice(topic.length + 1) : l)),
+      )
     }
     const got = [...shares.values()].flat().sort()
     if (JSON.stringify(got) !== JSON.stringify([...messages].sort())) {
-      const who = [...shares].map(([proc, share]) => `${proc.label} printed ${JSON.stringify(share)}`).join(', ')
+      const who = [...shares]
+        .map(([proc, share]) => `${proc.label} printed ${JSON.stringify(share)}`)
+        .join(', ')
       const sent = `the group was sent ${JSON.stringify(messages)} once each`
       throw this.failure(`${sent}, but ${who}: ${met.says} did not hold`)
     }
@@ -275,7 +325,10 @@ export class Stage implements ProcStage {
     return shares
   }
 
-  /** Wait until one of `procs` prints `line` on stdout (after its last expectation); resolves with that one. */
+  /**
+   * Wait until one of `procs` prints `line` on stdout (after its last expectation); resolves with
+   * that one.
+   */
   private untilOneOf(procs: Proc[], line: string): Promise<Proc> {
     return this.printing.until(() => procs.find((proc) => proc.hasPrinted(line)), {
       timeoutMs: this.waitMs,
@@ -287,19 +340,31 @@ export class Stage implements ProcStage {
     })
   }
 
-  /** Whether the stage hears what the broker says of its clients: it is the bundled broker, started by the stage or given to it. */
+  /**
+   * Whether the stage hears what the broker says of its clients: it is the bundled broker, started
+   * by the stage or given to it.
+   */
   get hearsBroker(): boolean {
     return this.stopHearingBroker !== undefined
   }
 
-  /** Wait until the broker says `line` of a client, or has said it already (only where hearsBroker). */
+  /**
+   * Wait until the broker says `line` of a client, or has said it already (only where hearsBroker).
+   */
   async brokerSays(line: string): Promise<void> {
-    if (!this.hearsBroker) throw this.failure(`the stage cannot hear what the broker at ${this.url} says of its clients`)
-    await this.printing.until(() => (this.events.some((e) => e.kind === 'line' && e.label === 'broker' && e.text === line) ? true : undefined), {
-      timeoutMs: this.waitMs,
-      timedOut: (ms) =>
-        this.failure(`the broker did not say ${JSON.stringify(line)} within ${inSeconds(ms)}`),
-    })
+    if (!this.hearsBroker)
+      throw this.failure(`the stage cannot hear what the broker at ${this.url} says of its clients`)
+    await this.printing.until(
+      () =>
+        this.events.some((e) => e.kind === 'line' && e.label === 'broker' && e.text === line)
+          ? true
+          : undefined,
+      {
+        timeoutMs: this.waitMs,
+        timedOut: (ms) =>
+          this.failure(`the broker did not say ${JSON.stringify(line)} within ${inSeconds(ms)}`),
+      },
+    )
   }
 
   /**
@@ -312,9 +377,10 @@ export class Stage implements ProcStage {
   }
 
   /**
-   * Wait until the broker holds no retained message on `topic` any more (it expired, say), asking it
-   * every quarter of a second: a new subscription gets the retained message, if there is one, before
-   * a marker the stage publishes after subscribing. Nobody else may be subscribed to `topic` meanwhile.
+   * Wait until the broker holds no retained message on `topic` any more (it expired, say), asking
+   * it every quarter of a second: a new subscription gets the retained message, if there is one,
+   * before a marker the stage publishes after subscribing. Nobody else may be subscribed to `topic`
+   * meanwhile.
    */
   async untilNotRetained(topic: string): Promise<void> {
     const control = await this.controlClient()
@@ -361,15 +427,22 @@ export class Stage implements ProcStage {
     this.retainedTopics.add(topic)
   }
 
-  /** Whether restartBroker() can work: the stage holds the bundled broker (not one behind MQTT_URL). */
+  /**
+   * Whether restartBroker() can work: the stage holds the bundled broker (not one behind MQTT_URL).
+   */
   get canRestartBroker(): boolean {
     return Boolean(this.ownBroker ?? this.options.broker)
   }
 
-  /** Restart the bundled broker as a crash and a restart would: every client loses its connection. */
+  /**
+   * Restart the bundled broker as a crash and a restart would: every client loses its connection.
+   */
   async restartBroker(): Promise<void> {
     const broker = this.ownBroker ?? this.options.broker
-    if (!broker) throw this.failure('only the bundled broker can be restarted by the stage, not one given by MQTT_URL')
+    if (!broker)
+      throw this.failure(
+        'only the bundled broker can be restarted by the stage, not one given by MQTT_URL',
+      )
     await this.control?.endAsync(true)
     this.control = undefined
     await broker.restart()
@@ -377,8 +450,9 @@ export class Stage implements ProcStage {
   }
 
   /**
-   * Point the stage at a broker that the scenario started itself, as a process it can stop and kill:
-   * programs spawned from now on get `url` as MQTT_URL, and barriers publish their markers there.
+   * Point the stage at a broker that the scenario started itself, as a process it can stop and
+   * kill: programs spawned from now on get `url` as MQTT_URL, and barriers publish their markers
+   * there.
    */
   async useBroker(url: string): Promise<void> {
     await this.control?.endAsync(true)
@@ -386,7 +460,9 @@ export class Stage implements ProcStage {
     this.url = url
   }
 
-  /** A new empty directory under the system's temporary one; close() removes it with all it holds. */
+  /**
+   * A new empty directory under the system's temporary one; close() removes it with all it holds.
+   */
   async tempDir(): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'mqtt-by-example-'))
     this.tempDirs.push(dir)
@@ -395,10 +471,17 @@ export class Stage implements ProcStage {
 
   private async controlClient(): Promise<MqttClient> {
     if (!this.control) {
-      // As long as any wait: a busy machine may take a while to answer, and that is no reason to give up.
-      // No number cache, as for the demos (lib/demo-flags.ts): a tenth of a second at the show's first marker.
-      this.control = await mqtt.connectAsync(this.url, { clientId: this.controlId, reconnectPeriod: 0, connectTimeout: this.waitMs, writeCache: false })
-      // A broker that a scenario kills resets the connection; the next publish fails with a clear error anyway.
+      // As long as any wait: a busy machine may take a while to answer, and that is no reason to
+      // give up. No number cache, as for the demos (lib/demo-flags.ts): a tenth of a second at the
+      // show's first marker.
+      this.control = await mqtt.connectAsync(this.url, {
+        clientId: this.controlId,
+        reconnectPeriod: 0,
+        connectTimeout: this.waitMs,
+        writeCache: false,
+      })
+      // A broker that a scenario kills resets the connection; the next publish fails with a clear
+      // error anyway.
       this.control.on('error', () => undefined)
     }
     return this.control
@@ -418,7 +501,8 @@ export class Stage implements ProcStage {
       // [MQTT-3.3.1-10]). QoS 1, awaited one by one: aedes can drop a retained QoS 0 publish
       // followed at once by another.
       const control = await this.controlClient()
-      for (const topic of this.retainedTopics) await control.publishAsync(topic, '', { qos: 1, retain: true })
+      for (const topic of this.retainedTopics)
+        await control.publishAsync(topic, '', { qos: 1, retain: true })
       this.retainedTopics.clear()
     }
     await this.control?.endAsync(true)
@@ -429,23 +513,33 @@ export class Stage implements ProcStage {
     this.removeTempDirs()
   }
 
-  /** Synchronous, so that no process.exit() can cut it short, whichever of two close() calls gets here first. */
+  /**
+   * Synchronous, so that no process.exit() can cut it short, whichever of two close() calls gets
+   * here first.
+   */
   private removeTempDirs(): void {
     for (const dir of this.tempDirs.splice(0)) {
       try {
         rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
       } catch {
-        // A process killed a moment ago may still be writing there; the system's temporary directory is cleaned up anyway.
+        // A process killed a moment ago may still be writing there; the system's temporary
+        // directory is cleaned up anyway.
       }
     }
   }
 
-  /** From now on a process that ends is no news (the show was interrupted, and Ctrl-C reached them all). */
+  /**
+   * From now on a process that ends is no news (the show was interrupted, and Ctrl-C reached them
+   * all).
+   */
   expectEveryEnd(): void {
     for (const proc of this.processes) proc.ending = true
   }
 
-  /** Kill every process at once and remove the temporary directories: the last resort when the stage itself is exiting. */
+  /**
+   * Kill every process at once and remove the temporary directories: the last resort when the stage
+   * itself is exiting.
+   */
   killAll(): void {
     for (const proc of this.processes) proc.child?.kill('SIGKILL')
     this.removeTempDirs()
@@ -455,7 +549,9 @@ export class Stage implements ProcStage {
   failure(what: string, proc?: Proc): StageError {
     let text = `${this.stepTitle}: ${what}`
     if (proc) {
-      const printed = proc.output.map((l) => `    ${l.stream === 'stderr' ? '(stderr) ' : ''}${l.text}`)
+      const printed = proc.output.map(
+        (l) => `    ${l.stream === 'stderr' ? '(stderr) ' : ''}${l.text}`,
+      )
       text += `\n  ${proc.label} printed:\n${printed.length ? printed.join('\n') : '    (nothing)'}`
     }
     return new StageError(text)
@@ -463,12 +559,19 @@ export class Stage implements ProcStage {
 
   /** A line `proc` printed. */
   heard(proc: Proc, text: string, stream: 'stdout' | 'stderr'): void {
-    this.record({ kind: 'line', label: proc.label, text, stream, ...(this.isMarker(text) && { marker: true }) })
+    this.record({
+      kind: 'line',
+      label: proc.label,
+      text,
+      stream,
+      ...(this.isMarker(text) && { marker: true }),
+    })
   }
 
   /** The scenario stops `proc` with `signal` (not the stage's own clean-up at the end). */
   stopped(proc: Proc, signal: NodeJS.Signals): void {
-    if (!this.closing) this.record({ kind: 'stop', label: proc.label, signal, pid: proc.child!.pid! })
+    if (!this.closing)
+      this.record({ kind: 'stop', label: proc.label, signal, pid: proc.child!.pid! })
   }
 
   /** Whether close() has begun: programs that have not started yet never will. */
@@ -483,7 +586,9 @@ export class Stage implements ProcStage {
   }
 }
 
-/** Run a scenario silently and return what happened; throws a StageError naming what was not met. */
+/**
+ * Run a scenario silently and return what happened; throws a StageError naming what was not met.
+ */
 export async function check(scenario: Scenario, options: StageOptions = {}): Promise<Event[]> {
   const stage = new Stage({ ...options, needs: scenario.needs })
   const budget = budgetMs(scenario)
@@ -493,14 +598,18 @@ export async function check(scenario: Scenario, options: StageOptions = {}): Pro
     await scenario.play(stage)
   })()
   try {
-    await Promise.race([play, new Promise<never>((_, reject) => {
-      const late = `scenario ${scenario.name} did not finish within its budget`
-      timer = setTimeout(() => reject(stage.failure(`${late} of ${inSeconds(budget)}`)), budget)
-    })])
+    await Promise.race([
+      play,
+      new Promise<never>((_, reject) => {
+        const late = `scenario ${scenario.name} did not finish within its budget`
+        timer = setTimeout(() => reject(stage.failure(`${late} of ${inSeconds(budget)}`)), budget)
+      }),
+    ])
     return stage.events
   } finally {
     clearTimeout(timer)
-    // Past its budget the play is still waiting on its processes; close() ends them, and its failure is no news.
+    // Past its budget the play is still waiting on its processes; close() ends them, and its
+    // failure is no news.
     play.catch(() => undefined)
     await stage.close()
   }

@@ -28,13 +28,17 @@ export class Terminal {
     this.colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR
     this.keys = options.keys && Boolean(process.stdin.isTTY)
     if (this.keys) {
-      // Raw mode: no echo, and every key reaches us at once, to be dropped unless a prompt waits for Enter.
+      // Raw mode: no echo, and every key reaches us at once, to be dropped unless a prompt waits
+      // for Enter.
       process.stdin.setRawMode(true)
       process.stdin.on('data', (keys: Buffer) => this.pressed(keys))
     }
   }
 
-  /** Columns to fit, or undefined (no wrapping) when the output is not a terminal but a file or a pipe. */
+  /**
+   * Columns to fit, or undefined (no wrapping) when the output is not a terminal but a file or a
+   * pipe.
+   */
   get width(): number | undefined {
     return process.stdout.isTTY ? process.stdout.columns || DEFAULT_COLUMNS : undefined
   }
@@ -52,25 +56,34 @@ export class Terminal {
   /** The lines of `piece` as they appear, wrapped to the width. */
   lines({ lead, text, indent, paintLead = (s) => s, paintText = (s) => s }: Piece): string[] {
     const width = this.width ?? Infinity
-    // A hanging indent of half the width at most, and a lead that leaves too little room goes on a line of its own.
+    // A hanging indent of half the width at most, and a lead that leaves too little room goes on a
+    // line of its own.
     const hang = Math.min(indent ?? columns(lead), Math.floor(width / 2))
     const alone = columns(lead) > width - 12
     const body = wrap(text, this.width, alone ? hang : columns(lead), hang)
     // Paint the lead's words, not the spaces around them.
     const painted = lead.replace(/\S(.*\S)?/, (words) => paintLead(words))
-    const lines = body.map((line, i) => `${i === 0 && !alone ? painted : ' '.repeat(hang)}${paintText(line)}`)
+    const lines = body.map(
+      (line, i) => `${i === 0 && !alone ? painted : ' '.repeat(hang)}${paintText(line)}`,
+    )
     return alone ? [painted.trimEnd(), ...lines] : lines
   }
 
-  /** Show `text` as a prompt on a line of its own, and resolve when Enter is pressed (after it appeared). */
+  /**
+   * Show `text` as a prompt on a line of its own, and resolve when Enter is pressed (after it
+   * appeared).
+   */
   async enter(text: string): Promise<void> {
     if (!this.keys) return
-    // Keys typed before the prompt may still wait in the terminal's buffer: the poll phase of the next
-    // turns of the event loop reads them, while no prompt waits, so they are dropped.
+    // Keys typed before the prompt may still wait in the terminal's buffer: the poll phase of the
+    // next turns of the event loop reads them, while no prompt waits, so they are dropped.
     for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve))
-    // One column short of the width: a line that fills it leaves the cursor in a state terminals disagree on.
+    // One column short of the width: a line that fills it leaves the cursor in a state terminals
+    // disagree on.
     const width = this.width === undefined ? undefined : this.width - 1
-    this.prompt = wrap(text, width, 2, 4).map((line, i) => `${i === 0 ? '  ' : '    '}${line}`).map((l) => this.paint('1;93', l))
+    this.prompt = wrap(text, width, 2, 4)
+      .map((line, i) => `${i === 0 ? '  ' : '    '}${line}`)
+      .map((l) => this.paint('1;93', l))
     this.write(this.promptText())
     await new Promise<void>((resolve) => (this.waiting = resolve))
     this.write(this.clearPrompt())
@@ -103,7 +116,10 @@ export class Terminal {
     return this.prompt ? this.prompt.join('\n') : ''
   }
 
-  /** What moves the cursor back to the start of the prompt and clears it; nothing when there is none. */
+  /**
+   * What moves the cursor back to the start of the prompt and clears it; nothing when there is
+   * none.
+   */
   private clearPrompt(): string {
     if (!this.prompt) return ''
     if (!process.stdout.isTTY) return '\n'
@@ -116,15 +132,18 @@ export class Terminal {
   }
 }
 
-/** Columns `text` takes: one per character (the output is plain text, with no wide characters to speak of). */
+/**
+ * Columns `text` takes: one per character (the output is plain text, with no wide characters to
+ * speak of).
+ */
 export function columns(text: string): number {
   return [...text].length
 }
 
 /**
- * `text` in lines of at most `width` columns, the first `first` columns in, the others `hang` columns
- * in. Breaks between words; a word too long for a line (a topic, a URL) breaks after a / or, failing
- * that, where it must.
+ * `text` in lines of at most `width` columns, the first `first` columns in, the others `hang`
+ * columns in. Breaks between words; a word too long for a line (a topic, a URL) breaks after a /
+ * or, failing that, where it must.
  */
 function wrap(text: string, width: number | undefined, first: number, hang: number): string[] {
   if (width === undefined) return [text]

@@ -1,7 +1,8 @@
-// Waiting for something that arrives piece by piece: a line a program prints, a packet a broker sends.
-// One waiter for the stage's processes, the tests' programs and the raw MQTT client: a wait ends as soon
-// as what it names has arrived, and fails naming it if its source ends first or if its timeout runs out.
-// The timeout is there to fail a hung run with a clear message, not to bound a slow one.
+// Waiting for something that arrives piece by piece: a line a program prints, a packet a broker
+// sends. One waiter for the stage's processes, the tests' programs and the raw MQTT client: a wait
+// ends as soon as what it names has arrived, and fails naming it if its source ends first or if its
+// timeout runs out. The timeout is there to fail a hung run with a clear message, not to bound a
+// slow one.
 
 /**
  * How long one wait may last before the run counts as hung. The longest single wait of the suite
@@ -16,7 +17,9 @@ interface WaitFailures {
   timeoutMs?: number
   /** The error when the timeout runs out. */
   timedOut: (ms: number) => Error
-  /** The error when the source ends first, given how it ended; without it, an end is one more look. */
+  /**
+   * The error when the source ends first, given how it ended; without it, an end is one more look.
+   */
   ended?: (how: string) => Error
 }
 
@@ -40,14 +43,17 @@ export class Waiter {
     return this.how
   }
 
-  /** Resolve with what `found` returns once it returns something: now, or at a later arrival or end. */
+  /**
+   * Resolve with what `found` returns once it returns something: now, or at a later arrival or end.
+   */
   until<T>(found: () => T | undefined, failures: WaitFailures): Promise<T> {
     const timeoutMs = failures.timeoutMs ?? HUNG_MS
     return new Promise((resolve, reject) => {
       const look = () => {
         const result = found()
         if (result !== undefined) settle(() => resolve(result))
-        else if (this.how !== undefined && failures.ended) settle(() => reject(failures.ended!(this.how!)))
+        else if (this.how !== undefined && failures.ended)
+          settle(() => reject(failures.ended!(this.how!)))
       }
       const timer = setTimeout(() => settle(() => reject(failures.timedOut(timeoutMs))), timeoutMs)
       const settle = (how: () => void) => {

@@ -1,11 +1,12 @@
 // `npm run bench -- --cluster`: what sharing one Redis costs, measured side by side in one run. It
-// starts a Redis (nothing on disk) and three bundled brokers as processes of their own: one in memory,
-// as `npm run broker` runs, and two, A and B, on the Redis. Then from one MQTT.js client process:
-// latency and QoS 1 throughput from a publisher to a subscriber on the same broker in memory, on the
-// same broker on Redis, and from A to B; fan-out deliveries per second from one publisher to ten
-// subscribers, all on the broker in memory, then on A, then split between A and B. Round after
-// round, as test/bench/bench.ts does, and the best round counts. Its clients are MQTT.js, in this one
-// process: its figures compare the three arrangements with each other, not with those of npm run bench.
+// starts a Redis (nothing on disk) and three bundled brokers as processes of their own: one in
+// memory, as `npm run broker` runs, and two, A and B, on the Redis. Then from one MQTT.js client
+// process: latency and QoS 1 throughput from a publisher to a subscriber on the same broker in
+// memory, on the same broker on Redis, and from A to B; fan-out deliveries per second from one
+// publisher to ten subscribers, all on the broker in memory, then on A, then split between A and B.
+// Round after round, as test/bench/bench.ts does, and the best round counts. Its clients are
+// MQTT.js, in this one process: its figures compare the three arrangements with each other, not
+// with those of npm run bench.
 import mqtt, { type MqttClient } from 'mqtt'
 import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 import { programArgs } from '../../scenarios/stage/bundle.ts'
@@ -25,16 +26,26 @@ interface Broker {
   stop(): Promise<void>
 }
 
-/** A bundled broker as `npm run broker -- --port 0 --quiet [args]`, once its ready line is printed and it accepts a connection. */
+/**
+ * A bundled broker as `npm run broker -- --port 0 --quiet [args]`, once its ready line is printed
+ * and it accepts a connection.
+ */
 async function startBroker(args: string[]): Promise<Broker> {
-  const { daemon, match } = await startDaemon(`the broker (${args.join(' ') || 'in memory'})`, [process.execPath, ...programArgs('lib/broker/main.ts'), '--port', '0', '--quiet', ...args],
-    /broker ready on (mqtt:\/\/\S+?);/, { cwd: ROOT })
+  const { daemon, match } = await startDaemon(
+    `the broker (${args.join(' ') || 'in memory'})`,
+    [process.execPath, ...programArgs('lib/broker/main.ts'), '--port', '0', '--quiet', ...args],
+    /broker ready on (mqtt:\/\/\S+?);/,
+    { cwd: ROOT },
+  )
   const url = match[1]
   await (await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })).endAsync()
   return { url, stop: () => daemon.stop() }
 }
 
-/** Resolve when `count` messages have arrived on `client`; rejects after WAIT_MS naming how many came. */
+/**
+ * Resolve when `count` messages have arrived on `client`; rejects after WAIT_MS naming how many
+ * came.
+ */
 function receive(client: MqttClient, count: number, what: string): Promise<void> {
   let got = 0
   const arriving = new Waiter()
@@ -42,19 +53,28 @@ function receive(client: MqttClient, count: number, what: string): Promise<void>
     got++
     arriving.arrived()
   })
-  return arriving.until(() => (got >= count ? true : undefined), {
-    timeoutMs: WAIT_MS,
-    timedOut: (ms) =>
-      new Error(`${what}: ${got} of ${count} messages arrived within ${inSeconds(ms)}`),
-  }).then(() => undefined)
+  return arriving
+    .until(() => (got >= count ? true : undefined), {
+      timeoutMs: WAIT_MS,
+      timedOut: (ms) =>
+        new Error(`${what}: ${got} of ${count} messages arrived within ${inSeconds(ms)}`),
+    })
+    .then(() => undefined)
 }
 
-const connect = (url: string) => mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+const connect = (url: string) =>
+  mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 const topic = (name: string) => `bench-cluster/${process.pid}/${name}`
 
 /** Latency and QoS 1 throughput from a publisher on `from` to a subscriber on `to`. */
-async function pointToPoint(name: string, from: string, to: string, counts: { latency: number; burst: number }): Promise<Record<string, number>> {
+async function pointToPoint(
+  name: string,
+  from: string,
+  to: string,
+  counts: { latency: number; burst: number },
+): Promise<Record<string, number>> {
   const results: Record<string, number> = {}
   progress(`${name}: latency, ${counts.latency} QoS 0 messages one at a time`)
   {
@@ -83,7 +103,11 @@ async function pointToPoint(name: string, from: string, to: string, counts: { la
     sub.on('message', () => got++)
     const all = receive(sub, counts.burst, `${name} QoS 1 burst`)
     const started = performance.now()
-    await Promise.all(Array.from({ length: counts.burst }, (_, i) => pub.publishAsync(topic('burst'), String(i), { qos: 1 })))
+    await Promise.all(
+      Array.from({ length: counts.burst }, (_, i) =>
+        pub.publishAsync(topic('burst'), String(i), { qos: 1 }),
+      ),
+    )
     // Every message was acknowledged by the broker: count the ones the subscriber never saw.
     await all.catch(() => undefined)
     results['QoS 1 throughput (msg/s)'] = counts.burst / ((performance.now() - started) / 1000)
@@ -96,7 +120,9 @@ async function pointToPoint(name: string, from: string, to: string, counts: { la
 /** Deliveries per second from one publisher on `from` to subscribers on `to` (taken in turn). */
 async function fanOut(name: string, from: string, to: string[], messages: number): Promise<number> {
   progress(`${name}: fan-out, ${messages} messages to ${FANOUT_SUBSCRIBERS} subscribers`)
-  const subs = await Promise.all(Array.from({ length: FANOUT_SUBSCRIBERS }, (_, i) => connect(to[i % to.length])))
+  const subs = await Promise.all(
+    Array.from({ length: FANOUT_SUBSCRIBERS }, (_, i) => connect(to[i % to.length])),
+  )
   await Promise.all(subs.map((s) => s.subscribeAsync(topic('fanout'))))
   const pub = await connect(from)
   const all = Promise.all(subs.map((s) => receive(s, messages, `${name} fan-out`)))
@@ -109,8 +135,8 @@ async function fanOut(name: string, from: string, to: string[], messages: number
 }
 
 /**
- * Run the whole measurement and return the table, with a column per arrangement and the ratio of the
- * two brokers on Redis to the one broker in memory.
+ * Run the whole measurement and return the table, with a column per arrangement and the ratio of
+ * the two brokers on Redis to the one broker in memory.
  */
 export async function benchCluster({ quick }: { quick: boolean }): Promise<string> {
   if (!redisServerPath) throw new Error(REDIS_NOT_INSTALLED)
@@ -122,7 +148,11 @@ export async function benchCluster({ quick }: { quick: boolean }): Promise<strin
   const redis = await startRedis()
   const stops: (() => Promise<void>)[] = [() => redis.close()]
   try {
-    const [memory, a, b] = await Promise.all([startBroker([]), startBroker(['--redis', redis.url]), startBroker(['--redis', redis.url])])
+    const [memory, a, b] = await Promise.all([
+      startBroker([]),
+      startBroker(['--redis', redis.url]),
+      startBroker(['--redis', redis.url]),
+    ])
     stops.push(memory.stop, a.stop, b.stop)
     const columns = ['one broker', 'one broker on Redis', 'A to B on one Redis']
     const arrangements = [
@@ -135,19 +165,26 @@ export async function benchCluster({ quick }: { quick: boolean }): Promise<strin
     const best: Record<string, number>[] = arrangements.map(() => ({}))
     const keep = (i: number, metric: string, value: number) => {
       const before = best[i][metric] ?? value
-      best[i][metric] = metric.startsWith('latency') ? Math.min(before, value) : Math.max(before, value)
+      best[i][metric] = metric.startsWith('latency')
+        ? Math.min(before, value)
+        : Math.max(before, value)
     }
     for (let round = 1; round <= rounds; round++) {
       progress(`round ${round} of ${rounds}`)
       for (const [i, { name, from, to, fanoutTo }] of arrangements.entries()) {
-        for (const [metric, value] of Object.entries(await pointToPoint(name, from, to, counts))) keep(i, metric, value)
+        for (const [metric, value] of Object.entries(await pointToPoint(name, from, to, counts)))
+          keep(i, metric, value)
         keep(i, 'fan-out deliveries (msg/s)', await fanOut(name, from, fanoutTo, fanoutMessages))
       }
     }
-    const rows = new Map<string, number[]>(Object.keys(best[0]).map((metric) => [metric, best.map((m) => m[metric])]))
+    const rows = new Map<string, number[]>(
+      Object.keys(best[0]).map((metric) => [metric, best.map((m) => m[metric])]),
+    )
     const date = new Date().toISOString().slice(0, 10)
     return [
-      `Brokers on one Redis, ${date}, Node ${process.version}, best of ${rounds} round${rounds > 1 ? 's' : ''}${quick ? ' (--quick)' : ''}; fan-out: ${FANOUT_SUBSCRIBERS} subscribers, in the last column half on A and half on B`,
+      `Brokers on one Redis, ${date}, Node ${process.version}, ` +
+        `best of ${rounds} round${rounds > 1 ? 's' : ''}${quick ? ' (--quick)' : ''}; ` +
+        `fan-out: ${FANOUT_SUBSCRIBERS} subscribers, in the last column half on A and half on B`,
       '',
       table(columns, rows),
     ].join('\n')
@@ -158,7 +195,14 @@ export async function benchCluster({ quick }: { quick: boolean }): Promise<strin
 
 function table(columns: string[], rows: Map<string, number[]>): string {
   const header = ['', ...columns, 'A to B / one broker']
-  const format = (n: number) => (Number.isInteger(n) || n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(n >= 10 ? 1 : 3))
-  const body = [...rows].map(([name, values]) => [name, ...values.map(format), values[0] ? (values[2] / values[0]).toFixed(2) : '—'])
+  const format = (n: number) =>
+    Number.isInteger(n) || n >= 100
+      ? Math.round(n).toLocaleString('en')
+      : n.toFixed(n >= 10 ? 1 : 3)
+  const body = [...rows].map(([name, values]) => [
+    name,
+    ...values.map(format),
+    values[0] ? (values[2] / values[0]).toFixed(2) : '—',
+  ])
   return markdownTable(header, body)
 }

@@ -1,7 +1,8 @@
-// One load process of `npm run bench`. test/bench/bench.ts bundles this file and starts several copies with
-// plain node (no TypeScript loader), so that the clients are not what limits a broker: each speaks MQTT
-// with prepared packets over raw sockets, far cheaper per message than a client library. Told over IPC
-// what to do (Task), it answers each task with 'ready' once connected, and 'done' when its part is over.
+// One load process of `npm run bench`. test/bench/bench.ts bundles this file and starts several
+// copies with plain node (no TypeScript loader), so that the clients are not what limits a broker:
+// each speaks MQTT with prepared packets over raw sockets, far cheaper per message than a client
+// library. Told over IPC what to do (Task), it answers each task with 'ready' once connected, and
+// 'done' when its part is over.
 import { connect, type Socket } from 'node:net'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 
@@ -15,7 +16,10 @@ interface Subscribe {
   connections: number
   /** Messages each connection must receive before this task is done. */
   expect: number
-  /** Name the first connection's count of messages received, for a publisher of this process to pace itself by (Publish's pacedBy). */
+  /**
+   * Name the first connection's count of messages received, for a publisher of this process to pace
+   * itself by (Publish's pacedBy).
+   */
   pacer?: string
 }
 
@@ -28,10 +32,11 @@ interface Publish {
   count: number
   payloadBytes: number
   /**
-   * At QoS 0: keep at most WINDOW messages between this publisher and the subscriber connection of this
-   * process named so (Subscribe's pacer), as QoS 1 does with PUBACKs. Without it a QoS 0 publisher
-   * writes as fast as its socket takes, and what a round measures is how the broker's queues behave
-   * under a flood, which swings by a third from one round to the next whatever the broker.
+   * At QoS 0: keep at most WINDOW messages between this publisher and the subscriber connection of
+   * this process named so (Subscribe's pacer), as QoS 1 does with PUBACKs. Without it a QoS 0
+   * publisher writes as fast as its socket takes, and what a round measures is how the broker's
+   * queues behave under a flood, which swings by a third from one round to the next whatever the
+   * broker.
    */
   pacedBy?: string
 }
@@ -43,9 +48,15 @@ export type Task = Subscribe | Publish | Control
 
 export type Report = { event: 'ready' } | { event: 'done' } | { event: 'error'; message: string }
 
-/** Messages in flight per publisher at QoS 1, and at QoS 0 when paced: a window, as a client library keeps one. */
+/**
+ * Messages in flight per publisher at QoS 1, and at QoS 0 when paced: a window, as a client library
+ * keeps one.
+ */
 const WINDOW = 200
-/** QoS 0 messages written at once when not paced: one write of a few hundred packets, as a busy client's socket carries. */
+/**
+ * QoS 0 messages written at once when not paced: one write of a few hundred packets, as a busy
+ * client's socket carries.
+ */
 const BATCH = 500
 
 const report = (message: Report) => process.send!(message)
@@ -62,20 +73,32 @@ process.on('message', (task: Task) => {
     return report({ event: 'done' })
   }
   const run = task.kind === 'subscribe' ? subscribe(task) : publish(task)
-  run.catch((error: unknown) => report({ event: 'error', message: error instanceof Error ? error.message : String(error) }))
+  run.catch((error: unknown) =>
+    report({ event: 'error', message: error instanceof Error ? error.message : String(error) }),
+  )
 })
 // The bench ends: so does this process.
 process.on('disconnect', () => process.exit(0))
 
-/** A connected MQTT session: CONNECT sent and CONNACK received; `packets` gets every packet after it. */
-async function session(url: string, protocolVersion: 4 | 5, packets: (packet: Packet) => void): Promise<Socket> {
+/**
+ * A connected MQTT session: CONNECT sent and CONNACK received; `packets` gets every packet after
+ * it.
+ */
+async function session(
+  url: string,
+  protocolVersion: 4 | 5,
+  packets: (packet: Packet) => void,
+): Promise<Socket> {
   const { hostname, port } = new URL(url)
   const socket = connect({ host: hostname, port: Number(port), noDelay: true })
   sockets.push(socket)
   const parser = mqttPacket.parser({ protocolVersion })
   let connected!: () => void
   let refused!: (error: Error) => void
-  const connack = new Promise<void>((resolve, reject) => ((connected = resolve), (refused = reject)))
+  const connack = new Promise<void>((resolve, reject) => {
+    connected = resolve
+    refused = reject
+  })
   parser.on('packet', (packet: Packet) => {
     if (packet.cmd !== 'connack') return packets(packet)
     const code = packet.reasonCode ?? packet.returnCode
@@ -85,14 +108,27 @@ async function session(url: string, protocolVersion: 4 | 5, packets: (packet: Pa
   parser.on('error', refused)
   socket.on('data', (chunk) => parser.parse(chunk))
   socket.on('error', refused)
-  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clean: true, clientId: '', keepalive: 0 }, { protocolVersion }))
+  socket.write(
+    mqttPacket.generate(
+      {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion,
+        clean: true,
+        clientId: '',
+        keepalive: 0,
+      },
+      { protocolVersion },
+    ),
+  )
   await connack
   return socket
 }
 
 async function subscribe(task: Subscribe): Promise<void> {
   let remaining = task.connections
-  const pacer: { received: number; changed?: () => void } | undefined = task.pacer === undefined ? undefined : { received: 0 }
+  const pacer: { received: number; changed?: () => void } | undefined =
+    task.pacer === undefined ? undefined : { received: 0 }
   if (task.pacer !== undefined) pacers.set(task.pacer, pacer!)
   const all = Array.from({ length: task.connections }, async (_, connection) => {
     let received = 0
@@ -103,7 +139,8 @@ async function subscribe(task: Subscribe): Promise<void> {
     const socket = await session(task.url, task.protocolVersion, (packet) => {
       if (packet.cmd === 'suback') return subscribed()
       if (packet.cmd !== 'publish') return
-      if (packet.qos === 1) acks.push(Buffer.from([0x40, 0x02, packet.messageId! >> 8, packet.messageId! & 0xff]))
+      if (packet.qos === 1)
+        acks.push(Buffer.from([0x40, 0x02, packet.messageId! >> 8, packet.messageId! & 0xff]))
       if (connection === 0 && pacer) {
         pacer.received++
         pacer.changed?.()
@@ -115,7 +152,12 @@ async function subscribe(task: Subscribe): Promise<void> {
       socket.write(Buffer.concat(acks))
       acks = []
     })
-    socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: task.topic, qos: task.qos }] }, { protocolVersion: task.protocolVersion }))
+    socket.write(
+      mqttPacket.generate(
+        { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: task.topic, qos: task.qos }] },
+        { protocolVersion: task.protocolVersion },
+      ),
+    )
     await suback
   })
   await Promise.all(all)
@@ -132,8 +174,20 @@ async function publish(task: Publish): Promise<void> {
     ack?.()
   })
   const payload = Buffer.alloc(task.payloadBytes, 'x')
-  const template = mqttPacket.generate({ cmd: 'publish', topic: task.topic, payload, qos, retain: false, dup: false, messageId: qos ? 1 : undefined }, { protocolVersion })
-  // The packet identifier follows the fixed header and the topic name: there it is rewritten per message.
+  const template = mqttPacket.generate(
+    {
+      cmd: 'publish',
+      topic: task.topic,
+      payload,
+      qos,
+      retain: false,
+      dup: false,
+      messageId: qos ? 1 : undefined,
+    },
+    { protocolVersion },
+  )
+  // The packet identifier follows the fixed header and the topic name: there it is rewritten per
+  // message.
   const idAt = template.length - payload.length - 2 - (protocolVersion === 5 ? 1 : 0)
   const packets = (first: number, n: number) => {
     const bytes = Buffer.alloc(template.length * n)
@@ -147,18 +201,21 @@ async function publish(task: Publish): Promise<void> {
     go = resolve
     report({ event: 'ready' })
   })
-  // A window of messages in one write, and the next once all of it has arrived: at QoS 1 acknowledged,
-  // at QoS 0 (paced) received by the pacing subscriber. Each broker is then handed the same batches;
-  // a window refilled as it drains would leave the size of each write to the timing of the round.
+  // A window of messages in one write, and the next once all of it has arrived: at QoS 1
+  // acknowledged, at QoS 0 (paced) received by the pacing subscriber. Each broker is then handed
+  // the same batches; a window refilled as it drains would leave the size of each write to the
+  // timing of the round.
   const pacer = task.pacedBy === undefined ? undefined : pacers.get(task.pacedBy)
-  if (task.pacedBy !== undefined && !pacer) throw new Error(`no subscriber named ${task.pacedBy} in this process to pace by`)
+  if (task.pacedBy !== undefined && !pacer)
+    throw new Error(`no subscriber named ${task.pacedBy} in this process to pace by`)
   const done = qos === 1 ? () => acked : pacer ? () => pacer.received : undefined
   if (!done) {
     const drained = () => new Promise<void>((resolve) => socket.once('drain', resolve))
     const batch = packets(0, BATCH)
     for (let sent = 0; sent < task.count; sent += BATCH) {
       const n = Math.min(BATCH, task.count - sent)
-      if (!socket.write(n === BATCH ? batch : batch.subarray(0, n * template.length))) await drained()
+      if (!socket.write(n === BATCH ? batch : batch.subarray(0, n * template.length)))
+        await drained()
     }
   } else {
     let sent = 0

@@ -11,7 +11,10 @@ import { RawClient } from '../helpers/raw-client.ts'
 
 const TRIES = 30
 
-/** Of `TRIES` subscribers, each subscribing as a publisher replaces the topic's retained "old" with a live "new", those that got "new" before "old". */
+/**
+ * Of `TRIES` subscribers, each subscribing as a publisher replaces the topic's retained "old" with
+ * a live "new", those that got "new" before "old".
+ */
 async function overtaken(url: string): Promise<string[]> {
   const publisher = await RawClient.connected(url)
   const late: string[] = []
@@ -25,7 +28,9 @@ async function overtaken(url: string): Promise<string[]> {
       await subscribed
       // After "new", from the same client on the same topic: everything before it has arrived.
       await publisher.publish(topic, 'marker', { qos: 1 })
-      const got = (await subscriber.publishesBefore('marker')).map((p) => `${p.payload}${p.retain ? ' (retained)' : ''}`)
+      const got = (await subscriber.publishesBefore('marker')).map(
+        (p) => `${p.payload}${p.retain ? ' (retained)' : ''}`,
+      )
       if (got[0] !== 'old (retained)') late.push(`${topic}: ${got.join(', ')}`)
       subscriber.end()
       await publisher.publish(topic, '', { qos: 1, retain: true })
@@ -44,9 +49,12 @@ describe('a retained message and a PUBLISH that arrives with the SUBSCRIBE', () 
   })
   afterAll(() => Promise.all([bundled?.close(), alone?.close()]))
 
-  it(`the bundled broker sends the retained message first, ${TRIES} subscribers of ${TRIES}`, async () => {
-    expect(await overtaken(bundled.url)).toEqual([])
-  })
+  it(
+    `the bundled broker sends the retained message first, ${TRIES} subscribers of ` + `${TRIES}`,
+    async () => {
+      expect(await overtaken(bundled.url)).toEqual([])
+    },
+  )
 
   it('aedes alone, the counter-proof: the new message overtakes the retained one', async () => {
     expect((await overtaken(alone.url)).length).toBeGreaterThan(0)

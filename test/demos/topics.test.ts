@@ -1,11 +1,23 @@
 // Topic names and filters as MQTT 3.1.1 §4.7 defines them ([MQTT-4.7.1-1] to [MQTT-4.7.1-3],
 // [MQTT-4.7.3-1] to [MQTT-4.7.3-3]): what lib/topics.ts lets through to the wire.
 import { describe, expect, it } from 'vitest'
-import { emptyLevelNote, topicFilterProblem, topicMatches, topicNameProblem } from '../../lib/topics.ts'
+import {
+  emptyLevelNote,
+  topicFilterProblem,
+  topicMatches,
+  topicNameProblem,
+} from '../../lib/topics.ts'
 
 describe('topic names (what PUBLISH carries)', () => {
-  it.each(['my_topic', 'home/living_room/light', 'home//light', '/leading', 'trailing/', '$SYS/broker', ' spaced name '])(
-    'accepts %j', (topic) => expect(topicNameProblem(topic)).toBeUndefined())
+  it.each([
+    'my_topic',
+    'home/living_room/light',
+    'home//light',
+    '/leading',
+    'trailing/',
+    '$SYS/broker',
+    ' spaced name ',
+  ])('accepts %j', (topic) => expect(topicNameProblem(topic)).toBeUndefined())
 
   it.each([
     ['', /at least one character/],
@@ -19,7 +31,9 @@ describe('topic names (what PUBLISH carries)', () => {
 
 describe('topic filters (what SUBSCRIBE carries)', () => {
   it.each(['my_topic', '#', '+', 'home/#', 'home/+/light', '+/+', '+/#', 'home//light', '$SYS/#'])(
-    'accepts %j', (filter) => expect(topicFilterProblem(filter)).toBeUndefined())
+    'accepts %j',
+    (filter) => expect(topicFilterProblem(filter)).toBeUndefined(),
+  )
 
   it.each([
     ['', /at least one character/],
@@ -48,15 +62,33 @@ describe('topic matching', () => {
     ['+/broker/uptime', '$SYS/broker/uptime', false],
     ['$SYS/#', '$SYS/broker/uptime', true],
     ['a/b', 'a/b/', false],
-  ])('%j matches %j: %s', (filter, topic, matches) => expect(topicMatches(filter, topic)).toBe(matches))
+  ])('%j matches %j: %s', (filter, topic, matches) =>
+    expect(topicMatches(filter, topic)).toBe(matches),
+  )
 })
 
-describe('a topic with a slash at an end: valid, and likely a typing mistake, so the demos say what it means', () => {
-  it.each([
-    ['home/', 'home/ ends with /, so it has an empty level there: it is not the same topic as home'],
-    ['/home', '/home starts with /, so it has an empty level there: it is not the same topic as home'],
-    ['/home/', '/home/ starts and ends with /, so it has an empty level there: it is not the same topic as home'],
-  ])('%j', (topic, note) => expect(emptyLevelNote(topic)).toBe(note))
+describe(
+  'a topic with a slash at an end: valid, and likely a typing mistake, so the demos say ' +
+    'what it means',
+  () => {
+    it.each([
+      [
+        'home/',
+        'home/ ends with /, so it has an empty level there: it is not the same topic as home',
+      ],
+      [
+        '/home',
+        '/home starts with /, so it has an empty level there: it is not the same topic as home',
+      ],
+      [
+        '/home/',
+        '/home/ starts and ends with /, so it has an empty level there: it is not the same topic ' +
+          'as home',
+      ],
+    ])('%j', (topic, note) => expect(emptyLevelNote(topic)).toBe(note))
 
-  it.each(['home', 'home//light', '#', '/'])('%j needs no note', (topic) => expect(emptyLevelNote(topic)).toBeUndefined())
-})
+    it.each(['home', 'home//light', '#', '/'])('%j needs no note', (topic) =>
+      expect(emptyLevelNote(topic)).toBeUndefined(),
+    )
+  },
+)

@@ -1,6 +1,6 @@
-// The wire experiment, played by the same scenario as `npm run demo:wire`, in check mode: the sizes of
-// the packets are measured on the bytes the tap captured, each parsed again with mqtt-packet. Then the
-// tap's and --keepalive's bad input.
+// The wire experiment, played by the same scenario as `npm run demo:wire`, in check mode: the sizes
+// of the packets are measured on the bytes the tap captured, each parsed again with mqtt-packet.
+// Then the tap's and --keepalive's bad input.
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import type { Event } from '../../scenarios/stage/scenario.ts'
@@ -8,6 +8,7 @@ import { wire } from '../../scenarios/wire.ts'
 import { normalise } from '../docs/doc-blocks.ts'
 import { expectOneLineError, refusedPort, runScript } from '../helpers/processes.ts'
 import { scenarioSuite } from './scenario-suite.ts'
+import { joined } from '../helpers/regexp.ts'
 
 interface Captured {
   direction: string
@@ -20,8 +21,22 @@ interface Captured {
 /** Every packet the tap printed, with the bytes read back from its hex. */
 function captured(events: Event[]): Captured[] {
   return events.flatMap((e) => {
-    const m = e.kind === 'line' && e.label === 'tap' ? e.text.match(/^(client 1 → broker|broker → client 1) {2}([A-Z]+) +(\d+) bytes: ([0-9a-f ]+)$/) : null
-    return m ? [{ direction: m[1], type: m[2], size: Number(m[3]), bytes: Buffer.from(m[4].replaceAll(' ', ''), 'hex') }] : []
+    const m =
+      e.kind === 'line' && e.label === 'tap'
+        ? e.text.match(
+            /^(client 1 → broker|broker → client 1) {2}([A-Z]+) +(\d+) bytes: ([0-9a-f ]+)$/,
+          )
+        : null
+    return m
+      ? [
+          {
+            direction: m[1],
+            type: m[2],
+            size: Number(m[3]),
+            bytes: Buffer.from(m[4].replaceAll(' ', ''), 'hex'),
+          },
+        ]
+      : []
   })
 }
 
@@ -39,47 +54,101 @@ function parseOne(bytes: Buffer): Packet {
 }
 
 /**
- * The tap's output with the packet identifier of SUBSCRIBE and SUBACK (the two bytes after their fixed
- * header) blanked: MQTT.js picks it at random, so it is the one thing that differs from the docs.
+ * The tap's output with the packet identifier of SUBSCRIBE and SUBACK (the two bytes after their
+ * fixed header) blanked: MQTT.js picks it at random, so it is the one thing that differs from the
+ * docs.
  */
 function withoutPacketIds(text: string): string {
-  return normalise(text).replace(/^((?:client 1 → broker|broker → client 1) {2}(?:SUBSCRIBE|SUBACK) +\d+ bytes: \w\w \w\w) \w\w \w\w/gm, '$1 ·· ··')
+  return normalise(text).replace(
+    joined(
+      /^((?:client 1 → broker|broker → client 1) {2}(?:SUBSCRIBE|SUBACK) +\d+ bytes: \w\w \w\w) /gm,
+      /\w\w \w\w/,
+    ),
+    '$1 ·· ··',
+  )
 }
 
-scenarioSuite(wire, 'C2, S6: PINGREQ, PINGRESP and DISCONNECT are 2 bytes on the wire, the smallest of the session; a PUBLISH of "on" is larger',
-  ['S6', 'C2'], {
+scenarioSuite(
+  wire,
+  'C2, S6: PINGREQ, PINGRESP and DISCONNECT are 2 bytes on the wire, the smallest of the ' +
+    'session; a PUBLISH of "on" is larger',
+  ['S6', 'C2'],
+  {
     normalise: withoutPacketIds,
     verify: (events) => {
       const packets = captured(events)
-      expect(packets.map((p) => p.type)).toEqual(['CONNECT', 'CONNACK', 'SUBSCRIBE', 'SUBACK', 'PUBLISH', 'PINGREQ', 'PINGRESP', 'DISCONNECT'])
+      expect(packets.map((p) => p.type)).toEqual([
+        'CONNECT',
+        'CONNACK',
+        'SUBSCRIBE',
+        'SUBACK',
+        'PUBLISH',
+        'PINGREQ',
+        'PINGRESP',
+        'DISCONNECT',
+      ])
       for (const packet of packets) {
-        // The size the tap printed is the number of bytes it captured, and they hold exactly one packet of that type.
+        // The size the tap printed is the number of bytes it captured, and they hold exactly one
+        // packet of that type.
         expect(packet.bytes.length, packet.type).toBe(packet.size)
         expect(parseOne(packet.bytes).cmd).toBe(packet.type.toLowerCase())
       }
       const sizes = Object.fromEntries(packets.map((p) => [p.type, p.bytes.length]))
       const smallest = Math.min(...Object.values(sizes))
       expect(smallest).toBe(2)
-      expect(packets.filter((p) => p.bytes.length === smallest).map((p) => `${p.type} ${p.bytes.toString('hex')}`))
-        .toEqual(['PINGREQ c000', 'PINGRESP d000', 'DISCONNECT e000'])
+      expect(
+        packets
+          .filter((p) => p.bytes.length === smallest)
+          .map((p) => `${p.type} ${p.bytes.toString('hex')}`),
+      ).toEqual(['PINGREQ c000', 'PINGRESP d000', 'DISCONNECT e000'])
       // --keepalive reached the wire: the subscriber asked for 5 seconds, and pinged.
-      expect(parseOne(packets[0].bytes)).toMatchObject({ cmd: 'connect', keepalive: 5, clientId: 'wire-subscriber' })
+      expect(parseOne(packets[0].bytes)).toMatchObject({
+        cmd: 'connect',
+        keepalive: 5,
+        clientId: 'wire-subscriber',
+      })
       const publish = packets.find((p) => p.type === 'PUBLISH')!
-      expect(parseOne(publish.bytes)).toMatchObject({ cmd: 'publish', topic: 'my_topic', payload: Buffer.from('on'), qos: 0 })
+      expect(parseOne(publish.bytes)).toMatchObject({
+        cmd: 'publish',
+        topic: 'my_topic',
+        payload: Buffer.from('on'),
+        qos: 0,
+      })
       expect(publish.bytes.length).toBeGreaterThan(smallest)
       // The show's ticks quote the captured sizes, not constants.
-      expect(events).toContainEqual({ kind: 'ok', claim: 'S6', text: `the PUBLISH of "on" to my_topic is ${publish.bytes.length} bytes: the fixed header, the topic with its length, the payload` })
+      expect(events).toContainEqual({
+        kind: 'ok',
+        claim: 'S6',
+        text:
+          `the PUBLISH of "on" to my_topic is ${publish.bytes.length} bytes: the fixed ` +
+          `header, the topic with its length, the payload`,
+      })
       // Which direction each packet went, as the protocol has it.
-      expect(packets.map((p) => p.direction.startsWith('client') ? '→' : '←').join('')).toBe('→←→←←→←→')
+      expect(packets.map((p) => (p.direction.startsWith('client') ? '→' : '←')).join('')).toBe(
+        '→←→←←→←→',
+      )
     },
-  })
+  },
+)
 
 describe('bad input', () => {
   const tap = 'demos/wire/tap.ts'
   it.each([
-    [['--listen-port', 'abc'], /^error: --listen-port must be a port number from 0 to 65535, not "abc"$/],
-    [['--to', 'ws://127.0.0.1:8080'], /^error: cannot tap ws:\/\/127\.0\.0\.1:8080: the tap passes plain TCP, so --to must be an mqtt:\/\/ URL/],
-    [['--to', 'not a url'], /^error: "not a url" is not a URL; pass --to like mqtt:\/\/127\.0\.0\.1:1883$/],
+    [
+      ['--listen-port', 'abc'],
+      /^error: --listen-port must be a port number from 0 to 65535, not "abc"$/,
+    ],
+    [
+      ['--to', 'ws://127.0.0.1:8080'],
+      joined(
+        /^error: cannot tap ws:\/\/127\.0\.0\.1:8080: the tap passes plain TCP, so --to must be /,
+        /an mqtt:\/\/ URL/,
+      ),
+    ],
+    [
+      ['--to', 'not a url'],
+      /^error: "not a url" is not a URL; pass --to like mqtt:\/\/127\.0\.0\.1:1883$/,
+    ],
     [['--bogus'], /^error: Unknown option '--bogus'; see --help$/],
   ])('the tap refuses %j with one line', async (args, line) => {
     expectOneLineError(await runScript(tap, args), line)
@@ -87,12 +156,25 @@ describe('bad input', () => {
 
   it('the tap refuses to start without a broker behind it', async () => {
     const url = `mqtt://127.0.0.1:${await refusedPort()}`
-    expectOneLineError(await runScript(tap, ['--listen-port', '0', '--to', url]),
-      new RegExp(`^error: cannot reach the broker at ${url} \\(connection refused\\); start one with npm run broker, or pass --to$`))
+    expectOneLineError(
+      await runScript(tap, ['--listen-port', '0', '--to', url]),
+      new RegExp(
+        `^error: cannot reach the broker at ${url} \\(connection refused\\); start one with npm ` +
+          `run broker, or pass --to$`,
+      ),
+    )
   })
 
-  it.each(['-1', 'abc', '70000', '1.5'])('--keepalive %s is refused before anything is sent', async (value) => {
-    expectOneLineError(await runScript('demos/basic-pubsub/subscriber.ts', [`--keepalive=${value}`]),
-      new RegExp(`^error: --keepalive must be a number of seconds from 0 to 65535, not "${value.replace('.', '\\.')}"$`))
-  })
+  it.each(['-1', 'abc', '70000', '1.5'])(
+    '--keepalive %s is refused before anything is sent',
+    async (value) => {
+      expectOneLineError(
+        await runScript('demos/basic-pubsub/subscriber.ts', [`--keepalive=${value}`]),
+        new RegExp(
+          '^error: --keepalive must be a number of seconds from 0 to 65535, ' +
+            `not "${value.replace('.', '\\.')}"$`,
+        ),
+      )
+    },
+  )
 })

@@ -1,7 +1,8 @@
-// The brokers that the tests of a close (test/broker/no-loss-at-close.test.ts) and `npm run bench -- --a1` send
-// publish-and-quit connections to: the bundled broker, a private Mosquitto, and aedes alone, which
-// loses what arrives with the end of a connection. The brokers in this process let the caller watch
-// their side of each connection close: once every one has, the broker has routed all it was going to.
+// The brokers that the tests of a close (test/broker/no-loss-at-close.test.ts) and `npm run bench
+// -- --a1` send publish-and-quit connections to: the bundled broker, a private Mosquitto, and aedes
+// alone, which loses what arrives with the end of a connection. The brokers in this process let the
+// caller watch their side of each connection close: once every one has, the broker has routed all
+// it was going to.
 import type { Aedes } from 'aedes'
 import { startBroker } from '../../lib/broker/broker.ts'
 import { inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
@@ -17,7 +18,9 @@ interface CloseCounter {
 
 export interface CloseBroker {
   url: string
-  /** Connections closed on the broker's side, where they can be watched (brokers in this process). */
+  /**
+   * Connections closed on the broker's side, where they can be watched (brokers in this process).
+   */
   brokerSide?: CloseCounter
   close(): Promise<void>
 }
@@ -57,18 +60,35 @@ function watchConnections(aedes: { handle: Aedes['handle'] }): CloseCounter {
 
 export const closeTargets: CloseTarget[] = [
   {
-    key: 'bundled', title: 'the bundled broker (lib/broker/main.ts)', installed: true,
+    key: 'bundled',
+    title: 'the bundled broker (lib/broker/main.ts)',
+    installed: true,
     async start() {
       const broker = await startBroker({ port: 0 })
-      return { url: broker.url, brokerSide: watchConnections(broker.aedes), close: () => broker.close() }
+      return {
+        url: broker.url,
+        brokerSide: watchConnections(broker.aedes),
+        close: () => broker.close(),
+      }
     },
   },
-  { key: 'mosquitto', title: 'Mosquitto', installed: Boolean(mosquittoPath), start: startMosquitto },
   {
-    key: 'aedes', title: 'aedes alone, without the fixes of lib/broker/fixes.ts', installed: true,
+    key: 'mosquitto',
+    title: 'Mosquitto',
+    installed: Boolean(mosquittoPath),
+    start: startMosquitto,
+  },
+  {
+    key: 'aedes',
+    title: 'aedes alone, without the fixes of lib/broker/fixes.ts',
+    installed: true,
     async start() {
       const broker = await startPlainAedes()
-      return { url: broker.url, brokerSide: watchConnections(broker.aedes), close: () => broker.close() }
+      return {
+        url: broker.url,
+        brokerSide: watchConnections(broker.aedes),
+        close: () => broker.close(),
+      }
     },
   },
 ]

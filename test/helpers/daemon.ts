@@ -1,8 +1,8 @@
-// A program that the tests or the benchmarks start and leave running (Mosquitto, Redis, a broker as a
-// process of its own): started with zx, as a shell session would (`exec`, so that a signal reaches the
-// program itself, not a shell), ready once its output says so, and stopped with a signal, then SIGKILL
-// if it lingers. Its output is kept for the error that names what went wrong; the wait for the ready
-// line is scenarios/stage/waiter.ts's, like every other wait on output.
+// A program that the tests or the benchmarks start and leave running (Mosquitto, Redis, a broker as
+// a process of its own): started with zx, as a shell session would (`exec`, so that a signal
+// reaches the program itself, not a shell), ready once its output says so, and stopped with a
+// signal, then SIGKILL if it lingers. Its output is kept for the error that names what went wrong;
+// the wait for the ready line is scenarios/stage/waiter.ts's, like every other wait on output.
 import { $, type ProcessPromise } from 'zx'
 import { HUNG_MS, inSeconds, Waiter } from '../../scenarios/stage/waiter.ts'
 
@@ -28,17 +28,33 @@ interface DaemonOptions {
   timeoutMs?: number
 }
 
-/** Programs started here that are still running: killed if the process exits before they are stopped. */
+/**
+ * Programs started here that are still running: killed if the process exits before they are
+ * stopped.
+ */
 const running = new Set<ProcessPromise>()
-process.once('exit', () => running.forEach((program) => program.child?.kill('SIGKILL')))
+process.once('exit', () => {
+  for (const program of running) program.child?.kill('SIGKILL')
+})
 
 /**
  * Start `command` and resolve, once a line of its output matches `ready`, with the daemon and that
  * match. Rejects, naming `name` and its last line, if it exits first or does not get ready in time
  * (and then kills it).
  */
-export async function startDaemon(name: string, command: string[], ready: RegExp, options: DaemonOptions = {}): Promise<{ daemon: Daemon; match: RegExpMatchArray }> {
-  const program = $({ quiet: true, nothrow: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd, env: options.env })`exec ${command}`
+export async function startDaemon(
+  name: string,
+  command: string[],
+  ready: RegExp,
+  options: DaemonOptions = {},
+): Promise<{ daemon: Daemon; match: RegExpMatchArray }> {
+  const program = $({
+    quiet: true,
+    nothrow: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd,
+    env: options.env,
+  })`exec ${command}`
   running.add(program)
   let log = ''
   const output = new Waiter()

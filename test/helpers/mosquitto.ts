@@ -1,8 +1,8 @@
-// A private Mosquitto for the tests: started on a free loopback port with a minimal config in a temp
-// dir, ready once it says it is running and answers a CONNECT, and stopped (its temp dir removed)
-// afterwards. Where Mosquitto is not installed, tests that need it are skipped under the title
-// NOT_INSTALLED. Written with zx (through ./daemon.ts): it runs and waits on a program the way a shell
-// session would.
+// A private Mosquitto for the tests: started on a free loopback port with a minimal config in a
+// temp dir, ready once it says it is running and answers a CONNECT, and stopped (its temp dir
+// removed) afterwards. Where Mosquitto is not installed, tests that need it are skipped under the
+// title NOT_INSTALLED. Written with zx (through ./daemon.ts): it runs and waits on a program the
+// way a shell session would.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -32,7 +32,9 @@ export const mosquittoPath = findProgram('mosquitto')
 /** "mosquitto version 2.0.11", as `mosquitto -h` says it, or undefined. */
 export function mosquittoVersion(): string | undefined {
   if (!mosquittoPath) return undefined
-  return $.sync({ nothrow: true, quiet: true })`${mosquittoPath} -h`.stdall.match(/mosquitto version \S+/)?.[0]
+  return $.sync({ nothrow: true, quiet: true })`${mosquittoPath} -h`.stdall.match(
+    /mosquitto version \S+/,
+  )?.[0]
 }
 
 export interface RunningMosquitto {
@@ -44,7 +46,9 @@ export interface RunningMosquitto {
   close(): Promise<void>
 }
 
-/** Start a Mosquitto that only this test run knows about; resolves once it has accepted a CONNECT. */
+/**
+ * Start a Mosquitto that only this test run knows about; resolves once it has accepted a CONNECT.
+ */
 export async function startMosquitto(): Promise<RunningMosquitto> {
   if (!mosquittoPath) throw new Error(NOT_INSTALLED)
   // The free port can be taken by someone else before Mosquitto binds it: then try another one.
@@ -54,12 +58,22 @@ export async function startMosquitto(): Promise<RunningMosquitto> {
 async function startOn(binary: string, port: number): Promise<RunningMosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'mqtt-by-example-mosquitto-'))
   const config = join(dir, 'mosquitto.conf')
-  writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', ''].join('\n'))
+  writeFileSync(
+    config,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'log_dest stderr',
+      '',
+    ].join('\n'),
+  )
   const url = `mqtt://127.0.0.1:${port}`
   let mosquitto: Daemon
   try {
     // Mosquitto says it is running once its listener is open.
-    mosquitto = (await startDaemon(`mosquitto on ${url}`, [binary, '-c', config], / running$/m)).daemon
+    mosquitto = (await startDaemon(`mosquitto on ${url}`, [binary, '-c', config], / running$/m))
+      .daemon
   } catch (error) {
     rmSync(dir, { recursive: true, force: true })
     throw error
@@ -79,17 +93,24 @@ async function startOn(binary: string, port: number): Promise<RunningMosquitto> 
 }
 
 /**
- * The topics under `filter` that hold a retained message. Mosquitto sends the retained messages of a
- * subscription right after its SUBACK, so a marker this client publishes afterwards comes after them.
+ * The topics under `filter` that hold a retained message. Mosquitto sends the retained messages of
+ * a subscription right after its SUBACK, so a marker this client publishes afterwards comes after
+ * them.
  */
-export async function retainedUnder(url: string, filter: string, markerTopic: string): Promise<string[]> {
+export async function retainedUnder(
+  url: string,
+  filter: string,
+  markerTopic: string,
+): Promise<string[]> {
   const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: HUNG_MS })
   try {
     const topics: string[] = []
-    const marker = new Promise<void>((resolve) => client.on('message', (topic, _payload, packet) => {
-      if (topic === markerTopic) resolve()
-      else if (packet.retain) topics.push(topic)
-    }))
+    const marker = new Promise<void>((resolve) =>
+      client.on('message', (topic, _payload, packet) => {
+        if (topic === markerTopic) resolve()
+        else if (packet.retain) topics.push(topic)
+      }),
+    )
     await client.subscribeAsync(filter)
     await client.publishAsync(markerTopic, 'marker', { qos: 1 })
     await marker

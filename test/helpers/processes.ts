@@ -15,12 +15,23 @@ export interface Finished {
   stderr: string
 }
 
-/** Run `npx tsx <script> ...args` (from its bundle, see scenarios/stage/bundle.ts) to its end; fails the test if it hangs. */
-export function runScript(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, timeoutMs = HUNG_MS): Promise<Finished> {
+/**
+ * Run `npx tsx <script> ...args` (from its bundle, see scenarios/stage/bundle.ts) to its end; fails
+ * the test if it hangs.
+ */
+export function runScript(
+  script: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = HUNG_MS,
+): Promise<Finished> {
   return start(script, args, env).finish(timeoutMs)
 }
 
-/** Start `npx tsx <script>` (from its bundle) without waiting for it. MQTT_URL is unset unless `env` gives it. */
+/**
+ * Start `npx tsx <script>` (from its bundle) without waiting for it. MQTT_URL is unset unless `env`
+ * gives it.
+ */
 export function start(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Program {
   const base = { ...process.env }
   delete base.MQTT_URL
@@ -63,18 +74,28 @@ export class Program {
   }
 
   /**
-   * Resolve with the first stdout line containing `text` (printed after the first `from` characters);
-   * rejects naming it on exit or when the run hangs.
+   * Resolve with the first stdout line containing `text` (printed after the first `from`
+   * characters); rejects naming it on exit or when the run hangs.
    */
   waitForLine(text: string, timeoutMs = HUNG_MS, from = 0): Promise<string> {
-    return this.output.until(() => this.stdout.slice(from).split('\n').find((l) => l.includes(text)), {
-      timeoutMs,
-      timedOut: (ms) => {
-        const none = `${this.what} printed no line containing ${JSON.stringify(text)}`
-        return new Error(`${none} within ${inSeconds(ms)}; ${this.printed()}`)
+    return this.output.until(
+      () =>
+        this.stdout
+          .slice(from)
+          .split('\n')
+          .find((l) => l.includes(text)),
+      {
+        timeoutMs,
+        timedOut: (ms) => {
+          const none = `${this.what} printed no line containing ${JSON.stringify(text)}`
+          return new Error(`${none} within ${inSeconds(ms)}; ${this.printed()}`)
+        },
+        ended: (how) =>
+          new Error(
+            `${this.what} ${how} before printing ${JSON.stringify(text)}; ${this.printed()}`,
+          ),
       },
-      ended: (how) => new Error(`${this.what} ${how} before printing ${JSON.stringify(text)}; ${this.printed()}`),
-    })
+    )
   }
 
   /** Wait for the exit; rejects naming the command (and kills it) if it outlives `timeoutMs`. */
@@ -93,7 +114,10 @@ export class Program {
   }
 }
 
-/** The program failed the way we promise: exit 1 and exactly one line on stderr, `error: ...` matching `line`. */
+/**
+ * The program failed the way we promise: exit 1 and exactly one line on stderr, `error: ...`
+ * matching `line`.
+ */
 export function expectOneLineError(result: Finished, line: RegExp): void {
   expect(result.code, `stdout: ${result.stdout} stderr: ${result.stderr}`).toBe(1)
   const lines = result.stderr.trimEnd().split('\n')
@@ -112,12 +136,14 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * A port on 127.0.0.1 that nobody listens on, for a client to be refused there. It is taken below the
- * range the system hands out for port 0: a port freePort() found free could be handed, a moment
+ * A port on 127.0.0.1 that nobody listens on, for a client to be refused there. It is taken below
+ * the range the system hands out for port 0: a port freePort() found free could be handed, a moment
  * later, to a broker or a Redis that another test starts, and the client would reach that instead.
  */
 export async function refusedPort(): Promise<number> {
-  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999')
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(
+    () => '32768 60999',
+  )
   const below = Number(range.trim().split(/\s+/)[0]) || 32768
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = 10_000 + Math.floor(Math.random() * (below - 10_000))

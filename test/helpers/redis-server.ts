@@ -1,8 +1,8 @@
-// A private Redis for the tests: Debian's redis-server on a free loopback port with nothing on disk,
-// ready once it says so, killed and started again on the same port when a test needs Redis to go
-// away, and stopped afterwards; and two bundled brokers on one, behind one address. Where
-// redis-server is not installed, tests that need it are skipped under the title REDIS_NOT_INSTALLED.
-// Written with zx (through ./daemon.ts), as Mosquitto's start is.
+// A private Redis for the tests: Debian's redis-server on a free loopback port with nothing on
+// disk, ready once it says so, killed and started again on the same port when a test needs Redis to
+// go away, and stopped afterwards; and two bundled brokers on one, behind one address. Where
+// redis-server is not installed, tests that need it are skipped under the title
+// REDIS_NOT_INSTALLED. Written with zx (through ./daemon.ts), as Mosquitto's start is.
 import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { $ } from 'zx'
 import { startBroker } from '../../lib/broker/broker.ts'
@@ -12,14 +12,17 @@ import { findProgram } from './mosquitto.ts'
 import { freePort } from './processes.ts'
 
 /** The title of a skipped suite where Redis is missing: one line saying how to get it. */
-export const REDIS_NOT_INSTALLED = 'redis-server not installed: apt-get install redis-server to run these'
+export const REDIS_NOT_INSTALLED =
+  'redis-server not installed: apt-get install redis-server to run these'
 
 export const redisServerPath = findProgram('redis-server')
 
 /** "Redis server v=7.0.15", as `redis-server --version` says it, or undefined. */
 export function redisVersion(): string | undefined {
   if (!redisServerPath) return undefined
-  return $.sync({ nothrow: true, quiet: true })`${redisServerPath} --version`.stdout.match(/Redis server v=\S+/)?.[0]
+  return $.sync({ nothrow: true, quiet: true })`${redisServerPath} --version`.stdout.match(
+    /Redis server v=\S+/,
+  )?.[0]
 }
 
 export interface RunningRedis {
@@ -30,13 +33,19 @@ export interface RunningRedis {
   kill(): Promise<void>
   /** Start again on the same port (after kill()), empty. */
   start(): Promise<void>
-  /** SIGSTOP and SIGCONT: a Redis that stops answering without closing a connection, then answers again. */
+  /**
+   * SIGSTOP and SIGCONT: a Redis that stops answering without closing a connection, then answers
+   * again.
+   */
   freeze(): void
   thaw(): void
   close(): Promise<void>
 }
 
-/** Start a Redis that only this test run knows about (with `extra` settings, such as --requirepass); resolves once it accepts connections. */
+/**
+ * Start a Redis that only this test run knows about (with `extra` settings, such as --requirepass);
+ * resolves once it accepts connections.
+ */
 export async function startRedis(extra: string[] = []): Promise<RunningRedis> {
   if (!redisServerPath) throw new Error(REDIS_NOT_INSTALLED)
   // The free port can be taken by someone else before Redis binds it: then try another one.
@@ -69,7 +78,24 @@ class PortTaken extends Error {}
 async function startOn(binary: string, port: number, extra: string[]): Promise<Daemon> {
   const name = `redis-server on port ${port}`
   try {
-    return (await startDaemon(name, [binary, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], /Ready to accept connections/)).daemon
+    return (
+      await startDaemon(
+        name,
+        [
+          binary,
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          ...extra,
+        ],
+        /Ready to accept connections/,
+      )
+    ).daemon
   } catch (error) {
     throw /Address already in use/.test(messageOf(error)) ? new PortTaken(messageOf(error)) : error
   }
@@ -82,15 +108,25 @@ async function startOn(binary: string, port: number, extra: string[]): Promise<D
  */
 export async function startCluster(): Promise<{ url: string; close(): Promise<void> }> {
   const redis = await startRedis()
-  const brokers = await Promise.all([startBroker({ port: 0, redis: redis.url }), startBroker({ port: 0, redis: redis.url })])
+  const brokers = await Promise.all([
+    startBroker({ port: 0, redis: redis.url }),
+    startBroker({ port: 0, redis: redis.url }),
+  ])
   let next = 0
   const sockets = new Set<Socket>()
   const front = createServer({ noDelay: true, allowHalfOpen: true }, (client) => {
-    const broker = tcpConnect({ port: brokers[next++ % brokers.length].port, host: '127.0.0.1', noDelay: true, allowHalfOpen: true })
+    const broker = tcpConnect({
+      port: brokers[next++ % brokers.length].port,
+      host: '127.0.0.1',
+      noDelay: true,
+      allowHalfOpen: true,
+    })
     for (const socket of [client, broker]) {
       sockets.add(socket)
       socket.once('close', () => sockets.delete(socket))
-      socket.on('error', () => [client, broker].forEach((s) => s.destroy()))
+      socket.on('error', () => {
+        for (const s of [client, broker]) s.destroy()
+      })
     }
     client.pipe(broker).pipe(client)
   })
@@ -98,7 +134,7 @@ export async function startCluster(): Promise<{ url: string; close(): Promise<vo
   return {
     url: `mqtt://127.0.0.1:${(front.address() as AddressInfo).port}`,
     async close() {
-      sockets.forEach((socket) => socket.destroy())
+      for (const socket of sockets) socket.destroy()
       await new Promise((resolve) => front.close(resolve))
       for (const broker of brokers) await broker.close()
       await redis.close()

@@ -10,10 +10,15 @@ const files = execFileSync('git', ['ls-files', '*.ts'], { cwd: ROOT, encoding: '
 const over = files.filter(Boolean).flatMap((file) =>
   readFileSync(join(ROOT, file), 'utf8')
     .split('\n')
-    .flatMap((line, i) => ([...line].length > WIDTH ? [`${file}:${i + 1}: ${[...line].length} columns`] : [])),
+    .flatMap((line, i) =>
+      [...line].length > WIDTH ? [`${file}:${i + 1}: ${[...line].length} columns`] : [],
+    ),
 )
 for (const line of over) console.log(line)
 if (over.length > 0) {
-  console.error(`error: ${over.length} lines over ${WIDTH} columns; npm run format wraps what it can, wrap the rest by hand`)
+  console.error(
+    `error: ${over.length} lines over ${WIDTH} columns; npm run format wraps what it can, wrap ` +
+      `the rest by hand`,
+  )
   process.exit(1)
 }

@@ -5,7 +5,10 @@ import type { IPublishPacket } from 'mqtt-packet'
 /** How aedes sends a message to a client, at QoS 0 (`deliver0`) or above (`deliverQoS`). */
 type Deliver = (packet: IPublishPacket, done: () => void) => void
 
-/** What aedes keeps on a client: its filters with their granted QoS (and MQTT 5 subscription identifier), and how it sends. */
+/**
+ * What aedes keeps on a client: its filters with their granted QoS (and MQTT 5 subscription
+ * identifier), and how it sends.
+ */
 export interface ClientInternals {
   subscriptions: Record<string, { qos: number; si?: number }>
   deliver0: Deliver

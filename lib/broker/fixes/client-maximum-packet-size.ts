@@ -21,12 +21,20 @@ export function sendNoPacketOverClientsMaximum(aedes: Aedes): void {
   }
 }
 
-/** The bytes of `packet` as aedes will write it to an MQTT 5 client: with a packet identifier at QoS 1 and 2. */
+/**
+ * The bytes of `packet` as aedes will write it to an MQTT 5 client: with a packet identifier at QoS
+ * 1 and 2.
+ */
 function publishSize(packet: IPublishPacket): number {
   const { topic, payload, qos, properties } = packet
-  if (properties) return mqttPacket.generate({ ...packet, cmd: 'publish', messageId: qos > 0 ? 1 : undefined }, { protocolVersion: 5 }).length
+  if (properties)
+    return mqttPacket.generate(
+      { ...packet, cmd: 'publish', messageId: qos > 0 ? 1 : undefined },
+      { protocolVersion: 5 },
+    ).length
   // No properties: topic with its length, packet identifier, a zero properties length, payload.
-  const remaining = 2 + Buffer.byteLength(topic) + (qos > 0 ? 2 : 0) + 1 + Buffer.byteLength(payload)
+  const remaining =
+    2 + Buffer.byteLength(topic) + (qos > 0 ? 2 : 0) + 1 + Buffer.byteLength(payload)
   const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4
   return 1 + lengthBytes + remaining
 }

@@ -15,7 +15,8 @@ export function keepDollarTopicsFromWildcards(aedes: Aedes): void {
   aedes.authorizeForward = (client, packet) => {
     if (packet.topic.startsWith('$')) {
       const filters = Object.keys(subscriptionsOf(client))
-      if (!filters.some((filter) => !/^[+#]/.test(filter) && topicMatches(filter, packet.topic))) return null
+      if (!filters.some((filter) => !/^[+#]/.test(filter) && topicMatches(filter, packet.topic)))
+        return null
     }
     return forward.call(aedes, client, packet)
   }

@@ -12,16 +12,17 @@ import type { Aedes, Client } from 'aedes'
  * authenticated, the PUBACK of a QoS 1 message that it sends before routing it. A reset connection
  * (a peer that quits with unread data sends RST) loses what it had received as well. Mosquitto
  * handles every packet it received before it acts on the end; so does the bundled broker: each
- * connection reaches aedes through a ClosingAfterWork stream, which tells aedes of the end only once
- * the client is connected (or refused), aedes has read every byte that came before the end, and every
- * PUBLISH has been through the authorization hooks. aedes' own requests to close the connection (a
- * DISCONNECT) wait for the same; an error closes it at once.
+ * connection reaches aedes through a ClosingAfterWork stream, which tells aedes of the end only
+ * once the client is connected (or refused), aedes has read every byte that came before the end,
+ * and every PUBLISH has been through the authorization hooks. aedes' own requests to close the
+ * connection (a DISCONNECT) wait for the same; an error closes it at once.
  */
 export function handleWhatArrivedBeforeTheEnd(aedes: Aedes): void {
   /**
-   * Per client, PUBLISH packets whose authorization hooks have not answered yet (the order fix holds
-   * some back). Once they answer, aedes writes the PUBACK at once and routes the message without the
-   * connection; until then, it needs the connection. Hooks that answer at once, as most do, cost nothing here.
+   * Per client, PUBLISH packets whose authorization hooks have not answered yet (the order fix
+   * holds some back). Once they answer, aedes writes the PUBACK at once and routes the message
+   * without the connection; until then, it needs the connection. Hooks that answer at once, as most
+   * do, cost nothing here.
    */
   const unanswered = new WeakMap<Client, number>()
   const answered = (client: Client) => {
@@ -47,7 +48,8 @@ export function handleWhatArrivedBeforeTheEnd(aedes: Aedes): void {
   const handle = aedes.handle
   aedes.handle = (stream: Duplex, request?: IncomingMessage) => {
     const connection = new ClosingAfterWork(stream, (client) => !unanswered.has(client))
-    // aedes' types ask for a Duplex; it reads, writes, corks and destroys, which is what this one does.
+    // aedes' types ask for a Duplex; it reads, writes, corks and destroys, which is what this one
+    // does.
     const client = handle(connection as unknown as Duplex, request)
     client.on('connected', () => connection.endIfDone())
     return client
@@ -58,11 +60,11 @@ export function handleWhatArrivedBeforeTheEnd(aedes: Aedes): void {
 const FINISH_TIMEOUT_MS = 5000
 
 /**
- * A connection as aedes sees it: the bytes of `socket`, passed on as they come, whose end (or reset)
- * reaches aedes only once aedes is done with what came before it. Writes go straight to the socket,
- * without a stream of their own, and are dropped once the peer is gone (aedes routes a QoS 1 message
- * only after writing its PUBACK, even to a peer that has left). TCP sockets must allow half-open
- * connections, or Node.js would stop writing once the peer's FIN is read.
+ * A connection as aedes sees it: the bytes of `socket`, passed on as they come, whose end (or
+ * reset) reaches aedes only once aedes is done with what came before it. Writes go straight to the
+ * socket, without a stream of their own, and are dropped once the peer is gone (aedes routes a QoS
+ * 1 message only after writing its PUBACK, even to a peer that has left). TCP sockets must allow
+ * half-open connections, or Node.js would stop writing once the peer's FIN is read.
  */
 class ClosingAfterWork extends Readable {
   /** Set by aedes' Client on the stream it is given. */
@@ -100,11 +102,12 @@ class ClosingAfterWork extends Readable {
   }
 
   /**
-   * aedes reads once per 'readable' event, `read(null)`, and parses what it gets: every byte waiting, as
-   * Node.js gave up to version 25. From Node.js 26 a read without a size returns only the first chunk
-   * waiting (nodejs/node#60441), and 'readable' comes again only once the buffer has been emptied: the
-   * rest of a CONNECT that came in several pieces (MQTT.js sends one WebSocket frame per piece) waited
-   * for ever, and no CONNACK came. So a read without a size takes every byte waiting, on every Node.js.
+   * aedes reads once per 'readable' event, `read(null)`, and parses what it gets: every byte
+   * waiting, as Node.js gave up to version 25. From Node.js 26 a read without a size returns only
+   * the first chunk waiting (nodejs/node#60441), and 'readable' comes again only once the buffer
+   * has been emptied: the rest of a CONNECT that came in several pieces (MQTT.js sends one
+   * WebSocket frame per piece) waited for ever, and no CONNACK came. So a read without a size takes
+   * every byte waiting, on every Node.js.
    */
   override read(size?: number | null): Buffer | null {
     return super.read(size ?? (this.readableLength || undefined))
@@ -116,7 +119,11 @@ class ClosingAfterWork extends Readable {
     if (this.peerEnded) process.nextTick(() => this.endIfDone())
   }
 
-  write(chunk: Buffer | string, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void): boolean {
+  write(
+    chunk: Buffer | string,
+    encoding?: BufferEncoding | ((error?: Error | null) => void),
+    callback?: (error?: Error | null) => void,
+  ): boolean {
     if (this.gone) {
       const done = typeof encoding === 'function' ? encoding : callback
       if (done) process.nextTick(done)
@@ -142,14 +149,20 @@ class ClosingAfterWork extends Readable {
     this.startTimeout()
   }
 
-  /** Whether aedes has handled everything the peer sent: connected or refused, all bytes read, every PUBLISH authorized. */
+  /**
+   * Whether aedes has handled everything the peer sent: connected or refused, all bytes read, every
+   * PUBLISH authorized.
+   */
   private done(): boolean {
     const { client } = this
     if (!client || client.closed) return true
     return !client.connecting && this.readableLength === 0 && this.allAnswered(client)
   }
 
-  /** Tell aedes of the end (or let its close go ahead) if the peer has ended and aedes is done; called whenever that may have become true. */
+  /**
+   * Tell aedes of the end (or let its close go ahead) if the peer has ended and aedes is done;
+   * called whenever that may have become true.
+   */
   endIfDone(): void {
     if (this.destroyed && !this.destroying) return
     if (this.destroying) {
@@ -175,11 +188,20 @@ class ClosingAfterWork extends Readable {
     callback(error)
   }
 
-  /** A client that never finishes connecting, or a hook that never answers, must not hold a connection open. */
+  /**
+   * A client that never finishes connecting, or a hook that never answers, must not hold a
+   * connection open.
+   */
   private startTimeout(): void {
     this.timeout ??= setTimeout(() => {
       if (this.destroying) this.finish(this.destroying, null)
-      else this.destroy(new Error(`the connection ended, and aedes had not finished with it ${FINISH_TIMEOUT_MS / 1000} s later`))
+      else
+        this.destroy(
+          new Error(
+            `the connection ended, and aedes had not finished with it ` +
+              `${FINISH_TIMEOUT_MS / 1000} s later`,
+          ),
+        )
     }, FINISH_TIMEOUT_MS).unref()
   }
 }

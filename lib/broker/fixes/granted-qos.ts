@@ -21,7 +21,10 @@ export function deliverAtGrantedQoS(aedes: Aedes): void {
   const lowest = (client: Client) => {
     let qos = lowestGranted.get(client)
     if (qos === undefined) {
-      qos = Math.min(2, ...Object.values(subscriptionsOf(client)).map((subscription) => subscription.qos))
+      qos = Math.min(
+        2,
+        ...Object.values(subscriptionsOf(client)).map((subscription) => subscription.qos),
+      )
       lowestGranted.set(client, qos)
     }
     return qos
@@ -30,9 +33,12 @@ export function deliverAtGrantedQoS(aedes: Aedes): void {
   aedes.authorizeForward = (client, packet) => {
     const toForward = forward.call(aedes, client, packet)
     if (!toForward || toForward.qos === 0 || lowest(client) >= toForward.qos) return toForward
-    const granted = Math.max(0, ...Object.entries(subscriptionsOf(client))
-      .filter(([filter]) => topicMatches(filter, toForward.topic))
-      .map(([, subscription]) => subscription.qos))
+    const granted = Math.max(
+      0,
+      ...Object.entries(subscriptionsOf(client))
+        .filter(([filter]) => topicMatches(filter, toForward.topic))
+        .map(([, subscription]) => subscription.qos),
+    )
     return granted < toForward.qos ? { ...toForward, qos: granted as 0 | 1 } : toForward
   }
 }

@@ -24,14 +24,20 @@ export function deliverOnceForAllMatchingSubscriptions(aedes: Aedes): void {
     for (const _filter in subscriptions) if (++count > 1) return true
     return false
   }
-  const matching = (client: ClientInternals, topic: string) => Object.entries(client.subscriptions)
-    .filter(([filter]) => topicMatches(filter, topic)).map(([, subscription]) => subscription)
+  const matching = (client: ClientInternals, topic: string) =>
+    Object.entries(client.subscriptions)
+      .filter(([filter]) => topicMatches(filter, topic))
+      .map(([, subscription]) => subscription)
   const preConnect = aedes.preConnect
   aedes.preConnect = (client, packet, callback) => {
     const internals = internalsOf(client)
     const { deliver0, deliverQoS } = internals
     internals.deliver0 = (message, done) => {
-      if (message.qos > 0 && several(internals.subscriptions) && matching(internals, message.topic).some((s) => s.qos > 0)) {
+      if (
+        message.qos > 0 &&
+        several(internals.subscriptions) &&
+        matching(internals, message.topic).some((s) => s.qos > 0)
+      ) {
         return deliverQoS(message, done)
       }
       deliver0(message, done)
@@ -43,9 +49,20 @@ export function deliverOnceForAllMatchingSubscriptions(aedes: Aedes): void {
     const toForward = forward.call(aedes, client, packet)
     const { subscriptions } = internalsOf(client)
     // aedes marks a retained message sent at SUBSCRIBE by taking its broker id away.
-    if (!toForward || client.version !== 5 || !several(subscriptions) || toForward.brokerId === null) return toForward
-    const identifiers = matching(internalsOf(client), toForward.topic).flatMap((s) => (s.si === undefined ? [] : [s.si]))
+    if (
+      !toForward ||
+      client.version !== 5 ||
+      !several(subscriptions) ||
+      toForward.brokerId === null
+    )
+      return toForward
+    const identifiers = matching(internalsOf(client), toForward.topic).flatMap((s) =>
+      s.si === undefined ? [] : [s.si],
+    )
     if (identifiers.length < 2) return toForward
-    return { ...toForward, properties: { ...toForward.properties, subscriptionIdentifier: identifiers } }
+    return {
+      ...toForward,
+      properties: { ...toForward.properties, subscriptionIdentifier: identifiers },
+    }
   }
 }

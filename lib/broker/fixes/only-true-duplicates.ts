@@ -15,8 +15,12 @@ import type { Aedes, Client } from 'aedes'
  * the very one the client was just sent.
  */
 export function dropOnlyTrueDuplicates(aedes: Aedes): void {
-  // aedes reads and writes a client's `duplicates` (left out of its types) for its filter: here it reads nothing.
-  const noFilter = new Proxy({}, { get: () => undefined, set: () => true, deleteProperty: () => true })
+  // aedes reads and writes a client's `duplicates` (left out of its types) for its filter: here it
+  // reads nothing.
+  const noFilter = new Proxy(
+    {},
+    { get: () => undefined, set: () => true, deleteProperty: () => true },
+  )
   const handle = aedes.handle
   aedes.handle = (stream, request) => {
     const client = handle(stream, request)

@@ -13,19 +13,24 @@ import type { Aedes, Client } from 'aedes'
  * again, so it would wait forever.
  */
 export function keepEachClientsPublishesInOrder(aedes: Aedes): void {
-  /** Per client, only while one of its retained messages is being stored: that message, and what waits behind it. */
+  /**
+   * Per client, only while one of its retained messages is being stored: that message, and what
+   * waits behind it.
+   */
   const lanes = new WeakMap<Client, { storing?: object; waiting: (() => void)[] }>()
   const routed = (client: Client, packet: object) => {
     const lane = lanes.get(client)
     if (lane?.storing !== packet) return
     lane.storing = undefined
     while (!lane.storing && lane.waiting.length > 0) lane.waiting.shift()!()
-    if (!lane.storing && lane.waiting.length === 0 && lanes.get(client) === lane) lanes.delete(client)
+    if (!lane.storing && lane.waiting.length === 0 && lanes.get(client) === lane)
+      lanes.delete(client)
   }
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
     const lane = client && lanes.get(client)
-    if (!client || packet.qos === 2 || (!lane && !packet.retain)) return authorize.call(aedes, client, packet, callback)
+    if (!client || packet.qos === 2 || (!lane && !packet.retain))
+      return authorize.call(aedes, client, packet, callback)
     const go = () => {
       if (packet.retain) {
         const current = lanes.get(client) ?? { waiting: [] }

@@ -31,7 +31,10 @@ export function keepWithinReceiveMaximum(aedes: Aedes): void {
   aedes.on('ack', (_packet, client) => gates.get(client)?.acknowledged())
 }
 
-/** Follows the packets in the bytes written to one connection and holds PUBLISHes back while the quota is spent. */
+/**
+ * Follows the packets in the bytes written to one connection and holds PUBLISHes back while the
+ * quota is spent.
+ */
 class Gate {
   private inFlight = 0
   private readonly held: { bytes: Buffer; qos: number }[] = []
@@ -49,7 +52,9 @@ class Gate {
   /** `conn` as aedes should see it: the same stream, whose write goes through the gate. */
   connection(): Duplex {
     const write = (chunk: Buffer | string, ...rest: unknown[]) => {
-      const done = rest.find((arg): arg is (error?: Error | null) => void => typeof arg === 'function')
+      const done = rest.find(
+        (arg): arg is (error?: Error | null) => void => typeof arg === 'function',
+      )
       const flowing = this.take(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
       if (done) process.nextTick(done)
       return flowing
@@ -73,11 +78,18 @@ class Gate {
     }
   }
 
-  /** Gather `chunk` into whole packets and pass each on or hold it; returns what the stream's write would. */
+  /**
+   * Gather `chunk` into whole packets and pass each on or hold it; returns what the stream's write
+   * would.
+   */
   private take(chunk: Buffer): boolean {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk])
     let flowing = true
-    for (let size = packetSize(this.pending); size !== undefined && size <= this.pending.length; size = packetSize(this.pending)) {
+    for (
+      let size = packetSize(this.pending);
+      size !== undefined && size <= this.pending.length;
+      size = packetSize(this.pending)
+    ) {
       const packet = this.pending.subarray(0, size)
       this.pending = this.pending.subarray(size)
       flowing = this.pass(packet) && flowing
@@ -100,7 +112,10 @@ class Gate {
   }
 }
 
-/** The whole size of the packet that `bytes` starts with, once its fixed header is there (MQTT 5 §2.1.4). */
+/**
+ * The whole size of the packet that `bytes` starts with, once its fixed header is there (MQTT 5
+ * §2.1.4).
+ */
 function packetSize(bytes: Buffer): number | undefined {
   let length = 0
   for (let i = 1, multiplier = 1; i < bytes.length && i <= 4; i++, multiplier *= 128) {

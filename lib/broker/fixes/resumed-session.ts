@@ -12,7 +12,11 @@ import type { Aedes, Client } from 'aedes'
  * ends with the connection.
  */
 export function deliverQueueOfResumedSession(aedes: Aedes): void {
-  type Resumable = Client & { clean: boolean; _cleanStart?: boolean; sessionExpiryInterval?: number }
+  type Resumable = Client & {
+    clean: boolean
+    _cleanStart?: boolean
+    sessionExpiryInterval?: number
+  }
   const resuming = new WeakSet<Client>()
   aedes.on('connackSent', (connack, client) => {
     const c = client as Resumable

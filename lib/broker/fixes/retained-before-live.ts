@@ -16,7 +16,9 @@ import type { Aedes } from 'aedes'
  */
 export function sendRetainedBeforeLive(aedes: Aedes): void {
   // aedes keeps its message flow in `mq`, which its types leave out.
-  const mq = (aedes as Aedes & { mq: { on(topic: string, notify: unknown, done?: () => void): unknown } }).mq
+  const mq = (
+    aedes as Aedes & { mq: { on(topic: string, notify: unknown, done?: () => void): unknown } }
+  ).mq
   const on = mq.on.bind(mq)
   mq.on = (topic, notify, done) => {
     on(topic, notify)

@@ -13,7 +13,14 @@ import type { Aedes } from 'aedes'
  */
 export function storeInOrder(aedes: Aedes): void {
   // aedes keeps its store in `persistence`, which its types leave out.
-  const persistence = (aedes as Aedes & { persistence: Record<'storeRetained' | 'outgoingEnqueueCombi', (...args: unknown[]) => Promise<unknown>> }).persistence
+  const persistence = (
+    aedes as Aedes & {
+      persistence: Record<
+        'storeRetained' | 'outgoingEnqueueCombi',
+        (...args: unknown[]) => Promise<unknown>
+      >
+    }
+  ).persistence
   let last: Promise<unknown> = Promise.resolve()
   for (const name of ['storeRetained', 'outgoingEnqueueCombi'] as const) {
     const write = persistence[name].bind(persistence)

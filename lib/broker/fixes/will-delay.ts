@@ -1,5 +1,5 @@
-// MQTT 5: the Will Delay Interval is a property of the will, not of the PUBLISH that carries it out.
-// Keeps MQTT 5 §3.1.3.2.2 and §2.2.2.2, which number no requirement for it.
+// MQTT 5: the Will Delay Interval is a property of the will, not of the PUBLISH that carries it
+// out. Keeps MQTT 5 §3.1.3.2.2 and §2.2.2.2, which number no requirement for it.
 import type { Aedes } from 'aedes'
 import type { IPublishPacket } from 'mqtt-packet'
 
@@ -14,7 +14,8 @@ export function keepWillDelayOutOfPublish(aedes: Aedes): void {
   const authorize = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
     if (packet.properties && 'willDelayInterval' in packet.properties) {
-      const { willDelayInterval: _willOnly, ...publishProperties } = packet.properties as IPublishPacket['properties'] & { willDelayInterval?: number }
+      const { willDelayInterval: _willOnly, ...publishProperties } =
+        packet.properties as IPublishPacket['properties'] & { willDelayInterval?: number }
       packet.properties = publishProperties
     }
     authorize.call(aedes, client, packet, callback)
