@@ -221,7 +221,7 @@ function byDefault(value: string | undefined): string {
  * A topic that starts or ends with / is valid but rarely meant: say what it is, on stderr, and go
  * on.
  */
-export function noteEmptyLevels(topic: string): void {
+function noteEmptyLevels(topic: string): void {
   const note = emptyLevelNote(topic)
   if (note) process.stderr.write(`note: ${note}\n`)
 }

@@ -19,7 +19,7 @@ import {
 import type { Values } from './parse-flags.ts'
 import { topicNameProblem } from './topics.ts'
 
-export interface Mqtt5PublisherFlags extends PublisherFlags {
+interface Mqtt5PublisherFlags extends PublisherFlags {
   /**
    * What goes with each message (--message-expiry, --user-property, --content-type,
    * --response-topic, --correlation-data).
@@ -32,7 +32,7 @@ export interface Mqtt5PublisherFlags extends PublisherFlags {
   responseTopic?: string
 }
 
-export interface Mqtt5SubscriberFlags extends SubscriberFlags {
+interface Mqtt5SubscriberFlags extends SubscriberFlags {
   /**
    * Subscription options (MQTT 5 §3.8.3.1): which retained messages to send, keep RETAIN on live
    * ones, not my own messages.
@@ -106,7 +106,7 @@ export function mqtt5PublisherFlags(): Mqtt5PublisherFlags {
         'reply',
     )
   }
-  const expiry = seconds('--message-expiry', values['message-expiry'], 1)
+  const expiry = secondsFlag('--message-expiry', values['message-expiry'], 1)
   const properties: Mqtt5PublisherFlags['properties'] = {
     ...(expiry !== undefined && { messageExpiryInterval: expiry }),
     ...(values['user-property'] && { userProperties: userProperties(values['user-property']) }),
@@ -179,7 +179,7 @@ export function mqtt5SubscriberFlags(): Mqtt5SubscriberFlags {
     },
   } satisfies Record<string, Flag>
   const values = parseFlags(programDescription(), flags)
-  const sessionExpiry = seconds('--session-expiry', values['session-expiry'], 0)
+  const sessionExpiry = secondsFlag('--session-expiry', values['session-expiry'], 0)
   const options = subscriberOptions(values, written, { sessionExpiry })
   onlyMqtt5(options.version)
   const rh = values['retain-handling'] ?? '0'
@@ -237,7 +237,7 @@ function will(values: {
     return {}
   }
   checkTopic('--will-topic', topic)
-  const delay = seconds('--will-delay', values['will-delay'], 0)
+  const delay = secondsFlag('--will-delay', values['will-delay'], 0)
   const properties = delay === undefined ? undefined : { willDelayInterval: delay }
   return {
     will: {
@@ -279,7 +279,7 @@ function checkTopic(flag: string, topic: string): void {
 }
 
 /** A number of seconds from `least` to MAX_SECONDS, or undefined when the flag is not given. */
-function seconds(flag: string, value: string | undefined, least: number): number | undefined {
+function secondsFlag(flag: string, value: string | undefined, least: number): number | undefined {
   if (value === undefined) return undefined
   if (!/^\d+$/.test(value) || Number(value) < least || Number(value) > MAX_SECONDS) {
     fail(

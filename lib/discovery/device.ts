@@ -37,14 +37,14 @@ export interface DeviceIdentity {
 }
 
 /** The light of a device: where it reports, where it takes commands, and the payloads of both. */
-export interface Light {
+interface Light {
   stateTopic: string
   commandTopic: string
   on: string
   off: string
 }
 
-export interface Announcement {
+interface Announcement {
   /** One topic for the whole device: its will says "offline" there. */
   availability: string
   /** Where Home Assistant says "online" when it starts: the device then announces itself again. */

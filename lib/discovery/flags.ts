@@ -17,12 +17,12 @@ import {
 } from '../demo-flags.ts'
 import { topicFilterProblem, topicNameProblem } from '../topics.ts'
 
-export interface DeviceFlags extends ClientFlags, DeviceIdentity {}
+interface DeviceFlags extends ClientFlags, DeviceIdentity {}
 
 /** The kitchen of docs/05-discovery.md, with its light and its thermometer. */
 const KITCHEN = { base: 'home', node: 'kitchen', components: COMPONENTS }
 
-export interface ListenerFlags extends ClientFlags {
+interface ListenerFlags extends ClientFlags {
   /** The discovery prefix, homeassistant unless --prefix. */
   prefix: string
   /** The filter for the configs, if --topic gave one, or --prefix moved the written one along. */

@@ -82,7 +82,7 @@ export interface Availability {
 }
 
 /** How the availability topics of an entity add up (the docs' availability_mode). */
-export type AvailabilityMode = 'all' | 'any' | 'latest'
+type AvailabilityMode = 'all' | 'any' | 'latest'
 
 /** The device an entity belongs to. */
 export interface Device {
@@ -126,7 +126,7 @@ export interface Entity {
  * One component of a device config: an entity, its removal ({"p": "sensor"}), or what is wrong with
  * it.
  */
-export type Component = { entity: Entity } | { removed: string } | { problem: string }
+type Component = { entity: Entity } | { removed: string } | { problem: string }
 
 /** A device config: the device, where it comes from, and each of its components by id. */
 export interface DeviceConfig {

@@ -19,7 +19,7 @@ import { topicMatches } from '../topics.ts'
 /**
  * What a listener should do about one message: lines to print, topics to stop and start following.
  */
-export interface News {
+interface News {
   /** Unsubscribe from these first: an entity was removed or replaced. */
   unfollow: string[]
   lines: string[]
@@ -33,10 +33,10 @@ export interface News {
  * Whether an entity is reachable, as its availability topics and availability_mode say; unknown
  * before they say.
  */
-export type Reachable = 'online' | 'offline' | 'unknown'
+type Reachable = 'online' | 'offline' | 'unknown'
 
 /** A discovered entity, and where it was announced. */
-export interface Discovered {
+interface Discovered {
   /** The config topic, and for a component of a device config its id after a space. */
   key: string
   entity: Entity
