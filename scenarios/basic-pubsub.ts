@@ -34,7 +34,7 @@ export const basicPubsub: Scenario = {
       claim: 'C7',
       says: 'the subscriber printed the topic and the payload',
     })
-    stage.say('the broker passed the message from one client to the other (C1)')
+    stage.say('the broker passed the message from one client to the other')
     stage.ok({ claim: 'C1', says: 'two clients, one broker: neither client knows the other' })
 
     await stage.step('Stop the subscriber with Ctrl-C')

@@ -175,7 +175,7 @@ export const mqtt5: Scenario = {
       claim: 'V2',
       says: 'with the QoS 1 message it queued',
     })
-    await stage.barrier(topic, [within], { says: 'and nothing else' })
+    await stage.barrier(topic, [within], { says: 'and no message but the one queued for her' })
 
     await stage.step('Stop her again, publish, and let her 2 s pass before she comes back')
     await within.stop()

@@ -37,7 +37,7 @@ export const retained: Scenario = {
       claim: 'C12',
       says: 'it printed the same retained message again',
     })
-    await stage.barrier(topic, [again], { says: 'it printed it once' })
+    await stage.barrier(topic, [again], { says: 'it printed the retained message once, not twice' })
 
     await stage.step('While it runs, publish three retained messages in a row')
     await stage.run('publisher', publisher, [

@@ -111,10 +111,13 @@ export class Stage implements ProcStage {
     this.wsUrl = broker.wsUrl
     this.unixUrl = broker.unixUrl
     this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
-    this.say(
-      'the stage started the bundled broker on a free port; every program below gets its URL as ' +
-        'MQTT_URL',
-    )
+    this.record({
+      kind: 'say',
+      detail: true,
+      text:
+        'the stage started the bundled broker on a free port; every program below gets its URL ' +
+        'as MQTT_URL',
+    })
   }
 
   /** The article's topic, under the stage's prefix when it shares a broker with others. */

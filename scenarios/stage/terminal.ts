@@ -47,6 +47,11 @@ export class Terminal {
     return this.colour && text ? `\x1b[${code}m${text}\x1b[0m` : text
   }
 
+  /** Whether a prompt waits for Enter. */
+  get prompting(): boolean {
+    return this.prompt !== undefined
+  }
+
   /** Print pieces, each wrapped to the width; above the prompt, when one is waiting. */
   print(...pieces: Piece[]): void {
     const lines = pieces.flatMap((piece) => this.lines(piece))

@@ -1,6 +1,7 @@
 // The docs' fenced blocks, read the way test/docs/docs.test.ts and
 // test/experiments/scenario-suite.ts check them: a block marked `<!-- output: <scenario> <label>
-// [step N | through step N] -->` is what that process printed when the scenario played; one marked
+// [step N | steps N to M | through step N] -->` is what that process printed when the scenario
+// played; one marked
 // `<!-- output of the command above -->` is what the last command of the sh block before it prints;
 // `<!-- program: FILE -->` is that file, whole; `<!-- diff: FROM TO -->` is lineDiff() of the two
 // files; `<!-- try: FILE -->` a change to FILE that a reader is asked to make, and `<!-- output of
@@ -23,10 +24,11 @@ interface Block {
   lang: string
   body: string
   /**
-   * The `<!-- output: <scenario> <label> [step N | through step N] -->` marker above the block:
-   * what the process labelled so printed during step N only (a command run in that step), through
-   * the end of step N (a terminal still running), or in the whole scenario. Step 0 is before the
-   * first step.
+   * The `<!-- output: <scenario> <label> [step N | steps N to M | through step N] -->` marker
+   * above the block: what the process labelled so printed during step N only (a command run in
+   * that step), during steps N to M (a show splits what one terminal does into two steps, one per
+   * screen), through the end of step N (a terminal still running), or in the whole scenario. Step
+   * 0 is before the first step.
    */
   output?: { scenario: string; label: string; steps?: { from: number; to: number } }
   /**
@@ -58,7 +60,7 @@ function blocks(page: string): Block[] {
     if (!open) continue
     const end = lines.indexOf('```', i + 1)
     const marker = lines[i - 1]?.match(
-      /^<!-- output: ([\w-]+) (\S+?)(?: (step|through step) (\d+))? -->$/,
+      /^<!-- output: ([\w-]+) (\S+?)(?: (step|through step) (\d+)| steps (\d+) to (\d+))? -->$/,
     )
     const previousCommand = found
       .findLast((b) => b.lang === 'sh')
@@ -86,9 +88,11 @@ function blocks(page: string): Block[] {
             scenario: marker[1],
             label: marker[2],
             steps:
-              marker[4] === undefined
-                ? undefined
-                : { from: marker[3] === 'step' ? Number(marker[4]) : 0, to: Number(marker[4]) },
+              marker[5] !== undefined
+                ? { from: Number(marker[5]), to: Number(marker[6]) }
+                : marker[4] === undefined
+                  ? undefined
+                  : { from: marker[3] === 'step' ? Number(marker[4]) : 0, to: Number(marker[4]) },
           }
         : undefined,
     })
