@@ -38,16 +38,12 @@ export const cluster: Scenario = {
 
     await stage.step('Start a Redis that keeps everything in memory')
     const port = await freePort()
-    const redis = stage.spawnCommand('redis', 'redis-server', [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ])
+    const redis = stage.spawnCommand(
+      'redis',
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { background: true },
+    )
     await redis.until(/Ready to accept connections/)
     stage.ok({ says: "Redis is ready; --save '' and --appendonly no: it writes nothing to disk" })
     const redisUrl = `redis://127.0.0.1:${port}`
@@ -192,7 +188,9 @@ export const cluster: Scenario = {
 
 /** Start a bundled broker on a free port, sharing `redisUrl`; resolves once it is ready. */
 async function startBroker(stage: Stage, label: string, redisUrl: string) {
-  const proc = stage.spawn(label, broker, ['--port', '0', '--redis', redisUrl])
+  const proc = stage.spawn(label, broker, ['--port', '0', '--redis', redisUrl], {
+    background: true,
+  })
   const ready = await proc
     .until(/^broker ready on mqtt:\/\/\S+; Ctrl-C to stop$/)
     .then(() => proc.output.find((l) => l.text.startsWith('broker ready on '))!)

@@ -80,33 +80,29 @@ export const discovery: Scenario = {
       })
     }
 
-    await stage.step('Start the kitchen: a light and a thermometer, announced in one device config')
+    await stage.step('Start the kitchen: a light and a thermometer in one device config')
     const lamp = stage.spawn('kitchen', device, deviceArgs)
-    await lamp.expect(`published its config to ${kitchen.config} (retained)`, {
-      says:
-        'the kitchen set its will, published "online" and its ' +
-        'two states, then one config for both, all retained',
-    })
+    await lamp.until(`published its config to ${kitchen.config} (retained)`)
     await lamp.expect(`listening for Home Assistant on ${status}`, {
-      says: "it takes ON and OFF, and waits for Home Assistant's birth message",
-    })
-    await first.expect('discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0', {
-      says: `listener-1 read the device config: the device, and the origin that every config names`,
+      says:
+        'the kitchen set its will, published "online", its two states and one config for both, ' +
+        'all retained, and listens for commands and for Home Assistant',
     })
     await first.expectAll(
       [
+        'discovered device kitchen "Kitchen" from mqtt-by-example 0.1.0',
         'discovered light kitchen/light "Kitchen light"',
         'discovered sensor kitchen/temperature "Kitchen temperature"',
+        'Kitchen light is online (retained)',
+        'Kitchen temperature is online (retained)',
+        'Kitchen light state ON (retained)',
+        'Kitchen temperature state 21.5 °C (retained)',
       ],
-      { says: 'and its two entities, each with its platform and unique_id under "cmps"' },
-    )
-    await first.expectAll(
-      ['Kitchen light is online (retained)', 'Kitchen temperature is online (retained)'],
-      { says: 'one availability topic, shared at the root of the config, for both' },
-    )
-    await first.expectAll(
-      ['Kitchen light state ON (retained)', 'Kitchen temperature state 21.5 °C (retained)'],
-      { says: 'and their retained states' },
+      {
+        says:
+          'listener-1 read the device config: the device, its origin, its two entities under ' +
+          '"cmps", their one availability topic and their retained states',
+      },
     )
 
     await stage.step(
@@ -155,12 +151,13 @@ export const discovery: Scenario = {
           'itself and still discovered it: the config is retained',
       },
     )
-    await second.expect('Living room temperature is online (retained)', {
-      says: 'it knows the thermometer is online',
-    })
-    await second.expect('Living room temperature state 21.5 °C (retained)', {
-      says: 'and what it measures',
-    })
+    await second.expectAll(
+      [
+        'Living room temperature is online (retained)',
+        'Living room temperature state 21.5 °C (retained)',
+      ],
+      { says: 'it knows the thermometer is online, and what it measures' },
+    )
     await lamp.until(answered)
     await thermometer.expect(answered, {
       says:
@@ -174,18 +171,17 @@ export const discovery: Scenario = {
         `not on ${prefix}/sensor/...; and listener-1 heard nothing new`,
     })
 
-    await stage.step(
-      'The kitchen loses its thermometer: stop it with Ctrl-C, start it again with --drop ' +
-        'temperature',
-    )
+    await stage.step('Stop the kitchen with Ctrl-C')
     await lamp.stop()
     await first.expectAll(['Kitchen light is offline', 'Kitchen temperature is offline'], {
       says: 'a clean stop: the kitchen said "offline" itself',
     })
+
+    await stage.step('Start the kitchen again without its thermometer: --drop temperature')
     const lamp2 = stage.spawn('kitchen', device, [...deviceArgs, '--drop', 'temperature'])
     await lamp2.expect(
       `published its config with "temperature": {"p": "sensor"} to ${kitchen.config} (retained)`,
-      { says: 'the kitchen published its config with the thermometer reduced to its platform' },
+      { says: 'first a config with the thermometer reduced to its platform' },
     )
     await lamp2.expect(`published its config to ${kitchen.config} (retained)`, {
       says: 'then without it, and cleared its retained state',
@@ -240,13 +236,15 @@ export const discovery: Scenario = {
       says: 'both listeners forgot it: an empty config removes what was announced there',
     })
 
-    await stage.step('Restart Home Assistant: stop listener-1 with Ctrl-C, start a new one')
+    await stage.step('Restart Home Assistant: stop listener-1 with Ctrl-C')
     await first.stop()
     await lamp2.expect(`Home Assistant is offline (${status})`, {
       says:
         'listener-1 left with a DISCONNECT that keeps its will (MQTT 5, ' +
         'reason code 4): the kitchen heard "offline"',
     })
+
+    await stage.step('Start a new listener, listener-3, as Home Assistant does when it is back')
     const third = stage.spawn('listener-3', listener, prefixArgs)
     await third.expect(birth, { says: 'listener-3 subscribed, and said "online"' })
     await third.expect(

@@ -67,6 +67,10 @@ export const ephemeral: Scenario = {
     await stage.run('publisher', publisher, [...topicArgs, '--qos', '0', '--message', 'not kept'])
 
     await stage.step('Start alice again')
+    stage.say(
+      'her subscription is part of the session: the broker may send what it queued as soon as ' +
+        'she connects, before it answers the SUBSCRIBE she sends again',
+    )
     const back = stage.spawn('alice', subscriber, alice)
     await back.expect(`connected to ${stage.url}, result code 0, session present: yes`, {
       claim: 'S1',

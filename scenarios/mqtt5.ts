@@ -124,14 +124,15 @@ export const mqtt5: Scenario = {
 
     // ephemeral: session expiry (V2)
     await stage.step(
-      "The ephemeral experiment's alice with -V 5: she stops, a QoS 1 message is sent, she comes " +
-        'back',
+      "The ephemeral experiment's alice with -V 5 subscribes and stops; a QoS 1 message is sent",
     )
     const alice = [...stage.idFlag('alice'), ...topicArgs]
     const first = stage.spawn('alice', ephemeralSubscriber, ['-V', '5', ...alice])
     await first.until(`subscribed to ${topic} (QoS 1)`)
     await first.stop()
     await stage.run('publisher', ephemeralPublisher, ['-V', '5', ...topicArgs, '--message', 'lost'])
+
+    await stage.step('alice comes back, as in MQTT 3.1.1 she would to her session')
     const back = stage.spawn('alice', ephemeralSubscriber, ['-V', '5', ...alice])
     await back.expect(/, session present: no$/, {
       claim: 'V2',

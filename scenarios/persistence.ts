@@ -38,7 +38,9 @@ export const persistence: Scenario = {
      * stage at it.
      */
     const start = async (port: number, args: string[] = []) => {
-      const proc = stage.spawn('broker', broker, ['--port', String(port), ...args])
+      const proc = stage.spawn('broker', broker, ['--port', String(port), ...args], {
+        background: true,
+      })
       await proc.until(/^broker ready on mqtt:\/\/\S+; Ctrl-C to stop$/)
       const url = proc.output
         .find((l) => l.text.startsWith('broker ready on '))!

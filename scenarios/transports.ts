@@ -46,11 +46,9 @@ export const transports: Scenario = {
     const subscribers: Proc[] = []
     for (const transport of available) {
       const proc = stage.spawn(transport.label, subscriber, ['--url', transport.url, ...topicArgs])
-      await proc.expect(`connected to ${transport.url}, result code 0`, {
-        says: `connected over ${transport.name}`,
-      })
+      await proc.until(`connected to ${transport.url}, result code 0`)
       await proc.expect(`subscribed to ${topic} (QoS 0)`, {
-        says: `subscribed over ${transport.name}`,
+        says: `connected and subscribed over ${transport.name}`,
       })
       subscribers.push(proc)
     }

@@ -54,9 +54,10 @@ export function missingProgram(scenario: { needs?: Needs }): string | undefined 
 export type Event =
   | { kind: 'step'; number: number; text: string }
   /**
-   * A program started: the command a learner types, and the client id the stage gave it with --id.
+   * A program started: the command a learner types, the client id the stage gave it with --id,
+   * and whether it is a server whose log is for --verbose (see ./stage.ts's Backstage).
    */
-  | { kind: 'command'; label: string; text: string; id?: string }
+  | { kind: 'command'; label: string; text: string; id?: string; background?: boolean }
   | { kind: 'say'; text: string; detail?: boolean }
   | { kind: 'line'; label: string; text: string; stream: 'stdout' | 'stderr'; marker?: boolean }
   | { kind: 'ok'; claim?: string; text: string }

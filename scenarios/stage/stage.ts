@@ -46,6 +46,14 @@ export interface Scenario {
 }
 
 /**
+ * How a program plays: `background`, a server the experiment runs on (a broker, Redis), whose own
+ * log the room sees with --verbose only; it sees the command and what the clients print.
+ */
+export interface Backstage {
+  background?: boolean
+}
+
+/**
  * The programs that connect as MQTT clients and take --id: the stage names their client ids after
  * their labels.
  */
@@ -180,14 +188,15 @@ export class Stage implements ProcStage {
    * (./bundle.ts) when the limiter lets it, and gives an MQTT client the client id `label` unless
    * `args` name one.
    */
-  spawn(label: string, script: string, args: string[] = []): Proc {
+  spawn(label: string, script: string, args: string[] = [], how: Backstage = {}): Proc {
     const twin = this.pythonTwin(script)
     const id =
       CLIENT_PROGRAM.test(script) && !args.includes('--id')
         ? this.clientId(this.freeId(label))
         : undefined
     const typed = twin ? ['python3', twin] : ['npx tsx', script]
-    this.record({ kind: 'command', label, text: [...typed, ...args.map(shellQuote)].join(' '), id })
+    const text = [...typed, ...args.map(shellQuote)].join(' ')
+    this.record({ kind: 'command', label, text, id, ...how })
     const proc = new Proc(this, label)
     this.processes.add(proc)
     void proc.exit.then(() => this.processes.delete(proc))
@@ -203,8 +212,9 @@ export class Stage implements ProcStage {
    * Start a program that is not ours (redis-server, say), as a learner would type it. It holds no
    * lifeline, so it is killed when this process exits, however it exits, except by SIGKILL.
    */
-  spawnCommand(label: string, command: string, args: string[] = []): Proc {
-    this.record({ kind: 'command', label, text: [command, ...args.map(shellQuote)].join(' ') })
+  spawnCommand(label: string, command: string, args: string[] = [], how: Backstage = {}): Proc {
+    const text = [command, ...args.map(shellQuote)].join(' ')
+    this.record({ kind: 'command', label, text, ...how })
     const proc = new Proc(this, label)
     this.processes.add(proc)
     const kill = () => proc.child?.kill('SIGKILL')

@@ -46,6 +46,8 @@ export class View {
    * Will.
    */
   private readonly gone = new Set<string>()
+  /** Servers the experiment runs on (a broker, Redis): their log is for --verbose. */
+  private readonly background = new Set<string>()
   private step = 0
   private quietChecks = 0
   /** What happened while a prompt waited: shown with the step that follows, folded. */
@@ -90,6 +92,7 @@ export class View {
   event(event: Event): void {
     if (event.kind === 'command' && event.id) this.labels.set(event.id, event.label)
     if (event.kind === 'command') this.gone.delete(event.label)
+    if (event.kind === 'command' && event.background) this.background.add(event.label)
     if ((event.kind === 'stop' && event.signal === 'SIGKILL') || event.kind === 'died')
       this.gone.add(event.label)
     if (event.kind === 'step') this.step = event.number
@@ -162,19 +165,18 @@ export class View {
   private showHeld(): void {
     const held = this.held
     this.held = []
-    const pings = held.filter((e) => e.kind === 'line' && PING.test(e.text))
+    // --verbose keeps every one.
+    const pings = this.options.verbose
+      ? []
+      : held.filter((e) => e.kind === 'line' && PING.test(e.text))
     const last = new Set([
       pings.findLast((e) => e.kind === 'line' && e.text.includes('PINGREQ')),
       pings.findLast((e) => e.kind === 'line' && e.text.includes('PINGRESP')),
     ])
-    const folded = pings.filter(
-      (e) => !last.has(e) && e.kind === 'line' && / PINGREQ /.test(e.text),
-    )
+    const folded = pings.filter((e) => !last.has(e))
     if (folded.length > 0) {
-      const n = folded.length
-      this.say(
-        `${n} keepalive ping${n === 1 ? '' : 's'} while the prompt waited (PINGREQ, PINGRESP)`,
-      )
+      const n = pings.filter((e) => e.kind === 'line' && e.text.includes('PINGREQ')).length
+      this.say(`${n} keepalive pings while the prompt waited (PINGREQ, PINGRESP); the last one:`)
     }
     for (const event of held) if (!pings.includes(event) || last.has(event)) this.show(event)
   }
@@ -243,6 +245,8 @@ export class View {
         return event.detail && !verbose ? undefined : { lead: '  · ', text: plain(event.text) }
       case 'line': {
         if (event.marker && !verbose) return undefined
+        const log = this.background.has(event.label) && event.stream === 'stdout'
+        if (log && !verbose) return undefined
         if (event.label === 'broker' && !verbose) {
           const will = this.will(event.text)
           return will ? { lead: '  · ', text: will } : undefined

@@ -131,12 +131,12 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
       )
       const endRetained = show.stdout.length
       show.child.stdin!.write('\r')
-      // Step 2 waits for home/living_room/light to print the message it publishes; frozen, it
+      // Step 3 waits for home/living_room/light to print the message it publishes; frozen, it
       // cannot.
       let frozen: number | undefined
-      const wildcards = await answerSteps(show, endRetained, 9, {
+      const wildcards = await answerSteps(show, endRetained, 10, {
         async before(step) {
-          if (step !== 2) return
+          if (step !== 3) return
           const subscriber = (await ps.tree({ pid: show.pid, recursive: true })).find((p) =>
             p.arguments.join(' ').includes('--topic home/living_room/light '),
           )
@@ -145,7 +145,7 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
           process.kill(frozen, 'SIGSTOP')
         },
         async during(step) {
-          if (step !== 2) return
+          if (step !== 3) return
           try {
             // Typed while the step cannot end: none of it may answer the next prompt.
             show.child.stdin!.write('x\r\r')
@@ -206,7 +206,7 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
         { NO_COLOR: '1' },
       )
       await waitInShow(show, `Dashboard of the discovery show: http://127.0.0.1:${port}/`)
-      await answerSteps(show, 0, 10)
+      await answerSteps(show, 0, 12)
       await waitInShow(show, 'Enter: end the show')
       const page = await fetch(`http://127.0.0.1:${port}/`)
       expect(page.status).toBe(200)
