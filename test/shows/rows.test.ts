@@ -4,10 +4,9 @@
 // the screen shows them, wrapped at 80 columns, from the Enter that begins a step to the next
 // prompt. Skipped in one line where script(1) is not installed.
 import { existsSync } from 'node:fs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { scenarios } from '../../scenarios/index.ts'
 import { missingProgram } from '../../scenarios/stage/scenario.ts'
-import type { Program } from '../helpers/processes.ts'
 import { inTerminal, playStepRows, SCRIPT, showCommand } from './screen.ts'
 
 /** The rows a step may print: a screen of 24 keeps one for the prompt, and one to spare. */
@@ -18,35 +17,47 @@ const MOST_ROWS = 22
  */
 const SHOW_MS = 240_000
 
-let playing: Program | undefined
-afterEach(() => {
-  // A test that failed while its show waited for Enter: script(1) gone, the show gets SIGHUP.
-  playing?.child.kill('SIGKILL')
-  playing = undefined
-})
+/**
+ * Two shows at a time, each lane in the order of the talk: a show spends most of its time waiting
+ * for its programs, and two of them keep a machine of two cores busy enough.
+ */
+const lanes = [Promise.resolve(), Promise.resolve()]
+function inLane(lane: number, play: () => Promise<void>): Promise<void> {
+  const turn = lanes[lane].then(play)
+  lanes[lane] = turn.catch(() => undefined)
+  return turn
+}
 
 describe.skipIf(!existsSync(SCRIPT))('every step of every show fits a screen of 80 by 24', () => {
-  it.each(scenarios.map((s) => [s.name, s] as const))(
+  it.concurrent.each(scenarios.map((s, i) => [s.name, s, i] as const))(
     '%s',
-    async (name, scenario) => {
-      if (missingProgram(scenario)) return
-      const show = inTerminal(
-        showCommand(name, ['--step', '--dashboard-port', '0']),
-        { NO_COLOR: '1' },
-        { width: 80, height: 24 },
-      )
-      playing = show
-      const steps = await playStepRows(show, {
-        wait: (text, from) => show.waitForLine(text, SHOW_MS, from),
-      })
-      const result = await show.finish(SHOW_MS)
-      expect(result.code, result.stdout).toBe(0)
-      const over = steps
-        .filter((s) => s.rows > MOST_ROWS)
-        .map((s) => `${name} step ${s.step}: ${s.rows} rows\n${s.lines.join('\n')}`)
-      expect(over, `steps over ${MOST_ROWS} rows at 80x24`).toEqual([])
-    },
-    SHOW_MS * 2,
+    (name, scenario, i) =>
+      inLane(i % lanes.length, async () => {
+        if (missingProgram(scenario)) return
+        const show = inTerminal(
+          showCommand(name, ['--step', '--dashboard-port', '0']),
+          { NO_COLOR: '1' },
+          { width: 80, height: 24 },
+        )
+        try {
+          const steps = await playStepRows(show, {
+            wait: (text, from) => show.waitForLine(text, SHOW_MS, from),
+          })
+          const result = await show.finish(SHOW_MS)
+          expect(result.code, result.stdout).toBe(0)
+          const over = steps
+            .filter((s) => s.rows > MOST_ROWS)
+            .map((s) => {
+              const step = s.step === 0 ? 'before step 1' : `step ${s.step}`
+              return `${name} ${step}: ${s.rows} rows\n${s.lines.join('\n')}`
+            })
+          expect(over, `steps over ${MOST_ROWS} rows at 80x24`).toEqual([])
+        } finally {
+          // A show that failed while it waited for Enter: script(1) gone, the show gets SIGHUP.
+          show.child.kill('SIGKILL')
+        }
+      }),
+    SHOW_MS * 4,
   )
 })
 

@@ -93,7 +93,7 @@ it('--step without a terminal refuses with one line instead of waiting forever',
 
 it('Ctrl-C in the middle of the show ends the broker and every process it started', async () => {
   const show = npmRun('demo:basic-pubsub')
-  const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
+  const port = Number((await show.waitForLine('[subscriber] connected to ')).match(/:(\d+),/)![1])
   await show.waitForLine('[subscriber] subscribed to my_topic')
   const processes = await frozen(show, async () => {
     const all = [show.pid, ...(await descendants(show.pid))]
@@ -115,7 +115,7 @@ it(
   'killing npm (SIGTERM to its pid alone) also ends the stage, its broker and its ' + 'children',
   async () => {
     const show = npmRun('demo:basic-pubsub')
-    const port = Number((await show.waitForLine('[broker] broker ready on')).match(/:(\d+);/)![1])
+    const port = Number((await show.waitForLine('[subscriber] connected to ')).match(/:(\d+),/)![1])
     await show.waitForLine('[subscriber] subscribed to my_topic')
     const processes = await frozen(show, async () => {
       const all = [show.pid, ...(await descendants(show.pid))]
