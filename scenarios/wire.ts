@@ -94,6 +94,9 @@ export const wire: Scenario = {
     await stage.step(
       `Wait: after ${KEEPALIVE} seconds with nothing to send, the subscriber shows it is alive`,
     )
+    // On a busy machine the subscriber may have pinged already, during step 3 (it pings whenever it
+    // has sent nothing for 5 s): the ping this step shows is one sent after it began.
+    wiretap.skip()
     const ping = await packet(wiretap, 'client', 'PINGREQ')
     stage.ok({
       claim: 'C2',

@@ -178,6 +178,14 @@ export class Proc {
   }
 
   /**
+   * Let what this process printed so far go unawaited: the next expectation is met only by a line
+   * printed after this call.
+   */
+  skip(): void {
+    this.cursor = this.stdout.length
+  }
+
+  /**
    * Whether this process has printed `line` on stdout since its last expectation (the cursor
    * stays).
    */

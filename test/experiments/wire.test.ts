@@ -59,13 +59,27 @@ function parseOne(bytes: Buffer): Packet {
  * docs.
  */
 function withoutPacketIds(text: string): string {
-  return normalise(text).replace(
+  return withoutEarlyPings(normalise(text)).replace(
     joined(
       /^((?:client 1 → broker|broker → client 1) {2}(?:SUBSCRIBE|SUBACK) +\d+ bytes: \w\w \w\w) /gm,
       /\w\w \w\w/,
     ),
     '$1 ·· ··',
   )
+}
+
+/**
+ * The output of a step without its keepalive pings, unless pings are all it printed (step 4, where
+ * the show waits for one): on a busy machine, starting the publisher of step 3 can take more than
+ * the subscriber's 5 s keepalive, and it pings during that step, as a learner's subscriber pings
+ * while they type.
+ */
+function withoutEarlyPings(text: string): string {
+  const lines = text.split('\n')
+  const ping = / {2}(PINGREQ|PINGRESP) +\d+ bytes: /
+  return lines.every((l) => ping.test(l) || l === '')
+    ? text
+    : lines.filter((l) => !ping.test(l)).join('\n')
 }
 
 scenarioSuite(
@@ -76,7 +90,10 @@ scenarioSuite(
   {
     normalise: withoutPacketIds,
     verify: (events) => {
-      const packets = captured(events)
+      // Pings before the pair step 4 waits for are a busy machine's (see withoutEarlyPings).
+      const all = captured(events)
+      const last = (type: string) => all.findLastIndex((p) => p.type === type)
+      const packets = all.filter((p, i) => !p.type.startsWith('PING') || i === last(p.type))
       expect(packets.map((p) => p.type)).toEqual([
         'CONNECT',
         'CONNACK',
