@@ -95,3 +95,11 @@ export function checkPassword(
   if (user === undefined || password === undefined) return false
   return timingSafeEqual(digest(password, user), user.hash)
 }
+
+/** `users` and one more, given in the clear (the broker's --username and --password). */
+export function withUser(users: PasswordFile | undefined, username: string, password: string) {
+  const salt = randomBytes(SALT_BYTES)
+  const hashed: Hashed = { type: '7', iterations: DEFAULT_ITERATIONS, salt, hash: Buffer.alloc(0) }
+  hashed.hash = digest(Buffer.from(password), hashed)
+  return new Map(users).set(username, hashed) as PasswordFile
+}
