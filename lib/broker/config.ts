@@ -159,8 +159,8 @@ export function readConfig(file: string): BrokerConfig {
       location = once(location)
     } else {
       fail(
-        `${option} is not an option the bundled broker supports (docs/conformance.md lists ` +
-          'those it does); remove the line, or run Mosquitto with this file',
+        `${option}: the bundled broker does not know this option (docs/conformance.md lists ` +
+          'those it does); check its spelling, remove the line, or run Mosquitto with this file',
       )
     }
     function once(previous: string | undefined): string {
@@ -185,7 +185,7 @@ function checkTls(listener: ListenerSettings): void {
     )
   if (listener.requireCertificate && cafile === undefined)
     throw new Error(
-      `${where}: require_certificate true needs cafile, the CA that signs the clients' certificates`,
+      `${where}: require_certificate true needs cafile, the CA that signs clients' certificates`,
     )
   if (listener.useIdentityAsUsername && certfile === undefined)
     throw new Error(`${where}: use_identity_as_username needs TLS: give certfile and keyfile`)

@@ -13,13 +13,7 @@ import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { type Certificates, makeCertificates } from '../helpers/certificates.ts'
 import { type Daemon, startDaemon } from '../helpers/daemon.ts'
 import { findProgram, mosquittoPath } from '../helpers/mosquitto.ts'
-import {
-  expectOneLineError,
-  freePort,
-  type Program,
-  runScript,
-  start,
-} from '../helpers/processes.ts'
+import { freePort, type Program, runScript, start } from '../helpers/processes.ts'
 
 const brokerScript = 'lib/broker/main.ts'
 const mosquittoPasswd = findProgram('mosquitto_passwd')
@@ -27,32 +21,33 @@ const mosquittoPasswd = findProgram('mosquitto_passwd')
 /** What Mosquitto 2.0.11 answered, measured with the probes below (2026-12-07). */
 const MOSQUITTO = {
   // Refusals before CONNACK are all of one kind here: TLS refused, connection closed.
-  'S1 anonymous, MQTT 3.1.1': 'CONNACK 5',
-  'S1 anonymous, MQTT 5': 'CONNACK 0x87',
-  'S2 wrong password, MQTT 3.1.1': 'CONNACK 5',
-  'S2 wrong password, MQTT 5': 'CONNACK 0x87',
-  'S3 unknown user': 'CONNACK 5',
-  'S3 user name without password': 'CONNACK 5',
-  'S4 password made by mosquitto_passwd': 'CONNACK 0',
-  'S4 password made by npm run passwd': 'CONNACK 0',
-  'S5 TLS, the CA trusted': 'CONNACK 0',
-  'S5 TLS, the CA not trusted': 'refused by the client: SELF_SIGNED_CERT_IN_CHAIN',
-  'S5 TLS, a certificate for another host name': 'refused by the client: ERR_TLS_CERT_ALTNAME_INVALID',
-  'S6 plain MQTT on the TLS port': 'connection reset, no CONNACK',
-  'S7 no client certificate': 'refused in TLS, no CONNACK',
-  'S7 a client certificate of another CA': 'refused in TLS, no CONNACK',
-  'S7 a client certificate of the CA, no password': 'CONNACK 0',
-  'S8 WebSocket, password': 'CONNACK 0',
-  'S8 WebSocket, anonymous': 'CONNACK 5',
+  'SEC1 anonymous, MQTT 3.1.1': 'CONNACK 5',
+  'SEC1 anonymous, MQTT 5': 'CONNACK 0x87',
+  'SEC2 wrong password, MQTT 3.1.1': 'CONNACK 5',
+  'SEC2 wrong password, MQTT 5': 'CONNACK 0x87',
+  'SEC3 unknown user': 'CONNACK 5',
+  'SEC3 user name without password': 'CONNACK 5',
+  'SEC4 password made by mosquitto_passwd': 'CONNACK 0',
+  'SEC4 password made by npm run passwd': 'CONNACK 0',
+  'SEC5 TLS, the CA trusted': 'CONNACK 0',
+  'SEC5 TLS, the CA not trusted': 'refused by the client: SELF_SIGNED_CERT_IN_CHAIN',
+  'SEC5 TLS, a certificate for another host name':
+    'refused by the client: ERR_TLS_CERT_ALTNAME_INVALID',
+  'SEC6 plain MQTT on the TLS port': 'connection reset, no CONNACK',
+  'SEC7 no client certificate': 'refused in TLS, no CONNACK',
+  'SEC7 a client certificate of another CA': 'refused in TLS, no CONNACK',
+  'SEC7 a client certificate of the CA, no password': 'CONNACK 0',
+  'SEC8 WebSocket, password': 'CONNACK 0',
+  'SEC8 WebSocket, anonymous': 'CONNACK 5',
   // The default ACL of Mosquitto 2.0.11 does not check subscriptions: it grants them, and checks
   // each message as it is delivered.
-  'S9 SUBACK outside the ACL, MQTT 3.1.1': '[1,1]',
-  'S9 SUBACK outside the ACL, MQTT 5': '[1,1]',
-  'S10 publish outside the ACL, MQTT 3.1.1': 'PUBACK 0, still connected',
-  'S10 publish outside the ACL, MQTT 5': 'PUBACK 0x87, still connected',
-  'S11 what alice received, MQTT 3.1.1': 'public/news, users/alice/own',
-  'S11 what alice received, MQTT 5': 'public/news, users/alice/own',
-  'S12 what the certificate user received': 'users/carol/own',
+  'SEC9 SUBACK outside the ACL, MQTT 3.1.1': '[1,1]',
+  'SEC9 SUBACK outside the ACL, MQTT 5': '[1,1]',
+  'SEC10 publish outside the ACL, MQTT 3.1.1': 'PUBACK 0, still connected',
+  'SEC10 publish outside the ACL, MQTT 5': 'PUBACK 0x87, still connected',
+  'SEC11 what alice received, MQTT 3.1.1': 'public/news, users/alice/own',
+  'SEC11 what alice received, MQTT 5': 'public/news, users/alice/own',
+  'SEC12 what the certificate user received': 'users/carol/own',
 }
 
 let dir: string
@@ -127,7 +122,9 @@ async function connecting(url: string, options: IClientOptions) {
         resolve(`CONNACK ${options.protocolVersion === 5 ? `0x${code.toString(16)}` : code}`)
       else if (code === 'ECONNRESET')
         // The bundled broker resets a TLS connection it refuses; Mosquitto sends an alert.
-        resolve(url.startsWith('mqtts:') ? 'refused in TLS, no CONNACK' : 'connection reset, no CONNACK')
+        resolve(
+          url.startsWith('mqtts:') ? 'refused in TLS, no CONNACK' : 'connection reset, no CONNACK',
+        )
       else if (/^ERR_SSL_TLSV1[3]?_ALERT/.test(String(code))) resolve('refused in TLS, no CONNACK')
       else resolve(`refused by the client: ${code}`)
     })
@@ -149,36 +146,39 @@ async function answers(at: number[]): Promise<Record<string, string>> {
   }
   const local = `mqtt://127.0.0.1:${plain}`
   const alice = { username: 'alice', password: 'alice-pw' }
-  await probe('S1 anonymous, MQTT 3.1.1', local)
-  await probe('S1 anonymous, MQTT 5', local, { protocolVersion: 5 })
-  await probe('S2 wrong password, MQTT 3.1.1', local, { ...alice, password: 'wrong-pw' })
-  await probe('S2 wrong password, MQTT 5', local, {
+  await probe('SEC1 anonymous, MQTT 3.1.1', local)
+  await probe('SEC1 anonymous, MQTT 5', local, { protocolVersion: 5 })
+  await probe('SEC2 wrong password, MQTT 3.1.1', local, { ...alice, password: 'wrong-pw' })
+  await probe('SEC2 wrong password, MQTT 5', local, {
     ...alice,
     password: 'wrong-pw',
     protocolVersion: 5,
   })
-  await probe('S3 unknown user', local, { username: 'zed', password: 'zed-pw' })
-  await probe('S3 user name without password', local, { username: 'alice' })
-  await probe('S4 password made by mosquitto_passwd', local, alice)
-  await probe('S4 password made by npm run passwd', local, { username: 'bob', password: 'bob-pw' })
-  await probe('S5 TLS, the CA trusted', `mqtts://127.0.0.1:${tls}`, { ...alice, ca })
-  await probe('S5 TLS, the CA not trusted', `mqtts://127.0.0.1:${tls}`, alice)
-  await probe('S5 TLS, a certificate for another host name', `mqtts://127.0.0.1:${wrongHost}`, {
+  await probe('SEC3 unknown user', local, { username: 'zed', password: 'zed-pw' })
+  await probe('SEC3 user name without password', local, { username: 'alice' })
+  await probe('SEC4 password made by mosquitto_passwd', local, alice)
+  await probe('SEC4 password made by npm run passwd', local, {
+    username: 'bob',
+    password: 'bob-pw',
+  })
+  await probe('SEC5 TLS, the CA trusted', `mqtts://127.0.0.1:${tls}`, { ...alice, ca })
+  await probe('SEC5 TLS, the CA not trusted', `mqtts://127.0.0.1:${tls}`, alice)
+  await probe('SEC5 TLS, a certificate for another host name', `mqtts://127.0.0.1:${wrongHost}`, {
     ...alice,
     ca,
   })
-  await probe('S6 plain MQTT on the TLS port', `mqtt://127.0.0.1:${tls}`, alice)
+  await probe('SEC6 plain MQTT on the TLS port', `mqtt://127.0.0.1:${tls}`, alice)
   const certificateUrl = `mqtts://127.0.0.1:${certificate}`
   const own = (which: { cert: string; key: string }) => ({
     ca,
     cert: readFileSync(which.cert),
     key: readFileSync(which.key),
   })
-  await probe('S7 no client certificate', certificateUrl, { ca })
-  await probe('S7 a client certificate of another CA', certificateUrl, own(certs.stranger))
-  await probe('S7 a client certificate of the CA, no password', certificateUrl, own(certs.client))
-  await probe('S8 WebSocket, password', `ws://127.0.0.1:${ws}`, alice)
-  await probe('S8 WebSocket, anonymous', `ws://127.0.0.1:${ws}`)
+  await probe('SEC7 no client certificate', certificateUrl, { ca })
+  await probe('SEC7 a client certificate of another CA', certificateUrl, own(certs.stranger))
+  await probe('SEC7 a client certificate of the CA, no password', certificateUrl, own(certs.client))
+  await probe('SEC8 WebSocket, password', `ws://127.0.0.1:${ws}`, alice)
+  await probe('SEC8 WebSocket, anonymous', `ws://127.0.0.1:${ws}`)
   for (const [version, name] of [
     [4, 'MQTT 3.1.1'],
     [5, 'MQTT 5'],
@@ -186,7 +186,7 @@ async function answers(at: number[]): Promise<Record<string, string>> {
     Object.assign(found, await aclAnswers(local, version, name))
   }
   const carol = (await connecting(certificateUrl, own(certs.client))).client
-  found['S12 what the certificate user received'] = (
+  found['SEC12 what the certificate user received'] = (
     await received(carol, ['users/#'], async () => {
       await carol.publishAsync('users/carol/own', 'mine', { qos: 1 })
       await carol.publishAsync('users/alice/own', 'not mine', { qos: 1 })
@@ -220,9 +220,9 @@ async function aclAnswers(url: string, protocolVersion: 4 | 5, name: string) {
   })
   await Promise.all([closing(alice), closing(bob)])
   return {
-    [`S9 SUBACK outside the ACL, ${name}`]: JSON.stringify(granted),
-    [`S10 publish outside the ACL, ${name}`]: refusedPublish,
-    [`S11 what alice received, ${name}`]: got.join(', '),
+    [`SEC9 SUBACK outside the ACL, ${name}`]: JSON.stringify(granted),
+    [`SEC10 publish outside the ACL, ${name}`]: refusedPublish,
+    [`SEC11 what alice received, ${name}`]: got.join(', '),
   }
 }
 
@@ -254,9 +254,13 @@ describe.skipIf(!mosquittoPath)('Mosquitto 2.0.11 with the configuration file', 
   }, HUNG_MS)
   afterAll(() => mosquitto?.stop())
 
-  it('answers each rule as measured', async () => {
-    expect(await answers(at)).toEqual(MOSQUITTO)
-  }, 4 * HUNG_MS)
+  it(
+    'answers each rule as measured',
+    async () => {
+      expect(await answers(at)).toEqual(MOSQUITTO)
+    },
+    4 * HUNG_MS,
+  )
 })
 
 describe('the bundled broker with the same configuration file', () => {
@@ -273,16 +277,28 @@ describe('the bundled broker with the same configuration file', () => {
     await broker?.finish()
   })
 
-  it('answers each rule as Mosquitto does', async () => {
-    expect(await answers(at)).toEqual(MOSQUITTO)
-  }, 4 * HUNG_MS)
+  it(
+    'answers each rule as Mosquitto does',
+    async () => {
+      expect(await answers(at)).toEqual(MOSQUITTO)
+    },
+    4 * HUNG_MS,
+  )
 
   it('logs each refused client once, with its address, and never a password', () => {
-    const refusals = broker.stdout.split('\n').filter((line) => / from 127\.0\.0\.1:\d+ /.test(line))
-    // S1 twice, S2 twice, S3 twice, S8 once: 7 refused CONNECTs; and S6 and S7 twice refused in
-    // TLS (S5's are refused by the client, which the broker does not hear of).
-    expect(refusals.filter((line) => line.startsWith('client ')), broker.stdout).toHaveLength(7)
-    expect(refusals.filter((line) => line.startsWith('TLS ')), broker.stdout).toHaveLength(3)
+    const refusals = broker.stdout
+      .split('\n')
+      .filter((line) => / from 127\.0\.0\.1:\d+ /.test(line))
+    // SEC1 twice, SEC2 twice, SEC3 twice, SEC8 once: 7 refused CONNECTs; and SEC6 and SEC7 twice
+    // refused in TLS (SEC5's are refused by the client, which the broker does not hear of).
+    expect(
+      refusals.filter((line) => line.startsWith('client ')),
+      broker.stdout,
+    ).toHaveLength(7)
+    expect(
+      refusals.filter((line) => line.startsWith('TLS ')),
+      broker.stdout,
+    ).toHaveLength(3)
     expect(broker.stdout + broker.stderr).not.toMatch(/alice-pw|bob-pw|wrong-pw|zed-pw/)
   })
 })
