@@ -102,6 +102,9 @@ function write(file: string, lines: string[]): void {
 /** Ask twice, without echo on a terminal, as mosquitto_passwd does. */
 async function askPassword(): Promise<string> {
   const tty = process.stdin.isTTY === true
+  // Under the stage's lifeline (lib/cli.ts) standard input does not keep a program alive; here
+  // the program waits for what is typed.
+  ;(process.stdin as NodeJS.ReadStream & { ref?: () => void }).ref?.()
   const lines = createInterface({ input: process.stdin, output: process.stderr, terminal: tty })
   // The prompts are shown; nothing of what is typed is. Lines piped in wait in the iterator.
   const answers = lines[Symbol.asyncIterator]()
