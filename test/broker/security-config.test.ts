@@ -78,7 +78,7 @@ async function bundled(config: string, ...flags: string[]) {
 }
 
 describe('Mosquitto 2 defaults', () => {
-  it('CF1 a file without a listener: loopback only, anonymous clients let in, the ACL applied', async () => {
+  it('CF1 no listener line: loopback only, anonymous clients let in, the ACL applied', async () => {
     const config = write('local.conf', `password_file ${file('passwd')}\nacl_file ${file('acl')}\n`)
     const { broker, ready, stop } = await bundled(config, '--port', '0')
     try {
@@ -123,7 +123,7 @@ describe('Mosquitto 2 defaults', () => {
   // Anonymous on the open listener, anonymous and ann on the one with passwords.
   const EXPECTED = [0, 5, 0]
 
-  it('CF2 per_listener_settings true: each listener its own allow_anonymous and passwords', async () => {
+  it('CF2 per_listener_settings true: allow_anonymous and passwords per listener', async () => {
     const ports = [await freePort(), await freePort()]
     const { stop } = await bundled(write('per-listener.conf', perListener(ports)))
     try {
@@ -179,7 +179,7 @@ describe('flags beside -c', () => {
     expect(broker.stdout).toContain(`keeping retained messages and sessions in ${file('store')}/`)
   })
 
-  it('CF5 options that change only the logs are ignored, each with a warning naming its line', async () => {
+  it('CF5 options that change only the logs: ignored, a warning naming each line', async () => {
     const port = await freePort()
     const config = write(
       'warned.conf',
