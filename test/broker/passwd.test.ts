@@ -32,7 +32,7 @@ const accepts = (file: string, user: string, password: string) =>
   checkPassword(readPasswordFile(file), user, Buffer.from(password))
 
 describe('npm run passwd', () => {
-  it('-c -b makes $7$ lines that only the right password opens, for the owner's eyes', async () => {
+  it('-c -b makes $7$ lines that only the right password opens, for the owner alone', async () => {
     const file = join(dir, 'made')
     const made = await runScript(passwd, ['-c', '-b', file, 'ann', 'ann-pw'])
     expect(made.code, made.stderr).toBe(0)
