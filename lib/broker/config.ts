@@ -47,7 +47,7 @@ export interface BrokerConfig {
  * Options that change only what is logged, or how often the store is written: safe to ignore.
  * Why each is safe is said in docs/conformance.md.
  */
-const IGNORED = new Set([
+export const IGNORED = new Set([
   'autosave_interval',
   'autosave_on_changes',
   'connection_messages',

@@ -90,8 +90,8 @@ function parseCli() {
         short: 'c',
         arg: 'FILE',
         help:
-          "read Mosquitto's configuration file: listeners, TLS, passwords, ACL (docs/" +
-          'conformance.md lists the options); flags given too win over it',
+          "read Mosquitto's configuration file: listeners, TLS, passwords, ACL " +
+          '(docs/conformance.md: its options, and the flags beside it)',
       },
       port: {
         type: 'string',

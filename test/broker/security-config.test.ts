@@ -1,12 +1,13 @@
 // `npm run broker -- -c FILE` beyond the shared file of security.test.ts: Mosquitto 2's defaults
 // (a file without a listener, per_listener_settings), the broker's flags beside -c, the options it
 // ignores with a warning, and the bad input it refuses with one line before it listens anywhere.
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { IGNORED } from '../../lib/broker/config.ts'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { type Certificates, makeCertificates } from '../helpers/certificates.ts'
 import { startDaemon } from '../helpers/daemon.ts'
@@ -177,6 +178,12 @@ describe('flags beside -c', () => {
     const { broker, stop } = await bundled(config)
     await stop()
     expect(broker.stdout).toContain(`keeping retained messages and sessions in ${file('store')}/`)
+  })
+
+  it('CF6 docs/conformance.md names each option ignored', () => {
+    const page = readFileSync(new URL('../../docs/conformance.md', import.meta.url), 'utf8')
+    const ignored = page.slice(page.indexOf('- **Ignored'), page.indexOf('- **Refused'))
+    for (const option of IGNORED) expect(ignored, option).toContain(`\`${option}\``)
   })
 
   it('CF5 options that change only the logs: ignored, a warning naming each line', async () => {

@@ -243,6 +243,12 @@ async function received(client: MqttClient, filters: string[], act: () => Promis
   return topics.sort()
 }
 
+it('docs/conformance.md shows each rule as measured', () => {
+  const page = readFileSync(new URL('../../docs/conformance.md', import.meta.url), 'utf8')
+  for (const [rule, answer] of Object.entries(MOSQUITTO))
+    expect(page, rule).toContain(`| ${rule} | ${answer} |`)
+})
+
 describe.skipIf(!mosquittoPath)('Mosquitto 2.0.11 with the configuration file', () => {
   let mosquitto: Daemon
   let at: number[]
