@@ -45,9 +45,13 @@ const MOSQUITTO = {
   'SEC9 SUBACK outside the ACL, MQTT 5': '[1,1]',
   'SEC10 publish outside the ACL, MQTT 3.1.1': 'PUBACK 0, still connected',
   'SEC10 publish outside the ACL, MQTT 5': 'PUBACK 0x87, still connected',
+  'SEC10 QoS 2 outside the ACL, MQTT 3.1.1': 'PUBREC 0, still connected',
+  'SEC10 QoS 2 outside the ACL, MQTT 5': 'PUBREC 0x87, still connected',
   'SEC11 what alice received, MQTT 3.1.1': 'public/news, users/alice/own',
   'SEC11 what alice received, MQTT 5': 'public/news, users/alice/own',
   'SEC12 what the certificate user received': 'users/carol/own',
+  'SEC13 WebSocket over TLS, no client certificate': 'refused in TLS, no CONNACK',
+  'SEC13 WebSocket over TLS, what the certificate user received': 'users/carol/own',
 }
 
 let dir: string
@@ -57,7 +61,7 @@ let certs: Certificates
 function configuration(ports: number[]): string {
   const tls = [`cafile ${certs.ca}`, `certfile ${certs.server.cert}`, `keyfile ${certs.server.key}`]
   return [
-    '# issue 26: one file, four listeners',
+    '# issue 26: one file, six listeners',
     `listener ${ports[0]} 127.0.0.1`,
     '',
     `listener ${ports[1]} 127.0.0.1`,
@@ -71,6 +75,11 @@ function configuration(ports: number[]): string {
     `keyfile ${certs.wrongHost.key}`,
     `listener ${ports[4]} 127.0.0.1`,
     'protocol websockets',
+    `listener ${ports[5]} 127.0.0.1`,
+    'protocol websockets',
+    ...tls,
+    'require_certificate true',
+    'use_identity_as_username true',
     'allow_anonymous false',
     `password_file ${join(dir, 'passwd')}`,
     `acl_file ${join(dir, 'acl')}`,
@@ -108,7 +117,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 async function ports(): Promise<number[]> {
-  return Promise.all([1, 2, 3, 4, 5].map(() => freePort()))
+  return Promise.all([1, 2, 3, 4, 5, 6].map(() => freePort()))
 }
 
 /** Connect and say how it went: the CONNACK, or how the connection was refused before it. */
@@ -123,7 +132,7 @@ async function connecting(url: string, options: IClientOptions) {
       else if (code === 'ECONNRESET')
         // The bundled broker resets a TLS connection it refuses; Mosquitto sends an alert.
         resolve(
-          url.startsWith('mqtts:') ? 'refused in TLS, no CONNACK' : 'connection reset, no CONNACK',
+          /^(mqtts|wss):/.test(url) ? 'refused in TLS, no CONNACK' : 'connection reset, no CONNACK',
         )
       else if (/^ERR_SSL_TLSV1[3]?_ALERT/.test(String(code))) resolve('refused in TLS, no CONNACK')
       else resolve(`refused by the client: ${code}`)
@@ -136,7 +145,7 @@ const closing = (client: MqttClient) => client.endAsync(true)
 
 /** Every probe of MOSQUITTO against the broker listening on `at` (the file's five ports). */
 async function answers(at: number[]): Promise<Record<string, string>> {
-  const [plain, tls, certificate, wrongHost, ws] = at
+  const [plain, tls, certificate, wrongHost, ws, wss] = at
   const ca = readFileSync(certs.ca)
   const found: Record<string, string> = {}
   const probe = async (rule: string, url: string, options: IClientOptions = {}) => {
@@ -185,14 +194,21 @@ async function answers(at: number[]): Promise<Record<string, string>> {
   ] as const) {
     Object.assign(found, await aclAnswers(local, version, name))
   }
-  const carol = (await connecting(certificateUrl, own(certs.client))).client
-  found['SEC12 what the certificate user received'] = (
-    await received(carol, ['users/#'], async () => {
-      await carol.publishAsync('users/carol/own', 'mine', { qos: 1 })
-      await carol.publishAsync('users/alice/own', 'not mine', { qos: 1 })
-    })
-  ).join(', ')
-  await closing(carol)
+  const wssUrl = `wss://127.0.0.1:${wss}`
+  await probe('SEC13 WebSocket over TLS, no client certificate', wssUrl, { ca })
+  for (const [rule, url] of [
+    ['SEC12 what the certificate user received', certificateUrl],
+    ['SEC13 WebSocket over TLS, what the certificate user received', wssUrl],
+  ]) {
+    const carol = (await connecting(url, own(certs.client))).client
+    found[rule] = (
+      await received(carol, ['users/#'], async () => {
+        await carol.publishAsync('users/carol/own', 'mine', { qos: 1 })
+        await carol.publishAsync('users/alice/own', 'not mine', { qos: 1 })
+      })
+    ).join(', ')
+    await closing(carol)
+  }
   return found
 }
 
@@ -205,23 +221,31 @@ async function aclAnswers(url: string, protocolVersion: 4 | 5, name: string) {
     (each) => each.qos,
   )
   let refusedPublish = ''
+  let refusedQoS2 = ''
   const got = await received(alice, ['users/alice/#', 'public/#'], async () => {
     await bob.publishAsync('public/news', 'for everyone', { qos: 1 })
     // Refused: MQTT 5 says so in the PUBACK (0x87), which MQTT.js turns into an error.
     await bob.publishAsync('public/secret', 'denied', { qos: 1 }).catch(() => undefined)
     await bob.publishAsync('users/bob/own', 'not for alice', { qos: 1 })
     await alice.publishAsync('users/alice/own', 'hers', { qos: 1 })
-    const reasonCode = await alice.publishAsync('users/bob/theirs', 'no', { qos: 1 }).then(
-      (packet) => (packet as { reasonCode?: number } | undefined)?.reasonCode ?? 0,
-      (error: { code?: number }) => error.code,
-    )
-    const code = protocolVersion === 5 && reasonCode ? `0x${reasonCode.toString(16)}` : reasonCode
-    refusedPublish = `PUBACK ${code}, ${alice.connected ? 'still connected' : 'disconnected'}`
+    // MQTT.js resolves with the PUBACK (or PUBCOMP), or rejects with the reason code of MQTT 5.
+    const refusal = async (qos: 1 | 2) => {
+      const reasonCode = await alice.publishAsync('users/bob/theirs', 'no', { qos }).then(
+        () => 0,
+        (error: { code?: number }) => error.code,
+      )
+      const code = protocolVersion === 5 && reasonCode ? `0x${reasonCode.toString(16)}` : reasonCode
+      const ack = qos === 1 ? 'PUBACK' : 'PUBREC'
+      return `${ack} ${code}, ${alice.connected ? 'still connected' : 'disconnected'}`
+    }
+    refusedPublish = await refusal(1)
+    refusedQoS2 = await refusal(2)
   })
   await Promise.all([closing(alice), closing(bob)])
   return {
     [`SEC9 SUBACK outside the ACL, ${name}`]: JSON.stringify(granted),
     [`SEC10 publish outside the ACL, ${name}`]: refusedPublish,
+    [`SEC10 QoS 2 outside the ACL, ${name}`]: refusedQoS2,
     [`SEC11 what alice received, ${name}`]: got.join(', '),
   }
 }
@@ -295,8 +319,8 @@ describe('the bundled broker with the same configuration file', () => {
     const refusals = broker.stdout
       .split('\n')
       .filter((line) => / from 127\.0\.0\.1:\d+ /.test(line))
-    // SEC1 twice, SEC2 twice, SEC3 twice, SEC8 once: 7 refused CONNECTs; and SEC6 and SEC7 twice
-    // refused in TLS (SEC5's are refused by the client, which the broker does not hear of).
+    // SEC1 twice, SEC2 twice, SEC3 twice, SEC8 once: 7 refused CONNECTs; and SEC6, SEC7 twice and
+    // SEC13 refused in TLS (SEC5's are refused by the client, which the broker does not hear of).
     expect(
       refusals.filter((line) => line.startsWith('client ')),
       broker.stdout,
@@ -304,7 +328,7 @@ describe('the bundled broker with the same configuration file', () => {
     expect(
       refusals.filter((line) => line.startsWith('TLS ')),
       broker.stdout,
-    ).toHaveLength(3)
+    ).toHaveLength(4)
     expect(broker.stdout + broker.stderr).not.toMatch(/alice-pw|bob-pw|wrong-pw|zed-pw/)
   })
 })
