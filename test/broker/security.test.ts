@@ -52,6 +52,8 @@ const MOSQUITTO = {
   'SEC12 what the certificate user received': 'users/carol/own',
   'SEC13 WebSocket over TLS, no client certificate': 'refused in TLS, no CONNACK',
   'SEC13 WebSocket over TLS, what the certificate user received': 'users/carol/own',
+  'SEC14 retained messages alice received at SUBSCRIBE, MQTT 3.1.1': 'none',
+  'SEC14 retained messages alice received at SUBSCRIBE, MQTT 5': 'none',
 }
 
 let dir: string
@@ -241,12 +243,19 @@ async function aclAnswers(url: string, protocolVersion: 4 | 5, name: string) {
     refusedPublish = await refusal(1)
     refusedQoS2 = await refusal(2)
   })
+  // A retained message alice may not read is not sent to her at SUBSCRIBE either; then removed.
+  await bob.publishAsync('users/bob/kept', 'kept', { qos: 1, retain: true })
+  const newcomer = await as('alice')
+  const retained = await received(newcomer, ['users/#'], async () => undefined)
+  await closing(newcomer)
+  await bob.publishAsync('users/bob/kept', '', { qos: 1, retain: true })
   await Promise.all([closing(alice), closing(bob)])
   return {
     [`SEC9 SUBACK outside the ACL, ${name}`]: JSON.stringify(granted),
     [`SEC10 publish outside the ACL, ${name}`]: refusedPublish,
     [`SEC10 QoS 2 outside the ACL, ${name}`]: refusedQoS2,
     [`SEC11 what alice received, ${name}`]: got.join(', '),
+    [`SEC14 retained messages alice received at SUBSCRIBE, ${name}`]: retained.join(', ') || 'none',
   }
 }
 
@@ -257,10 +266,11 @@ async function aclAnswers(url: string, protocolVersion: 4 | 5, name: string) {
 async function received(client: MqttClient, filters: string[], act: () => Promise<void>) {
   const topics: string[] = []
   const marker = `users/${client.options.username ?? 'carol'}/marker`
-  await client.subscribeAsync(filters, { qos: 1 })
+  // Listening before the SUBSCRIBE: retained messages come right after its SUBACK.
   const done = new Promise<void>((resolve) =>
     client.on('message', (topic) => (topic === marker ? resolve() : topics.push(topic))),
   )
+  await client.subscribeAsync(filters, { qos: 1 })
   await act()
   await client.publishAsync(marker, 'end', { qos: 1 })
   await done
