@@ -120,7 +120,9 @@ export function guard(aedes: Aedes, log: Log) {
       client.id,
     )
     // Mosquitto keeps the connection, acknowledges a QoS 1 or 2 message (MQTT 5: with 0x87 Not
-    // authorized) and routes nothing; aedes would close an MQTT 3.1.1 connection over it.
+    // authorized) and routes nothing; aedes would close an MQTT 3.1.1 connection over a refusal.
+    // So it is let through marked, and aedes' enqueuePublish (lib/handlers/publish.js) leaves a
+    // message so marked alone, as it does the MQTT 5 ones it refuses itself.
     Object.assign(packet, { _notAuthorized: true })
     if (packet.qos > 0)
       mqttPacket.writeToStream(
