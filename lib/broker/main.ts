@@ -22,11 +22,13 @@ async function main(): Promise<void> {
   const config =
     values.config === undefined
       ? undefined
-      : configured(values.config, {
-          whereFlags: ['port', 'host', 'ws-port', 'unix'].filter((flag) => flag in values),
-          credentials:
-            username !== undefined && password !== undefined ? { username, password } : undefined,
-        })
+      : tryOrFail(() =>
+          configured(values.config as string, {
+            whereFlags: ['port', 'host', 'ws-port', 'unix'].filter((flag) => flag in values),
+            credentials:
+              username !== undefined && password !== undefined ? { username, password } : undefined,
+          }),
+        )
   for (const warning of config?.warnings ?? []) process.stderr.write(`warning: ${warning}\n`)
   const persist = values.persist ?? config?.persist
   const redis = values.redis ?? process.env.REDIS_URL
@@ -154,6 +156,15 @@ function parseCli() {
       },
     },
   )
+}
+
+/** What `run` returns, or its error as one line and exit 1. */
+function tryOrFail<T>(run: () => T): T {
+  try {
+    return run()
+  } catch (error) {
+    return fail(messageOf(error))
+  }
 }
 
 function sizeFlag(value: string | undefined): number | undefined {

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startBroker } from '../../lib/broker/broker.ts'
 import { IGNORED } from '../../lib/broker/config.ts'
+import { configured } from '../../lib/broker/configured.ts'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { type Certificates, makeCertificates } from '../helpers/certificates.ts'
 import { startDaemon } from '../helpers/daemon.ts'
@@ -198,6 +200,28 @@ describe('flags beside -c', () => {
       expect.stringMatching(/^warning: .*warned\.conf:2: log_dest ignored/),
       expect.stringMatching(/^warning: .*warned\.conf:5: log_type ignored/),
     ])
+  })
+})
+
+describe('in one process, as a scenario starts it', () => {
+  it('CF7 configured() gives startBroker its listeners; close() closes them all', async () => {
+    const [plain, ws] = [await freePort(), await freePort()]
+    const config = write(
+      'in-process.conf',
+      `listener ${plain} 127.0.0.1\nlistener ${ws} 127.0.0.1\nprotocol websockets\n` +
+        `password_file ${file('passwd')}\n`,
+    )
+    const { listeners, security } = configured(config)
+    const broker = await startBroker({ listeners, security })
+    try {
+      expect(broker.listenerUrls).toEqual([`mqtt://127.0.0.1:${plain}`, `ws://127.0.0.1:${ws}`])
+      expect(await connack(broker.url)).toBe(5)
+      expect(await connack(broker.wsUrl!, { username: 'ann', password: 'ann-pw' })).toBe(0)
+    } finally {
+      await broker.close()
+    }
+    expect([await isListening(plain), await isListening(ws)]).toEqual([false, false])
+    expect(() => configured(file('missing.conf'))).toThrow(/cannot read the configuration file/)
   })
 })
 
