@@ -90,8 +90,14 @@ export function guard(aedes: Aedes, log: Log) {
       if (name === undefined)
         return refuse(4, 'no client certificate with a CN (use_identity_as_username)')
     } else if (username === undefined || security.users === undefined) {
+      // Without a password file, Mosquitto cannot check a name either: all are anonymous then.
       if (!security.allowAnonymous)
-        return refuse(5, 'not authorised: allow_anonymous is false on this listener')
+        return refuse(
+          5,
+          username === undefined
+            ? 'not authorised: no user name, and allow_anonymous is not true here'
+            : `not authorised: no password_file to check ${JSON.stringify(username)} against`,
+        )
     } else if (!checkPassword(security.users, username, password)) {
       return refuse(5, `not authorised: bad user name or password for ${JSON.stringify(username)}`)
     }
