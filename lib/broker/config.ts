@@ -157,6 +157,9 @@ export function readConfig(file: string): BrokerConfig {
       persistence = flag()
     } else if (option === 'persistence_location') {
       location = once(location)
+    } else if (option === 'port' || option === 'bind_address') {
+      // Old tutorials' way, deprecated by Mosquitto 2.
+      fail(`${option} is the old way to say where to listen: write listener PORT [ADDRESS] instead`)
     } else {
       fail(
         `${option}: the bundled broker does not know this option (docs/conformance.md lists ` +
