@@ -250,7 +250,7 @@ describe('bad input: one line, exit 1, nothing listening', () => {
       /bad\.conf:1: max_connections: the bundled broker does not know/,
     ))
 
-  it('BAD3 the deprecated port, with what to write instead', () =>
+  it('BAD14 the deprecated port, with what to write instead', () =>
     refused('port 1884\n', /bad\.conf:1: port is the old way .*: write listener PORT/))
 
   it('BAD4 a malformed line', () =>
