@@ -14,6 +14,8 @@ import { dirname, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client } from 'aedes'
 import { applyFixes, mqtt5Options } from './fixes.ts'
+import { type ConfiguredListener, openListeners } from './listeners.ts'
+import { guard, type ListenerSecurity } from './security.ts'
 import { reason } from '../mqtt5-print.ts'
 
 interface BrokerOptions {
@@ -48,6 +50,13 @@ interface BrokerOptions {
    * Accept only clients that give this user name and password (CONNACK return code 4 otherwise).
    */
   credentials?: { username: string; password: string }
+  /**
+   * The listeners of a configuration file (-c, see listeners.ts), in place of the TCP listener on
+   * host:port and the WebSocket and Unix socket ones.
+   */
+  listeners?: ConfiguredListener[]
+  /** Mosquitto's checks (security.ts) on the TCP listener on host:port: -c with no listener. */
+  security?: ListenerSecurity
   /** Receives one line per client event worth seeing in a talk. */
   log?: (line: string) => void
   /** Client ids whose events are not logged (the stage's own control client). */
@@ -71,6 +80,8 @@ export interface RunningBroker {
    * URL).
    */
   unixUrl?: string
+  /** Every listener's URL, when they come from a configuration file (-c). */
+  listenerUrls?: string[]
   /** The aedes instance serving now (a new one after restart()). */
   readonly aedes: Aedes
   /**
@@ -116,6 +127,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     port: running.port,
     wsUrl: running.wsUrl,
     unixUrl: running.unixUrl,
+    listenerUrls: running.listenerUrls,
     get aedes() {
       return running.aedes
     },
@@ -171,6 +183,7 @@ async function bringUp(
   })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
+  const guarded = options.listeners || options.security ? guard(aedes, tell) : undefined
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never
   // with #.
   await new Promise<void>((resolve, reject) =>
@@ -187,7 +200,10 @@ async function bringUp(
     ),
   )
 
-  const accept = (stream: Duplex, request?: IncomingMessage) => void aedes.handle(stream, request)
+  const accept = (stream: Duplex, request?: IncomingMessage) =>
+    guarded && options.security
+      ? guarded.accept(stream, options.security, request)
+      : void aedes.handle(stream, request)
   // No Nagle: a broker answers with small packets (PUBACK, then the message it forwards), and
   // waiting to bundle them costs a delayed-ACK timeout, about 40 ms, on every QoS 1 round trip.
   // Half-open: once a client's FIN is read, the broker still writes the PUBACKs of what came before
@@ -214,6 +230,18 @@ async function bringUp(
     await shared?.close()
   }
   try {
+    if (guarded && options.listeners) {
+      const listenerUrls = await openListeners(options.listeners, {
+        accept: guarded.accept,
+        listen,
+        maxPacketSize,
+        log: (line) => tell(line, ''),
+        servers,
+      })
+      const [url] = listenerUrls
+      const wsUrl = listenerUrls.find((each) => each.startsWith('ws'))
+      return { url, port: Number(new URL(url).port), wsUrl, listenerUrls, aedes, close }
+    }
     const port = await listen(tcp, host, options.port ?? 1883)
     let wsUrl: string | undefined
     if (options.wsPort !== undefined) {
@@ -272,8 +300,12 @@ export function isLoopback(host: string): boolean {
 }
 
 /** The line `npm run broker` prints once it accepts connections. */
-export function readyLine(broker: Pick<RunningBroker, 'url' | 'wsUrl' | 'unixUrl'>): string {
-  const urls = [broker.url, broker.wsUrl, broker.unixUrl].filter(Boolean).join(' and ')
+export function readyLine(
+  broker: Pick<RunningBroker, 'url' | 'wsUrl' | 'unixUrl' | 'listenerUrls'>,
+): string {
+  const urls = (broker.listenerUrls ?? [broker.url, broker.wsUrl, broker.unixUrl])
+    .filter(Boolean)
+    .join(' and ')
   return `broker ready on ${urls}; Ctrl-C to stop`
 }
 

@@ -4,6 +4,7 @@
 import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
 import { DEFAULT_MAX_PACKET_SIZE, isLoopback, readyLine, startBroker } from './broker.ts'
+import { configured } from './configured.ts'
 
 async function main(): Promise<void> {
   startProgram()
@@ -17,8 +18,21 @@ async function main(): Promise<void> {
     )
   }
   const host = values.host ?? '127.0.0.1'
+  // -c: Mosquitto's configuration file; the flags given beside it win where both say something.
+  const config =
+    values.config === undefined
+      ? undefined
+      : tryOrFail(() =>
+          configured(values.config as string, {
+            whereFlags: ['port', 'host', 'ws-port', 'unix'].filter((flag) => flag in values),
+            credentials:
+              username !== undefined && password !== undefined ? { username, password } : undefined,
+          }),
+        )
+  for (const warning of config?.warnings ?? []) process.stderr.write(`warning: ${warning}\n`)
+  const persist = values.persist ?? config?.persist
   const redis = values.redis ?? process.env.REDIS_URL
-  if (redis !== undefined && values.persist !== undefined)
+  if (redis !== undefined && persist !== undefined)
     fail(
       'give --persist or --redis, not both: with --redis, Redis keeps retained messages and ' +
         'sessions',
@@ -28,11 +42,15 @@ async function main(): Promise<void> {
     port: portFlag('--port', values.port) ?? 1883,
     wsPort: portFlag('--ws-port', values['ws-port']),
     unixPath: values.unix,
-    persist: values.persist,
+    persist,
     redis,
+    listeners: config?.listeners,
+    security: config?.security,
     maxPacketSize: sizeFlag(values['max-packet-size']),
     credentials:
-      username !== undefined && password !== undefined ? { username, password } : undefined,
+      username !== undefined && password !== undefined && config === undefined
+        ? { username, password }
+        : undefined,
     log: values.quiet ? undefined : (line) => console.log(line),
     // With --quiet, what the broker says of Redis is still printed: it is not a client event.
     say: values.quiet ? (line) => console.log(line) : undefined,
@@ -46,15 +64,14 @@ async function main(): Promise<void> {
   // handlers.
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
-  if (!isLoopback(host) && username === undefined) {
+  if (!isLoopback(host) && username === undefined && !config?.listeners) {
     process.stderr.write(
       `warning: listening on ${host} without a password: anyone who can reach this machine can ` +
         `publish and subscribe; add --username and --password\n`,
     )
   }
   if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
-  if (values.persist !== undefined)
-    console.log(`keeping retained messages and sessions in ${values.persist}`)
+  if (persist !== undefined) console.log(`keeping retained messages and sessions in ${persist}`)
   if (redis !== undefined)
     console.log(
       'sharing messages, retained messages and sessions with every broker on ' +
@@ -70,6 +87,14 @@ function parseCli() {
       description: 'Start the bundled MQTT broker (aedes) and print what its clients do.',
     },
     {
+      config: {
+        type: 'string',
+        short: 'c',
+        arg: 'FILE',
+        help:
+          "read Mosquitto's configuration file: listeners, TLS, passwords, ACL " +
+          '(docs/conformance.md: its options, and the flags beside it)',
+      },
       port: {
         type: 'string',
         arg: 'N',
@@ -131,6 +156,15 @@ function parseCli() {
       },
     },
   )
+}
+
+/** What `run` returns, or its error as one line and exit 1. */
+function tryOrFail<T>(run: () => T): T {
+  try {
+    return run()
+  } catch (error) {
+    return fail(messageOf(error))
+  }
 }
 
 function sizeFlag(value: string | undefined): number | undefined {
