@@ -1,10 +1,29 @@
 // What the stage view's tests read of its page, and what they expect it to draw: the page's rows
 // as lines of text (a band per step, an arrow per packet with the ticks beside it), the same lines
 // made from a trace, and the smallest text on screen, which a room must read from the back.
-import type { Browser, Page } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import type { PacketEntry, TraceEntry } from '../../scenarios/stage/trace.ts'
 
 export const CHROMIUM = '/usr/bin/chromium'
+
+/**
+ * Debian's Chromium with the flags the machine's notes ask for: no sandbox (root), no GPU, and no
+ * background traffic to Google, which a closed network refuses.
+ */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+}
 
 /** Errors thrown by the scripts of the pages that newPage() opened: none, in a passing run. */
 export const pageErrors: string[] = []

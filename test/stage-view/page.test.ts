@@ -8,13 +8,21 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StageView } from '../../scenarios/stage/stage-view.ts'
 import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { burstPlay, retainedPlay } from './plays.ts'
-import { CHROMIUM, drawn, expectedOf, newPage, pageErrors, smallestText } from './drawing.ts'
+import {
+  CHROMIUM,
+  drawn,
+  expectedOf,
+  launchChromium,
+  newPage,
+  pageErrors,
+  smallestText,
+} from './drawing.ts'
 
 /** Push entries as a stage makes them: a few at a time, with the event loop turning between. */
 async function play(view: StageView, entries: TraceEntry[]): Promise<void> {
@@ -32,7 +40,7 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
   const views: StageView[] = []
 
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM })
+    browser = await launchChromium()
     shots = process.env.STAGE_VIEW_SCREENSHOTS ?? (await mkdtemp(join(tmpdir(), 'stage-view-')))
     await mkdir(shots, { recursive: true })
   })

@@ -1,0 +1,86 @@
+// A real show and its stage view: the retained show played with --step in a pseudo-terminal (as a
+// speaker plays it, so that it waits at its last prompt with the page still served), its page open
+// in Chromium from the start, and the feed read beside it: the page draws each step and every
+// packet of the trace the show sent, in order.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ROOT } from '../../lib/build-cache.ts'
+import { programArgs } from '../../scenarios/stage/bundle.ts'
+import { shellQuote } from '../../scenarios/stage/proc.ts'
+import { Program } from '../helpers/processes.ts'
+import { CHROMIUM, drawn, expectedOf, launchChromium, newPage, pageErrors } from './drawing.ts'
+import { Feed } from './feed.ts'
+
+/** One wait in a show: past the minute a show itself waits for anything before it fails. */
+const STEP_MS = 90_000
+
+/** The show of `scenario` from its bundle, with `args`, in a pseudo-terminal 80 columns wide. */
+function inTerminal(scenario: string, args: string[]): Program {
+  const command = [process.execPath, ...programArgs(`scenarios/${scenario}.ts`), ...args]
+    .map(shellQuote)
+    .join(' ')
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  delete env.MQTT_URL
+  const child = spawn(
+    '/usr/bin/script',
+    ['-qfec', `stty cols 80 rows 50; exec ${command}`, '/dev/null'],
+    { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] },
+  )
+  return new Program(child, `${scenario} ${args.join(' ')}`)
+}
+
+const inBrowser = existsSync(CHROMIUM) ? describe : describe.skip
+
+inBrowser('the stage view of a real show', () => {
+  let browser: Browser
+  beforeAll(async () => {
+    browser = await launchChromium()
+  })
+  afterAll(async () => {
+    expect(pageErrors).toEqual([])
+    await browser?.close()
+  })
+
+  it(
+    'npm run demo:retained -- --step --dashboard-port 0: the page, open from before step 1, ' +
+      'draws each step and every packet of the trace, in order',
+    async () => {
+      const show = inTerminal('retained', ['--step', '--dashboard-port', '0'])
+      try {
+        const banner = await show.waitForLine('Stage view: ')
+        const url = banner.match(/http:\/\/127\.0\.0\.1:\d+\//)![0]
+        const feed = new Feed(url)
+        const page = await newPage(browser, url)
+        // Enter at each prompt, once it is there: keys typed before a prompt are dropped.
+        let from = 0
+        for (;;) {
+          const prompt = await show.waitForLine('Enter: ', STEP_MS, from)
+          from = show.stdout.length
+          if (prompt.includes('Enter: end the show')) break
+          show.child.stdin!.write('\r')
+        }
+        const steps = new Set(show.stdout.match(/^Step \d+\./gm)).size
+        expect(steps).toBe(8)
+        await expect.poll(() => drawn(page)).toEqual(expectedOf(feed.entries))
+        // The stage sends the trace once it records it (scenarios/stage/trace.ts): then a band
+        // per step the terminal showed.
+        const traced = feed.entries.some((e) => e.kind === 'play')
+        expect(await page.locator('[data-step]').count()).toBe(traced ? steps : 0)
+        expect(await page.locator('#status').getAttribute('data-state')).toBe(
+          traced ? 'live' : 'waiting',
+        )
+        show.child.stdin!.write('\r')
+        const result = await show.finish(STEP_MS)
+        expect(result.code, result.stdout).toBe(0)
+        await feed.ended()
+        await expect
+          .poll(() => page.locator('#status').getAttribute('data-state'))
+          .not.toBe(traced ? 'live' : 'waiting')
+      } finally {
+        show.child.kill('SIGKILL')
+      }
+    },
+  )
+})
