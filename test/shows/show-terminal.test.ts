@@ -73,7 +73,7 @@ function direct(scenario: string, args: string[] = []): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
   delete env.MQTT_URL
   return new Program(
-    spawn(process.execPath, [...programArgs(`scenarios/${scenario}.ts`), ...args], {
+    spawn(process.execPath, [...programArgs(`scenarios/${scenario}.ts`), ...freePortFor(args)], {
       cwd: ROOT,
       env,
     }),
@@ -82,11 +82,19 @@ function direct(scenario: string, args: string[] = []): Program {
 }
 
 /**
+ * A show's arguments, with its stage view on a free port unless they give one: shows that tests
+ * play side by side would all take port 8080.
+ */
+function freePortFor(args: string[]): string[] {
+  return args.includes('--dashboard-port') ? args : [...args, '--dashboard-port', '0']
+}
+
+/**
  * The command line that starts the show of `scenario` from its bundle, as npm run demo:<scenario>
  * would.
  */
 function showCommand(scenario: string, args: string[] = []): string {
-  return [process.execPath, ...programArgs(`scenarios/${scenario}.ts`), ...args]
+  return [process.execPath, ...programArgs(`scenarios/${scenario}.ts`), ...freePortFor(args)]
     .map(shellQuote)
     .join(' ')
 }
