@@ -158,6 +158,33 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
     },
   )
 
+  it(
+    'a new play starts a new diagram below the last, which stays reachable; against MQTT_URL ' +
+      'the page says what it cannot see',
+    async () => {
+      const view = await open()
+      const page = await newPage(browser, view.url)
+      const { first, growth, rest } = burstPlay()
+      await play(view, [...first, ...growth, ...rest])
+      const unseen =
+        'Against MQTT_URL the broker is not ours: acknowledgements, pings and its own acts are ' +
+        'not seen.'
+      const retained = retainedPlay().map((e) =>
+        e.kind === 'play' ? { ...e, source: 'programs' as const, unseen } : e,
+      )
+      await play(view, retained)
+      await page.locator('.play:nth-of-type(2) .result').waitFor({ timeout: HUNG_MS })
+      expect(await page.locator('.play h2').allTextContents()).toEqual(['wire', 'retained'])
+      expect(await drawn(page)).toEqual(expectedOf(retained))
+      expect(await page.locator('.play').first().locator('.result').textContent()).toBe(
+        '✓ wire: every expectation met',
+      )
+      expect(await page.locator('.play').nth(1).locator('.unseen').textContent()).toBe(unseen)
+      await page.evaluate(() => document.querySelectorAll('.play')[1]!.scrollIntoView())
+      await page.screenshot({ path: join(shots, 'stage-view-second-play-unseen.png') })
+    },
+  )
+
   it('follows the newest step; scrolled back, it stays there until F is pressed', async () => {
     const view = await open()
     const page = await newPage(browser, view.url)

@@ -71,6 +71,8 @@ class Play {
   /** The row the next lifeline head or end mark may join, and the ping row a ping may join. */
   private last?: { kind: 'heads' | 'ends' | 'pings'; row: HTMLElement; pings?: ArrowRow }
   private hasPackets = false
+  /** The lifelines that live now, drawn for a row, until one begins or ends. */
+  private alive?: HTMLElement
   stepText = ''
   readonly entry: PlayEntry
 
@@ -118,6 +120,7 @@ class Play {
       this.place()
     }
     this.lanes.set(entry.id, lane)
+    this.alive = undefined
     const key = lane.key
     if (!this.hasPackets) return
     // A program that starts in the middle of the play: its head where it begins.
@@ -132,6 +135,7 @@ class Play {
     if (!lane || lane.ended || lane.id !== entry.id) return
     const row = this.joinable('ends')
     lane.ended = true
+    this.alive = undefined
     lane.head.classList.add('ended')
     const mark = element('span', `end ${entry.how}`, `✕ ${ENDS[entry.how]}`)
     mark.style.setProperty('--x', `var(--lane-${lane.key})`)
@@ -265,15 +269,18 @@ class Play {
 
   /** A new row at the end, with the lifelines that live at this point drawn through it. */
   private row(className: string, ...children: (Node | string)[]): HTMLElement {
-    const lanes = element('div', 'lanes')
-    for (const lane of this.columns) {
-      if (lane.ended) continue
-      const line = element('i', lane.entry.role)
-      if (lane.entry.stage) line.classList.add('faint')
-      line.style.setProperty('--x', `var(--lane-${lane.key})`)
-      lanes.append(line)
+    // The same lifelines live through most rows: copied, they cost a fraction of being made.
+    if (!this.alive) {
+      this.alive = element('div', 'lanes')
+      for (const lane of this.columns) {
+        if (lane.ended) continue
+        const line = element('i', lane.entry.role)
+        if (lane.entry.stage) line.classList.add('faint')
+        line.style.setProperty('--x', `var(--lane-${lane.key})`)
+        this.alive.append(line)
+      }
     }
-    const row = element('div', `row ${className}`, lanes, ...children)
+    const row = element('div', `row ${className}`, this.alive.cloneNode(true), ...children)
     this.rows.append(row)
     this.last = undefined
     return row
