@@ -59,7 +59,7 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
 
   it(
     "draws every packet of the retained show's play in order, each step as a band, each tick " +
-      'beside its arrow; no text under 20 px',
+      'beside its arrow; no text under 20 px; the show over, it says so',
     async () => {
       const view = await open()
       const page = await newPage(browser, view.url)
@@ -77,6 +77,10 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
       await page.mouse.wheel(0, -(await page.evaluate(() => document.body.scrollHeight)))
       await expect.poll(() => page.locator('#follow').isVisible()).toBe(true)
       await page.screenshot({ path: join(shots, 'stage-view-retained-start.png') })
+      // The show ends, and its server with it: the page says so, and keeps the diagram.
+      await view.close()
+      await expect.poll(() => page.locator('#status').textContent()).toBe('the show has ended')
+      expect(await drawn(page)).toEqual(expectedOf(entries))
     },
   )
 
