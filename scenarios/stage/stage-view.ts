@@ -87,7 +87,12 @@ export class StageView {
 
   /** An entry of the trace, as the stage makes it: kept, and sent to every open page. */
   add(entry: TraceEntry): void {
-    if (entry.kind === 'play') this.packetAt = new Map()
+    if (entry.kind === 'play') {
+      this.packetAt = new Map()
+      // The pages of the play before end with it.
+      const links = this.sent.filter((m) => 'link' in m)
+      for (const link of links) this.sent.splice(this.sent.indexOf(link), 1)
+    }
     const message = { entry }
     const at = entry.kind === 'packet' ? this.packetAt.get(entry.seq) : undefined
     if (at !== undefined) this.sent[at] = message
@@ -98,7 +103,7 @@ export class StageView {
     this.send(message)
   }
 
-  /** Name another page of the show on the stage view, with a link to it. */
+  /** Name another page of the play on the stage view, with a link to it, until the next play. */
   link(title: string, url: string): void {
     const message = { link: { title, url } }
     this.sent.push(message)

@@ -163,13 +163,15 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
   )
 
   it(
-    'a new play starts a new diagram below the last, which stays reachable; against MQTT_URL ' +
-      'the page says what it cannot see',
+    'a new play starts a new diagram below the last, which stays reachable, and drops the ' +
+      "last one's links; against MQTT_URL the page says what it cannot see",
     async () => {
       const view = await open()
       const page = await newPage(browser, view.url)
       const { first, growth, rest } = burstPlay()
       await play(view, [...first, ...growth, ...rest])
+      view.link('Device cards', 'http://127.0.0.1:9/')
+      await page.locator('.links a', { hasText: 'Device cards ↗' }).waitFor({ timeout: HUNG_MS })
       const unseen =
         'Against MQTT_URL the broker is not ours: acknowledgements, pings and its own acts are ' +
         'not seen.'
@@ -184,6 +186,8 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
         '✓ wire: every expectation met',
       )
       expect(await page.locator('.play').nth(1).locator('.unseen').textContent()).toBe(unseen)
+      // The first play's page ended with it.
+      expect(await page.locator('.links a').count()).toBe(0)
       await page.evaluate(() => document.querySelectorAll('.play')[1]!.scrollIntoView())
       await page.screenshot({ path: join(shots, 'stage-view-second-play-unseen.png') })
     },

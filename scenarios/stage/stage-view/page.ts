@@ -311,6 +311,8 @@ function showState(next: typeof state): void {
 
 function draw(entry: TraceEntry): void {
   if (entry.kind === 'play') {
+    // The pages of the play before end with it.
+    links.replaceChildren()
     current = new Play(entry)
     plays.append(current.section)
     waiting.hidden = true
