@@ -27,12 +27,13 @@ interface ShowFlags {
 /** Play the scenarios named on the command line, or all of `available`, as the flags say. */
 export async function show(...available: Scenario[]): Promise<void> {
   const flags = showFlags(available)
-  // From now on, keys typed before a prompt are dropped rather than echoed.
-  const term = new Terminal({ keys: flags.step })
-  // First, so that a browser can be opened on it before the show begins.
+  // First, so that a browser can be opened on it before the show begins; and before the keyboard
+  // is taken, so that a port in use leaves the terminal as it was.
   const stageView = await StageView.open(flags.dashboardPort).catch((error: unknown) =>
     fail(messageOf(error)),
   )
+  // From now on, keys typed before a prompt are dropped rather than echoed.
+  const term = new Terminal({ keys: flags.step })
   term.print({ lead: '', text: `Stage view: ${stageView.url} (open it now)`, indent: 2 })
   // Once after an edit (about a second), and the programs on stage start as fast as node itself.
   await buildBundles(programs())
