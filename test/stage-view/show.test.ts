@@ -1,15 +1,19 @@
 // A real show and its stage view: the retained show played with --step in a pseudo-terminal (as a
 // speaker plays it, so that it waits at its last prompt with the page still served), its page open
 // in Chromium from the start, and the feed read beside it: the page draws each step and every
-// packet of the trace the show sent, in order.
+// packet of the trace the show sent, in order. And the server around it: a port in use costs one
+// line, and it answers only on this machine, to its own address.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { request } from 'node:http'
+import { createServer } from 'node:net'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../../lib/build-cache.ts'
 import { programArgs } from '../../scenarios/stage/bundle.ts'
 import { shellQuote } from '../../scenarios/stage/proc.ts'
-import { Program } from '../helpers/processes.ts'
+import { StageView } from '../../scenarios/stage/stage-view.ts'
+import { expectOneLineError, Program, runScript } from '../helpers/processes.ts'
 import { CHROMIUM, drawn, expectedOf, launchChromium, newPage, pageErrors } from './drawing.ts'
 import { Feed } from './feed.ts'
 
@@ -83,4 +87,43 @@ inBrowser('the stage view of a real show', () => {
       }
     },
   )
+})
+
+describe("the stage view's server", () => {
+  it('a show whose port is in use says so in one line, exit 1', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = (taken.address() as { port: number }).port
+    try {
+      const result = await runScript('scenarios/retained.ts', ['--dashboard-port', String(port)])
+      expectOneLineError(
+        result,
+        new RegExp(`^error: --dashboard-port ${port}: that port is in use .*; stop it, or pass`),
+      )
+      expect(result.stdout).toBe('')
+    } finally {
+      taken.close()
+    }
+  })
+
+  it('listens on 127.0.0.1 only, and answers only requests addressed to it there', async () => {
+    const view = await StageView.open(0)
+    try {
+      expect(view.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+      expect((await fetch(view.url)).status).toBe(200)
+      // A page elsewhere that names itself with our address (DNS rebinding) is turned away.
+      const status = await new Promise<number | undefined>((resolve, reject) =>
+        request(view.url, { headers: { host: `example.com:${view.port}` } }, (res) => {
+          res.resume()
+          resolve(res.statusCode)
+        })
+          .on('error', reject)
+          .end(),
+      )
+      expect(status).toBe(421)
+      expect((await fetch(new URL('secret.txt', view.url))).status).toBe(404)
+    } finally {
+      await view.close()
+    }
+  })
 })
