@@ -1,9 +1,9 @@
 // Builds kept from one run to the next in node_modules/.cache/mqtt-by-example and used again for as
 // long as every file they were built from is unchanged, byte for byte: the bundles the stage and
-// the tests start programs from (scenarios/stage/bundle.ts), and the dashboard's page. Each build
-// has a manifest beside it: the files it was built from and a hash of their contents. Every package
-// under node_modules stands for itself through node_modules/.package-lock.json, which npm rewrites
-// whenever the installed packages change.
+// the tests start programs from (scenarios/stage/bundle.ts), and the scripts of the dashboard's
+// page and of the stage view's. Each build has a manifest beside it: the files it was built from
+// and a hash of their contents. Every package under node_modules stands for itself through
+// node_modules/.package-lock.json, which npm rewrites whenever the installed packages change.
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -112,4 +112,39 @@ function writeWhole(path: string, contents: string | Uint8Array): void {
   const temporary = `${path}.${process.pid}.${Math.random().toString(16).slice(2)}`
   writeFileSync(temporary, contents)
   renameSync(temporary, path)
+}
+
+/**
+ * A page's script, bundled for the browser from `entry` (a path under ROOT) and what it imports
+ * (MQTT.js's package.json points browsers at its own browser build): no build step to forget. The
+ * bundle is kept under `name` between starts while none of those files changes, since bundling
+ * MQTT.js takes a good part of a second of CPU.
+ */
+export async function bundleForBrowser(entry: string, name: string): Promise<Buffer> {
+  const path = join(CACHE, 'pages', `${name}.js`)
+  const format = 'browser-es2022-1'
+  const kept = upToDate(path, format)
+  if (kept) return readFileSync(kept)
+  const { build, stop } = await import('esbuild')
+  try {
+    const result = await build({
+      absWorkingDir: ROOT,
+      entryPoints: [entry],
+      outfile: path,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    })
+    const contents = Buffer.from(result.outputFiles[0]!.contents)
+    const output = outputOf(result.metafile, path)
+    if (output) keep(path, contents, output, format)
+    return contents
+  } finally {
+    // esbuild runs as a child process; it is not needed again.
+    await stop()
+  }
 }

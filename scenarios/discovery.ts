@@ -20,7 +20,7 @@ const publisher = 'demos/basic-pubsub/publisher.ts'
 export const discovery: Scenario = {
   name: 'discovery',
   // The WebSocket listener serves the dashboard page's MQTT connection.
-  needs: { listeners: ['ws'], dashboard: true },
+  needs: { listeners: ['ws'] },
   // Devices announce themselves again up to half a second after a birth message, twice in the play.
   budget: 150,
   title:
@@ -65,19 +65,23 @@ export const discovery: Scenario = {
     })
     if (stage.wsUrl) {
       stage.say(
-        'for the projector: the same discovery as a page, in the browser, over MQTT over ' +
-          'WebSocket (docs/09-dashboard.md)',
+        'for the projector: the same discovery as cards, in the browser, over MQTT over ' +
+          'WebSocket (docs/09-dashboard.md), one link away from the stage view',
       )
       const page = stage.spawn('dashboard', 'demos/dashboard/server.ts', [
         '--url',
         stage.wsUrl,
         '--http-port',
-        String(stage.dashboardPort),
+        '0',
         ...prefixArgs,
       ])
-      await page.expect(/^dashboard on http:\/\/127\.0\.0\.1:\d+\/ /, {
-        says: 'open that address in a browser to watch the devices appear',
+      const served = /^dashboard on (http:\/\/127\.0\.0\.1:\d+\/) /
+      await page.expect(served, {
+        says: 'open that address, or its link on the stage view, to watch the devices appear',
       })
+      const line = stage.events.findLast((e) => e.kind === 'line' && e.label === 'dashboard')
+      const url = line?.kind === 'line' ? line.text.match(served)?.[1] : undefined
+      if (url) stage.options.onPage?.('Device cards', url)
     }
 
     await stage.step('Start the kitchen: a light and a thermometer in one device config')

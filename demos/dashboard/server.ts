@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isLoopback, startBroker } from '../../lib/broker/broker.ts'
-import { CACHE, keep, outputOf, upToDate } from '../../lib/build-cache.ts'
+import { bundleForBrowser } from '../../lib/build-cache.ts'
 import { fail, messageOf } from '../../lib/cli.ts'
 import { DEFAULT_PREFIX } from '../../lib/discovery/format.ts'
 import { parseFlags } from '../../lib/demo-flags.ts'
@@ -60,8 +60,8 @@ const prefixProblem = topicNameProblem(prefix)
 if (prefixProblem)
   fail(`--prefix ${JSON.stringify(prefix)} cannot begin a topic name: ${prefixProblem}`)
 
-const pageScript = await pageBundle().catch((error: unknown) =>
-  fail(`cannot bundle the page: ${messageOf(error)}`),
+const pageScript = await bundleForBrowser(join(here, 'page.ts'), 'dashboard').catch(
+  (error: unknown) => fail(`cannot bundle the page: ${messageOf(error)}`),
 )
 const html = (await readFile(join(here, 'page.html'), 'utf8'))
   .replace(
@@ -199,39 +199,4 @@ function portFlag(flag: string, value: string | undefined): number | undefined {
 
 function escapeAttribute(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
-}
-
-/**
- * The page's script, bundled for the browser from page.ts and what it imports (MQTT.js's
- * package.json points browsers at its own browser build): no build step to forget. The bundle is
- * kept between starts while none of those files changes (lib/build-cache.ts), since bundling
- * MQTT.js takes a good part of a second of CPU.
- */
-async function pageBundle(): Promise<Buffer> {
-  const path = join(CACHE, 'demos', 'dashboard', 'page.js')
-  const format = 'browser-es2022-1'
-  const kept = upToDate(path, format)
-  if (kept) return readFile(kept)
-  const { build, stop } = await import('esbuild')
-  try {
-    const result = await build({
-      absWorkingDir: join(here, '..', '..'),
-      entryPoints: [join(here, 'page.ts')],
-      outfile: path,
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    })
-    const contents = Buffer.from(result.outputFiles[0]!.contents)
-    const output = outputOf(result.metafile, path)
-    if (output) keep(path, contents, output, format)
-    return contents
-  } finally {
-    // esbuild runs as a child process; it is not needed again.
-    await stop()
-  }
 }

@@ -4,6 +4,7 @@
 // ./view.ts renders, and the claims it demonstrated.
 import { spawnSync } from 'node:child_process'
 import type { RunningBroker } from '../../lib/broker/broker.ts'
+import type { TraceEntry } from './trace.ts'
 
 /**
  * The budget of a scenario that does not give one. Ours took 1 to 5 s each on the project's 2-core
@@ -28,11 +29,6 @@ export interface Needs {
    * each with useBroker().
    */
   none?: boolean
-  /**
-   * It serves the dashboard page on stage.dashboardPort, which a show fixes (--dashboard-port) so a
-   * browser can wait for it.
-   */
-  dashboard?: boolean
   /**
    * A program it runs that is not ours, and the line that says how to install it where it is
    * missing.
@@ -99,8 +95,13 @@ export interface StageOptions {
   beforeStep?: (number: number, title: string) => Promise<void>
   /** Called while a wait lasts: at a few points in time, with what it is waiting for. */
   onSlow?: (label: string, what: string, ms: number) => void
-  /** The dashboard's port (Needs.dashboard); 0, a free one, by default. */
-  dashboardPort?: number
+  /** Called with every entry of the play's trace as it is made (./trace.ts). */
+  onTrace?: (entry: TraceEntry) => void
+  /**
+   * Called when the play serves a page of its own (the discovery show's device cards), so that the
+   * show can link it from the stage view.
+   */
+  onPage?: (title: string, url: string) => void
 }
 
 /** The claim IDs that a run demonstrated, each once, in the order they were first met. */

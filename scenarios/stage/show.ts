@@ -1,14 +1,14 @@
 // The show: scenarios played for an audience, one after the other, each with a broker of its own,
 // the entry point of `npm run demo:<name>` (one scenario) and of `npm run demo` (all of them, or
 // the ones named). Its command line picks the experiments (names, --list), the pace (--step,
-// --from), what is seen (--verbose) and the dashboard's port; ./view.ts renders what happens,
-// ./terminal.ts fits it to the screen.
-import { createServer } from 'node:net'
+// --from), what is seen (--verbose) and the stage view's port; ./view.ts renders what happens,
+// ./terminal.ts fits it to the screen, ./stage-view.ts serves it as a diagram to a browser.
 import { fail, messageOf } from '../../lib/cli.ts'
 import { parseFlags } from '../../lib/parse-flags.ts'
 import { buildBundles, programs } from './bundle.ts'
 import { Stage, type Scenario } from './stage.ts'
 import { byClaimId, claimsMet, missingProgram } from './scenario.ts'
+import { StageView } from './stage-view.ts'
 import { Terminal } from './terminal.ts'
 import { View } from './view.ts'
 
@@ -27,13 +27,17 @@ interface ShowFlags {
 /** Play the scenarios named on the command line, or all of `available`, as the flags say. */
 export async function show(...available: Scenario[]): Promise<void> {
   const flags = showFlags(available)
+  // First, so that a browser can be opened on it before the show begins; and before the keyboard
+  // is taken, so that a port in use leaves the terminal as it was.
+  const stageView = await StageView.open(flags.dashboardPort).catch((error: unknown) =>
+    fail(messageOf(error)),
+  )
   // From now on, keys typed before a prompt are dropped rather than echoed.
   const term = new Terminal({ keys: flags.step })
+  term.print({ lead: '', text: `Stage view: ${stageView.url} (open it now)`, indent: 2 })
   // Once after an edit (about a second), and the programs on stage start as fast as node itself.
   await buildBundles(programs())
   const { scenarios } = flags
-  const dashboard = scenarios.find((s) => s.needs?.dashboard)
-  if (dashboard) await dashboardAt(flags.dashboardPort, term, dashboard)
 
   let stage: Stage | undefined
   process.on('exit', () => {
@@ -82,8 +86,9 @@ export async function show(...available: Scenario[]): Promise<void> {
       url: process.env.MQTT_URL,
       needs: scenario.needs,
       waitMs: SHOW_WAIT_MS,
-      dashboardPort: flags.dashboardPort,
       onEvent: (event) => view.event(event),
+      onTrace: (entry) => stageView.add(entry),
+      onPage: (title, url) => stageView.link(title, url),
       onSlow: (label, what, ms) => view.slow(label, what, ms),
       beforeStep: async (number, title) => {
         if (flags.step && number >= from)
@@ -131,6 +136,7 @@ export async function show(...available: Scenario[]): Promise<void> {
     )
   }
   term.release()
+  await stageView.close()
 }
 
 /** "2.3 s": the time since `start`, a performance.now() reading, as the show's results give it. */
@@ -144,31 +150,6 @@ function secondsSince(start: number): string {
  */
 function lowerFirst(title: string): string {
   return /^[A-Z][a-z]/.test(title) ? `${title[0].toLowerCase()}${title.slice(1)}` : title
-}
-
-/**
- * Say where the dashboard will be, so a browser can be opened on it before the show gets there;
- * refuse a port in use.
- */
-async function dashboardAt(port: number, term: Terminal, scenario: Scenario): Promise<void> {
-  if (port === 0) return
-  const server = createServer()
-  const taken = await new Promise<boolean>((resolve) => {
-    server.once('error', () => resolve(true))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(false)))
-  })
-  if (taken)
-    fail(
-      `--dashboard-port ${port}: that port is in use (by a dashboard still running?); stop it, ` +
-        `or pass another port`,
-    )
-  term.print({
-    lead: '',
-    text:
-      `Dashboard of the ${scenario.name} show: http://127.0.0.1:${port}/ (open it now, it ` +
-      `fills in when the show gets there; --dashboard-port N for another port)`,
-    indent: 2,
-  })
 }
 
 function showFlags(available: Scenario[]): ShowFlags {
@@ -200,8 +181,8 @@ function showFlags(available: Scenario[]): ShowFlags {
         type: 'string',
         arg: 'N',
         help:
-          `the discovery show's dashboard page (default ${DEFAULT_DASHBOARD_PORT}; 0 a free ` +
-          `port)`,
+          `the port of the stage view, the show as a diagram in a browser (default ` +
+          `${DEFAULT_DASHBOARD_PORT}; 0 a free port)`,
       },
       list: { type: 'boolean', help: 'name the experiments, with what each shows' },
     },

@@ -164,11 +164,6 @@ export class Stage implements ProcStage {
     return prefix ? `${prefix.replace(/[^\w-]+/g, '-')}${name}` : name
   }
 
-  /** The port the dashboard page is served on (Needs.dashboard). */
-  get dashboardPort(): number {
-    return this.options.dashboardPort ?? 0
-  }
-
   /** Begin a step: narrate it, after what options.beforeStep does (wait for Enter, say). */
   async step(title: string): Promise<void> {
     this.stepNumber++

@@ -619,7 +619,7 @@ async function speakerTimes(bundled: Broker): Promise<Record<string, number | st
     await time(
       `npm run demo:${scenario.name} (s)`,
       'npm',
-      ['run', '--silent', `demo:${scenario.name}`],
+      ['run', '--silent', `demo:${scenario.name}`, '--', '--dashboard-port', '0'],
       undefined,
       { MQTT_URL: '' },
       runs,

@@ -51,7 +51,10 @@ describe('npm run dashboard without a browser', () => {
       try {
         const html = await fetch(page)
         expect(html.headers.get('content-type')).toBe('text/html; charset=utf-8')
-        expect(await html.text()).toContain('<meta name="mqtt-url" content="">')
+        const text = await html.text()
+        expect(text).toContain('<meta name="mqtt-url" content="">')
+        // Before its script has run, the page says that it is connecting, and nothing else.
+        expect(text).toContain('data-state="connecting">connecting…</p>')
         expect((await fetch(new URL('page.css', page))).status).toBe(200)
         const script = await fetch(new URL('page.js', page))
         expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8')

@@ -31,11 +31,19 @@ export function inTerminal(
 }
 
 /**
+ * A show's arguments, with its stage view on a free port unless they give one: shows that tests
+ * play side by side would all take port 8080.
+ */
+export function freePortFor(args: string[]): string[] {
+  return args.includes('--dashboard-port') ? args : [...args, '--dashboard-port', '0']
+}
+
+/**
  * The command line that starts the show of `scenario` from its bundle, as npm run demo:<scenario>
  * would.
  */
 export function showCommand(scenario: string, args: string[] = []): string {
-  return [process.execPath, ...programArgs(`scenarios/${scenario}.ts`), ...args]
+  return [process.execPath, ...programArgs(`scenarios/${scenario}.ts`), ...freePortFor(args)]
     .map(shellQuote)
     .join(' ')
 }

@@ -13,7 +13,8 @@ import { shellQuote } from '../../scenarios/stage/proc.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { freePort, isListening, Program } from '../helpers/processes.ts'
 import { joined } from '../helpers/regexp.ts'
-import { inTerminal, SCRIPT, screen, showCommand } from './screen.ts'
+import { freePortFor, inTerminal, SCRIPT, screen, showCommand } from './screen.ts'
+import { Feed } from '../stage-view/feed.ts'
 
 /**
  * Long enough for a show on a machine much slower than this one: a show waits up to a minute for
@@ -56,7 +57,7 @@ function direct(scenario: string, args: string[] = []): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
   delete env.MQTT_URL
   return new Program(
-    spawn(process.execPath, [...programArgs(`scenarios/${scenario}.ts`), ...args], {
+    spawn(process.execPath, [...programArgs(`scenarios/${scenario}.ts`), ...freePortFor(args)], {
       cwd: ROOT,
       env,
     }),
@@ -199,19 +200,26 @@ describe.skipIf(!existsSync(SCRIPT))('shows in a terminal 80 columns wide', () =
 
   it(
     'the discovery show, step by step in plain text (NO_COLOR): within 80 columns, no escaped ' +
-      'JSON, the Last Will shown; its dashboard stays on --dashboard-port to the end, and Ctrl-C ' +
-      'there stops everything, exit 130',
+      'JSON, the Last Will shown; its stage view stays on --dashboard-port to the end and links ' +
+      'the device cards, and Ctrl-C there stops everything, exit 130',
     async () => {
       const port = await freePort()
       const show = inTerminalTest(
         showCommand('discovery', ['--step', '--dashboard-port', String(port)]),
         { NO_COLOR: '1' },
       )
-      await waitInShow(show, `Dashboard of the discovery show: http://127.0.0.1:${port}/`)
+      await waitInShow(show, `Stage view: http://127.0.0.1:${port}/ (open it now)`)
       await answerSteps(show, 0, 12)
       await waitInShow(show, 'Enter: end the show')
       const page = await fetch(`http://127.0.0.1:${port}/`)
       expect(page.status).toBe(200)
+      const feed = new Feed(`http://127.0.0.1:${port}/`)
+      const cards = await feed.until('link to the device cards', () =>
+        feed.messages.flatMap((m) => ('link' in m ? [m.link] : [])).at(0),
+      )
+      feed.close()
+      expect(cards.title).toBe('Device cards')
+      expect(await (await fetch(cards.url)).text()).toContain('<title>Smart home')
       // Ctrl-C, as the speaker would type it: the show stops everything and exits 130.
       show.child.stdin!.write('\x03')
       const result = await show.finish(STEP_MS)

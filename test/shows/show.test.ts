@@ -15,7 +15,8 @@ function npmRun(script: string, args: string[] = []): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
   delete env.MQTT_URL
   // detached: a process group of its own, so the test can press "Ctrl-C" on it as a terminal would.
-  const child = spawn('npm', ['run', '--silent', script, ...(args.length ? ['--', ...args] : [])], {
+  // The stage view on a free port: shows that tests play side by side would all take 8080.
+  const child = spawn('npm', ['run', '--silent', script, '--', ...args, '--dashboard-port', '0'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,7 +71,9 @@ it(
     // The whole show, not one wait: the scenario's budget.
     const result = await show.finish(budgetMs(basicPubsub))
     expect(result.code, result.stderr).toBe(0)
-    expect(result.stdout).toMatch(/^▶ basic-pubsub: /)
+    expect(result.stdout).toMatch(
+      /^Stage view: http:\/\/127\.0\.0\.1:\d+\/ \(open it now\)\n▶ basic-pubsub: /,
+    )
     expect(result.stdout).toContain('Step 1. Start a subscriber on my_topic')
     expect(result.stdout).toContain('  [subscriber] my_topic on')
     expect(result.stdout).toContain('  ✓ the subscriber printed the topic and the payload (C7)')
@@ -91,25 +94,32 @@ it('--step without a terminal refuses with one line instead of waiting forever',
   )
 })
 
-it('Ctrl-C in the middle of the show ends the broker and every process it started', async () => {
-  const show = npmRun('demo:basic-pubsub')
-  const port = Number((await show.waitForLine('[subscriber] connected to ')).match(/:(\d+),/)![1])
-  await show.waitForLine('[subscriber] subscribed to my_topic')
-  const processes = await frozen(show, async () => {
-    const all = [show.pid, ...(await descendants(show.pid))]
-    process.kill(-show.pid, 'SIGINT')
-    return all
-  })
-  // npm, sh is replaced by exec, the stage, the subscriber: at least three.
-  expect(processes.length).toBeGreaterThanOrEqual(3)
-  const result = await show.finish()
-  expect(result.stdout).toContain('interrupted (SIGINT): stopping every process and the broker')
-  // Ctrl-C reached the subscriber too; that is neither reported as a death nor as a failed step.
-  expect(result.stdout).not.toMatch(/✗/)
-  // npm may exit before its child has finished closing; each must be gone within moments.
-  await expect.poll(() => processes.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
-  expect(await isListening(port)).toBe(false)
-})
+it(
+  'Ctrl-C in the middle of the show ends the broker, the stage view and every process it ' +
+    'started',
+  async () => {
+    const show = npmRun('demo:basic-pubsub')
+    const view = Number((await show.waitForLine('Stage view: ')).match(/:(\d+)\//)![1])
+    expect(await isListening(view)).toBe(true)
+    const port = Number((await show.waitForLine('[subscriber] connected to ')).match(/:(\d+),/)![1])
+    await show.waitForLine('[subscriber] subscribed to my_topic')
+    const processes = await frozen(show, async () => {
+      const all = [show.pid, ...(await descendants(show.pid))]
+      process.kill(-show.pid, 'SIGINT')
+      return all
+    })
+    // npm, sh is replaced by exec, the stage, the subscriber: at least three.
+    expect(processes.length).toBeGreaterThanOrEqual(3)
+    const result = await show.finish()
+    expect(result.stdout).toContain('interrupted (SIGINT): stopping every process and the broker')
+    // Ctrl-C reached the subscriber too; that is neither reported as a death nor as a failed step.
+    expect(result.stdout).not.toMatch(/✗/)
+    // npm may exit before its child has finished closing; each must be gone within moments.
+    await expect.poll(() => processes.filter(isAlive), { timeout: HUNG_MS }).toEqual([])
+    expect(await isListening(port)).toBe(false)
+    expect(await isListening(view)).toBe(false)
+  },
+)
 
 it(
   'killing npm (SIGTERM to its pid alone) also ends the stage, its broker and its ' + 'children',
@@ -132,12 +142,16 @@ it(
 function showDirectly(scenario: string, args: string[] = []): Program {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
   delete env.MQTT_URL
-  const child = spawn(process.execPath, [...programArgs(`scenarios/${scenario}.ts`), ...args], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  })
+  const child = spawn(
+    process.execPath,
+    [...programArgs(`scenarios/${scenario}.ts`), ...args, '--dashboard-port', '0'],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  )
   return new Program(child, `scenarios/${scenario}.ts`)
 }
 
@@ -168,7 +182,7 @@ it(
   'the stage killed with SIGKILL, broker and all: every demo it started ends by itself (the ' +
     'lifeline)',
   async () => {
-    const show = showDirectly('discovery', ['--dashboard-port', '0'])
+    const show = showDirectly('discovery')
     await show.waitForLine('[listener-2] discovered')
     const children = await frozen(show, async () => {
       const below = await descendants(show.pid)

@@ -1,0 +1,145 @@
+// What the stage view's tests read of its page, and what they expect it to draw: the page's rows
+// as lines of text (a band per step, an arrow per packet with the ticks beside it), the same lines
+// made from a trace, and the smallest text on screen, which a room must read from the back.
+import { chromium, type Browser, type Page } from 'playwright-core'
+import type { PacketEntry, TraceEntry } from '../../scenarios/stage/trace.ts'
+
+export const CHROMIUM = '/usr/bin/chromium'
+
+/**
+ * Debian's Chromium with the flags the machine's notes ask for: no sandbox (root), no GPU, and no
+ * background traffic to Google, which a closed network refuses.
+ */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+}
+
+/** Errors thrown by the scripts of the pages that newPage() opened: none, in a passing run. */
+export const pageErrors: string[] = []
+
+/** A page at a projector's 1280×720 on `url`. */
+export async function newPage(browser: Browser, url: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } })
+  page.on('pageerror', (error) => pageErrors.push(error.message))
+  await page.goto(url)
+  return page
+}
+
+/**
+ * The diagram of the newest play, row by row: `step N: step N of S | title`, `packet SEQ: label`,
+ * `tick after SEQ: ✓ text` beside an arrow, `tick: ✓ text` on a row of its own, `result: text`.
+ */
+export function drawn(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const lines: string[] = []
+    const text = (element: Element | null) => element?.textContent ?? ''
+    const play = [...document.querySelectorAll('.play')].at(-1)
+    for (const row of play?.querySelectorAll('.row') ?? []) {
+      const { step, seq } = (row as HTMLElement).dataset
+      if (step)
+        lines.push(
+          `step ${step}: ${text(row.querySelector('.step-count'))} | ` +
+            text(row.querySelector('.step-title')),
+        )
+      else if (seq) {
+        lines.push(`packet ${seq}: ${text(row.querySelector('.label'))}`)
+        for (const tick of row.querySelectorAll('.tick'))
+          lines.push(`tick after ${seq}: ${text(tick)}`)
+      } else if (row.classList.contains('ticked')) lines.push(`tick: ${text(row)}`)
+      else if (row.classList.contains('result')) lines.push(`result: ${text(row)}`)
+    }
+    return lines
+  })
+}
+
+const ACTS = { will: 'Last Will', retained: 'retained copy', nobody: 'reaches no one' }
+const PINGS = new Set(['pingreq', 'pingresp'])
+
+/**
+ * What drawn() should read for the newest play of `entries`: each packet once, as its last entry
+ * with that seq says, keepalive pings one after the other between the same two folded into one.
+ */
+export function expectedOf(entries: TraceEntry[]): string[] {
+  const start = entries.findLastIndex((e) => e.kind === 'play')
+  const play = entries.slice(start)
+  const steps = play[0]?.kind === 'play' ? play[0].steps : 0
+  const last = new Map<number, PacketEntry>()
+  for (const e of play) if (e.kind === 'packet') last.set(e.seq, e)
+  /** Lines per drawn row, and the row each seq is drawn in. */
+  const rows: string[][] = []
+  const rowOf = new Map<number, { lines: string[]; seqs: number[]; pings?: Map<number, number> }>()
+  let pingRow: { pair: string; row: NonNullable<ReturnType<typeof rowOf.get>> } | undefined
+  let packets = false
+  for (const e of play) {
+    if (e.kind === 'packet') {
+      packets = true
+      if (rowOf.has(e.seq)) continue
+      const entry = last.get(e.seq)!
+      if (PINGS.has(entry.type)) {
+        const pair = [entry.from, entry.to].sort().join(' ')
+        if (pingRow?.pair !== pair) {
+          const row = { lines: [''], seqs: [], pings: new Map() }
+          rows.push(row.lines)
+          pingRow = { pair, row }
+        }
+        const row = pingRow.row
+        row.seqs.push(entry.seq)
+        row.pings!.set(entry.seq * (entry.type === 'pingreq' ? 1 : -1), entry.count)
+        rowOf.set(entry.seq, row)
+        const counts = [...row.pings!]
+        const requests = counts.filter(([s]) => s > 0).reduce((sum, [, n]) => sum + n, 0)
+        const responses = counts.filter(([s]) => s < 0).reduce((sum, [, n]) => sum + n, 0)
+        const rounds = Math.max(requests, responses)
+        row.lines[0] =
+          `packet ${row.seqs.join(' ')}: keepalive: PINGREQ, PINGRESP` +
+          (rounds > 1 ? ` ×${rounds}` : '')
+        continue
+      }
+      const act = entry.act ? ACTS[entry.act] : ''
+      const label =
+        entry.act === 'nobody' ? `${entry.text} ${act}` : act ? `${act} ${entry.text}` : entry.text
+      const count = entry.count > 1 ? ` ×${entry.count}` : ''
+      const row = { lines: [`packet ${entry.seq}: ${label}${count}`], seqs: [entry.seq] }
+      rows.push(row.lines)
+      rowOf.set(entry.seq, row)
+    } else if (e.kind === 'tick') {
+      const row = e.after === undefined ? undefined : rowOf.get(e.after)
+      if (row) {
+        row.lines.push(`tick after ${row.seqs.join(' ')}: ✓ ${e.text}`)
+        continue
+      }
+      rows.push([`tick: ✓ ${e.text}`])
+    } else if (e.kind === 'step')
+      rows.push([`step ${e.number}: step ${e.number} of ${steps} | ${e.title}`])
+    else if (e.kind === 'result') rows.push([`result: ${e.ok ? '✓' : '✗'} ${e.text}`])
+    else if (e.kind === 'lifeline' && !packets) continue
+    else if (e.kind === 'play') continue
+    pingRow = undefined
+  }
+  return rows.flat()
+}
+
+/** The size in px of the smallest text on screen. */
+export function smallestText(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT)
+    let smallest = Number.POSITIVE_INFINITY
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const parent = node.parentElement
+      if (!node.textContent?.trim() || !parent || parent.getClientRects().length === 0) continue
+      smallest = Math.min(smallest, Number.parseFloat(getComputedStyle(parent).fontSize))
+    }
+    return smallest
+  })
+}
