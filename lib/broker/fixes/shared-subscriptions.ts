@@ -50,8 +50,9 @@ export interface Group {
  * (one broker), each broker chooses among its own members.
  */
 export interface ClusterShares {
-  /** A member joined or left a group on this broker (`online` false: it left, but its session stays). */
+  /** A member joined a group on this broker; `online` false: it left, but its session stays. */
   joined(group: Group, clientId: string, online: boolean): void
+  /** A member left a group on this broker, with its session. */
   left(group: Group, clientId: string): void
   /**
    * The member chosen for this message (by client id, with its broker): the same answer on every
