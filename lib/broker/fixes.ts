@@ -22,6 +22,8 @@ import { sendRetainedBeforeLive } from './fixes/retained-before-live.ts'
 import { storeInOrder } from './fixes/store-in-order.ts'
 import { keepWillDelayOutOfPublish } from './fixes/will-delay.ts'
 import { type ClusterShares, serveSharedSubscriptions } from './fixes/shared-subscriptions.ts'
+import { imposeServerKeepAlive } from './fixes/server-keep-alive.ts'
+import { assignTopicAliases } from './fixes/topic-aliases.ts'
 
 /**
  * MQTT 5 §3.2.2.3.8 [MQTT-3.2.2-17] [MQTT-3.2.2-18]: a client may use topic aliases only up to the
@@ -62,6 +64,8 @@ export function applyFixes(
   keepWithinReceiveMaximum(aedes)
   // Last, so that its hooks see each PUBLISH as it arrives, before the ordering fix holds it back.
   handleWhatArrivedBeforeTheEnd(aedes)
+  imposeServerKeepAlive(aedes)
+  assignTopicAliases(aedes)
   // After the fixes that change what a member is sent: its hook numbers the message as it leaves.
   serveSharedSubscriptions(aedes, shares)
 }
