@@ -38,8 +38,11 @@ local online, offline, brokers = {}, {}, {}
 for i = 1, #all, 2 do
   local broker, state = string.match(all[i + 1], '^(.*)|(%d)$')
   brokers[all[i]] = broker
-  if state == '0' then table.insert(offline, all[i])
-  elseif redis.call('PUBSUB', 'NUMSUB', ARGV[1] .. broker)[2] > 0 then table.insert(online, all[i]) end
+  if state == '0' then
+    table.insert(offline, all[i])
+  elseif redis.call('PUBSUB', 'NUMSUB', ARGV[1] .. broker)[2] > 0 then
+    table.insert(online, all[i])
+  end
 end
 local from, state = online, '1'
 if #online == 0 then from, state = offline, '0' end
@@ -53,9 +56,14 @@ return { id, state, brokers[id], '1' }
 /** HDEL KEYS[1] ARGV[1] only if this broker (ARGV[2]) set it: the client may be on another now. */
 const LEAVE = `
 local value = redis.call('HGET', KEYS[1], ARGV[1])
-if value and string.match(value, '^(.*)|%d$') == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if value and string.match(value, '^(.*)|%d$') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
 `
-/** HSET KEYS[1] ARGV[1] ARGV[3], when offline (ARGV[4] = 0) only if this broker (ARGV[2]) had it. */
+/**
+ * HSET KEYS[1] ARGV[1] ARGV[3]; when the member goes offline (ARGV[4] = 0), only if this broker
+ * (ARGV[2]) had it.
+ */
 const JOIN = `
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[4] == '0' and value and string.match(value, '^(.*)|%d$') ~= ARGV[2] then return end

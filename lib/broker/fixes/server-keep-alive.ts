@@ -7,11 +7,12 @@ export const SERVER_KEEP_ALIVE = 60
 
 /**
  * A client that sends no PINGREQ (keepalive 0), or one every few minutes, holds a connection the
- * broker cannot tell from a dead one for that long. MQTT 5 lets the broker answer with a Server Keep
- * Alive in CONNACK, which the client must then use. aedes does so with its keepaliveLimit option,
- * which also refuses such an MQTT 3.1.1 client with a return code 3.1.1 does not have (6): so the
- * option stays off, and what aedes reads of it for an MQTT 5 client is set here, on the client,
- * before aedes handles its CONNECT. MQTT 3.1.1 clients keep what they asked for, as on Mosquitto.
+ * broker cannot tell from a dead one for that long. MQTT 5 lets the broker answer with a Server
+ * Keep Alive in CONNACK, which the client must then use. aedes does so with its keepaliveLimit
+ * option, which also refuses such an MQTT 3.1.1 client with a return code 3.1.1 does not have (6):
+ * so the option stays off, and what aedes reads of it for an MQTT 5 client is set here, on the
+ * client, before aedes handles its CONNECT. MQTT 3.1.1 clients keep what they asked for, as on
+ * Mosquitto.
  */
 export function imposeServerKeepAlive(aedes: Aedes): void {
   const preConnect = aedes.preConnect

@@ -94,6 +94,7 @@ export function serveSharedSubscriptions(aedes: Aedes, cluster?: ClusterShares):
   const groups = new Map<string, Group>()
   const members = new WeakMap<Deliver, Member>()
   const clients = new Set<Client>()
+  const speaks5 = new WeakSet<Client>()
   const inFlight = new WeakMap<Client, Map<number, InFlight>>()
   /** What members whose session outlives their connection left unacknowledged, by client id. */
   const parked = new Map<string, InFlight[]>()
@@ -132,6 +133,7 @@ export function serveSharedSubscriptions(aedes: Aedes, cluster?: ClusterShares):
     clients.add(client)
     client.conn.once('close', () => clients.delete(client))
     if (packet.protocolVersion === 5) {
+      speaks5.add(client)
       // §3.2.2.3.13: aedes says Shared Subscription Available 0 in every CONNACK.
       rewriteOutgoing(client, (out) =>
         out.cmd === 'connack' && out.properties?.sharedSubscriptionAvailable === false
@@ -188,7 +190,8 @@ export function serveSharedSubscriptions(aedes: Aedes, cluster?: ClusterShares):
     if (subscription.topic.startsWith(PREFIX)) {
       const nl = (subscription as { nl?: boolean }).nl
       // [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error.
-      if (client.version === 5 && nl) {
+      // Read while aedes handles the SUBSCRIBE, when an MQTT 5 client reads as 3.1.1.
+      if (speaks5.has(client) && nl) {
         ;(client as unknown as Disconnecting).disconnect({ reasonCode: PROTOCOL_ERROR }, () =>
           callback(null, null),
         )
