@@ -193,6 +193,8 @@ export const cluster: Scenario = {
       stage.spawn(`worker-${i + 1}`, subscriber, ['--url', at.url, '--topic', group]),
     )
     for (const worker of workers) await worker.until(`subscribed to ${group} (QoS 0)`)
+
+    await stage.step('Publish three jobs on B: each goes to one worker, on C or on B')
     const names = ['one', 'two', 'three']
     await stage.run('publisher', publisher, [
       '--url',
