@@ -667,6 +667,50 @@ const rules: Rule[] = [
     },
   },
   {
+    id: 'server-topic-alias',
+    section: '§3.1.2.11.5, §3.3.2.3.4',
+    requirements: ['MQTT-3.3.2-9', 'MQTT-3.3.2-10'],
+    says:
+      'a client that accepts topic aliases (Topic Alias Maximum 1) may be sent a topic once ' +
+      'with an alias and then the alias alone, never an alias above its maximum; a client that ' +
+      'accepts none is sent every topic in full (a broker may send aliases; the bundled one does)',
+    async test(p) {
+      const accepting = await p.client({ properties: { topicAliasMaximum: 1 } })
+      const plain = await p.client()
+      for (const client of [accepting, plain]) await client.subscribe([p.t('sensor/+')], 1)
+      const publisher = await p.client()
+      for (const value of ['21.5', '21.6']) await publisher.publish(p.t('sensor/a'), value)
+      await publisher.publish(p.t('sensor/b'), '7')
+      const got = await p.liveBefore(accepting, publisher, p.t('sensor/a'))
+      const aliases = got.map((packet) => [packet.topic, packet.properties?.topicAlias])
+      expect(aliases.slice(0, 3)).toEqual([
+        [p.t('sensor/a'), 1],
+        ['', 1],
+        [p.t('sensor/b'), undefined],
+      ])
+      // The three messages, and the first marker, which it got too.
+      const full = await p.liveBefore(plain, publisher, p.t('sensor/a'))
+      expect(full.map((packet) => [packet.topic !== '', packet.properties?.topicAlias])).toEqual(
+        full.map(() => [true, undefined]),
+      )
+      expect(full.length).toBe(4)
+    },
+  },
+  {
+    id: 'server-keep-alive',
+    section: '§3.2.2.3.14',
+    requirements: ['MQTT-3.2.2-21', 'MQTT-3.2.2-22'],
+    says:
+      'a client that asks for no keepalive (0) or for 120 s is told a Server Keep Alive in ' +
+      'CONNACK, which it must then use; one that asks for 30 s keeps it (a broker may set one; ' +
+      'the bundled broker allows 60 s)',
+    async test(p) {
+      const told = async (keepalive: number) =>
+        (await p.connect({ keepalive })).connack.properties?.serverKeepAlive
+      expect([await told(0), await told(120), await told(30)]).toEqual([60, 60, undefined])
+    },
+  },
+  {
     id: 'maximum-packet-size',
     section: '§3.1.2.11.4',
     requirements: ['MQTT-3.1.2-24', 'MQTT-3.1.2-25'],
@@ -777,11 +821,18 @@ const rules: Rule[] = [
 
 const departures: Departures = {
   mosquitto: {
+    'server-topic-alias': { note: 'sends every topic in full' },
+    'server-keep-alive': { note: 'sets none (its max_keepalive is 65535 unless configured)' },
     'will-at-session-end': { note: 'waits for the will delay after the session has ended' },
     'shared-no-local': { note: 'grants it (SUBACK 0x01)' },
     'shared-no-retained': { note: 'sends the retained message, as to a plain subscription' },
   },
   aedes: {
+    'server-topic-alias': { note: 'sends every topic in full', fix: 'assignTopicAliases' },
+    'server-keep-alive': {
+      note: 'sets none (its keepaliveLimit option is off)',
+      fix: 'imposeServerKeepAlive',
+    },
     'shared-subscription': {
       note: 'refuses $share/ with SUBACK 0x9E, as its CONNACK says',
       fix: 'serveSharedSubscriptions',
