@@ -178,6 +178,37 @@ export const cluster: Scenario = {
       says: 'the device goes on: its commands reach it through B',
     })
 
+    await stage.step('Start broker C; three workers share one group, one on C and two on B')
+    // A shared subscription: each job goes to one worker, whichever broker it is on (Redis says
+    // which); the stage's markers, published on B, prove each worker's share.
+    const c = await startBroker(stage, 'broker-c', redisUrl)
+    await stage.useBroker(b.url)
+    const jobs = stage.topic('jobs')
+    const group = `$share/workers/${jobs}`
+    const workers = [c, b, b].map((at, i) =>
+      stage.spawn(`worker-${i + 1}`, subscriber, ['--url', at.url, '--topic', group]),
+    )
+    for (const worker of workers) await worker.until(`subscribed to ${group} (QoS 0)`)
+
+    await stage.step('Publish three jobs on B: each goes to one worker, on C or on B')
+    const names = ['one', 'two', 'three']
+    await stage.run('publisher', publisher, [
+      '--url',
+      b.url,
+      '--topic',
+      jobs,
+      ...names.flatMap((name) => ['--message', name]),
+    ])
+    const shares = await stage.groupBarrier(jobs, workers, names, {
+      says: 'each job reached one worker of the group, on C or on B, none reached two',
+    })
+    stage.say(
+      `Redis spread them: ${workers
+        .map((w) => `${w.label} got ${shares.get(w)!.join(', ') || 'none'}`)
+        .join('; ')}`,
+    )
+    await Promise.all([...workers.map((w) => w.stop()), c.proc.stop()])
+
     await stage.step('Stop the device, broker B and Redis')
     await light.stop()
     await b.proc.stop()

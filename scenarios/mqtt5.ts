@@ -395,6 +395,8 @@ export const mqtt5: Scenario = {
     } else {
       members.push(stage.spawn('member-2', subscriber, ['--topic', group]))
       await members[1].until(`subscribed to ${group} (QoS 1)`)
+      // Only where the broker serves the group: a refusal leaves nothing to publish to.
+      await stage.step('Publish four messages to home/kitchen/light: the group shares them')
       const messages = ['one', 'two', 'three', 'four']
       await stage.run('publisher', publisher, [
         ...at('home/kitchen/light'),

@@ -180,6 +180,7 @@ async function bringUp(
   applyFixes(aedes, {
     onDisk: store !== undefined || shared !== undefined,
     onRedis: shared !== undefined,
+    shares: shared?.shares(aedes.id),
   })
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)

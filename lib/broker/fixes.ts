@@ -21,6 +21,9 @@ import { deliverQueueOfResumedSession } from './fixes/resumed-session.ts'
 import { sendRetainedBeforeLive } from './fixes/retained-before-live.ts'
 import { storeInOrder } from './fixes/store-in-order.ts'
 import { keepWillDelayOutOfPublish } from './fixes/will-delay.ts'
+import { type ClusterShares, serveSharedSubscriptions } from './fixes/shared-subscriptions.ts'
+import { imposeServerKeepAlive } from './fixes/server-keep-alive.ts'
+import { assignTopicAliases } from './fixes/topic-aliases.ts'
 
 /**
  * MQTT 5 §3.2.2.3.8 [MQTT-3.2.2-17] [MQTT-3.2.2-18]: a client may use topic aliases only up to the
@@ -32,11 +35,16 @@ export const mqtt5Options: AedesOptions = { topicAliasMaximum: 10 }
 
 /**
  * Every fix, in the order its hooks must wrap each other; `onDisk` when aedes keeps its store on
- * disk (--persist) or on Redis, `onRedis` when its messages also flow through Redis (--redis).
+ * disk (--persist) or on Redis, `onRedis` when its messages also flow through Redis (--redis),
+ * `shares` how brokers on one Redis agree on the member of a shared subscription's group.
  */
 export function applyFixes(
   aedes: Aedes,
-  { onDisk = false, onRedis = false }: { onDisk?: boolean; onRedis?: boolean } = {},
+  {
+    onDisk = false,
+    onRedis = false,
+    shares,
+  }: { onDisk?: boolean; onRedis?: boolean; shares?: ClusterShares } = {},
 ): void {
   // Only a store on disk makes aedes route messages out of the order it numbered them in.
   if (onDisk) {
@@ -56,4 +64,8 @@ export function applyFixes(
   keepWithinReceiveMaximum(aedes)
   // Last, so that its hooks see each PUBLISH as it arrives, before the ordering fix holds it back.
   handleWhatArrivedBeforeTheEnd(aedes)
+  imposeServerKeepAlive(aedes)
+  assignTopicAliases(aedes)
+  // After the fixes that change what a member is sent: its hook numbers the message as it leaves.
+  serveSharedSubscriptions(aedes, shares)
 }

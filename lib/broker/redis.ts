@@ -6,6 +6,8 @@
 import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import type { Redis } from 'ioredis'
+import type { ClusterShares } from './fixes/shared-subscriptions.ts'
+import { redisShares } from './redis-shares.ts'
 
 /** How long to wait for Redis at start before giving up, and between attempts once it went away. */
 const CONNECT_TIMEOUT_MS = 5000
@@ -40,6 +42,11 @@ interface SharedRedis {
    * brokers.
    */
   installHooks(aedes: Aedes): void
+  /**
+   * How this broker, `brokerId`, and the others agree on the member of a shared subscription's
+   * group that gets each message (./redis-shares.ts).
+   */
+  shares(brokerId: string): ClusterShares
   /** Close the three connections (two for the messages, one for the store). */
   close(): Promise<void>
 }
@@ -220,6 +227,7 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   return {
     aedesOptions: { mq, persistence: inOrder(redisPersistence({ conn: storeConn }) as Store) },
     installHooks: (aedes) => holdClientsWhileRedisIsAway(aedes, serving, shown, say),
+    shares: (brokerId) => redisShares(storeConn, subConn, brokerId),
     async close() {
       closing = true
       // QUIT lets the store's last writes (a will taken off the list, say) finish first.

@@ -16,6 +16,7 @@ import {
   type Departures,
   type Rule,
 } from './conformance-probe.ts'
+import type { RawClient } from '../helpers/raw-client.ts'
 
 /**
  * How long to let a 1-second interval run out. Mosquitto keeps time in whole seconds and expires
@@ -51,6 +52,34 @@ function expectTimeLeft(interval: number, published: number, least: number, most
     interval,
     `Message Expiry Interval of ${published} s after ${least}–${most} ms`,
   ).toBeLessThanOrEqual(published - Math.floor(least / 1000))
+}
+
+/** What a rule's test is given: clients, markers, topics of its own. */
+type Probe = Parameters<Rule['test']>[0]
+
+/** `job-1` ... `job-<count>`. */
+const jobs = (count: number) => Array.from({ length: count }, (_, i) => `job-${i + 1}`)
+
+/**
+ * Publish `count` jobs to the group's topic, then a marker to a topic every member (and `others`)
+ * subscribes to as well: what each got before the marker is its share.
+ */
+async function spreadOver(
+  p: Probe,
+  members: RawClient[],
+  count: number,
+  others: RawClient[] = [],
+): Promise<string[][]> {
+  for (const client of [...members, ...others]) await client.subscribe([p.t('done')], 1)
+  const publisher = await p.client()
+  for (const [i, job] of jobs(count).entries())
+    await publisher.publish(p.t(`jobs/${i % 3}`), job, { qos: 1 })
+  const marker = p.marker()
+  await publisher.publish(p.t('done'), marker, { qos: 1 })
+  const got = await Promise.all(
+    [...members, ...others].map((client) => client.publishesBefore(marker)),
+  )
+  return got.map((packets) => packets.map((packet) => String(packet.payload)))
 }
 
 const rules: Rule[] = [
@@ -638,6 +667,50 @@ const rules: Rule[] = [
     },
   },
   {
+    id: 'server-topic-alias',
+    section: '§3.1.2.11.5, §3.3.2.3.4',
+    requirements: ['MQTT-3.3.2-9', 'MQTT-3.3.2-10'],
+    says:
+      'a client that accepts topic aliases (Topic Alias Maximum 1) may be sent a topic once ' +
+      'with an alias and then the alias alone, never an alias above its maximum; a client that ' +
+      'accepts none is sent every topic in full (a broker may send aliases; the bundled one does)',
+    async test(p) {
+      const accepting = await p.client({ properties: { topicAliasMaximum: 1 } })
+      const plain = await p.client()
+      for (const client of [accepting, plain]) await client.subscribe([p.t('sensor/+')], 1)
+      const publisher = await p.client()
+      for (const value of ['21.5', '21.6']) await publisher.publish(p.t('sensor/a'), value)
+      await publisher.publish(p.t('sensor/b'), '7')
+      const got = await p.liveBefore(accepting, publisher, p.t('sensor/a'))
+      const aliases = got.map((packet) => [packet.topic, packet.properties?.topicAlias])
+      expect(aliases.slice(0, 3)).toEqual([
+        [p.t('sensor/a'), 1],
+        ['', 1],
+        [p.t('sensor/b'), undefined],
+      ])
+      // The three messages, and the first marker, which it got too.
+      const full = await p.liveBefore(plain, publisher, p.t('sensor/a'))
+      expect(full.map((packet) => [packet.topic !== '', packet.properties?.topicAlias])).toEqual(
+        full.map(() => [true, undefined]),
+      )
+      expect(full.length).toBe(4)
+    },
+  },
+  {
+    id: 'server-keep-alive',
+    section: '§3.2.2.3.14',
+    requirements: ['MQTT-3.2.2-21', 'MQTT-3.2.2-22'],
+    says:
+      'a client that asks for no keepalive (0) or for 120 s is told a Server Keep Alive in ' +
+      'CONNACK, which it must then use; one that asks for 30 s keeps it (a broker may set one; ' +
+      'the bundled broker allows 60 s)',
+    async test(p) {
+      const told = async (keepalive: number) =>
+        (await p.connect({ keepalive })).connack.properties?.serverKeepAlive
+      expect([await told(0), await told(120), await told(30)]).toEqual([60, 60, undefined])
+    },
+  },
+  {
     id: 'maximum-packet-size',
     section: '§3.1.2.11.4',
     requirements: ['MQTT-3.1.2-24', 'MQTT-3.1.2-25'],
@@ -663,42 +736,115 @@ const rules: Rule[] = [
   {
     id: 'shared-subscription',
     section: '§4.8.2, §3.2.2.3.13',
+    requirements: ['MQTT-4.8.2-1', 'MQTT-4.8.2-2', 'MQTT-4.8.2-3'],
     says:
-      '$share/group/filter is refused with SUBACK 0x9E (Shared Subscriptions not supported, ' +
-      'as CONNACK says), or served: each message reaches one member of the group',
+      'CONNACK says shared subscriptions are available; a group of three members of ' +
+      '$share/group/filter and a plain subscriber beside it: each QoS 1 message reaches one ' +
+      'member, every member takes a share, and the plain subscriber gets them all',
     async test(p) {
-      const first = await p.connect()
-      const second = await p.client()
-      const members = [first.client, second]
-      const offered = first.connack.properties?.sharedSubscriptionAvailable !== false
-      const granted = []
+      const { client: first, connack } = await p.connect()
+      expect(connack.properties?.sharedSubscriptionAvailable, 'in CONNACK').not.toBe(false)
+      const members = [first, await p.client(), await p.client()]
       for (const member of members)
-        granted.push(...(await member.subscribe([`$share/group/${p.t('jobs')}`], 1)))
-      if (!offered) {
-        expect(granted).toEqual([0x9e, 0x9e])
-        return
-      }
-      expect(granted).toEqual([1, 1])
-      // Each member also hears the marker, which comes after the jobs from the same publisher.
-      for (const member of members) await member.subscribe([p.t('marker')], 1)
+        expect(await member.subscribe([`$share/group/${p.t('jobs/+')}`], 1)).toEqual([1])
+      const plain = await p.client()
+      await plain.subscribe([p.t('jobs/+')], 1)
+      const [all, ...shares] = (await spreadOver(p, members, 30, [plain])).reverse()
+      expect(shares.flat().sort(), 'each job once over the group').toEqual(jobs(30).sort())
+      expect(
+        shares.map((share) => share.length > 0),
+        'each member took a share',
+      ).toEqual([true, true, true])
+      expect(all.sort(), 'the plain subscriber got every job').toEqual(jobs(30).sort())
+    },
+  },
+  {
+    id: 'shared-member-leaves',
+    section: '§4.8.2',
+    says:
+      'a member that leaves its group (UNSUBSCRIBE, or its connection closes) gets no more of ' +
+      'its messages, and the others share them all: none is lost',
+    async test(p) {
+      const members = [await p.client(), await p.client(), await p.client()]
+      for (const member of members) await member.subscribe([`$share/group/${p.t('jobs/+')}`], 1)
+      members[2].send({
+        cmd: 'unsubscribe',
+        messageId: 7,
+        unsubscriptions: [`$share/group/${p.t('jobs/+')}`],
+      })
+      expect((await members[2].next('unsuback')).granted, 'UNSUBACK').toEqual([0])
+      let shares = await spreadOver(p, members, 12)
+      expect(shares[2], 'the member that unsubscribed').toEqual([])
+      expect(shares.flat().sort()).toEqual(jobs(12).sort())
+      await members[1].disconnect()
+      shares = await spreadOver(p, members.slice(0, 1), 6)
+      expect(shares.flat().sort(), 'the last member got them all').toEqual(jobs(6).sort())
+    },
+  },
+  {
+    id: 'shared-no-local',
+    section: '§3.8.3.1',
+    requirements: ['MQTT-3.8.3-4'],
+    says: 'No Local on a shared subscription is a Protocol Error: the broker closes the connection',
+    async test(p) {
+      const member = await p.client()
+      member.send({
+        cmd: 'subscribe',
+        messageId: 1,
+        subscriptions: [{ topic: `$share/group/${p.t('jobs')}`, qos: 1, nl: true }],
+      })
+      const answer = await Promise.race([
+        member.closed().then(() => 'the connection closed'),
+        member
+          .next('suback')
+          .then((suback) => `SUBACK ${suback.granted}`)
+          .catch(() => 'the connection closed'),
+      ])
+      expect(answer).toBe('the connection closed')
+    },
+  },
+  {
+    id: 'shared-no-retained',
+    section: '§4.8.2, §3.3.1.3',
+    says:
+      'a shared subscription is sent no retained message when it is made (a plain one made ' +
+      'after it is)',
+    async test(p) {
       const publisher = await p.client()
-      const jobs = ['one', 'two', 'three', 'four']
-      for (const job of jobs) await publisher.publish(p.t('jobs'), job, { qos: 1 })
-      const marker = p.marker()
-      await publisher.publish(p.t('marker'), marker, { qos: 1 })
-      const got = (
-        await Promise.all(members.map((member) => member.publishesBefore(marker)))
-      ).flat()
-      expect(got.map((packet) => String(packet.payload)).sort()).toEqual([...jobs].sort())
+      await p.retain(publisher, p.t('state'), 'kept')
+      const member = await p.client()
+      const got = await p.retainedFor(member, [`$share/group/${p.t('state')}`], { publisher })
+      expect(seenAll(got)).toEqual([])
     },
   },
 ]
 
 const departures: Departures = {
   mosquitto: {
+    'server-topic-alias': { note: 'sends every topic in full' },
+    'server-keep-alive': { note: 'sets none (its max_keepalive is 65535 unless configured)' },
     'will-at-session-end': { note: 'waits for the will delay after the session has ended' },
+    'shared-no-local': { note: 'grants it (SUBACK 0x01)' },
+    'shared-no-retained': { note: 'sends the retained message, as to a plain subscription' },
   },
   aedes: {
+    'server-topic-alias': { note: 'sends every topic in full', fix: 'assignTopicAliases' },
+    'server-keep-alive': {
+      note: 'sets none (its keepaliveLimit option is off)',
+      fix: 'imposeServerKeepAlive',
+    },
+    'shared-subscription': {
+      note: 'refuses $share/ with SUBACK 0x9E, as its CONNACK says',
+      fix: 'serveSharedSubscriptions',
+    },
+    'shared-member-leaves': {
+      note: 'refuses $share/ with SUBACK 0x9E',
+      fix: 'serveSharedSubscriptions',
+    },
+    'shared-no-local': {
+      note: 'answers with SUBACK 0x9E and stays connected',
+      fix: 'serveSharedSubscriptions',
+    },
     'receive-maximum': {
       note: "sends every message at once, whatever the client's Receive Maximum",
       fix: 'keepWithinReceiveMaximum',

@@ -660,3 +660,96 @@ async function waitFor(done: () => boolean, what: () => string, timeoutMs = 15_0
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
+
+describe.skipIf(!redisServerPath)(
+  redisServerPath ? 'shared subscriptions on two brokers' : REDIS_NOT_INSTALLED,
+  () => {
+    it(
+      'a group of three with members on both brokers and a plain subscriber beside it: each ' +
+        'message reaches one member, every member takes a share, none is lost when one leaves',
+      async ({ onTestFinished }) => {
+        const { redisServer, broker, client } = fixtures(onTestFinished)
+        const redis = await redisServer()
+        const [a, b] = [await broker(redis), await broker(redis)]
+        const group = '$share/workers/jobs/+'
+        const arrivals = new Waiter()
+        const members = await Promise.all(
+          [a, b, b].map(async (at) => {
+            const member = heard(await client(at.url), arrivals)
+            await member.client.subscribeAsync(group, { qos: 1 })
+            return member
+          }),
+        )
+        const plain = heard(await client(a.url), arrivals)
+        await plain.client.subscribeAsync('jobs/+', { qos: 1 })
+        const publisher = await client(a.url)
+        const publish = async (names: string[]) => {
+          for (const name of names) await publisher.publishAsync('jobs/x', name, { qos: 1 })
+        }
+        const first = jobs('first', 60)
+        await publish(first)
+        let shares = await sharesOf(members, publisher, arrivals, 'first-')
+        expect(shares.flat().sort(), 'each message once over the group').toEqual(first.sort())
+        for (const share of shares) expect(share.length, 'a share each').toBeGreaterThan(0)
+        await plain.until('first-60')
+        expect(plain.got.filter((m) => m.startsWith('first-')).sort()).toEqual(first.sort())
+
+        // The second member on B leaves: the other two share what follows, and lose none.
+        await members[2].client.endAsync()
+        const second = jobs('second', 60)
+        await publish(second)
+        shares = await sharesOf(members.slice(0, 2), publisher, arrivals, 'second-')
+        expect(shares.flat().sort(), 'none lost when a member left').toEqual(second.sort())
+        for (const share of shares) expect(share.length, 'a share each').toBeGreaterThan(0)
+      },
+    )
+  },
+)
+
+/** `<prefix>-1` to `<prefix>-<count>`. */
+function jobs(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}-${i + 1}`)
+}
+
+/** A client and what it has heard, in order; `arrivals` hears of each message. */
+function heard(client: MqttClient, arrivals: Waiter) {
+  const got: string[] = []
+  client.on('message', (_topic, payload) => {
+    got.push(String(payload))
+    arrivals.arrived()
+  })
+  const until = (message: string) =>
+    arrivals.until(() => (got.includes(message) ? true : undefined), {
+      timedOut: (ms) => new Error(`waited ${inSeconds(ms)} for ${message}`),
+    })
+  return { client, got, until }
+}
+
+/**
+ * Each member's share of the messages that start with `prefix`: markers are sent to the group
+ * until each member has got one; a member is sent its messages in order, so what it got before its
+ * first marker is its share.
+ */
+async function sharesOf(
+  members: ReturnType<typeof heard>[],
+  publisher: MqttClient,
+  arrivals: Waiter,
+  prefix: string,
+): Promise<string[][]> {
+  const firstMarker = new Map<number, string>()
+  for (let n = 1; firstMarker.size < members.length; n++) {
+    const marker = `marker-${n}-${Math.random()}`
+    await publisher.publishAsync('jobs/marker', marker, { qos: 1 })
+    const who = await arrivals.until(
+      () => {
+        const i = members.findIndex((m) => m.got.includes(marker))
+        return i < 0 ? undefined : i
+      },
+      { timedOut: (ms) => new Error(`waited ${inSeconds(ms)} for ${marker} to reach a member`) },
+    )
+    if (!firstMarker.has(who)) firstMarker.set(who, marker)
+  }
+  return members.map((m, i) =>
+    m.got.slice(0, m.got.indexOf(firstMarker.get(i)!)).filter((m) => m.startsWith(prefix)),
+  )
+}

@@ -26,6 +26,8 @@ export interface ConnectOptions {
   clientId?: string
   /** CleanSession flag (Clean Start in MQTT 5); default true. */
   clean?: boolean
+  /** Keep Alive, in seconds; default 0, none. */
+  keepalive?: number
   will?: IConnectPacket['will']
   /** MQTT 5 CONNECT properties: Session Expiry Interval, Maximum Packet Size... */
   properties?: IConnectPacket['properties']
@@ -113,7 +115,7 @@ export class RawClient {
         cmd: 'connect',
         protocolId: 'MQTT',
         protocolVersion,
-        keepalive: 0,
+        keepalive: options.keepalive ?? 0,
         clean: options.clean ?? true,
         clientId: options.clientId ?? randomClientId(),
         will: options.will,

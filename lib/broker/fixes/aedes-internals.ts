@@ -20,3 +20,10 @@ export const internalsOf = (client: Client) => client as Client & ClientInternal
 
 /** What aedes keeps of a client's subscriptions: filter -> granted QoS. */
 export const subscriptionsOf = (client: Client) => internalsOf(client).subscriptions
+
+/**
+ * The topic filter of a subscription as aedes keys it: `$share/lights/home/#` (a shared
+ * subscription, ./shared-subscriptions.ts) filters home/#.
+ */
+export const filterOf = (key: string) =>
+  key.startsWith('$share/') ? key.slice(key.indexOf('/', 7) + 1) : key

@@ -2,7 +2,7 @@
 // Keeps [MQTT-4.7.2-1] (§4.7.2 of MQTT 3.1.1 and of MQTT 5).
 import type { Aedes } from 'aedes'
 import { topicMatches } from '../../topics.ts'
-import { subscriptionsOf } from './aedes-internals.ts'
+import { filterOf, subscriptionsOf } from './aedes-internals.ts'
 
 /**
  * A filter that starts with + or # must not match a topic name that starts with $. aedes keeps to
@@ -14,7 +14,7 @@ export function keepDollarTopicsFromWildcards(aedes: Aedes): void {
   const forward = aedes.authorizeForward
   aedes.authorizeForward = (client, packet) => {
     if (packet.topic.startsWith('$')) {
-      const filters = Object.keys(subscriptionsOf(client))
+      const filters = Object.keys(subscriptionsOf(client)).map(filterOf)
       if (!filters.some((filter) => !/^[+#]/.test(filter) && topicMatches(filter, packet.topic)))
         return null
     }

@@ -2,7 +2,7 @@
 // Keeps [MQTT-3.8.4-6] of MQTT 3.1.1 and [MQTT-3.8.4-8] of MQTT 5 (§3.8.4).
 import type { Aedes, Client } from 'aedes'
 import { topicMatches } from '../../topics.ts'
-import { subscriptionsOf } from './aedes-internals.ts'
+import { filterOf, subscriptionsOf } from './aedes-internals.ts'
 
 /**
  * A message reaches a subscriber at the lower of its own QoS and the QoS granted to the matching
@@ -36,7 +36,7 @@ export function deliverAtGrantedQoS(aedes: Aedes): void {
     const granted = Math.max(
       0,
       ...Object.entries(subscriptionsOf(client))
-        .filter(([filter]) => topicMatches(filter, toForward.topic))
+        .filter(([filter]) => topicMatches(filterOf(filter), toForward.topic))
         .map(([, subscription]) => subscription.qos),
     )
     return granted < toForward.qos ? { ...toForward, qos: granted as 0 | 1 } : toForward

@@ -3,7 +3,7 @@
 // [MQTT-3.3.5-1] (§3.3.5).
 import type { Aedes } from 'aedes'
 import { topicMatches } from '../../topics.ts'
-import { internalsOf, type ClientInternals } from './aedes-internals.ts'
+import { filterOf, internalsOf, type ClientInternals } from './aedes-internals.ts'
 
 /**
  * A message that matches several subscriptions of one client reaches it at the highest QoS they
@@ -26,7 +26,7 @@ export function deliverOnceForAllMatchingSubscriptions(aedes: Aedes): void {
   }
   const matching = (client: ClientInternals, topic: string) =>
     Object.entries(client.subscriptions)
-      .filter(([filter]) => topicMatches(filter, topic))
+      .filter(([filter]) => topicMatches(filterOf(filter), topic))
       .map(([, subscription]) => subscription)
   const preConnect = aedes.preConnect
   aedes.preConnect = (client, packet, callback) => {

@@ -27,13 +27,22 @@ export function dropOnlyTrueDuplicates(aedes: Aedes): void {
     ;(client as Client & { duplicates: object }).duplicates = noFilter
     return client
   }
-  const lastSent = new WeakMap<Client, number>()
+  // A message is known by the broker that numbered it and its number: on Redis, two brokers number
+  // theirs alike (both count from 0), and a message of one was dropped as the other's duplicate.
+  const lastSent = new WeakMap<Client, { brokerId: string; counter: number }>()
   const forward = aedes.authorizeForward
   aedes.authorizeForward = (client, packet) => {
     // Retained messages sent on SUBSCRIBE carry no broker id: aedes never filters them either.
     if (packet.brokerId) {
-      if (lastSent.get(client) === packet.brokerCounter) return null
-      lastSent.set(client, packet.brokerCounter)
+      const last = lastSent.get(client)
+      if (last === undefined) {
+        lastSent.set(client, { brokerId: packet.brokerId, counter: packet.brokerCounter })
+      } else if (last.counter === packet.brokerCounter && last.brokerId === packet.brokerId) {
+        return null
+      } else {
+        last.brokerId = packet.brokerId
+        last.counter = packet.brokerCounter
+      }
     }
     return forward.call(aedes, client, packet)
   }

@@ -1,0 +1,37 @@
+// How a fix changes a packet aedes is about to send one client (a CONNACK property, a topic alias)
+// without reaching into aedes: aedes writes every packet with mqtt-packet's writeToStream, given
+// the client's connection, on which aedes keeps the client.
+import { createRequire } from 'node:module'
+import type { Packet, writeToStream } from 'mqtt-packet'
+import type { Client } from 'aedes'
+
+/** The module object aedes calls writeToStream on (an ES import of it could not be changed). */
+const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as {
+  writeToStream: typeof writeToStream
+}
+
+type Rewrite = (packet: Packet) => Packet
+const rewrites = new WeakMap<Client, Rewrite[]>()
+let installed = false
+
+/**
+ * From now on, each packet aedes writes to `client` passes through `rewrite` first, which returns
+ * it, or a changed copy (never the packet itself changed: aedes sends one to many clients).
+ */
+export function rewriteOutgoing(client: Client, rewrite: Rewrite): void {
+  if (!installed) {
+    installed = true
+    // mqtt-packet is one module for every user in the process; clients that no fix asked for
+    // (MQTT.js clients among them) pay one lookup per packet.
+    const write = mqttPacket.writeToStream
+    mqttPacket.writeToStream = ((packet, stream, options) => {
+      const changes = rewrites.get((stream as unknown as { client?: Client }).client as Client)
+      let out = packet
+      if (changes) for (const change of changes) out = change(out)
+      return write(out, stream, options)
+    }) as typeof write
+  }
+  const list = rewrites.get(client)
+  if (list) list.push(rewrite)
+  else rewrites.set(client, [rewrite])
+}
