@@ -264,7 +264,7 @@ describe('every demo program is short, and makes its MQTT calls itself', () => {
     'demos/mqtt5/subscriber.ts',
   ]
 
-  it('each of these experiments has a publisher and a subscriber, in TypeScript and in Python', () => {
+  it('each of these experiments has a publisher and a subscriber, in TypeScript and Python', () => {
     for (const e of experiments) {
       for (const file of [
         'publisher.ts',
