@@ -100,6 +100,11 @@ export interface StageOptions {
   onSlow?: (label: string, what: string, ms: number) => void
   /** The dashboard's port (Needs.dashboard); 0, a free one, by default. */
   dashboardPort?: number
+  /**
+   * Mosquitto's program (`mosquitto`, or its path): a scenario that starts its broker from a
+   * Mosquitto configuration file (security) starts Mosquitto with it, not the bundled broker.
+   */
+  mosquitto?: string
 }
 
 /** The claim IDs that a run demonstrated, each once, in the order they were first met. */

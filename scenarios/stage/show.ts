@@ -22,6 +22,7 @@ interface ShowFlags {
   from: number
   verbose: boolean
   dashboardPort: number
+  mosquitto?: string
 }
 
 /** Play the scenarios named on the command line, or all of `available`, as the flags say. */
@@ -83,6 +84,7 @@ export async function show(...available: Scenario[]): Promise<void> {
       needs: scenario.needs,
       waitMs: SHOW_WAIT_MS,
       dashboardPort: flags.dashboardPort,
+      mosquitto: flags.mosquitto,
       onEvent: (event) => view.event(event),
       onSlow: (label, what, ms) => view.slow(label, what, ms),
       beforeStep: async (number, title) => {
@@ -203,6 +205,12 @@ function showFlags(available: Scenario[]): ShowFlags {
           `the discovery show's dashboard page (default ${DEFAULT_DASHBOARD_PORT}; 0 a free ` +
           `port)`,
       },
+      mosquitto: {
+        type: 'boolean',
+        help:
+          'start Mosquitto, not the bundled broker, where an experiment starts its broker from a ' +
+          'configuration file (security)',
+      },
       list: { type: 'boolean', help: 'name the experiments, with what each shows' },
     },
   )
@@ -246,5 +254,6 @@ function showFlags(available: Scenario[]): ShowFlags {
     from,
     verbose: Boolean(values.verbose),
     dashboardPort: Number(port),
+    mosquitto: values.mosquitto ? 'mosquitto' : undefined,
   }
 }
