@@ -8,6 +8,7 @@ import { ephemeral } from './ephemeral.ts'
 import { mqtt5 } from './mqtt5.ts'
 import { persistence } from './persistence.ts'
 import { retained } from './retained.ts'
+import { security } from './security.ts'
 import { wildcards } from './wildcards.ts'
 import { wire } from './wire.ts'
 import { show } from './stage/show.ts'
@@ -25,6 +26,7 @@ export const scenarios: Scenario[] = [
   persistence,
   mqtt5,
   cluster,
+  security,
 ]
 
 if (isMain(import.meta.url)) await show(...scenarios)
