@@ -1,4 +1,4 @@
-// Every experiment, in the order the article tells them and then the five beyond it: what the docs
+// Every experiment, in the order the article tells them and then the six beyond it: what the docs
 // quote, and, run directly (npm run demo), the whole talk in one command.
 import { isMain } from '../lib/cli.ts'
 import { basicPubsub } from './basic-pubsub.ts'

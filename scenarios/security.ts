@@ -194,7 +194,9 @@ export const security: Scenario = {
       { says: 'without --cafile, the certificate is signed by nobody the client trusts' },
     )
     const byAddress = `mqtts://127.0.0.1:${ports.tls}`
-    await (await publish('alice', ['--url', byAddress, ...as('alice'), ...trust], 1)).expectError(
+    await (
+      await publish('by-address', ['--url', byAddress, ...as('alice'), ...trust], 1)
+    ).expectError(
       refused('the host name 127.0.0.1 does not match the certificate, which is for localhost'),
       { says: 'the certificate is for localhost, and 127.0.0.1 is another name' },
     )
@@ -229,7 +231,7 @@ export const security: Scenario = {
 
     await stage.step('Publish there with a password and no certificate, then with her certificate')
     await (
-      await publish('alice-publisher', ['--url', certsUrl, ...as('alice'), ...trust], 1)
+      await publish('no-certificate', ['--url', certsUrl, ...as('alice'), ...trust], 1)
     ).expectError(refused('the broker needs a client certificate'), {
       says: 'a password is not enough on this port: no certificate, no connection',
     })
