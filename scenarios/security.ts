@@ -15,6 +15,7 @@ import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario, Stage } from './stage/stage.ts'
 import type { Proc } from './stage/proc.ts'
+import { missingProgram } from './stage/scenario.ts'
 
 const publisher = 'demos/security/publisher.ts'
 const subscriber = 'demos/security/subscriber.ts'
@@ -29,10 +30,18 @@ export const security: Scenario = {
   title:
     'passwords cross the wire in clear; a broker that refuses strangers, keeps each user in a ' +
     'subtree, and speaks TLS with certificates from a CA of our own',
-  needs: { none: true },
+  needs: {
+    none: true,
+    program: {
+      command: 'openssl',
+      missing: 'openssl is not installed: apt-get install openssl (or brew install openssl)',
+    },
+  },
   // Keys and certificates made, brokers started and restarted: twice the others' budget.
   budget: 240,
   async play(stage) {
+    const missing = missingProgram(security)
+    if (missing) throw stage.failure(missing)
     const mosquitto = stage.options.mosquitto
     if (mosquitto && spawnSync(mosquitto, ['-h']).error)
       throw stage.failure(`${mosquitto} is not installed: apt-get install mosquitto`)
