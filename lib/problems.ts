@@ -39,18 +39,14 @@ export function reportProblems(client: MqttClient, url: string): void {
   client.on('error', (error) => {
     // Ending: a QoS 1 message that arrives meanwhile has its PUBACK written after the end.
     if (client.disconnecting) return
-    if (!connectedOnce)
-      attemptFailure(
-        connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5),
-      )
-    else if (reconnectPeriod === 0)
-      fail(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
+    if (!connectedOnce) attemptFailure(connectionProblem(at(), error, client))
+    else if (reconnectPeriod === 0) fail(connectionProblem(at(), error, client))
   })
   client.on('close', () => {
     // The program ended the connection itself (client.end()), or it already said the connection was
     // lost.
     if (client.disconnecting || lost) return
-    if (!connectedOnce) return attemptFailure(closedBeforeConnack(at()))
+    if (!connectedOnce) return attemptFailure(closedBeforeConnack(at(), client))
     const why =
       disconnect?.reasonCode === undefined
         ? ''
@@ -198,7 +194,7 @@ function tlsProblem(url: string, error: Error & { code?: unknown }): string | un
     }
     case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
     case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
-      return `${refused} the broker needs a client certificate; pass --cert and --key`
+      return needsCertificate(url)
     case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
     case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
       return `${refused} the broker does not trust --cert; give one signed by a CA it trusts`
@@ -209,13 +205,24 @@ function tlsProblem(url: string, error: Error & { code?: unknown }): string | un
   return undefined
 }
 
+function needsCertificate(url: string): string {
+  return (
+    `cannot connect to ${url} over TLS: the broker needs a client certificate; pass --cert and ` +
+    '--key'
+  )
+}
+
 /** `url` as a plain connection: mqtt:// for mqtts://, ws:// for wss://. */
 function plainUrl(url: string): string {
   return url.replace(/^mqtts:|^ssl:/, 'mqtt:').replace(/^wss:/, 'ws:')
 }
 
-/** The broker closed the connection before its CONNACK. */
-function closedBeforeConnack(url: string): string {
+/** The broker closed the connection of `client` before its CONNACK. */
+function closedBeforeConnack(url: string, client: MqttClient): string {
+  // A TLS handshake that went well, and then the end: over TLS 1.3 the broker asks for a client
+  // certificate after the handshake, and its alert can be lost when it resets the connection.
+  const shaken = (client.stream as { authorized?: boolean } | undefined)?.authorized === true
+  if (shaken && !client.options.cert) return needsCertificate(url)
   // Plain MQTT on a TLS port: the broker reads the CONNECT as a broken handshake, and hangs up.
   if (/^(mqtt|tcp):/.test(url)) {
     const secure = url.replace(/^(mqtt|tcp):/, 'mqtts:')
@@ -245,9 +252,10 @@ function closedBeforeConnack(url: string): string {
 function connectionProblem(
   url: string,
   error: Error & { code?: unknown },
-  connected: boolean,
-  mqtt5: boolean,
+  client: MqttClient,
 ): string {
+  const connected = client.connected
+  const mqtt5 = client.options.protocolVersion === 5
   const version = mqtt5
     ? 'MQTT 5; leave out -V 5 to speak MQTT 3.1.1'
     : 'this protocol version (MQTT 3.1.1)'
@@ -283,7 +291,7 @@ function connectionProblem(
     case 'EPIPE':
       return connected
         ? `the broker at ${url} closed the connection; check its log`
-        : closedBeforeConnack(url)
+        : closedBeforeConnack(url, client)
   }
   const tls = tlsProblem(url, error)
   if (tls) return tls
@@ -311,7 +319,7 @@ function connectionProblem(
       `listening there? check --url`
     )
   }
-  if (!connected && /^wss?:/.test(url)) return closedBeforeConnack(url)
+  if (!connected && /^wss?:/.test(url)) return closedBeforeConnack(url, client)
   if (!connected)
     return (
       `cannot talk MQTT with ${url} (${error.message}); is an MQTT broker listening there? ` +

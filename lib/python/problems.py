@@ -23,11 +23,16 @@ _REFUSALS = {
 }
 
 
+# The client report_problems() watches, for cannot_connect() to see how far it got.
+_watched = {}
+
+
 def report_problems(client, flags, reconnect_every=None):
     """Call after setting the client's callbacks: it watches CONNACK, SUBACK and the disconnects.
 
     paho keeps one callback of each kind, so this wraps the program's on_connect and on_subscribe.
     """
+    _watched["client"] = client
     state = {"connected": False, "lost": False}
     on_connect, on_subscribe = client.on_connect, client.on_subscribe
 
@@ -113,7 +118,9 @@ def _tls_problem(flags, error):
         plain = "mqtt:" + flags.url.split(":", 1)[1]
         return f"{refused} the port does not speak TLS; for plain MQTT use {plain}"
     if isinstance(error, (ssl.SSLEOFError, ConnectionResetError)) and flags.tls:
-        return _closed_before_connack(flags)
+        # paho keeps the socket once the handshake has gone well, before it sends the CONNECT.
+        shaken = _watched.get("client") is not None and _watched["client"]._sock is not None
+        return _closed_before_connack(flags, after_handshake=shaken)
     return None
 
 
