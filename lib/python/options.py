@@ -104,9 +104,9 @@ def _client_flags(parser, client_id, clean, qos):
     parser.add_argument("--key", help="the private key of --cert")
 
 
-def _client_options(args, client_id, clean, qos, written):
+def _client_options(args, client_id, clean, qos, written=None):
     """The connection's options and the given flags, checked over what the program writes: its
-    `client_id`, `clean` and `qos`."""
+    `client_id`, `clean` and `qos`, and all it writes (`written`: its user name, say)."""
     url = args.url or os.environ.get("MQTT_URL") or DEFAULT_URL
     parsed = urlparse(url)
     if parsed.scheme == "udp":
@@ -131,7 +131,7 @@ def _client_options(args, client_id, clean, qos, written):
     websocket, tls = parsed.scheme in ("ws", "wss"), parsed.scheme in ("mqtts", "wss")
     username = args.username or os.environ.get("MQTT_USERNAME")
     password = args.password or os.environ.get("MQTT_PASSWORD")
-    if password is not None and username is None and written.get("username") is None:
+    if password is not None and username is None and (written or {}).get("username") is None:
         fail("a password needs a user name: add --username (or MQTT_USERNAME)")
     _check_tls(url, tls, args)
     given = dict(id=args.id, clean=given_clean, qos=None if args.qos is None else int(args.qos),
