@@ -44,7 +44,10 @@ export const security: Scenario = {
     if (missing) throw stage.failure(missing)
     const mosquitto = stage.options.mosquitto
     if (mosquitto && spawnSync(mosquitto, ['-h']).error)
-      throw stage.failure(`${mosquitto} is not installed: apt-get install mosquitto`)
+      throw stage.failure(
+        `${mosquitto} is not installed, or not on PATH (Debian puts it in /usr/sbin): apt-get ` +
+          'install mosquitto',
+      )
     if (stage.options.url)
       stage.say(
         `this experiment configures a broker of its own, from demos/security/: not the one at ` +

@@ -175,6 +175,9 @@ export class View {
    * themselves.
    */
   private brokerLine(text: string): string | undefined {
+    // Mosquitto's log (the security show, with --mosquitto): each line stamped with the time, and a
+    // line for every connection; what happens to a client, the client prints itself.
+    if (/^\d{10}: /.test(text)) return undefined
     const about = text.match(CLIENT_LINE)
     if (!about)
       return text.replace(/^client (\S+)/, (_, id: string) => `client ${this.labels.get(id) ?? id}`)
