@@ -200,7 +200,7 @@ export const security: Scenario = {
     stage.ok({ says: 'the tap sees TLS records only: no MQTT packet, no name, no password' })
     await tlsTap.proc.stop()
 
-    await stage.step('A client that does not trust our CA, or asks for another name, gives up')
+    await stage.step('Without our CA, by another name, or in plain MQTT: no way in')
     await (await publish('alice', ['--url', tlsUrl, ...as('alice')], 1)).expectError(
       refused('signed by a CA this client does not trust'),
       { says: 'without --cafile, the certificate is signed by nobody the client trusts' },
@@ -212,10 +212,14 @@ export const security: Scenario = {
       refused('the host name 127.0.0.1 does not match the certificate, which is for localhost'),
       { says: 'the certificate is for localhost, and 127.0.0.1 is another name' },
     )
-
-    await stage.step(
-      'Make a certificate for alice, and subscribe with it on the port that asks for one',
+    // Plain MQTT on the TLS port: the broker reads the CONNECT as a broken handshake, and hangs up.
+    const plainOnTls = ['--url', `mqtt://127.0.0.1:${ports.tls}`, ...as('alice')]
+    await (await publish('plain', plainOnTls, 1)).expectError(
+      refused('closed the connection before accepting it; if that port speaks TLS, use mqtts://'),
+      { says: 'and plain MQTT on the TLS port gets no answer at all' },
     )
+
+    await stage.step('Make a certificate for alice, and subscribe with it, no password')
     await openssl(
       stage,
       [

@@ -6,14 +6,18 @@
 // broker -- -c FILE, npm run passwd): until package.json has npm run passwd, it is skipped in one
 // line, and the docs are checked against the play on Mosquitto.
 import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { $ } from 'zx'
 import { ROOT } from '../../lib/build-cache.ts'
 import { security } from '../../scenarios/security.ts'
 import { check } from '../../scenarios/stage/stage.ts'
 import { claimsMet, missingProgram, type Event } from '../../scenarios/stage/scenario.ts'
 import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
 import { mosquittoPath, NOT_INSTALLED } from '../helpers/mosquitto.ts'
+import { expectOneLineError, runScript } from '../helpers/processes.ts'
 import { NO_PAHO, python } from '../helpers/python.ts'
 import { playTimeout } from './scenario-suite.ts'
 
@@ -135,6 +139,26 @@ describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
   )('$where quotes what $label prints', ({ label, steps, body }) => {
     const events = bundled?.() ?? onMosquitto!()
     expect(blank(body)).toBe(blank(printed(events, label, steps)))
+  })
+
+  it('a key made for another certificate is refused in one line, before connecting', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'security-keys-'))
+    try {
+      const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1']
+      for (const name of ['alice', 'bob'])
+        await $({ quiet: true })`openssl req -x509 ${key} -subj /CN=${name} -keyout ${join(
+          dir,
+          `${name}.key`,
+        )} -out ${join(dir, `${name}.crt`)}`
+      const args = ['--url', 'mqtts://localhost:1', '--username', 'alice']
+      const mismatch = ['--cert', join(dir, 'alice.crt'), '--key', join(dir, 'bob.key')]
+      expectOneLineError(
+        await runScript('demos/security/publisher.ts', [...args, ...mismatch]),
+        /^error: --key \S+bob\.key is not the key of --cert \S+alice\.crt; give the key made /,
+      )
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it("the README's table lists it, with no claim of the article's", () => {
