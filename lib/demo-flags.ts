@@ -6,9 +6,10 @@
 // point every demo at another broker (Mosquitto, say) at once.
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import type { IClientOptions } from 'mqtt'
 import type { QoS } from 'mqtt-packet'
-import { fail, startProgram } from './cli.ts'
+import { fail, messageOf, startProgram } from './cli.ts'
 import { parseFlags as parse, type Flag, type Values } from './parse-flags.ts'
 import { emptyLevelNote, topicFilterProblem, topicNameProblem } from './topics.ts'
 
@@ -25,6 +26,7 @@ export interface Written {
   retain?: boolean
   id?: string
   clean?: boolean
+  username?: string
   /** Written in no call: 5 for a program that speaks MQTT 5 only; 4 (MQTT 3.1.1) otherwise. */
   version?: 4 | 5
 }
@@ -35,7 +37,8 @@ export interface ClientFlags {
   url: string
   /**
    * What to hand mqtt.connect() with the URL: no retries, a 5 s wait for CONNACK, no number cache,
-   * the version, and what --id, --clean or --no-clean, --keepalive and --username give.
+   * the version, and what --id, --clean or --no-clean, --keepalive, --username and --cafile, --cert
+   * and --key give.
    */
   connection: IClientOptions
   /** The MQTT version spoken: 4 is MQTT 3.1.1 (the article's), 5 is MQTT 5 (-V 5). */
@@ -46,6 +49,13 @@ export interface ClientFlags {
   clean?: boolean
   /** --qos */
   qos?: QoS
+  /** --username (or MQTT_USERNAME) and --password (or MQTT_PASSWORD). */
+  username?: string
+  password?: string
+  /** What --cafile, --cert and --key name, read: the CA to trust, our certificate and its key. */
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
 }
 
 /** A publisher's flags: --topic, --message (repeated: several), --retain or --no-retain. */
@@ -114,13 +124,26 @@ export function clientFlags(written: Written = {}) {
     username: {
       type: 'string',
       arg: 'NAME',
-      help: 'user name, for a broker that asks for one (default $MQTT_USERNAME)',
+      help: `user name, for a broker that asks for one (default $MQTT_USERNAME${
+        written.username ? `, else ${written.username}` : ''
+      })`,
     },
     password: {
       type: 'string',
       arg: 'SECRET',
       help: 'password, for a broker that asks for one (default $MQTT_PASSWORD)',
     },
+    cafile: {
+      type: 'string',
+      arg: 'FILE',
+      help: "the CA to trust for mqtts:// and wss:// (default the system's)",
+    },
+    cert: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'client certificate to show a broker that asks for one (needs --key)',
+    },
+    key: { type: 'string', arg: 'FILE', help: 'the private key of --cert' },
   } satisfies Record<string, Flag>
 }
 
@@ -387,8 +410,9 @@ export function clientOptions(
   }
   const username = values.username ?? process.env.MQTT_USERNAME
   const password = values.password ?? process.env.MQTT_PASSWORD
-  if (password !== undefined && username === undefined)
+  if (password !== undefined && (username ?? written.username) === undefined)
     fail('a password needs a user name: add --username (or MQTT_USERNAME)')
+  const tls = tlsOptions(url, values)
   const connection: IClientOptions = {
     ...(id !== undefined && { clientId: id }),
     ...(clean !== undefined && { clean }),
@@ -404,7 +428,49 @@ export function clientOptions(
     writeCache: false,
     ...(keepalive !== undefined && { keepalive }),
     ...(username !== undefined && { username, password }),
+    ...tls,
     ...(servers && { servers }),
   }
-  return { url, connection, version, id, clean, qos }
+  return { url, connection, version, id, clean, qos, username, password, ...tls }
+}
+
+/**
+ * What --cafile, --cert and --key give a TLS connection: the files' contents, read and checked
+ * now, so that a missing file or a key of another certificate is one line before any connection.
+ */
+function tlsOptions(
+  url: string,
+  values: Values<ReturnType<typeof clientFlags>>,
+): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  const { cafile, cert, key } = values
+  if (cafile === undefined && cert === undefined && key === undefined) return {}
+  if (!/^(mqtts|wss|ssl):/.test(url)) {
+    const given = cafile !== undefined ? '--cafile' : cert !== undefined ? '--cert' : '--key'
+    fail(`${given} is for a TLS connection, and ${url} is plain; use mqtts:// (or wss://)`)
+  }
+  if ((cert === undefined) !== (key === undefined))
+    fail('--cert and --key go together: the certificate, and the private key it was made for')
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file)
+    } catch (error) {
+      const why =
+        (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : messageOf(error)
+      return fail(`cannot read ${flag} ${file} (${why}); check the path`)
+    }
+  }
+  const options = {
+    ...(cafile !== undefined && { ca: read('--cafile', cafile) }),
+    ...(cert !== undefined && { cert: read('--cert', cert), key: read('--key', key!) }),
+  }
+  try {
+    createSecureContext(options)
+  } catch (error) {
+    const reason = (error as { reason?: string }).reason ?? messageOf(error)
+    if (reason === 'key values mismatch')
+      fail(`--key ${key} is not the key of --cert ${cert}; give the key made with that certificate`)
+    const files = [cafile, cert, key].filter(Boolean).join(', ')
+    fail(`cannot use ${files} for TLS (${reason}); give PEM files, as openssl writes them`)
+  }
+  return options
 }

@@ -39,18 +39,14 @@ export function reportProblems(client: MqttClient, url: string): void {
   client.on('error', (error) => {
     // Ending: a QoS 1 message that arrives meanwhile has its PUBACK written after the end.
     if (client.disconnecting) return
-    if (!connectedOnce)
-      attemptFailure(
-        connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5),
-      )
-    else if (reconnectPeriod === 0)
-      fail(connectionProblem(at(), error, client.connected, client.options.protocolVersion === 5))
+    if (!connectedOnce) attemptFailure(connectionProblem(at(), error, client))
+    else if (reconnectPeriod === 0) fail(connectionProblem(at(), error, client))
   })
   client.on('close', () => {
     // The program ended the connection itself (client.end()), or it already said the connection was
     // lost.
     if (client.disconnecting || lost) return
-    if (!connectedOnce) return attemptFailure(closedBeforeConnack(at()))
+    if (!connectedOnce) return attemptFailure(closedBeforeConnack(at(), client))
     const why =
       disconnect?.reasonCode === undefined
         ? ''
@@ -169,8 +165,79 @@ async function lostConnection(client: MqttClient, url: string): Promise<never> {
   )
 }
 
-/** The broker closed the connection before its CONNACK. */
-function closedBeforeConnack(url: string): string {
+/**
+ * What went wrong in a TLS handshake, by OpenSSL's and Node.js's codes, in the words of the flag
+ * that puts it right.
+ */
+function tlsProblem(url: string, error: Error & { code?: unknown }): string | undefined {
+  const refused = `cannot connect to ${url} over TLS:`
+  switch (error.code) {
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+      return (
+        `${refused} its certificate is signed by a CA this client does not trust; pass --cafile ` +
+        `with the CA that signed it (without --cafile, only the system's CAs are trusted)`
+      )
+    case 'CERT_HAS_EXPIRED':
+      return `${refused} its certificate has expired; the broker needs a new one`
+    case 'ERR_TLS_CERT_ALTNAME_INVALID': {
+      // Node.js names the host asked for and hands over the certificate, with its names.
+      const { host, cert } = error as { host?: string; cert?: { subjectaltname?: string } }
+      const names = cert?.subjectaltname?.replace(/\b(DNS|IP Address):/g, '') ?? 'other names'
+      return (
+        `${refused} the host name ${host} does not match the certificate, which is for ` +
+        `${names}; connect with a name it was made for`
+      )
+    }
+    case 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED':
+    case 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE':
+      return needsCertificate(url)
+    case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
+    case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
+      return `${refused} the broker does not trust --cert; give one signed by a CA it trusts`
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
+      return `${refused} the port does not speak TLS; for plain MQTT use ${plainUrl(url)}`
+  }
+  return undefined
+}
+
+function needsCertificate(url: string): string {
+  return (
+    `cannot connect to ${url} over TLS: the broker needs a client certificate; pass --cert and ` +
+    '--key'
+  )
+}
+
+/** `url` as a plain connection: mqtt:// for mqtts://, ws:// for wss://. */
+function plainUrl(url: string): string {
+  return url.replace(/^mqtts:|^ssl:/, 'mqtt:').replace(/^wss:/, 'ws:')
+}
+
+/** The broker closed the connection of `client` before its CONNACK. */
+function closedBeforeConnack(url: string, client: MqttClient): string {
+  // A TLS handshake that went well, and then the end: over TLS 1.3 the broker asks for a client
+  // certificate after the handshake, and its alert can be lost when it resets the connection.
+  const shaken = (client.stream as { authorized?: boolean } | undefined)?.authorized === true
+  if (shaken && !client.options.cert) return needsCertificate(url)
+  // Plain MQTT on a TLS port: the broker reads the CONNECT as a broken handshake, and hangs up.
+  if (/^(mqtt|tcp):/.test(url)) {
+    const secure = url.replace(/^(mqtt|tcp):/, 'mqtts:')
+    return (
+      `the broker at ${url} closed the connection before accepting it; if that port speaks TLS, ` +
+      `use ${secure} with --cafile, else check its log`
+    )
+  }
+  // TLS on a plain port: the broker reads the handshake as a broken CONNECT, and hangs up.
+  if (/^(mqtts|ssl):/.test(url)) {
+    return (
+      `the broker at ${url} closed the connection during the TLS handshake; if that port speaks ` +
+      `plain MQTT, use ${plainUrl(url)}, else check its log`
+    )
+  }
   if (/^wss?:/.test(url)) {
     const plain = `mqtt:${url.replace(/^wss?:/, '')}`
     return (
@@ -185,9 +252,10 @@ function closedBeforeConnack(url: string): string {
 function connectionProblem(
   url: string,
   error: Error & { code?: unknown },
-  connected: boolean,
-  mqtt5: boolean,
+  client: MqttClient,
 ): string {
+  const connected = client.connected
+  const mqtt5 = client.options.protocolVersion === 5
   const version = mqtt5
     ? 'MQTT 5; leave out -V 5 to speak MQTT 3.1.1'
     : 'this protocol version (MQTT 3.1.1)'
@@ -199,7 +267,11 @@ function connectionProblem(
     4:
       'bad user name or password; pass --username and --password (or set MQTT_USERNAME and ' +
       'MQTT_PASSWORD)',
-    5: 'this client is not authorised',
+    // Mosquitto answers 5 to a wrong password too, and so does the bundled broker read from its
+    // configuration file: it tells a guesser nothing.
+    5:
+      'not authorised; give a --username and --password it knows (or the client certificate it ' +
+      'asks for)',
   }
   switch (error.code) {
     case 'ECONNREFUSED':
@@ -219,8 +291,10 @@ function connectionProblem(
     case 'EPIPE':
       return connected
         ? `the broker at ${url} closed the connection; check its log`
-        : closedBeforeConnack(url)
+        : closedBeforeConnack(url, client)
   }
+  const tls = tlsProblem(url, error)
+  if (tls) return tls
   if (typeof error.code === 'number' && refusals[error.code]) {
     return (
       `the broker at ${url} refused the connection: ${refusals[error.code]} (return code ` +
@@ -245,7 +319,7 @@ function connectionProblem(
       `listening there? check --url`
     )
   }
-  if (!connected && /^wss?:/.test(url)) return closedBeforeConnack(url)
+  if (!connected && /^wss?:/.test(url)) return closedBeforeConnack(url, client)
   if (!connected)
     return (
       `cannot talk MQTT with ${url} (${error.message}); is an MQTT broker listening there? ` +

@@ -1,6 +1,6 @@
 // A window on the wire: a TCP proxy to put between MQTT clients and a broker. It passes every byte
 // on unchanged and prints each MQTT packet it sees, in each direction, as its type, its size and
-// its bytes.
+// its bytes (with --text, as text); of bytes that are not MQTT, such as TLS, the first ones.
 import { connect as tcpConnect, createServer, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { fail, messageOf } from '../../lib/cli.ts'
@@ -19,7 +19,11 @@ const values = parseFlags(
     to: {
       type: 'string',
       arg: 'URL',
-      help: `the broker, an mqtt:// URL (default $MQTT_URL, else ${DEFAULT_URL})`,
+      help: `the broker, an mqtt:// or mqtts:// URL (default $MQTT_URL, else ${DEFAULT_URL})`,
+    },
+    text: {
+      type: 'boolean',
+      help: 'show the bytes as text, not hex: a dot for a byte that is not a printable character',
     },
   },
 )
@@ -56,8 +60,11 @@ const server = createServer((client) => {
   const upstream = tcpConnect(broker.port, broker.host)
   for (const socket of [client, upstream]) {
     sockets.add(socket)
-    // A reset on one side closes the other; the connection's end is reported once, below.
-    socket.on('error', () => (socket === client ? upstream : client).destroy())
+    // A side that is closed or reset closes the other (a TLS client may close before its broker
+    // does, and nothing reads the broker's end then); the connection's end is reported once, below.
+    const other = socket === client ? upstream : client
+    socket.on('error', () => other.destroy())
+    socket.on('close', () => other.destroy())
   }
   console.log(`connection ${n} open`)
   watch(client, `client ${n} → broker`)
@@ -81,7 +88,9 @@ server.once('error', (error: NodeJS.ErrnoException) =>
 )
 server.listen(listenPort, '127.0.0.1', () => {
   const { port } = server.address() as { port: number }
-  console.log(`tap on mqtt://127.0.0.1:${port}, passing every byte to and from ${to}`)
+  // Over TLS a client checks the broker's name: localhost, the name a local certificate is for.
+  const at = broker.tls ? `mqtts://localhost:${port}` : `mqtt://127.0.0.1:${port}`
+  console.log(`tap on ${at}, passing every byte to and from ${to}`)
 })
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -108,20 +117,33 @@ function watch(socket: Socket, direction: string): void {
     unread = unread.subarray(size)
     console.log(
       `${direction}  ${packet.cmd.toUpperCase().padEnd(11)} ${String(size).padStart(3)} bytes: ` +
-        `${hex(bytes)}`,
+        `${shown(bytes)}`,
     )
   })
-  parser.on('error', (error) => {
+  // TLS, say: its records are no MQTT packets. The first bytes are shown; the rest pass unread.
+  parser.on('error', () => {
     parsing = false
-    console.log(
-      `${direction}  not MQTT (${error.message}); the rest is passed on without being read`,
-    )
+    const size = String(unread.length).padStart(3)
+    console.log(`${direction}  not MQTT    ${size} bytes: ${shown(unread)}`)
   })
   socket.on('data', (chunk: Buffer) => {
     if (!parsing) return
     unread = Buffer.concat([unread, chunk])
     parser.parse(chunk)
   })
+}
+
+/** The bytes as --text asks: as text, or else in hex. */
+function shown(bytes: Buffer): string {
+  return values.text ? text(bytes) : hex(bytes)
+}
+
+/** The bytes as text, the first 64 of them: printable ASCII as it is, a dot for any other byte. */
+function text(bytes: Buffer): string {
+  const shown = [...bytes.subarray(0, 64)].map((b) =>
+    b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.',
+  )
+  return `${shown.join('')}${bytes.length > 64 ? ' …' : ''}`
 }
 
 /** How many bytes MQTT's variable-length encoding takes for `length` (MQTT 3.1.1 §2.2.3). */
@@ -135,18 +157,20 @@ function hex(bytes: Buffer): string {
   return bytes.length > 32 ? `${shown} …` : shown
 }
 
-function brokerAddress(url: string): { host: string; port: number } {
+function brokerAddress(url: string): { host: string; port: number; tls: boolean } {
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
     fail(`${JSON.stringify(url)} is not a URL; pass --to like ${DEFAULT_URL}`)
   }
-  if (parsed.protocol !== 'mqtt:' && parsed.protocol !== 'tcp:') {
+  const tls = parsed.protocol === 'mqtts:'
+  if (!['mqtt:', 'tcp:', 'mqtts:'].includes(parsed.protocol)) {
     fail(
-      `cannot tap ${url}: the tap passes plain TCP, so --to must be an mqtt:// URL such as ` +
+      `cannot tap ${url}: the tap passes TCP, so --to must be an mqtt:// or mqtts:// URL such as ` +
         `${DEFAULT_URL}`,
     )
   }
-  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 1883) }
+  const host = parsed.hostname.replace(/^\[|\]$/g, '')
+  return { host, port: Number(parsed.port || (tls ? 8883 : 1883)), tls }
 }

@@ -94,6 +94,7 @@ def device_flags(prefix=DEFAULT_PREFIX, base="home", node="kitchen", components=
         except OSError as error:
             fail(f"cannot write --pid-file {args.pid_file}: {error.strerror}")
     args.qos, args.no_clean, args.clean, args.keepalive = None, False, False, None
+    args.username = args.password = args.cafile = args.cert = args.key = None
     return SimpleNamespace(**_client_options(args, None, True, 0), prefix=_check_topic("--prefix", args.prefix),
                            base=_check_topic("--base", args.base), node_id=node_id, device_name=args.name or humanise(node_id),
                            components=chosen, per_component=args.per_component, drop=drop, payload_on=on, payload_off=off,

@@ -9,6 +9,7 @@ import argparse
 import ast
 import json
 import os
+import ssl
 import sys
 import threading
 from types import SimpleNamespace
@@ -54,10 +55,11 @@ def _parser():
 
 class Flags(SimpleNamespace):
     """A demo's flags, checked: url, host, port, transport, keepalive and client_id (the one the
-    client will use, for the messages of problems.py) always; the others through get()."""
+    client will use, for the messages of problems.py), password, and tls with the files of --cafile,
+    --cert and --key (cafile, cert, key) always; the others through get()."""
 
     def get(self, name, written):
-        """The flag `name` (id, clean, qos, topic, messages, retain) if it was given, else
+        """The flag `name` (id, clean, qos, username, topic, messages, retain) if it was given, else
         `written`, what the program writes in its call."""
         value = self.given.get(name)
         return written if value is None else value
@@ -91,18 +93,28 @@ def _client_flags(parser, client_id, clean, qos):
     parser.add_argument("--clean", action="store_true", help="start with a clean session, which ends when the client disconnects"
                         + ("; the default here" if clean else ""))
     parser.add_argument("--keepalive", help="ping the broker after this many seconds without a packet to send (default 60)")
+    parser.add_argument("--username",
+                        help="user name, for a broker that asks for one (default $MQTT_USERNAME)")
+    parser.add_argument("--password",
+                        help="password, for a broker that asks for one (default $MQTT_PASSWORD)")
+    parser.add_argument("--cafile",
+                        help="the CA to trust for mqtts:// and wss:// (default the system's)")
+    parser.add_argument("--cert",
+                        help="client certificate to show a broker that asks for one (needs --key)")
+    parser.add_argument("--key", help="the private key of --cert")
 
 
-def _client_options(args, client_id, clean, qos):
+def _client_options(args, client_id, clean, qos, written=None):
     """The connection's options and the given flags, checked over what the program writes: its
-    `client_id`, `clean` and `qos`."""
+    `client_id`, `clean` and `qos`, and all it writes (`written`: its user name, say)."""
     url = args.url or os.environ.get("MQTT_URL") or DEFAULT_URL
     parsed = urlparse(url)
     if parsed.scheme == "udp":
         fail(f"cannot connect to {url}: MQTT needs a two-way byte stream such as TCP, not UDP datagrams "
              "(MQTT 3.1.1 §4.2); over UDP devices speak MQTT-SN, a protocol of its own")
-    if parsed.scheme not in ("mqtt", "tcp", "ws") or not parsed.hostname:
-        fail(f"cannot connect to {url}: the Python demos take mqtt:// or ws:// URLs, as in {DEFAULT_URL}")
+    if parsed.scheme not in ("mqtt", "tcp", "ws", "mqtts", "wss") or not parsed.hostname:
+        fail(f"cannot connect to {url}: the Python demos take mqtt://, mqtts://, ws:// or wss:// "
+             f"URLs, as in {DEFAULT_URL}")
     if args.qos is not None and args.qos not in ("0", "1", "2"):
         fail(f"--qos must be 0, 1 or 2, not {json.dumps(args.qos)}")
     if args.id == "":
@@ -116,11 +128,45 @@ def _client_options(args, client_id, clean, qos):
     keepalive = 60 if args.keepalive is None else args.keepalive
     if not str(keepalive).isdigit() or int(keepalive) > 65535:
         fail(f"--keepalive must be a number of seconds from 0 to 65535, not {json.dumps(args.keepalive)}")
-    websocket = parsed.scheme == "ws"
-    given = dict(id=args.id, clean=given_clean, qos=None if args.qos is None else int(args.qos))
-    return dict(url=url, host=parsed.hostname, port=parsed.port or (80 if websocket else 1883),
+    websocket, tls = parsed.scheme in ("ws", "wss"), parsed.scheme in ("mqtts", "wss")
+    username = args.username or os.environ.get("MQTT_USERNAME")
+    password = args.password or os.environ.get("MQTT_PASSWORD")
+    if password is not None and username is None and (written or {}).get("username") is None:
+        fail("a password needs a user name: add --username (or MQTT_USERNAME)")
+    _check_tls(url, tls, args)
+    given = dict(id=args.id, clean=given_clean, qos=None if args.qos is None else int(args.qos),
+                 username=username)
+    port = parsed.port or {"ws": 80, "wss": 443, "mqtts": 8883}.get(parsed.scheme, 1883)
+    return dict(url=url, host=parsed.hostname, port=port,
                 transport="websockets" if websocket else "tcp", keepalive=int(keepalive),
-                client_id=args.id or client_id or "", given=given)
+                client_id=args.id or client_id or "", given=given, password=password, tls=tls,
+                cafile=args.cafile, cert=args.cert, key=args.key)
+
+
+def _check_tls(url, tls, args):
+    """--cafile, --cert and --key, checked now: a missing file or a key of another certificate is
+    one line before any connection."""
+    given = [f"--{name}" for name in ("cafile", "cert", "key") if getattr(args, name) is not None]
+    if not given:
+        return
+    if not tls:
+        fail(f"{given[0]} is for a TLS connection, and {url} is plain; use mqtts:// (or wss://)")
+    if (args.cert is None) != (args.key is None):
+        fail("--cert and --key go together: the certificate, and the private key it was made for")
+    for flag in given:
+        path = getattr(args, flag[2:])
+        if not os.path.isfile(path):
+            fail(f"cannot read {flag} {path} (no such file); check the path")
+    try:
+        context = ssl.create_default_context(cafile=args.cafile)
+        if args.cert is not None:
+            context.load_cert_chain(args.cert, args.key)
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            fail(f"--key {args.key} is not the key of --cert {args.cert}; give the key made with "
+                 "that certificate")
+        files = ", ".join(getattr(args, flag[2:]) for flag in given)
+        fail(f"cannot use {files} for TLS ({error.reason}); give PEM files, as openssl writes them")
 
 
 def _note_empty_levels(topic):
@@ -162,7 +208,7 @@ def publisher_flags():
         if problem:
             fail(f"cannot publish to {json.dumps(topic, ensure_ascii=False)}: {problem}")
         _note_empty_levels(topic)
-    flags = Flags(**_client_options(args, client_id, clean, qos))
+    flags = Flags(**_client_options(args, client_id, clean, qos, written))
     retain = _either(args.retain, args.no_retain, None)
     flags.given.update(topic=args.topic, messages=args.message, retain=retain)
     return flags
@@ -184,6 +230,6 @@ def subscriber_flags():
         if problem:
             fail(f"cannot subscribe to {json.dumps(topic, ensure_ascii=False)}: {problem}")
         _note_empty_levels(topic)
-    flags = Flags(**_client_options(args, client_id, clean, qos))
+    flags = Flags(**_client_options(args, client_id, clean, qos, written))
     flags.given.update(topic=args.topic)
     return flags

@@ -102,6 +102,11 @@ export interface StageOptions {
    * show can link it from the stage view.
    */
   onPage?: (title: string, url: string) => void
+  /**
+   * Mosquitto's program (`mosquitto`, or its path): a scenario that starts its broker from a
+   * Mosquitto configuration file (security) starts Mosquitto with it, not the bundled broker.
+   */
+  mosquitto?: string
 }
 
 /** The claim IDs that a run demonstrated, each once, in the order they were first met. */

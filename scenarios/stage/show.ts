@@ -22,6 +22,7 @@ interface ShowFlags {
   from: number
   verbose: boolean
   dashboardPort: number
+  mosquitto?: string
 }
 
 /** Play the scenarios named on the command line, or all of `available`, as the flags say. */
@@ -86,6 +87,7 @@ export async function show(...available: Scenario[]): Promise<void> {
       url: process.env.MQTT_URL,
       needs: scenario.needs,
       waitMs: SHOW_WAIT_MS,
+      mosquitto: flags.mosquitto,
       onEvent: (event) => view.event(event),
       onTrace: (entry) => stageView.add(entry),
       onPage: (title, url) => stageView.link(title, url),
@@ -184,6 +186,12 @@ function showFlags(available: Scenario[]): ShowFlags {
           `the port of the stage view, the show as a diagram in a browser (default ` +
           `${DEFAULT_DASHBOARD_PORT}; 0 a free port)`,
       },
+      mosquitto: {
+        type: 'boolean',
+        help:
+          'start Mosquitto, not the bundled broker, where an experiment starts its broker from a ' +
+          'configuration file (security)',
+      },
       list: { type: 'boolean', help: 'name the experiments, with what each shows' },
     },
   )
@@ -227,5 +235,6 @@ function showFlags(available: Scenario[]): ShowFlags {
     from,
     verbose: Boolean(values.verbose),
     dashboardPort: Number(port),
+    mosquitto: values.mosquitto ? 'mosquitto' : undefined,
   }
 }

@@ -71,6 +71,8 @@ export class Stage implements ProcStage {
   private ownBroker?: RunningBroker
   private stopHearingBroker?: () => void
   private control?: MqttClient
+  /** Who the control client is, on a broker that asks (see useBroker()). */
+  private credentials?: { username: string; password: string }
   private readonly controlId = `stage-${randomBytes(4).toString('hex')}`
   private readonly processes = new Set<Proc>()
   private stepNumber = 0
@@ -460,12 +462,17 @@ export class Stage implements ProcStage {
   /**
    * Point the stage at a broker that the scenario started itself, as a process it can stop and
    * kill: programs spawned from now on get `url` as MQTT_URL, and barriers publish their markers
-   * there.
+   * there, as the user that `credentials` name, where the broker wants one (and the ACL lets that
+   * user publish a marker where it goes).
    */
-  async useBroker(url: string): Promise<void> {
+  async useBroker(
+    url: string,
+    credentials?: { username: string; password: string },
+  ): Promise<void> {
     await this.control?.endAsync(true)
     this.control = undefined
     this.url = url
+    this.credentials = credentials
   }
 
   /**
@@ -483,6 +490,7 @@ export class Stage implements ProcStage {
       // give up. No number cache, as for the demos (lib/demo-flags.ts): a tenth of a second at the
       // show's first marker.
       this.control = await mqtt.connectAsync(this.url, {
+        ...this.credentials,
         clientId: this.controlId,
         reconnectPeriod: 0,
         connectTimeout: this.waitMs,

@@ -166,6 +166,22 @@ describe('bad flags', () => {
         /mqtts:\/\/ URLs only/,
       ),
     ],
+    [
+      publisher,
+      ['--cafile', 'ca.crt'],
+      /--cafile is for a TLS connection, and mqtt:\/\/127.0.0.1:\d+ is plain; use mqtts:\/\//,
+    ],
+    [
+      subscriber,
+      ['--url', 'mqtts://localhost:8883', '--cert', 'alice.crt'],
+      /--cert and --key go together/,
+    ],
+    [
+      publisher,
+      ['--url', 'mqtts://localhost:8883', '--cafile', 'no-such-ca.crt'],
+      /cannot read --cafile no-such-ca.crt \(no such file\); check the path$/,
+    ],
+    [publisher, ['--password', 'secret'], /a password needs a user name: add --username/],
   ])('%s %j is refused before anything is sent', async (script, args, line) => {
     // The broker is up: these must fail on the input, not on the connection.
     expectOneLineError(await runScript(script, args, { MQTT_URL: broker.url }), line)

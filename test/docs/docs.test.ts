@@ -55,11 +55,39 @@ describe('commands shown in the docs exist', () => {
       .filter((b) => b.page === page && b.lang === 'sh')
       .flatMap((b) => [...b.body.matchAll(/--pid-file (\S+)/g)].map((m) => m[1]))
 
-  /** The directories where a page's commands keep a store (--persist DIR), for its rm -r. */
+  /**
+   * The directories where a page's commands keep a store (--persist DIR) or its files (mkdir DIR),
+   * for its rm -r.
+   */
   const storeDirs = (page: string) =>
     all
       .filter((b) => b.page === page && b.lang === 'sh')
-      .flatMap((b) => [...b.body.matchAll(/--persist (\S+)/g)].map((m) => m[1]))
+      .flatMap((b) =>
+        [...b.body.matchAll(/--persist (\S+)|^mkdir (\S+)$/gm)].map((m) => m[1] ?? m[2]),
+      )
+
+  /**
+   * Programs that are not ours, with the options the security page explains, and no other: a typo
+   * in a long openssl command would otherwise go unseen.
+   */
+  const notOurs: Record<string, string[]> = {
+    mkdir: [],
+    mosquitto: ['-c'],
+    mosquitto_passwd: ['-c', '-b'],
+    openssl: [
+      '-x509',
+      '-newkey',
+      '-pkeyopt',
+      '-nodes',
+      '-days',
+      '-subj',
+      '-addext',
+      '-CA',
+      '-CAkey',
+      '-keyout',
+      '-out',
+    ],
+  }
 
   it.each(commands)('$where: $command', async ({ where, command }) => {
     // npm run --silent (or -s) leaves out npm's own lines: the same script, the same flags.
@@ -104,8 +132,14 @@ describe('commands shown in the docs exist', () => {
       const dir = command.match(/^rm -r (\S+)$/)?.[1]
       expect(dir, 'rm -r DIR').toBeDefined()
       const page = where.split(':')[0]
-      expect(storeDirs(page), `a command of the page keeps a store in ${dir}`).toContain(dir)
+      expect(storeDirs(page), `a command of the page keeps a store or files in ${dir}`).toContain(
+        dir,
+      )
       expect(dir, 'a directory of its own, inside the project').toMatch(/^[\w-]+$/)
+    } else if (notOurs[words[0]]) {
+      for (const option of words.filter((w) => w.startsWith('-')))
+        expect(notOurs[words[0]], `${option} of ${words[0]}`).toContain(option)
+      if (words[0] === 'openssl') expect(words[1], 'openssl req').toBe('req')
     } else if (words[0] === 'redis-server') {
       // Not ours: only the settings the cluster page explains.
       for (const flag of flags)

@@ -158,8 +158,8 @@ describe('bad input', () => {
     [
       ['--to', 'ws://127.0.0.1:8080'],
       joined(
-        /^error: cannot tap ws:\/\/127\.0\.0\.1:8080: the tap passes plain TCP, so --to must be /,
-        /an mqtt:\/\/ URL/,
+        /^error: cannot tap ws:\/\/127\.0\.0\.1:8080: the tap passes TCP, so --to must be /,
+        /an mqtt:\/\/ or mqtts:\/\/ URL/,
       ),
     ],
     [

@@ -297,6 +297,7 @@ describe('steering a show', () => {
       'persistence',
       'mqtt5',
       'cluster',
+      'security',
     ])
     expect(result.stdout).toMatch(/^retained {2,}the broker keeps the last retained message/m)
   })
