@@ -14,6 +14,7 @@ import { dirname, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client } from 'aedes'
 import { applyFixes, mqtt5Options } from './fixes.ts'
+import { PacketRecorder, recordPackets, type PacketListener } from './record.ts'
 import { reason } from '../mqtt5-print.ts'
 
 interface BrokerOptions {
@@ -77,6 +78,12 @@ export interface RunningBroker {
    * Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it.
    */
   onClientEvent(listener: ClientEventListener): () => void
+  /**
+   * Hear every MQTT packet the broker reads and writes on a connection made from now on, and its
+   * own acts (./record.ts); returns how to stop hearing them. Nothing is recorded while nobody
+   * listens.
+   */
+  onPacket(listener: PacketListener): () => void
   close(): Promise<void>
   /**
    * Stop as a crash would (every connection drops, no Last Will is published) and start again on
@@ -110,7 +117,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   }
   const { log, quietClients } = options
   if (log) onClientEvent((line, clientId) => quietClients?.has(clientId) || log(line))
-  let running = await bringUp(options, tell)
+  const recorder = new PacketRecorder()
+  let running = await bringUp(options, tell, recorder)
   return {
     url: running.url,
     port: running.port,
@@ -120,6 +128,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       return running.aedes
     },
     onClientEvent,
+    onPacket: (listener) => recorder.listen(listener),
     close: () => running.close(false),
     async restart() {
       const { port, wsUrl } = running
@@ -127,12 +136,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       running = await bringUp(
         { ...options, port, wsPort: wsUrl === undefined ? undefined : Number(new URL(wsUrl).port) },
         tell,
+        recorder,
       )
     },
   }
 }
 
-type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & {
+type Running = Omit<RunningBroker, 'onClientEvent' | 'onPacket' | 'close' | 'restart'> & {
   close(asIfCrashed: boolean): Promise<void>
 }
 
@@ -140,6 +150,7 @@ type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & {
 async function bringUp(
   options: BrokerOptions,
   tell: ClientEventListener & { listening(): boolean },
+  recorder: PacketRecorder,
 ): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
   // The store on disk, Redis and WebSocket are loaded only by a broker that uses them: every other
@@ -169,6 +180,7 @@ async function bringUp(
     onDisk: store !== undefined || shared !== undefined,
     onRedis: shared !== undefined,
   })
+  recordPackets(aedes, recorder, shared !== undefined)
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
   // Like Mosquitto, say what we are on a retained $SYS topic: clients see it with $SYS/#, never

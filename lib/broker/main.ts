@@ -1,9 +1,16 @@
 // `npm run broker`: the bundled broker (./broker.ts) as a program, with its command line. It prints
 // one ready line, then a line per client event; Ctrl-C or SIGTERM closes every connection and exits
-// 0.
+// 0. With --record, it writes its packet record (./record.ts) as JSON lines.
+import { createWriteStream } from 'node:fs'
 import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
-import { DEFAULT_MAX_PACKET_SIZE, isLoopback, readyLine, startBroker } from './broker.ts'
+import {
+  DEFAULT_MAX_PACKET_SIZE,
+  isLoopback,
+  readyLine,
+  startBroker,
+  type RunningBroker,
+} from './broker.ts'
 
 async function main(): Promise<void> {
   startProgram()
@@ -53,6 +60,7 @@ async function main(): Promise<void> {
     )
   }
   if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
+  if (values.record !== undefined) record(broker, values.record)
   if (values.persist !== undefined)
     console.log(`keeping retained messages and sessions in ${values.persist}`)
   if (redis !== undefined)
@@ -124,6 +132,13 @@ function parseCli() {
           'anyone may connect',
       },
       quiet: { type: 'boolean', help: 'print only the ready line, not every client event' },
+      record: {
+        type: 'string',
+        arg: 'FILE',
+        help:
+          "append every MQTT packet read and written, and the broker's own acts, to FILE as " +
+          'JSON lines (/dev/fd/N: to file descriptor N, as the shows read it)',
+      },
       'pid-file': {
         type: 'string',
         arg: 'FILE',
@@ -131,6 +146,31 @@ function parseCli() {
       },
     },
   )
+}
+
+/**
+ * Write the broker's packet record to `file`, one JSON line per record. Lines are gathered and
+ * written once per turn of the event loop: a burst of packets costs one write.
+ */
+function record(broker: RunningBroker, file: string): void {
+  const fd = file.match(/^\/dev\/fd\/(\d+)$/)?.[1]
+  const out =
+    fd === undefined
+      ? createWriteStream(file, { flags: 'a' })
+      : createWriteStream('', { fd: Number(fd) })
+  out.on('error', (error) => {
+    stopRecording()
+    process.stderr.write(`--record ${file}: ${error.message}; the broker goes on without it\n`)
+  })
+  let pending = ''
+  const stopRecording = broker.onPacket((entry) => {
+    if (pending === '') setImmediate(flush)
+    pending += `${JSON.stringify(entry)}\n`
+  })
+  const flush = () => {
+    out.write(pending)
+    pending = ''
+  }
 }
 
 function sizeFlag(value: string | undefined): number | undefined {

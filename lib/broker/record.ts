@@ -1,0 +1,248 @@
+// The bundled broker's packet record: every MQTT packet it reads from a client and writes to one,
+// parsed, with the client's id, and its own acts (a Last Will it publishes, a retained message it
+// hands to a new subscriber, a PUBLISH that reached no subscriber). The stage view draws it
+// (scenarios/stage/stage.ts); `npm run broker -- --record FILE` writes it as JSON lines.
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Aedes, Client } from 'aedes'
+import mqttPacket, { type Packet } from 'mqtt-packet'
+
+/** Payloads longer than this are cut in a record: it is for reading, not for replaying. */
+const PAYLOAD_CHARS = 120
+
+/** What a record keeps of a packet: the fields a reader of a sequence diagram wants. */
+export interface PacketSummary {
+  /** mqtt-packet's name of the type: 'connect', 'publish', 'suback'... */
+  cmd: Packet['cmd']
+  messageId?: number
+  /** CONNECT. */
+  clientId?: string
+  clean?: boolean
+  keepalive?: number
+  protocolVersion?: number
+  will?: { topic: string; payload: string; qos: number; retain: boolean }
+  /** CONNACK: returnCode (3.1.1) or reasonCode (5), and the session flag. */
+  returnCode?: number
+  sessionPresent?: boolean
+  /** PUBLISH: the payload as text, cut after PAYLOAD_CHARS characters; `bytes` its whole size. */
+  topic?: string
+  payload?: string
+  bytes?: number
+  qos?: number
+  retain?: boolean
+  dup?: boolean
+  /** SUBSCRIBE, SUBACK, UNSUBSCRIBE. */
+  subscriptions?: { topic: string; qos: number }[]
+  granted?: number[]
+  unsubscriptions?: string[]
+  /** The acknowledgements', DISCONNECT's and AUTH's MQTT 5 reason code. */
+  reasonCode?: number
+}
+
+/** One entry of the record. */
+export interface PacketRecord {
+  /** Its place in the broker's record, from 1 (across restarts). */
+  n: number
+  /** When, in milliseconds since the epoch. */
+  at: number
+  /** The client's id ('' before a CONNECT gave one). */
+  client: string
+  /**
+   * 'in': read from the client; 'out': written to it; 'act': the broker acting on its own (a will,
+   * or a PUBLISH of `client` that reached nobody).
+   */
+  dir: 'in' | 'out' | 'act'
+  packet: PacketSummary
+  /**
+   * 'will': the broker publishes `client`'s Last Will; 'retained': an 'out' PUBLISH that hands a
+   * retained message to a new subscriber; 'nobody': the PUBLISH recorded as `of` reached no
+   * subscriber, live or away (not told on Redis, where a broker cannot see the others' subscribers).
+   */
+  act?: 'will' | 'retained' | 'nobody'
+  of?: number
+}
+
+export type PacketListener = (record: PacketRecord) => void
+
+/** The record's listeners, shared by every life of one broker (see broker.ts's restart()). */
+export class PacketRecorder {
+  private readonly listeners = new Set<PacketListener>()
+  private count = 0
+
+  get listening(): boolean {
+    return this.listeners.size > 0
+  }
+
+  listen(listener: PacketListener): () => void {
+    patchWriteToStream()
+    this.listeners.add(listener)
+    return () => void this.listeners.delete(listener)
+  }
+
+  tell(client: string, dir: PacketRecord['dir'], packet: PacketSummary, more?: object): number {
+    const record: PacketRecord = { n: ++this.count, at: Date.now(), client, dir, packet, ...more }
+    for (const listener of this.listeners) listener(record)
+    return record.n
+  }
+}
+
+/** Set on a connection that is recorded: what its outgoing packets are told to. */
+const RECORD = Symbol('record')
+
+type Recorded = { [RECORD]?: (packet: Packet) => void }
+
+/**
+ * Outgoing packets are seen where aedes serializes them: mqtt-packet's writeToStream, which aedes
+ * looks up on the module at each write, so that a wrapper sees the packet object rather than bytes
+ * to parse again. Wrapped once per process, only once someone listens to a record: a broker nobody
+ * records pays nothing. Streams that are not recorded (MQTT.js's, in a test) pay a property read.
+ */
+let patched = false
+function patchWriteToStream(): void {
+  if (patched) return
+  patched = true
+  const write = mqttPacket.writeToStream
+  mqttPacket.writeToStream = Object.assign(
+    (packet: Packet, stream: Parameters<typeof write>[1], options?: object) => {
+      ;(stream as Recorded)[RECORD]?.(packet)
+      return write(packet, stream, options)
+    },
+    write,
+  )
+}
+
+/**
+ * Record the packets of every connection made while `recorder` has a listener, and the broker's
+ * acts. Applied after lib/broker/fixes.ts, so that aedes.handle is the one that wraps each
+ * connection in a ClosingAfterWork (./fixes/end-after-work.ts).
+ */
+export function recordPackets(aedes: Aedes, recorder: PacketRecorder, onRedis: boolean): void {
+  const handle = aedes.handle
+  aedes.handle = (stream: Duplex, request?: IncomingMessage) => {
+    const client = handle(stream, request)
+    if (recorder.listening) attach(aedes, client, recorder, onRedis)
+    return client
+  }
+  // aedes publishes a will by this method, after a connection that ended without DISCONNECT (and
+  // after its MQTT 5 Will Delay Interval).
+  const publishWill = (aedes as AedesWill).publishWill
+  ;(aedes as AedesWill).publishWill = (client, will) => {
+    // A will as aedes keeps it is a PUBLISH without its `cmd`.
+    const packet = { ...will, cmd: 'publish' } as Packet
+    if (recorder.listening) recorder.tell(client.id, 'act', summary(packet), { act: 'will' })
+    publishWill.call(aedes, client, will)
+  }
+}
+
+type AedesWill = Aedes & { publishWill(client: Client, will: Packet): void }
+
+/** What aedes keeps on a client that its types leave out: its parser. */
+type ParsingClient = Client & {
+  _parser: { prependListener(event: 'packet', f: (p: Packet) => void): void }
+}
+
+function attach(aedes: Aedes, client: Client, recorder: PacketRecorder, onRedis: boolean): void {
+  const id = () => client.id ?? ''
+  // Before aedes' own listener, which may answer at once: the record has the cause first.
+  ;(client as ParsingClient)._parser.prependListener('packet', (packet) => {
+    if (!recorder.listening) return
+    const n = recorder.tell(
+      packet.cmd === 'connect' ? packet.clientId : id(),
+      'in',
+      summary(packet),
+    )
+    if (packet.cmd === 'publish' && !onRedis) tellIfNobody(aedes, recorder, id(), packet, n)
+  })
+  ;(client.conn as unknown as Recorded)[RECORD] = (packet) => {
+    if (!recorder.listening) return
+    const retained = packet.cmd === 'publish' && packet.retain
+    recorder.tell(id(), 'out', summary(packet), retained ? { act: 'retained' } : undefined)
+  }
+}
+
+/** aedes' message flow (mqemitter) and store, which its types leave out. */
+interface Routes {
+  mq: { _matcher?: { match(topic: string): unknown[] } }
+  persistence: { subscriptionsByTopic(topic: string): Promise<unknown[]> }
+}
+
+/**
+ * Tell, after PUBLISH `n`, that it reached nobody: no live subscription matches its topic and, at
+ * QoS 1 or 2, no session kept for a client that is away (aedes queues no QoS 0 message for one).
+ * The broker's own subscriptions are to $SYS topics, left out as they are from wildcards.
+ */
+function tellIfNobody(
+  aedes: Aedes,
+  recorder: PacketRecorder,
+  client: string,
+  packet: Packet & { cmd: 'publish' },
+  n: number,
+): void {
+  const { mq, persistence } = aedes as unknown as Routes
+  if (packet.topic.startsWith('$') || !mq._matcher) return
+  if (mq._matcher.match(packet.topic).length > 0) return
+  const nobody = () => recorder.tell(client, 'act', summary(packet), { act: 'nobody', of: n })
+  if (packet.qos === 0) return void nobody()
+  persistence.subscriptionsByTopic(packet.topic).then(
+    (subscriptions) => subscriptions.length === 0 && nobody(),
+    () => undefined,
+  )
+}
+
+/** The fields of `packet` that a record keeps, payloads as text cut after PAYLOAD_CHARS. */
+export function summary(packet: Packet): PacketSummary {
+  const s: PacketSummary = { cmd: packet.cmd }
+  if ('messageId' in packet && packet.messageId !== undefined) s.messageId = packet.messageId
+  switch (packet.cmd) {
+    case 'connect':
+      s.clientId = packet.clientId
+      s.clean = packet.clean
+      s.keepalive = packet.keepalive
+      s.protocolVersion = packet.protocolVersion
+      if (packet.will)
+        s.will = {
+          topic: packet.will.topic,
+          payload: text(packet.will.payload),
+          qos: packet.will.qos ?? 0,
+          retain: packet.will.retain ?? false,
+        }
+      break
+    case 'connack':
+      s.returnCode = packet.returnCode ?? packet.reasonCode
+      s.sessionPresent = packet.sessionPresent
+      break
+    case 'publish':
+      s.topic = packet.topic
+      s.payload = text(packet.payload)
+      s.bytes = packet.payload.length
+      s.qos = packet.qos
+      s.retain = packet.retain
+      s.dup = packet.dup
+      break
+    case 'subscribe':
+      s.subscriptions = packet.subscriptions.map(({ topic, qos }) => ({ topic, qos }))
+      break
+    case 'suback':
+      // aedes writes each granted QoS (or MQTT 5 reason code) as a number.
+      s.granted = packet.granted as number[]
+      break
+    case 'unsubscribe':
+      s.unsubscriptions = packet.unsubscriptions
+      break
+    case 'puback':
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+    case 'disconnect':
+    case 'auth':
+      if (packet.reasonCode !== undefined) s.reasonCode = packet.reasonCode
+      break
+  }
+  return s
+}
+
+function text(payload: Buffer | string): string {
+  return typeof payload === 'string'
+    ? payload.slice(0, PAYLOAD_CHARS)
+    : payload.toString('utf8', 0, PAYLOAD_CHARS)
+}
