@@ -55,8 +55,10 @@ export interface PacketRecord {
   packet: PacketSummary
   /**
    * 'will': the broker publishes `client`'s Last Will; 'retained': an 'out' PUBLISH that hands a
-   * retained message to a new subscriber; 'nobody': the PUBLISH recorded as `of` reached no
-   * subscriber, live or away (not told on Redis, where a broker cannot see the others' subscribers).
+   * retained message to a new subscriber (any PUBLISH it sends with the RETAIN flag: a subscription
+   * with MQTT 5's Retain As Published is not told apart); 'nobody': the PUBLISH recorded as `of`
+   * reached no subscriber, live or away (not told on Redis, where a broker cannot see the other
+   * brokers' subscribers).
    */
   act?: 'will' | 'retained' | 'nobody'
   of?: number
@@ -142,15 +144,14 @@ type ParsingClient = Client & {
 }
 
 function attach(aedes: Aedes, client: Client, recorder: PacketRecorder, onRedis: boolean): void {
-  const id = () => client.id ?? ''
+  // A CONNECT that aedes refuses leaves client.id unset: the CONNACK goes to the id it asked for.
+  let asked = ''
+  const id = () => client.id || asked
   // Before aedes' own listener, which may answer at once: the record has the cause first.
   ;(client as ParsingClient)._parser.prependListener('packet', (packet) => {
     if (!recorder.listening) return
-    const n = recorder.tell(
-      packet.cmd === 'connect' ? packet.clientId : id(),
-      'in',
-      summary(packet),
-    )
+    if (packet.cmd === 'connect') asked = packet.clientId
+    const n = recorder.tell(id(), 'in', summary(packet))
     if (packet.cmd === 'publish' && !onRedis) tellIfNobody(aedes, recorder, id(), packet, n)
   })
   ;(client.conn as unknown as Recorded)[RECORD] = (packet) => {

@@ -4,6 +4,7 @@
 // ./view.ts renders, and the claims it demonstrated.
 import { spawnSync } from 'node:child_process'
 import type { RunningBroker } from '../../lib/broker/broker.ts'
+import type { TraceEntry } from './trace.ts'
 
 /**
  * The budget of a scenario that does not give one. Ours took 1 to 5 s each on the project's 2-core
@@ -94,6 +95,15 @@ export interface StageOptions {
   waitMs?: number
   /** Called with every event as it is recorded. */
   onEvent?: (event: Event) => void
+  /**
+   * The scenario played, for the trace's first entry (./trace.ts's PlayEntry); check() passes it.
+   */
+  scenario?: { name: string; title: string; steps: number }
+  /**
+   * Called with every entry of the trace (./trace.ts) as it is made, and again with a packet entry
+   * each time it changes (a burst grows its count; a PUBLISH turns out to have reached nobody).
+   */
+  onTrace?: (entry: TraceEntry) => void
   /** Called before each step begins (to wait for Enter, say). */
   beforeStep?: (number: number, title: string) => Promise<void>
   /** Called while a wait lasts: at a few points in time, with what it is waiting for. */

@@ -81,6 +81,7 @@ export async function show(...available: Scenario[]): Promise<void> {
     const current = (stage = new Stage({
       url: process.env.MQTT_URL,
       needs: scenario.needs,
+      scenario,
       waitMs: SHOW_WAIT_MS,
       dashboardPort: flags.dashboardPort,
       onEvent: (event) => view.event(event),
@@ -106,6 +107,7 @@ export async function show(...available: Scenario[]): Promise<void> {
       if (interrupted) return new Promise<never>(() => {})
       view.result(false, messageOf(error))
       await current.close()
+      current.result(false, messageOf(error))
       process.exit(1)
     }
     if (flags.step)
@@ -119,6 +121,7 @@ export async function show(...available: Scenario[]): Promise<void> {
     shown.push(...claims)
     const met = `every expectation met (${claims.join(', ')})`
     view.result(true, `${scenario.name}: ${met} in ${secondsSince(begun)}`)
+    current.result(true, `${scenario.name}: ${met}`)
   }
   if (scenarios.length > 1) {
     const all = [...new Set(shown)].sort(byClaimId)

@@ -1,6 +1,6 @@
-// The bundled broker's packet record (lib/broker/record.ts), what the stage view draws: every packet
-// it reads and writes, of every type, in order, with the client's id, and its own acts: a will it
-// publishes, a retained message handed to a new subscriber, a PUBLISH that reached nobody.
+// The bundled broker's packet record (lib/broker/record.ts), what the stage view draws: every
+// packet it reads and writes, of every type, in order, with the client's id, and its own acts: a
+// will it publishes, a retained message handed to a new subscriber, a PUBLISH that reached nobody.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
 import type { PacketRecord } from '../../lib/broker/record.ts'
@@ -86,7 +86,7 @@ describe("the bundled broker's packet record", () => {
     expect(numbers).toEqual([...numbers].sort((a, b) => a - b))
   })
 
-  it('tells a PUBLISH that reached nobody, and a retained message handed to a new subscriber', async () => {
+  it('tells a PUBLISH that reached nobody, and a retained message sent on SUBSCRIBE', async () => {
     const pub = await RawClient.connected(broker.url, 'rec-lonely')
     await pub.publish('rec/nobody', 'unheard', { qos: 1 })
     await pub.publish('rec/kept', 'kept', { qos: 1, retain: true })

@@ -18,6 +18,10 @@ import { check, type Scenario } from '../../scenarios/stage/stage.ts'
 import { budgetMs, byClaimId, claimsMet, type Event } from '../../scenarios/stage/scenario.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
+import type { PacketRecord } from '../../lib/broker/record.ts'
+import { mermaid } from '../../scenarios/stage/mermaid.ts'
+import { packetText } from '../../scenarios/stage/packet-text.ts'
+import type { PacketEntry, TraceEntry } from '../../scenarios/stage/trace.ts'
 import {
   mosquittoPath,
   NOT_INSTALLED,
@@ -171,6 +175,9 @@ export function scenarioSuite(
     let dir: string | undefined
     let before: Leftovers
     let first: Outcome<Event[]>
+    /** The trace of the first play, each entry once, and what the broker recorded meanwhile. */
+    const trace: TraceEntry[] = []
+    const records: PacketRecord[] = []
     const onMosquitto: Outcome<Round>[] = []
     const hasPython = existsSync(join(ROOT, 'demos', scenario.name, 'python'))
     /**
@@ -193,7 +200,19 @@ export function scenarioSuite(
         unixPath: dir && join(dir, 'broker.sock'),
       })
       before = await leftovers(broker)
-      first = await outcome(check(scenario, { broker }))
+      const stopRecording = broker.onPacket((record) => records.push(record))
+      const seen = new Set<TraceEntry>()
+      first = await outcome(
+        check(scenario, {
+          broker,
+          onTrace: (entry) => {
+            if (seen.has(entry)) return
+            seen.add(entry)
+            trace.push(entry)
+          },
+        }),
+      )
+      stopRecording()
     }, playTimeout(scenario))
     // After it, not beside it: two plays at once in one file would each run slower than the
     // scenario's timings allow on a busy machine (the wire experiment's ping must come after the
@@ -262,6 +281,72 @@ export function scenarioSuite(
         })
       expect(listed.sort(byClaimId)).toEqual([...claims].sort(byClaimId))
     })
+
+    it(`plays the ${scenario.steps} steps its Scenario.steps says, and traces them`, () => {
+      const played = first().filter((e) => e.kind === 'step')
+      expect(played.map((e) => e.number)).toEqual(
+        Array.from({ length: scenario.steps }, (_, i) => i + 1),
+      )
+      expect(trace[0]).toMatchObject({ kind: 'play', name: scenario.name, steps: scenario.steps })
+      expect(trace.filter((e) => e.kind === 'step').length).toBe(scenario.steps)
+      expect(trace.at(-1)).toMatchObject({ kind: 'result', ok: true })
+    })
+
+    it.skipIf(scenario.needs?.none)(
+      'traces every packet the broker recorded, in order, between lifelines the show labels',
+      () => {
+        first()
+        const lifelines = new Map(
+          trace.flatMap((e) => (e.kind === 'lifeline' ? [[e.id, e] as const] : [])),
+        )
+        const labelOf = (id: string) => lifelines.get(id)!.label
+        // Every program's lifeline is named with its label in the show, or is the stage's own.
+        const labels = new Set(first().flatMap((e) => (e.kind === 'command' ? [e.label] : [])))
+        for (const l of lifelines.values())
+          if (l.role === 'program') expect(l.stage || labels.has(l.label), l.label).toBe(true)
+        // Client id -> label, as the trace names each client.
+        const byClient = new Map<string, string>()
+        for (const l of lifelines.values()) if (l.clientId) byClient.set(l.clientId, l.label)
+        // Per arrow, the packets in the order they went: what the broker recorded, and what the
+        // trace draws (an arrow folding a burst stands for `count` packets).
+        const arrows = (pairs: [string, string][]) => {
+          const by = new Map<string, string[]>()
+          for (const [arrow, text] of pairs) by.set(arrow, [...(by.get(arrow) ?? []), text])
+          return Object.fromEntries([...by].sort(([a], [b]) => (a < b ? -1 : 1)))
+        }
+        const recorded = arrows(
+          records
+            .filter((r) => r.dir !== 'act')
+            .map((r) => {
+              const client = byClient.get(r.client) ?? `(unnamed ${r.client})`
+              const arrow = r.dir === 'in' ? `${client}>broker` : `broker>${client}`
+              return [arrow, packetText(r.packet)]
+            }),
+        )
+        const drawn = arrows(
+          trace
+            .filter((e): e is PacketEntry => e.kind === 'packet' && e.from !== e.to)
+            .flatMap((e) =>
+              Array.from(
+                { length: e.count },
+                () => [`${labelOf(e.from)}>${labelOf(e.to)}`, e.text] as [string, string],
+              ),
+            ),
+        )
+        expect(drawn).toEqual(recorded)
+        const wills = records.filter((r) => r.act === 'will').length
+        expect(trace.filter((e) => e.kind === 'packet' && e.act === 'will').length).toBe(wills)
+      },
+    )
+
+    const drawing = allBlocks.filter((b) => b.diagram?.scenario === scenario.name)
+    it.each(drawing.map((b) => ({ where: `${b.page}:${b.line}`, spec: b.diagram!, body: b.body })))(
+      '$where draws what the play traced (npm run diagrams rewrites it)',
+      ({ spec, body }) => {
+        first()
+        expect(body).toBe(mermaid(trace, spec))
+      },
+    )
 
     const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
     it.each(
