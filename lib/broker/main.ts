@@ -4,6 +4,7 @@
 import { createWriteStream } from 'node:fs'
 import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
+import { recordLines } from './record.ts'
 import {
   DEFAULT_MAX_PACKET_SIZE,
   isLoopback,
@@ -137,7 +138,8 @@ function parseCli() {
         arg: 'FILE',
         help:
           "append every MQTT packet read and written, and the broker's own acts, to FILE as " +
-          'JSON lines (/dev/fd/N: to file descriptor N, as the shows read it)',
+          'JSON lines, identical packets in a row as one line with a count (/dev/fd/N: to file ' +
+          'descriptor N, as the shows read it)',
       },
       'pid-file': {
         type: 'string',
@@ -148,10 +150,7 @@ function parseCli() {
   )
 }
 
-/**
- * Write the broker's packet record to `file`, one JSON line per record. Lines are gathered and
- * written once per turn of the event loop: a burst of packets costs one write.
- */
+/** Write the broker's packet record to `file`, as lines of JSON (./record.ts's recordLines). */
 function record(broker: RunningBroker, file: string): void {
   const fd = file.match(/^\/dev\/fd\/(\d+)$/)?.[1]
   const out =
@@ -162,15 +161,7 @@ function record(broker: RunningBroker, file: string): void {
     stopRecording()
     process.stderr.write(`--record ${file}: ${error.message}; the broker goes on without it\n`)
   })
-  let pending = ''
-  const stopRecording = broker.onPacket((entry) => {
-    if (pending === '') setImmediate(flush)
-    pending += `${JSON.stringify(entry)}\n`
-  })
-  const flush = () => {
-    out.write(pending)
-    pending = ''
-  }
+  const stopRecording = broker.onPacket(recordLines((lines) => out.write(lines)))
 }
 
 function sizeFlag(value: string | undefined): number | undefined {

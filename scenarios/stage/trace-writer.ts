@@ -98,6 +98,7 @@ export class TraceWriter {
     type: PacketType,
     text: string,
     act?: PacketEntry['act'],
+    times = 1,
   ): PacketEntry {
     const at = Date.now() - this.started
     const arrow = `${from}>${to}`
@@ -112,7 +113,7 @@ export class TraceWriter {
       (target.act === act || (target.act === 'nobody' && act === undefined)) &&
       (type === 'pingreq' || type === 'pingresp' || at - folding.last <= BURST_MS)
     ) {
-      target.count++
+      target.count += times
       folding.last = at
       this.onTrace?.(target)
       return target
@@ -124,7 +125,7 @@ export class TraceWriter {
       to,
       type,
       text,
-      count: 1,
+      count: times,
       at,
     }
     if (act) entry.act = act
@@ -156,7 +157,7 @@ export class TraceWriter {
       return
     }
     const [from, to] = record.dir === 'in' ? [client, broker] : [broker, client]
-    const entry = this.packet(from, to, type, packetText(packet), record.act)
+    const entry = this.packet(from, to, type, packetText(packet), record.act, record.count)
     if (record.dir === 'in' && type === 'publish') {
       this.publishes.set(`${broker}:${record.n}`, entry)
       if (this.publishes.size > NOBODY_LOOKBACK)

@@ -3,7 +3,7 @@
 // will it publishes, a retained message handed to a new subscriber, a PUBLISH that reached nobody.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
-import type { PacketRecord } from '../../lib/broker/record.ts'
+import { recordLine, type PacketRecord } from '../../lib/broker/record.ts'
 import { RawClient } from '../helpers/raw-client.ts'
 import { Waiter } from '../../scenarios/stage/waiter.ts'
 
@@ -84,6 +84,9 @@ describe("the bundled broker's packet record", () => {
     expect(suback.packet.granted).toEqual([2])
     const numbers = records.map((r) => r.n)
     expect(numbers).toEqual([...numbers].sort((a, b) => a - b))
+    // `npm run broker -- --record` writes each as a line of JSON of its own making.
+    for (const r of records)
+      expect(JSON.parse(recordLine(r))).toEqual(JSON.parse(JSON.stringify(r)))
   })
 
   it('tells a PUBLISH that reached nobody, and a retained message sent on SUBSCRIBE', async () => {
