@@ -117,8 +117,8 @@ export function recordLine(record: PacketRecord): string {
   const act = record.act === undefined ? '' : `,"act":"${record.act}"`
   const of = record.of === undefined ? '' : `,"of":${record.of}`
   const count = record.count === undefined ? '' : `,"count":${record.count}`
-  const client = JSON.stringify(record.client)
-  return `{"n":${record.n},"at":${record.at},"client":${client},"dir":"${record.dir}","packet":{${packet}}${act}${of}${count}}`
+  const head = `"n":${record.n},"at":${record.at},"client":${JSON.stringify(record.client)}`
+  return `{${head},"dir":"${record.dir}","packet":{${packet}}${act}${of}${count}}`
 }
 
 /**
@@ -292,8 +292,8 @@ interface Routes {
 type Unrouted = WeakMap<Buffer, { n: number; client: string; packet: Packet }>
 
 /**
- * Tell, after a PUBLISH, that it reached nobody: routing it matched no live subscription and, at QoS
- * 1 or 2, no session is kept for a client that is away (aedes queues no QoS 0 message for one).
+ * Tell, after a PUBLISH, that it reached nobody: routing it matched no live subscription and, at
+ * QoS 1 or 2, no session is kept for a client that is away (aedes queues no QoS 0 message for one).
  * What routing matched is read from routing itself, so that a recorded PUBLISH is matched once, as
  * when nobody records. The in-memory flow routes a message as it is given it; one that waits
  * (beyond mqemitter's concurrency) is not told of.

@@ -1,7 +1,7 @@
-// A trace (./trace.ts) as a Mermaid sequence diagram: what the docs show of a play, generated from a
-// real one (`npm run diagrams`) and checked against the next by the tests, so it cannot drift. The
-// diagram is the same from run to run: no times, ports or made-up ids; and where programs act at
-// the same moment, their arrows are put in one order that keeps each connection's own order and
+// A trace (./trace.ts) as a Mermaid sequence diagram: what the docs show of a play, generated from
+// a real one (`npm run diagrams`) and checked against the next by the tests, so it cannot drift.
+// The diagram is the same from run to run: no times, ports or made-up ids; and where programs act
+// at the same moment, their arrows are put in one order that keeps each connection's own order and
 // every message after the PUBLISH that brought it.
 import type {
   EndEntry,
