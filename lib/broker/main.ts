@@ -137,9 +137,8 @@ function parseCli() {
         type: 'string',
         arg: 'FILE',
         help:
-          "append every MQTT packet read and written, and the broker's own acts, to FILE as " +
-          'JSON lines, identical packets in a row as one line with a count (/dev/fd/N: to file ' +
-          'descriptor N, as the shows read it)',
+          'append every MQTT packet read and written to FILE, as JSON lines (/dev/fd/N: to file ' +
+          'descriptor N)',
       },
       'pid-file': {
         type: 'string',

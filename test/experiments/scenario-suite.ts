@@ -201,17 +201,7 @@ export function scenarioSuite(
       })
       before = await leftovers(broker)
       const stopRecording = broker.onPacket((record) => records.push(record))
-      const seen = new Set<TraceEntry>()
-      first = await outcome(
-        check(scenario, {
-          broker,
-          onTrace: (entry) => {
-            if (seen.has(entry)) return
-            seen.add(entry)
-            trace.push(entry)
-          },
-        }),
-      )
+      first = await outcome(check(scenario, { broker, onTrace: collect(trace) }))
       stopRecording()
     }, playTimeout(scenario))
     // After it, not beside it: two plays at once in one file would each run slower than the
@@ -282,16 +272,6 @@ export function scenarioSuite(
       expect(listed.sort(byClaimId)).toEqual([...claims].sort(byClaimId))
     })
 
-    it(`plays the ${scenario.steps} steps its Scenario.steps says, and traces them`, () => {
-      const played = first().filter((e) => e.kind === 'step')
-      expect(played.map((e) => e.number)).toEqual(
-        Array.from({ length: scenario.steps }, (_, i) => i + 1),
-      )
-      expect(trace[0]).toMatchObject({ kind: 'play', name: scenario.name, steps: scenario.steps })
-      expect(trace.filter((e) => e.kind === 'step').length).toBe(scenario.steps)
-      expect(trace.at(-1)).toMatchObject({ kind: 'result', ok: true })
-    })
-
     it.skipIf(scenario.needs?.none)(
       'traces every packet the broker recorded, in order, between lifelines the show labels',
       () => {
@@ -339,14 +319,7 @@ export function scenarioSuite(
       },
     )
 
-    const drawing = allBlocks.filter((b) => b.diagram?.scenario === scenario.name)
-    it.each(drawing.map((b) => ({ where: `${b.page}:${b.line}`, spec: b.diagram!, body: b.body })))(
-      '$where draws what the play traced (npm run diagrams rewrites it)',
-      ({ spec, body }) => {
-        first()
-        expect(body).toBe(mermaid(trace, spec))
-      },
-    )
+    traceSuite(scenario, () => first(), trace)
 
     const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
     it.each(
@@ -444,4 +417,63 @@ export function scenarioSuite(
       )
     }
   })
+}
+
+/** A StageOptions.onTrace that keeps each entry of the trace once in `trace`, in order. */
+export function collect(trace: TraceEntry[]): (entry: TraceEntry) => void {
+  const seen = new Set<TraceEntry>()
+  return (entry) => {
+    if (seen.has(entry)) return
+    seen.add(entry)
+    trace.push(entry)
+  }
+}
+
+/**
+ * What every play's trace must hold, checked on a play already made (`first`, whose trace is
+ * `trace`, each entry once): the steps Scenario.steps says, one lifeline per broker process it
+ * started with the packets of each, and every docs diagram of the scenario drawn from it.
+ */
+export function traceSuite(scenario: Scenario, first: () => Event[], trace: TraceEntry[]): void {
+  it(`plays the ${scenario.steps} steps its Scenario.steps says, and traces them`, () => {
+    const played = first().filter((e) => e.kind === 'step')
+    expect(played.map((e) => e.number)).toEqual(
+      Array.from({ length: scenario.steps }, (_, i) => i + 1),
+    )
+    expect(trace[0]).toMatchObject({ kind: 'play', name: scenario.name, steps: scenario.steps })
+    expect(trace.filter((e) => e.kind === 'step').length).toBe(scenario.steps)
+    expect(trace.at(-1)).toMatchObject({ kind: 'result', ok: true })
+  })
+
+  it.runIf(scenario.needs?.none)(
+    'draws a lifeline per broker process it starts, with the packets each read and wrote',
+    () => {
+      const brokers = trace.flatMap((e) =>
+        e.kind === 'lifeline' && e.role === 'broker' ? [e.id] : [],
+      )
+      const started = first().filter(
+        (e) => e.kind === 'command' && e.text.startsWith('npx tsx lib/broker/main.ts'),
+      )
+      expect(brokers.length).toBe(started.length)
+      // Those that ran until the stage stopped them (one refused at its start saw nothing).
+      const stopped = trace.flatMap((e) =>
+        e.kind === 'end-of-life' && e.how !== 'exit' && brokers.includes(e.id) ? [e.id] : [],
+      )
+      expect(stopped.length).toBeGreaterThan(0)
+      for (const broker of stopped)
+        expect(
+          trace.some((e) => e.kind === 'packet' && (e.from === broker || e.to === broker)),
+          `packets of ${broker}`,
+        ).toBe(true)
+    },
+  )
+
+  const drawing = allBlocks.filter((b) => b.diagram?.scenario === scenario.name)
+  it.each(drawing.map((b) => ({ where: `${b.page}:${b.line}`, spec: b.diagram!, body: b.body })))(
+    '$where draws what the play traced (npm run diagrams rewrites it)',
+    ({ spec, body }) => {
+      first()
+      expect(body).toBe(mermaid(trace, spec))
+    },
+  )
 }
