@@ -7,6 +7,7 @@ import type { Scenario } from './stage/stage.ts'
 
 export const basicPubsub: Scenario = {
   name: 'basic-pubsub',
+  steps: 3,
   title: 'a subscriber listens on my_topic, a publisher sends "on", the subscriber prints it',
   async play(stage) {
     const topic = stage.topic('my_topic')

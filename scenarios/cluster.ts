@@ -21,6 +21,7 @@ const REDIS_MISSING =
 
 export const cluster: Scenario = {
   name: 'cluster',
+  steps: 13,
   title:
     'two bundled brokers on one Redis: clients of either broker see the same messages, retained ' +
     'messages and sessions, and a device moves to B when A dies',

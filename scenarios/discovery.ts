@@ -19,6 +19,7 @@ const publisher = 'demos/basic-pubsub/publisher.ts'
 
 export const discovery: Scenario = {
   name: 'discovery',
+  steps: 12,
   // The WebSocket listener serves the dashboard page's MQTT connection.
   needs: { listeners: ['ws'] },
   // Devices announce themselves again up to half a second after a birth message, twice in the play.

@@ -13,6 +13,7 @@ const subscriber = 'demos/ephemeral/subscriber.ts'
 
 export const ephemeral: Scenario = {
   name: 'ephemeral',
+  steps: 7,
   title:
     'a message nobody listens to is dropped; a subscriber only gets what is published while it ' +
     'listens, or while its session is kept',

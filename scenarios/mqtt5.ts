@@ -17,6 +17,7 @@ const ephemeralSubscriber = 'demos/ephemeral/subscriber.ts'
 
 export const mqtt5: Scenario = {
   name: 'mqtt5',
+  steps: 18,
   title:
     'what MQTT 5 changes in each experiment: reason codes, properties, session and message ' +
     'expiry, retain handling, no local, shared subscriptions, will delay',

@@ -16,6 +16,7 @@ const subscriber = 'demos/basic-pubsub/subscriber.ts'
 
 export const persistence: Scenario = {
   name: 'persistence',
+  steps: 11,
   title:
     'with --persist the broker keeps retained messages and sessions on disk, across a restart ' +
     'and a kill',

@@ -11,6 +11,7 @@ const subscriber = 'demos/retained/subscriber.ts'
 
 export const retained: Scenario = {
   name: 'retained',
+  steps: 8,
   title:
     'the broker keeps the last retained message of a topic and gives it to every new subscriber',
   async play(stage) {

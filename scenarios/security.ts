@@ -27,6 +27,7 @@ const PASSWORDS = { alice: 'wonderland', bob: 'builder' }
 
 export const security: Scenario = {
   name: 'security',
+  steps: 12,
   title:
     'passwords cross the wire in clear; a broker that refuses strangers, keeps each user in a ' +
     'subtree, and speaks TLS with certificates from a CA of our own',

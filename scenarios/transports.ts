@@ -20,6 +20,7 @@ interface Transport {
 
 export const transports: Scenario = {
   name: 'transports',
+  steps: 6,
   title:
     'the same programs over TCP, WebSocket and a Unix socket, through one broker that delivers ' +
     'between them',

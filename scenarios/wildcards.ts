@@ -20,6 +20,7 @@ const SUBSCRIBED = 'home/living_room/+'
 
 export const wildcards: Scenario = {
   name: 'wildcards',
+  steps: 10,
   title: 'subscribers with exact, + and # filters side by side: which one gets which message',
   async play(stage) {
     const t = (name: string) => stage.topic(name)

@@ -19,6 +19,7 @@ const KEEPALIVE = 5
 
 export const wire: Scenario = {
   name: 'wire',
+  steps: 5,
   title: "every packet of a subscriber's session, in hex: the smallest MQTT packets are 2 bytes",
   async play(stage) {
     const topic = stage.topic('my_topic')

@@ -16,6 +16,7 @@ import { Aedes, type Client } from 'aedes'
 import { applyFixes, mqtt5Options } from './fixes.ts'
 import { type ConfiguredListener, openListeners } from './listeners.ts'
 import { guard, type ListenerSecurity } from './security.ts'
+import { PacketRecorder, recordPackets, type PacketListener } from './record.ts'
 import { reason } from '../mqtt5-print.ts'
 
 interface BrokerOptions {
@@ -88,6 +89,12 @@ export interface RunningBroker {
    * Hear one line per client event (what `npm run broker` prints); returns how to stop hearing it.
    */
   onClientEvent(listener: ClientEventListener): () => void
+  /**
+   * Hear every MQTT packet the broker reads and writes on a connection made from now on, and its
+   * own acts (./record.ts); returns how to stop hearing them. Nothing is recorded while nobody
+   * listens.
+   */
+  onPacket(listener: PacketListener): () => void
   close(): Promise<void>
   /**
    * Stop as a crash would (every connection drops, no Last Will is published) and start again on
@@ -121,7 +128,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   }
   const { log, quietClients } = options
   if (log) onClientEvent((line, clientId) => quietClients?.has(clientId) || log(line))
-  let running = await bringUp(options, tell)
+  const recorder = new PacketRecorder()
+  let running = await bringUp(options, tell, recorder)
   return {
     url: running.url,
     port: running.port,
@@ -132,6 +140,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       return running.aedes
     },
     onClientEvent,
+    onPacket: (listener) => recorder.listen(listener),
     close: () => running.close(false),
     async restart() {
       const { port, wsUrl } = running
@@ -139,12 +148,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       running = await bringUp(
         { ...options, port, wsPort: wsUrl === undefined ? undefined : Number(new URL(wsUrl).port) },
         tell,
+        recorder,
       )
     },
   }
 }
 
-type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & {
+type Running = Omit<RunningBroker, 'onClientEvent' | 'onPacket' | 'close' | 'restart'> & {
   close(asIfCrashed: boolean): Promise<void>
 }
 
@@ -152,6 +162,7 @@ type Running = Omit<RunningBroker, 'onClientEvent' | 'close' | 'restart'> & {
 async function bringUp(
   options: BrokerOptions,
   tell: ClientEventListener & { listening(): boolean },
+  recorder: PacketRecorder,
 ): Promise<Running> {
   const host = options.host ?? '127.0.0.1'
   // The store on disk, Redis and WebSocket are loaded only by a broker that uses them: every other
@@ -182,6 +193,7 @@ async function bringUp(
     onRedis: shared !== undefined,
     shares: shared?.shares(aedes.id),
   })
+  recordPackets(aedes, recorder, shared !== undefined)
   if (options.credentials) requireCredentials(aedes, options.credentials)
   logEvents(aedes, tell, maxPacketSize)
   const guarded = options.listeners || options.security ? guard(aedes, tell) : undefined

@@ -1,10 +1,18 @@
 // `npm run broker`: the bundled broker (./broker.ts) as a program, with its command line. It prints
 // one ready line, then a line per client event; Ctrl-C or SIGTERM closes every connection and exits
-// 0.
+// 0. With --record, it writes its packet record (./record.ts) as JSON lines.
+import { createWriteStream } from 'node:fs'
 import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
-import { DEFAULT_MAX_PACKET_SIZE, isLoopback, readyLine, startBroker } from './broker.ts'
 import { configured } from './configured.ts'
+import { recordLines } from './record.ts'
+import {
+  DEFAULT_MAX_PACKET_SIZE,
+  isLoopback,
+  readyLine,
+  startBroker,
+  type RunningBroker,
+} from './broker.ts'
 
 async function main(): Promise<void> {
   startProgram()
@@ -71,6 +79,7 @@ async function main(): Promise<void> {
     )
   }
   if (values['pid-file'] !== undefined) writePidFile(values['pid-file'])
+  if (values.record !== undefined) record(broker, values.record)
   if (persist !== undefined) console.log(`keeping retained messages and sessions in ${persist}`)
   if (redis !== undefined)
     console.log(
@@ -149,6 +158,13 @@ function parseCli() {
           'anyone may connect',
       },
       quiet: { type: 'boolean', help: 'print only the ready line, not every client event' },
+      record: {
+        type: 'string',
+        arg: 'FILE',
+        help:
+          'append every MQTT packet read and written to FILE, as JSON lines (/dev/fd/N: to file ' +
+          'descriptor N)',
+      },
       'pid-file': {
         type: 'string',
         arg: 'FILE',
@@ -165,6 +181,20 @@ function tryOrFail<T>(run: () => T): T {
   } catch (error) {
     return fail(messageOf(error))
   }
+}
+
+/** Write the broker's packet record to `file`, as lines of JSON (./record.ts's recordLines). */
+function record(broker: RunningBroker, file: string): void {
+  const fd = file.match(/^\/dev\/fd\/(\d+)$/)?.[1]
+  const out =
+    fd === undefined
+      ? createWriteStream(file, { flags: 'a' })
+      : createWriteStream('', { fd: Number(fd) })
+  out.on('error', (error) => {
+    stopRecording()
+    process.stderr.write(`--record ${file}: ${error.message}; the broker goes on without it\n`)
+  })
+  const stopRecording = broker.onPacket(recordLines((lines) => out.write(lines)))
 }
 
 function sizeFlag(value: string | undefined): number | undefined {

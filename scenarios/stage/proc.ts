@@ -13,7 +13,7 @@ export interface ProcStage {
   readonly waitMs: number
   readonly options: Pick<StageOptions, 'onSlow'>
   readonly isClosing: boolean
-  ok(met: Expectation): void
+  ok(met: Expectation, proc?: Proc): void
   failure(what: string, proc?: Proc): Error
   heard(proc: Proc, text: string, stream: 'stdout' | 'stderr'): void
   stopped(proc: Proc, signal: NodeJS.Signals): void
@@ -47,6 +47,8 @@ export class Proc {
   ending = false
   /** Stopped while it waited to start: the stage does not start it at all. */
   cancelled = false
+  /** A program that is not ours (redis-server, say): started from `command`, not a bundle. */
+  command?: string[]
   private result?: Exit
   private cursor = 0
   private readonly lines = new Waiter()
@@ -64,26 +66,36 @@ export class Proc {
   /**
    * Start `script` (relative to the repository) from its bundle (./bundle.ts) when `starts` lets
    * it, unless it was stopped meanwhile or the stage is closing; `command` starts something else in
-   * its place (its Python twin: the interpreter and the .py file).
+   * its place (its Python twin: the interpreter and the .py file); `record` opens one more pipe, on
+   * file descriptor `fd` of the program, and hears each line it writes there.
    */
   start(
     starts: StartLimiter,
     script: string,
     args: string[],
     env: NodeJS.ProcessEnv,
-    command?: string[],
+    {
+      command,
+      record,
+    }: { command?: string[]; record?: { fd: number; line: (line: string) => void } } = {},
   ): void {
+    this.command = command
     void starts.acquire().then((release) => {
       if (this.cancelled || this.stage.isClosing) {
         release()
         return this.neverStarted()
       }
       const [file, ...before] = command ?? [process.execPath, ...programArgs(script)]
+      const pipes = record ? record.fd + 1 : 3
       const child = spawn(file, [...before, ...args], {
         cwd: ROOT,
         env: command ? env : programEnv(env, args),
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: Array.from({ length: pipes }, () => 'pipe' as const),
       })
+      if (record) {
+        const lines = createInterface({ input: child.stdio[record.fd] as NodeJS.ReadableStream })
+        lines.on('line', record.line)
+      }
       const timer = setTimeout(release, START_HOLD_MS)
       child.stdout!.once('data', release)
       child.once('close', () => {
@@ -148,7 +160,7 @@ export class Proc {
    */
   async expect(line: string | RegExp, met: Expectation): Promise<void> {
     await this.until(line)
-    this.stage.ok(met)
+    this.stage.ok(met, this)
   }
 
   /**
@@ -164,7 +176,7 @@ export class Proc {
       this.cursor = Math.max(...at) + 1
       return true
     })
-    this.stage.ok(met)
+    this.stage.ok(met, this)
   }
 
   /** Wait until the error line `line` (or a line matching it) is printed on stderr. */
@@ -174,7 +186,7 @@ export class Proc {
     await this.waitFor(`the error line ${awaited}`, () =>
       this.output.some((l) => l.stream === 'stderr' && matches(l.text)) ? [] : undefined,
     )
-    this.stage.ok(met)
+    this.stage.ok(met, this)
   }
 
   /**

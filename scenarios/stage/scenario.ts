@@ -91,12 +91,19 @@ export interface StageOptions {
   waitMs?: number
   /** Called with every event as it is recorded. */
   onEvent?: (event: Event) => void
+  /**
+   * The scenario played, for the trace's first entry (./trace.ts's PlayEntry); check() passes it.
+   */
+  scenario?: { name: string; title: string; steps: number }
+  /**
+   * Called with every entry of the trace (./trace.ts) as it is made, and again with a packet entry
+   * each time it changes (a burst grows its count; a PUBLISH turns out to have reached nobody).
+   */
+  onTrace?: (entry: TraceEntry) => void
   /** Called before each step begins (to wait for Enter, say). */
   beforeStep?: (number: number, title: string) => Promise<void>
   /** Called while a wait lasts: at a few points in time, with what it is waiting for. */
   onSlow?: (label: string, what: string, ms: number) => void
-  /** Called with every entry of the play's trace as it is made (./trace.ts). */
-  onTrace?: (entry: TraceEntry) => void
   /**
    * Called when the play serves a page of its own (the discovery show's device cards), so that the
    * show can link it from the stage view.

@@ -86,6 +86,7 @@ export async function show(...available: Scenario[]): Promise<void> {
     const current = (stage = new Stage({
       url: process.env.MQTT_URL,
       needs: scenario.needs,
+      scenario,
       waitMs: SHOW_WAIT_MS,
       mosquitto: flags.mosquitto,
       onEvent: (event) => view.event(event),
@@ -113,6 +114,7 @@ export async function show(...available: Scenario[]): Promise<void> {
       if (interrupted) return new Promise<never>(() => {})
       view.result(false, messageOf(error))
       await current.close()
+      current.result(false, messageOf(error))
       process.exit(1)
     }
     if (flags.step)
@@ -127,6 +129,7 @@ export async function show(...available: Scenario[]): Promise<void> {
     // The security experiment demonstrates no claim of the article: no empty parentheses then.
     const met = `every expectation met${claims.length ? ` (${claims.join(', ')})` : ''}`
     view.result(true, `${scenario.name}: ${met} in ${secondsSince(begun)}`)
+    current.result(true, `${scenario.name}: ${met}`)
   }
   if (scenarios.length > 1) {
     const all = [...new Set(shown)].sort(byClaimId)

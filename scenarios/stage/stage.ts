@@ -11,10 +11,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
+import type { PacketRecord } from '../../lib/broker/record.ts'
 import { LIFELINE } from '../../lib/cli.ts'
 import { HUNG_MS, inSeconds, Waiter } from './waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { Proc, shellQuote, StartLimiter, type ProcStage } from './proc.ts'
+import { subscribedFilter, toldByLine } from './packet-text.ts'
+import type { TraceEntry } from './trace.ts'
+import { TraceWriter } from './trace-writer.ts'
 import {
   budgetMs,
   type Event,
@@ -34,6 +38,11 @@ export interface Scenario {
   name: string
   /** One sentence: what the audience is about to see. */
   title: string
+  /**
+   * How many steps it plays, for the stage view's "step 3 of 7" (a test holds it to the steps
+   * played).
+   */
+  steps: number
   play(stage: Stage): Promise<void>
   /** What the scenario needs of the stage beyond the bundled broker over TCP; see Needs. */
   needs?: Needs
@@ -59,8 +68,35 @@ export interface Backstage {
  */
 const CLIENT_PROGRAM = /^demos\/[^/]+\/(publisher|subscriber)\.ts$/
 
+/** The bundled broker as a program (`npm run broker`): the stage reads its packet record. */
+const BROKER_PROGRAM = 'lib/broker/main.ts'
+
+/** Where a broker process started by the stage writes its record: the pipe the stage reads. */
+const RECORD_FD = 3
+
+/** What the trace says it cannot see, against a broker that is not the bundled one. */
+const UNSEEN =
+  'the broker is not the bundled one, so its packets cannot be read: the arrows are what the ' +
+  'programs printed of themselves; acknowledgements, pings, wills and messages that reached ' +
+  'nobody are not seen'
+
 export class Stage implements ProcStage {
   readonly events: Event[] = []
+  /** The play as the stage view draws it (./trace.ts), in the order it happened. */
+  private readonly tracer: TraceWriter
+  /** The lifeline of each program that has one: an MQTT client, or a broker. */
+  private readonly lifelineOf = new Map<Proc, string>()
+  /** Client id -> the lifeline of the program that connects with it. */
+  private readonly byClientId = new Map<string, string>()
+  /** Lifeline id -> its label. */
+  private readonly labelOf = new Map<string, string>()
+  /** The lifeline of the broker the stage started, was given, or was pointed at by MQTT_URL. */
+  private brokerLifeline?: string
+  private stopHearingPackets?: () => void
+  /** The signal the stage stopped each program with, if it did. */
+  private readonly stoppedWith = new Map<Proc, NodeJS.Signals>()
+  /** Against MQTT_URL, the filters each program said it subscribed to: what it receives. */
+  private readonly filtersOf = new Map<Proc, string[]>()
   /** The URL the demos connect to; set by open(). */
   url = ''
   /** The broker's WebSocket and Unix socket URLs, when it serves them (see Needs). */
@@ -93,6 +129,28 @@ export class Stage implements ProcStage {
   constructor(options: StageOptions = {}) {
     this.options = options
     this.waitMs = options.waitMs ?? HUNG_MS
+    this.tracer = new TraceWriter(options.onTrace)
+    const { scenario } = options
+    if (scenario) {
+      const programs = options.url !== undefined && !options.needs?.none
+      this.tracer.play({
+        name: scenario.name,
+        title: scenario.title,
+        steps: scenario.steps,
+        source: programs ? 'programs' : 'broker',
+        ...(programs && { unseen: UNSEEN }),
+      })
+    }
+  }
+
+  /** The trace of the play so far (./trace.ts). */
+  get trace(): TraceEntry[] {
+    return this.tracer.entries
+  }
+
+  /** The play ended: every expectation met, or the first that failed. */
+  result(ok: boolean, text: string): void {
+    this.tracer.result(ok, text)
   }
 
   /** Start the bundled broker on a free port, or use options.url. */
@@ -100,6 +158,7 @@ export class Stage implements ProcStage {
     if (this.options.needs?.none) return
     if (this.options.url) {
       this.url = this.options.url
+      this.brokerLifeline = this.lifeline('broker', 'broker')
       this.say(`the broker is ${this.url} (from MQTT_URL)`)
       return
     }
@@ -113,6 +172,10 @@ export class Stage implements ProcStage {
           ? join(await this.tempDir(), 'broker.sock')
           : undefined,
       }))
+    this.brokerLifeline = this.lifeline('broker', 'broker')
+    this.stopHearingPackets = broker.onPacket((record) =>
+      this.recorded(this.brokerLifeline!, record),
+    )
     this.stopHearingBroker = broker.onClientEvent((line, clientId) => {
       if (clientId !== this.controlId)
         this.record({ kind: 'line', label: 'broker', text: line, stream: 'stdout' })
@@ -172,6 +235,7 @@ export class Stage implements ProcStage {
     this.stepTitle = `step ${this.stepNumber} "${title}"`
     await this.options.beforeStep?.(this.stepNumber, title)
     this.record({ kind: 'step', number: this.stepNumber, text: title })
+    this.tracer.step(this.stepNumber, title)
   }
 
   /** A sentence of narration for the audience. */
@@ -196,12 +260,38 @@ export class Stage implements ProcStage {
     this.record({ kind: 'command', label, text, id, ...how })
     const proc = new Proc(this, label)
     this.processes.add(proc)
-    void proc.exit.then(() => this.processes.delete(proc))
+    const isBroker = script === BROKER_PROGRAM
+    const clientId = id ?? (args.includes('--id') ? args[args.indexOf('--id') + 1] : undefined)
+    if (isBroker || clientId !== undefined) {
+      const lifeline = isBroker
+        ? this.lifeline(label, 'broker')
+        : this.lifeline(label, 'program', { clientId })
+      this.lifelineOf.set(proc, lifeline)
+      if (!isBroker && clientId) this.byClientId.set(clientId, lifeline)
+    }
+    void proc.exit.then((exit) => {
+      this.processes.delete(proc)
+      const lifeline = this.lifelineOf.get(proc)
+      // As the stage stopped it, if it did: a broker stopped with Ctrl-C exits with code 0.
+      const signal = this.stoppedWith.get(proc) ?? exit.signal
+      if (lifeline && proc.child)
+        this.tracer.end(lifeline, signal === 'SIGKILL' ? 'kill' : signal ? 'stop' : 'exit')
+    })
+    // A broker process writes its packet record to a pipe of its own, as JSON lines.
+    const record = isBroker
+      ? {
+          fd: RECORD_FD,
+          line: (line: string) =>
+            this.recorded(this.lifelineOf.get(proc)!, JSON.parse(line) as PacketRecord),
+        }
+      : undefined
+    const recordArgs = isBroker ? ['--record', `/dev/fd/${RECORD_FD}`] : []
     // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is
     // SIGKILLed.
     const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined
     const env = { ...process.env, MQTT_URL: this.url, NO_COLOR: '1', [LIFELINE]: '1' }
-    proc.start(this.starts, script, [...args, ...(id ? ['--id', id] : [])], env, command)
+    const all = [...args, ...(id ? ['--id', id] : []), ...recordArgs]
+    proc.start(this.starts, script, all, env, { command, record })
     return proc
   }
 
@@ -220,8 +310,49 @@ export class Stage implements ProcStage {
       this.processes.delete(proc)
       process.removeListener('exit', kill)
     })
-    proc.start(this.starts, command, args, process.env, [command])
+    proc.start(this.starts, command, args, process.env, { command: [command] })
     return proc
+  }
+
+  /** A lifeline in the trace, named with `label`. */
+  private lifeline(
+    label: string,
+    role: 'program' | 'broker',
+    more: { stage?: boolean; clientId?: string } = {},
+  ): string {
+    const id = this.tracer.lifeline(label, role, more)
+    this.labelOf.set(id, label)
+    return id
+  }
+
+  /** A record of the broker whose lifeline is `broker`: a packet, or the broker's own act. */
+  private recorded(broker: string, record: PacketRecord): void {
+    const client = this.clientLifeline(record.client)
+    this.tracer.record(broker, client, this.labelOf.get(client) ?? client, record)
+  }
+
+  /**
+   * The lifeline of the program that connects with `clientId`: the one the stage gave that id, the
+   * stage's own client, or else the one program on stage that connects with an id of its own (the
+   * dashboard's, made up by MQTT.js); failing that, a lifeline named after the id.
+   */
+  private clientLifeline(clientId: string): string {
+    const known = this.byClientId.get(clientId)
+    if (known) return known
+    let lifeline: string
+    if (clientId === this.controlId)
+      lifeline = this.lifeline('stage', 'program', { stage: true, clientId })
+    else {
+      const unnamed = [...this.processes].filter(
+        (p) => p.child && !p.command && !this.lifelineOf.has(p),
+      )
+      if (unnamed.length === 1) {
+        lifeline = this.lifeline(unnamed[0].label, 'program', { clientId })
+        this.lifelineOf.set(unnamed[0], lifeline)
+      } else lifeline = this.lifeline(clientId || '(no client id)', 'program', { clientId })
+    }
+    this.byClientId.set(clientId, lifeline)
+    return lifeline
   }
 
   /**
@@ -274,6 +405,7 @@ export class Stage implements ProcStage {
         `message that should not have arrived`,
     })
     await (await this.controlClient()).publishAsync(topic, marker)
+    this.toldByStage(`published ${JSON.stringify(marker)} to ${topic}`)
     for (const proc of procs) {
       // Markers of earlier barriers that reached this process too are not messages under test.
       const before = (await proc.until(`${topic} ${marker}`)).filter((line) => !this.isMarker(line))
@@ -310,6 +442,7 @@ export class Stage implements ProcStage {
         text: `the stage publishes ${marker} to ${topic}: one member of the group gets it`,
       })
       await (await this.controlClient()).publishAsync(topic, marker, { qos: 1 })
+      this.toldByStage(`published ${JSON.stringify(marker)} to ${topic}`)
       const member = await this.untilOneOf(procs, line(marker))
       if (!firsts.has(member)) firsts.set(member, line(marker))
     }
@@ -423,6 +556,17 @@ export class Stage implements ProcStage {
     }
   }
 
+  /**
+   * Against MQTT_URL, what the stage's own client sent, as a program's line would tell it (the
+   * bundled broker's record has it already).
+   */
+  private toldByStage(line: string): void {
+    if (this.options.url === undefined || this.options.needs?.none || !this.brokerLifeline) return
+    const stage = this.clientLifeline(this.controlId)
+    for (const told of toldByLine(line, []))
+      this.tracer.packet(stage, this.brokerLifeline, told.type, told.text)
+  }
+
   /** Whether `line` carries one of the stage's markers rather than a message of the experiment. */
   private isMarker(line: string): boolean {
     const last = line.match(/\bmarker-\d+$/)?.[0]
@@ -455,7 +599,9 @@ export class Stage implements ProcStage {
       )
     await this.control?.endAsync(true)
     this.control = undefined
+    if (this.brokerLifeline) this.tracer.end(this.brokerLifeline, 'kill')
     await broker.restart()
+    this.brokerLifeline = this.lifeline('broker', 'broker')
     this.record({ kind: 'line', label: 'broker', text: readyLine(broker), stream: 'stdout' })
   }
 
@@ -503,9 +649,10 @@ export class Stage implements ProcStage {
     return this.control
   }
 
-  /** Mark an expectation met, with the claim it demonstrates. */
-  ok(met: Expectation): void {
+  /** Mark an expectation met, with the claim it demonstrates; `proc` is the program it is about. */
+  ok(met: Expectation, proc?: Proc): void {
     this.record({ kind: 'ok', claim: met.claim, text: met.says })
+    this.tracer.tick(met.says, met.claim, proc && this.lifelineOf.get(proc))
   }
 
   /** End every process, the control client and the bundled broker. Safe to call more than once. */
@@ -524,6 +671,8 @@ export class Stage implements ProcStage {
     await this.control?.endAsync(true)
     this.control = undefined
     this.stopHearingBroker?.()
+    this.stopHearingPackets?.()
+    if (this.ownBroker && this.brokerLifeline) this.tracer.end(this.brokerLifeline, 'stop')
     await this.ownBroker?.close()
     this.ownBroker = undefined
     this.removeTempDirs()
@@ -575,6 +724,8 @@ export class Stage implements ProcStage {
 
   /** A line `proc` printed. */
   heard(proc: Proc, text: string, stream: 'stdout' | 'stderr'): void {
+    if (this.options.url !== undefined && !this.options.needs?.none && stream === 'stdout')
+      this.told(proc, text)
     this.record({
       kind: 'line',
       label: proc.label,
@@ -584,8 +735,25 @@ export class Stage implements ProcStage {
     })
   }
 
+  /**
+   * Against MQTT_URL, where the broker's record cannot be read: the packets `proc`'s line tells of.
+   */
+  private told(proc: Proc, text: string): void {
+    const lifeline = this.lifelineOf.get(proc)
+    const broker = this.brokerLifeline
+    if (!lifeline || !broker) return
+    const filters = this.filtersOf.get(proc) ?? []
+    const filter = subscribedFilter(text)
+    if (filter) this.filtersOf.set(proc, [...filters, filter])
+    for (const told of toldByLine(text, filters)) {
+      const [from, to] = told.dir === 'out' ? [lifeline, broker] : [broker, lifeline]
+      this.tracer.packet(from, to, told.type, told.text, told.retained ? 'retained' : undefined)
+    }
+  }
+
   /** The scenario stops `proc` with `signal` (not the stage's own clean-up at the end). */
   stopped(proc: Proc, signal: NodeJS.Signals): void {
+    this.stoppedWith.set(proc, signal)
     if (!this.closing)
       this.record({ kind: 'stop', label: proc.label, signal, pid: proc.child!.pid! })
   }
@@ -606,9 +774,11 @@ export class Stage implements ProcStage {
  * Run a scenario silently and return what happened; throws a StageError naming what was not met.
  */
 export async function check(scenario: Scenario, options: StageOptions = {}): Promise<Event[]> {
-  const stage = new Stage({ ...options, needs: scenario.needs })
+  const stage = new Stage({ ...options, needs: scenario.needs, scenario })
   const budget = budgetMs(scenario)
   let timer: NodeJS.Timeout | undefined
+  let result = ''
+  let failed: string | undefined
   const play = (async () => {
     await stage.open()
     await scenario.play(stage)
@@ -621,12 +791,18 @@ export async function check(scenario: Scenario, options: StageOptions = {}): Pro
         timer = setTimeout(() => reject(stage.failure(`${late} of ${inSeconds(budget)}`)), budget)
       }),
     ])
+    result = `${scenario.name}: every expectation met`
     return stage.events
+  } catch (error) {
+    failed = error instanceof Error ? error.message.split('\n')[0] : String(error)
+    throw error
   } finally {
     clearTimeout(timer)
     // Past its budget the play is still waiting on its processes; close() ends them, and its
     // failure is no news.
     play.catch(() => undefined)
     await stage.close()
+    // Last in the trace, after every program and the broker have ended.
+    stage.result(failed === undefined, failed ?? result)
   }
 }

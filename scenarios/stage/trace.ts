@@ -27,11 +27,15 @@ export interface LifelineEntry {
   kind: 'lifeline'
   /** Unique in the play; what PacketEntry.from and .to name. */
   id: string
-  /** What the room reads: the show's label for a program ("subscriber-1"), "broker" for a broker. */
+  /**
+   * What the room reads: the show's label for a program ("subscriber-1"), "broker" for a broker.
+   */
   label: string
   role: 'program' | 'broker'
   /** The stage's own client (its markers): drawn faintly, as a proof rather than the experiment. */
   stage?: boolean
+  /** A program's MQTT client id, where the stage knows it (it gave it, or the broker told it). */
+  clientId?: string
 }
 
 /** A lifeline ends: its program exited, was stopped or killed, or its broker was. */
@@ -90,7 +94,9 @@ export interface PacketEntry {
    * broker).
    */
   act?: 'will' | 'retained' | 'nobody'
-  /** How many identical packets in a row this arrow stands for (a burst, drawn "×1000"); 1 usually. */
+  /**
+   * How many identical packets in a row this arrow stands for (a burst, drawn "×1000"); 1 usually.
+   */
   count: number
   /** Milliseconds since the play began. */
   at: number

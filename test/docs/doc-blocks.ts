@@ -5,11 +5,13 @@
 // `<!-- output of the command above -->` is what the last command of the sh block before it prints;
 // `<!-- program: FILE -->` is that file, whole; `<!-- diff: FROM TO -->` is lineDiff() of the two
 // files; `<!-- try: FILE -->` a change to FILE that a reader is asked to make, and `<!-- output of
-// the change above -->` what the changed program prints (test/docs/try-it.test.ts runs it).
+// the change above -->` what the changed program prints (test/docs/try-it.test.ts runs it); `<!--
+// diagram: ... -->` a sequence diagram generated from a play (test/experiments/scenario-suite.ts).
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT } from '../../lib/build-cache.ts'
 import type { Event } from '../../scenarios/stage/scenario.ts'
+import { diagramMarker, type DiagramSpec } from '../../scenarios/stage/mermaid.ts'
 
 export const pages = [
   'README.md',
@@ -50,6 +52,11 @@ interface Block {
    * block prints.
    */
   tryOutput?: string
+  /**
+   * `<!-- diagram: SCENARIO steps 1-2 [omit TYPES] -->`: the block is the Mermaid diagram of those
+   * steps of a play of the scenario (scenarios/stage/mermaid.ts, written by `npm run diagrams`).
+   */
+  diagram?: DiagramSpec
 }
 
 function blocks(page: string): Block[] {
@@ -77,6 +84,7 @@ function blocks(page: string): Block[] {
       ownOutput:
         lines[i - 1] === '<!-- output of the command above -->' ? previousCommand : undefined,
       program: above(/^<!-- program: (\S+) -->$/)?.[1],
+      diagram: diagramMarker(lines[i - 1] ?? ''),
       diff: diff && { from: diff[1], to: diff[2] },
       tryIt: above(/^<!-- try: (\S+) -->$/)?.[1],
       tryOutput:

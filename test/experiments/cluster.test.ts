@@ -5,6 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { cluster } from '../../scenarios/cluster.ts'
 import { check } from '../../scenarios/stage/stage.ts'
 import { claimsMet, type Event } from '../../scenarios/stage/scenario.ts'
+import type { TraceEntry } from '../../scenarios/stage/trace.ts'
+import { collect, traceSuite } from './scenario-suite.ts'
 import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
 import { isListening } from '../helpers/processes.ts'
 import { REDIS_NOT_INSTALLED, redisServerPath } from '../helpers/redis-server.ts'
@@ -28,12 +30,15 @@ describe.skipIf(!redisServerPath)(
   redisServerPath ? 'scenario cluster' : REDIS_NOT_INSTALLED,
   () => {
     let first: Event[]
+    const trace: TraceEntry[] = []
     // Given an MQTT_URL where nobody listens: the scenario runs a Redis and brokers of its own
     // whatever it is given. That nothing of them outlives the play (checked below) is what lets it
     // play again.
     beforeAll(async () => {
-      first = await check(cluster, { url: 'mqtt://127.0.0.1:1' })
+      first = await check(cluster, { url: 'mqtt://127.0.0.1:1', onTrace: collect(trace) })
     }, 120_000)
+
+    traceSuite(cluster, () => first, trace)
 
     it(
       'C7, C11, S1: two brokers on one Redis share live messages, sessions and retained ' +

@@ -27,7 +27,8 @@ import {
   start,
   type Finished,
 } from '../helpers/processes.ts'
-import { playTimeout } from './scenario-suite.ts'
+import { collect, playTimeout, traceSuite } from './scenario-suite.ts'
+import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { RawClient } from '../helpers/raw-client.ts'
 
 const brokerScript = 'lib/broker/main.ts'
@@ -49,6 +50,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }))
 
 describe('scenario persistence', () => {
   let first: Event[]
+  const trace: TraceEntry[] = []
   // Twenty programs start one after another (eight brokers, publishers, subscribers), each about
   // half a second of node and tsx, and more when the machine is busy: a play took 13 s at rest and
   // over 30 s (the default for a hook) beside other test files on two cores, with aedes 1.2 as with
@@ -56,8 +58,10 @@ describe('scenario persistence', () => {
   beforeAll(async () => {
     // Given an MQTT_URL where nobody listens: the scenario runs brokers of its own whatever it is
     // given.
-    first = await check(persistence, { url: 'mqtt://127.0.0.1:1' })
+    first = await check(persistence, { url: 'mqtt://127.0.0.1:1', onTrace: collect(trace) })
   }, playTimeout(persistence))
+
+  traceSuite(persistence, () => first, trace)
 
   it(
     'C11, S2, S1: with --persist, retained messages and queued messages outlive a restart and a ' +

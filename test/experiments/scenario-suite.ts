@@ -18,6 +18,10 @@ import { check, type Scenario } from '../../scenarios/stage/stage.ts'
 import { budgetMs, byClaimId, claimsMet, type Event } from '../../scenarios/stage/scenario.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
+import type { PacketRecord } from '../../lib/broker/record.ts'
+import { mermaid } from '../../scenarios/stage/mermaid.ts'
+import { packetText } from '../../scenarios/stage/packet-text.ts'
+import type { PacketEntry, TraceEntry } from '../../scenarios/stage/trace.ts'
 import {
   mosquittoPath,
   NOT_INSTALLED,
@@ -171,6 +175,9 @@ export function scenarioSuite(
     let dir: string | undefined
     let before: Leftovers
     let first: Outcome<Event[]>
+    /** The trace of the first play, each entry once, and what the broker recorded meanwhile. */
+    const trace: TraceEntry[] = []
+    const records: PacketRecord[] = []
     const onMosquitto: Outcome<Round>[] = []
     const hasPython = existsSync(join(ROOT, 'demos', scenario.name, 'python'))
     /**
@@ -193,7 +200,9 @@ export function scenarioSuite(
         unixPath: dir && join(dir, 'broker.sock'),
       })
       before = await leftovers(broker)
-      first = await outcome(check(scenario, { broker }))
+      const stopRecording = broker.onPacket((record) => records.push(record))
+      first = await outcome(check(scenario, { broker, onTrace: collect(trace) }))
+      stopRecording()
     }, playTimeout(scenario))
     // After it, not beside it: two plays at once in one file would each run slower than the
     // scenario's timings allow on a busy machine (the wire experiment's ping must come after the
@@ -262,6 +271,55 @@ export function scenarioSuite(
         })
       expect(listed.sort(byClaimId)).toEqual([...claims].sort(byClaimId))
     })
+
+    it.skipIf(scenario.needs?.none)(
+      'traces every packet the broker recorded, in order, between lifelines the show labels',
+      () => {
+        first()
+        const lifelines = new Map(
+          trace.flatMap((e) => (e.kind === 'lifeline' ? [[e.id, e] as const] : [])),
+        )
+        const labelOf = (id: string) => lifelines.get(id)!.label
+        // Every program's lifeline is named with its label in the show, or is the stage's own.
+        const labels = new Set(first().flatMap((e) => (e.kind === 'command' ? [e.label] : [])))
+        for (const l of lifelines.values())
+          if (l.role === 'program') expect(l.stage || labels.has(l.label), l.label).toBe(true)
+        // Client id -> label, as the trace names each client.
+        const byClient = new Map<string, string>()
+        for (const l of lifelines.values()) if (l.clientId) byClient.set(l.clientId, l.label)
+        // Per arrow, the packets in the order they went: what the broker recorded, and what the
+        // trace draws (an arrow folding a burst stands for `count` packets).
+        const arrows = (pairs: [string, string][]) => {
+          const by = new Map<string, string[]>()
+          for (const [arrow, text] of pairs) by.set(arrow, [...(by.get(arrow) ?? []), text])
+          return Object.fromEntries([...by].sort(([a], [b]) => (a < b ? -1 : 1)))
+        }
+        const recorded = arrows(
+          records
+            .filter((r) => r.dir !== 'act')
+            .map((r) => {
+              const client = byClient.get(r.client) ?? `(unnamed ${r.client})`
+              const arrow = r.dir === 'in' ? `${client}>broker` : `broker>${client}`
+              return [arrow, packetText(r.packet)]
+            }),
+        )
+        const drawn = arrows(
+          trace
+            .filter((e): e is PacketEntry => e.kind === 'packet' && e.from !== e.to)
+            .flatMap((e) =>
+              Array.from(
+                { length: e.count },
+                () => [`${labelOf(e.from)}>${labelOf(e.to)}`, e.text] as [string, string],
+              ),
+            ),
+        )
+        expect(drawn).toEqual(recorded)
+        const wills = records.filter((r) => r.act === 'will').length
+        expect(trace.filter((e) => e.kind === 'packet' && e.act === 'will').length).toBe(wills)
+      },
+    )
+
+    traceSuite(scenario, () => first(), trace)
 
     const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
     it.each(
@@ -359,4 +417,63 @@ export function scenarioSuite(
       )
     }
   })
+}
+
+/** A StageOptions.onTrace that keeps each entry of the trace once in `trace`, in order. */
+export function collect(trace: TraceEntry[]): (entry: TraceEntry) => void {
+  const seen = new Set<TraceEntry>()
+  return (entry) => {
+    if (seen.has(entry)) return
+    seen.add(entry)
+    trace.push(entry)
+  }
+}
+
+/**
+ * What every play's trace must hold, checked on a play already made (`first`, whose trace is
+ * `trace`, each entry once): the steps Scenario.steps says, one lifeline per broker process it
+ * started with the packets of each, and every docs diagram of the scenario drawn from it.
+ */
+export function traceSuite(scenario: Scenario, first: () => Event[], trace: TraceEntry[]): void {
+  it(`plays the ${scenario.steps} steps its Scenario.steps says, and traces them`, () => {
+    const played = first().filter((e) => e.kind === 'step')
+    expect(played.map((e) => e.number)).toEqual(
+      Array.from({ length: scenario.steps }, (_, i) => i + 1),
+    )
+    expect(trace[0]).toMatchObject({ kind: 'play', name: scenario.name, steps: scenario.steps })
+    expect(trace.filter((e) => e.kind === 'step').length).toBe(scenario.steps)
+    expect(trace.at(-1)).toMatchObject({ kind: 'result', ok: true })
+  })
+
+  it.runIf(scenario.needs?.none)(
+    'draws a lifeline per broker process it starts, with the packets each read and wrote',
+    () => {
+      const brokers = trace.flatMap((e) =>
+        e.kind === 'lifeline' && e.role === 'broker' ? [e.id] : [],
+      )
+      const started = first().filter(
+        (e) => e.kind === 'command' && e.text.startsWith('npx tsx lib/broker/main.ts'),
+      )
+      expect(brokers.length).toBe(started.length)
+      // Those that ran until the stage stopped them (one refused at its start saw nothing).
+      const stopped = trace.flatMap((e) =>
+        e.kind === 'end-of-life' && e.how !== 'exit' && brokers.includes(e.id) ? [e.id] : [],
+      )
+      expect(stopped.length).toBeGreaterThan(0)
+      for (const broker of stopped)
+        expect(
+          trace.some((e) => e.kind === 'packet' && (e.from === broker || e.to === broker)),
+          `packets of ${broker}`,
+        ).toBe(true)
+    },
+  )
+
+  const drawing = allBlocks.filter((b) => b.diagram?.scenario === scenario.name)
+  it.each(drawing.map((b) => ({ where: `${b.page}:${b.line}`, spec: b.diagram!, body: b.body })))(
+    '$where draws what the play traced (npm run diagrams rewrites it)',
+    ({ spec, body }) => {
+      first()
+      expect(body).toBe(mermaid(trace, spec))
+    },
+  )
 }
