@@ -2,9 +2,8 @@
 // a broker started as a process from demos/security/mosquitto.conf, then mosquitto-tls.conf, with
 // a password file, an ACL and certificates made on the spot. It plays on the bundled broker and on
 // Mosquitto with the same files, the second time with the Python programs too, and the programs
-// print the same lines on both. The bundled broker's play needs its side of issue 26 (npm run
-// broker -- -c FILE, npm run passwd): until package.json has npm run passwd, it is skipped in one
-// line, and the docs are checked against the play on Mosquitto.
+// print the same lines on both. The docs quote the bundled broker's play, and its trace is held to
+// what every play's is (traceSuite).
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,23 +13,16 @@ import { $ } from 'zx'
 import { ROOT } from '../../lib/build-cache.ts'
 import { security } from '../../scenarios/security.ts'
 import { check } from '../../scenarios/stage/stage.ts'
+import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { claimsMet, missingProgram, type Event } from '../../scenarios/stage/scenario.ts'
 import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
 import { mosquittoPath, NOT_INSTALLED } from '../helpers/mosquitto.ts'
 import { expectOneLineError, runScript } from '../helpers/processes.ts'
 import { NO_PAHO, python } from '../helpers/python.ts'
-import { playTimeout } from './scenario-suite.ts'
+import { collect, playTimeout, traceSuite } from './scenario-suite.ts'
 
-/** Whether the bundled broker reads Mosquitto's files: npm run passwd is its half's mark. */
-const bundledReads = Boolean(
-  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.passwd,
-)
 /** Where openssl is missing, the line that says so: the scenario makes its certificates with it. */
 const noOpenssl = missingProgram(security)
-
-const NOT_YET =
-  'the bundled broker does not read Mosquitto configuration files yet (npm run broker -- -c, ' +
-  'npm run passwd: issue 26)'
 
 /**
  * Ports as normalise() numbers them, those of localhost too: the scenario's listeners and taps
@@ -71,27 +63,25 @@ async function outcome<T>(promise: Promise<T>): Promise<() => T> {
 }
 
 describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
-  let bundled: (() => Event[]) | undefined
+  let bundled: () => Event[]
+  const trace: TraceEntry[] = []
   let onMosquitto: (() => Event[]) | undefined
   let inPython: (() => Event[]) | undefined
   beforeAll(async () => {
     // One after the other: side by side, each would run slower than its waits allow on a busy
     // machine.
-    if (bundledReads) bundled = await outcome(check(security))
+    bundled = await outcome(check(security, { onTrace: collect(trace) }))
     if (mosquittoPath) {
       onMosquitto = await outcome(check(security, { mosquitto: mosquittoPath }))
       if (python) inPython = await outcome(check(security, { mosquitto: mosquittoPath, python }))
     }
   }, playTimeout(security) * 3)
 
-  it.skipIf(!bundledReads)(
-    bundledReads
-      ? 'plays on the bundled broker started from demos/security/mosquitto.conf'
-      : `${NOT_YET}: its play is skipped`,
-    () => {
-      expect(claimsMet(bundled!())).toEqual([])
-    },
-  )
+  it('plays on the bundled broker started from demos/security/mosquitto.conf', () => {
+    expect(claimsMet(bundled())).toEqual([])
+  })
+
+  traceSuite(security, () => bundled(), trace)
 
   it.skipIf(!mosquittoPath)(
     mosquittoPath ? 'plays on Mosquitto started from the same files' : NOT_INSTALLED,
@@ -104,10 +94,10 @@ describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
     },
   )
 
-  it.skipIf(!bundledReads || !mosquittoPath)(
-    bundledReads ? 'its programs print the same on both brokers' : `${NOT_YET}: nothing to compare`,
+  it.skipIf(!mosquittoPath)(
+    mosquittoPath ? 'its programs print the same on both brokers' : NOT_INSTALLED,
     () => {
-      expect(byLabel(bundled!())).toEqual(byLabel(onMosquitto!()))
+      expect(byLabel(bundled())).toEqual(byLabel(onMosquitto!()))
     },
   )
 
@@ -127,9 +117,9 @@ describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
     },
   )
 
-  // The docs quote the bundled broker's play; until it plays, Mosquitto's, which prints the same.
+  // The docs quote the bundled broker's play; Mosquitto's prints the same (above).
   const quoting = allBlocks.filter((b) => b.output?.scenario === security.name)
-  it.skipIf(!bundledReads && !mosquittoPath).each(
+  it.each(
     quoting.map((b) => ({
       where: `${b.page}:${b.line}`,
       label: b.output!.label,
@@ -137,8 +127,7 @@ describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
       body: b.body,
     })),
   )('$where quotes what $label prints', ({ label, steps, body }) => {
-    const events = bundled?.() ?? onMosquitto!()
-    expect(blank(body)).toBe(blank(printed(events, label, steps)))
+    expect(blank(body)).toBe(blank(printed(bundled(), label, steps)))
   })
 
   it('a key made for another certificate is refused in one line, before connecting', async () => {
