@@ -15,6 +15,7 @@ import {
   type Flag,
   type PublisherFlags,
   type SubscriberFlags,
+  type Written,
 } from './demo-flags.ts'
 import type { Values } from './parse-flags.ts'
 import { topicNameProblem } from './topics.ts'
@@ -44,6 +45,11 @@ interface Mqtt5SubscriberFlags extends SubscriberFlags {
   publish?: { topic: string; message: string }
   /** --answer TEXT: the reply it sends to a request, on the request's response topic. */
   answer?: string
+  /**
+   * --topic-aliases N: the Topic Alias Maximum it announces in CONNECT, how many topics the broker
+   * may send it as a number; undefined unless given.
+   */
+  topicAliases?: number
 }
 
 /** Most an interval can be: a four-byte integer of seconds (MQTT 5 §2.2.2.2). */
@@ -126,7 +132,7 @@ export function mqtt5PublisherFlags(): Mqtt5PublisherFlags {
 
 /** The flags of the MQTT 5 subscriber, over what its calls write. */
 export function mqtt5SubscriberFlags(): Mqtt5SubscriberFlags {
-  const written = { ...writtenInCalls(), version: 5 } as const
+  const written: Written & { topicAliases?: number } = { ...writtenInCalls(), version: 5 }
   const flags = {
     ...subscriberFlagSet(written),
     ...connectFlags,
@@ -177,6 +183,13 @@ export function mqtt5SubscriberFlags(): Mqtt5SubscriberFlags {
       arg: 'SECONDS',
       help: 'publish the will only if the client is not back within this time (default 0)',
     },
+    'topic-aliases': {
+      type: 'string',
+      arg: 'N',
+      help:
+        'let the broker send up to N topics as a two-byte alias after their first message ' +
+        `(Topic Alias Maximum, 0 to 65535; default ${written.topicAliases ?? 0})`,
+    },
   } satisfies Record<string, Flag>
   const values = parseFlags(programDescription(), flags)
   const sessionExpiry = secondsFlag('--session-expiry', values['session-expiry'], 0)
@@ -201,7 +214,16 @@ export function mqtt5SubscriberFlags(): Mqtt5SubscriberFlags {
     noLocal: values['no-local'] ?? false,
     publish: values.publish === undefined ? undefined : ownMessage(values.publish),
     answer: values.answer,
+    topicAliases: topicAliases(values['topic-aliases']),
   }
+}
+
+/** --topic-aliases: a two-byte number, as the Topic Alias Maximum is (MQTT 5 §3.1.2.11.5). */
+function topicAliases(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) > 0xffff)
+    fail(`--topic-aliases must be a number from 0 to 65535, not ${JSON.stringify(value)}`)
+  return Number(value)
 }
 
 /** These programs show what MQTT 5 adds, which MQTT 3.1.1 cannot carry. */

@@ -1,15 +1,18 @@
 // Beyond the article: the bytes on the wire. A tap between the subscriber and the broker prints
 // every packet of the subscriber's session in hex, so the audience sees how small MQTT is: PINGREQ,
 // PINGRESP and DISCONNECT are 2 bytes each, the smallest packets there are, and a PUBLISH of "on"
-// is a few more. Run directly (npm run demo:wire) it is the show; test/ plays it as a check.
+// is a few more. Then an MQTT 5 subscriber that accepts a topic alias gets the same topic twice:
+// the broker may send the topic once and a two-byte alias after it, and the show counts the bytes
+// saved. Run directly (npm run demo:wire) it is the show; test/ plays it as a check.
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
-import type { Scenario } from './stage/stage.ts'
+import type { Scenario, Stage } from './stage/stage.ts'
 import type { Proc } from './stage/proc.ts'
 
 const tap = 'demos/wire/tap.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
 const subscriber = 'demos/basic-pubsub/subscriber.ts'
+const mqtt5Subscriber = 'demos/mqtt5/subscriber.ts'
 
 /**
  * Seconds of silence before the subscriber pings: short, so the show need not wait long for a
@@ -19,7 +22,7 @@ const KEEPALIVE = 5
 
 export const wire: Scenario = {
   name: 'wire',
-  steps: 5,
+  steps: 7,
   title: "every packet of a subscriber's session, in hex: the smallest MQTT packets are 2 bytes",
   async play(stage) {
     const topic = stage.topic('my_topic')
@@ -122,8 +125,78 @@ export const wire: Scenario = {
         `header and no payload; a PUBLISH of "on" is ${publish.size}`,
     })
 
-    await wiretap.stop()
+    // The tap runs until the show ends: stopping it would print one more row than the last step's
+    // screen holds.
+    await topicAliases(stage, wiretap, tapUrl, topicArgs)
   },
+}
+
+/**
+ * MQTT 5's topic aliases, on the tap's second connection: a subscriber that accepts one alias, and
+ * two messages to one topic. A broker may assign aliases and need not: where the second PUBLISH is
+ * no smaller than the first, it sent the topic in full both times, and the step says so.
+ */
+async function topicAliases(
+  stage: Stage,
+  wiretap: Proc,
+  tapUrl: string,
+  topicArgs: string[],
+): Promise<void> {
+  const topic = stage.topic('my_topic')
+  await stage.step(
+    'Start an MQTT 5 subscriber through the tap that accepts one topic alias from the broker',
+  )
+  const sub = stage.spawn('subscriber-5', mqtt5Subscriber, [
+    '--url',
+    tapUrl,
+    '--id',
+    stage.clientId('wire-subscriber-5'),
+    '--topic-aliases',
+    '1',
+    ...topicArgs,
+  ])
+  await sub.until(`subscribed to ${topic} (QoS 1)`)
+  const connect = await packet(wiretap, 'client', 'CONNECT', 2)
+  stage.ok({
+    says:
+      `CONNECT, ${connect.size} bytes: level 5 (05), and a property, 22 00 01: Topic Alias ` +
+      `Maximum 1`,
+  })
+
+  await stage.step('Publish "on" twice to the same topic, then stop the MQTT 5 subscriber')
+  await stage.run('publisher', publisher, [...topicArgs, '--message', 'on', '--message', 'on'])
+  for (let i = 0; i < 2; i++) await sub.until(`${topic} on`)
+  const [first, second] = await sizes(wiretap, 'broker → client 2', 'PUBLISH', 2)
+  const saved = first - second
+  if (saved > 0) {
+    stage.ok({ says: `the first PUBLISH, ${first} bytes: ${topic}, and Topic Alias 1 (23 00 01)` })
+    stage.ok({
+      says: `the second, ${second} bytes, carries the alias, not the topic: ${saved} bytes fewer`,
+    })
+  } else {
+    stage.ok({ says: `this broker sent both in full, ${first} bytes each: no alias` })
+    stage.say('not applicable here: a broker need not send aliases; the bundled one does')
+  }
+  await sub.stop()
+  await wiretap.until('connection 2 closed')
+}
+
+/**
+ * Wait for the tap to print `count` packets of `type` going `direction`, and return their sizes, in
+ * the order they went.
+ */
+async function sizes(
+  wiretap: Proc,
+  direction: string,
+  type: string,
+  count: number,
+): Promise<number[]> {
+  const line = new RegExp(`^${direction}  ${type} +(\\d+) bytes: `)
+  for (let i = 0; i < count; i++) await wiretap.until(line)
+  return wiretap.output.flatMap((l) => {
+    const size = line.exec(l.text)?.[1]
+    return size === undefined ? [] : [Number(size)]
+  })
 }
 
 /**
@@ -134,8 +207,10 @@ async function packet(
   wiretap: Proc,
   from: 'client' | 'broker',
   type: string,
+  connection = 1,
 ): Promise<{ size: number; hex: string }> {
-  const direction = from === 'client' ? 'client 1 → broker' : 'broker → client 1'
+  const direction =
+    from === 'client' ? `client ${connection} → broker` : `broker → client ${connection}`
   await wiretap.until(new RegExp(`^${direction}  ${type} +\\d+ bytes: `))
   const line = wiretap.output.findLast((l) => l.text.startsWith(`${direction}  ${type} `))!.text
   const [, size, hex] = line.match(/ (\d+) bytes: (.*)$/)!

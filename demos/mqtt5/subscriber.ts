@@ -10,7 +10,9 @@ const flags = mqtt5SubscriberFlags()
 
 // In flags.connection: protocolVersion 5, Clean Start (--no-clean clears it), the Session Expiry
 // Interval (--session-expiry), a will and its Will Delay Interval (--will-topic, --will-delay).
-const client = mqtt.connect(flags.url, flags.connection)
+// Topic Alias Maximum: how many topics the broker may replace by a two-byte alias (0: none).
+const properties = { ...flags.connection.properties, topicAliasMaximum: flags.topicAliases ?? 0 }
+const client = mqtt.connect(flags.url, { ...flags.connection, properties })
 // A refused or lost connection, or a refused subscription, ends the program with its reason code.
 reportProblems(client, flags.url)
 
@@ -23,9 +25,7 @@ client.on('connect', (connack) => {
 })
 
 let filter = '' // a SUBACK names no filter: the SUBSCRIBE did, as it left
-client.on('packetsend', (packet) => {
-  if (packet.cmd === 'subscribe') filter = packet.subscriptions[0].topic
-})
+client.on('packetsend', (out) => out.cmd === 'subscribe' && (filter = out.subscriptions[0].topic))
 client.on('packetreceive', async (packet) => {
   if (packet.cmd !== 'suback') return
   console.log(`subscribed to ${filter} (QoS ${packet.granted[0]})`)

@@ -67,8 +67,11 @@ const server = createServer((client) => {
     socket.on('close', () => other.destroy())
   }
   console.log(`connection ${n} open`)
-  watch(client, `client ${n} → broker`)
-  watch(upstream, `broker → client ${n}`)
+  // The broker's packets are read in the version the client's CONNECT asked for: an MQTT 5 CONNACK
+  // or PUBLISH carries properties, which a 3.1.1 parser would take for a malformed packet.
+  const version = { protocolVersion: 4 }
+  watch(client, `client ${n} → broker`, (connect) => (version.protocolVersion = connect))
+  watch(upstream, `broker → client ${n}`, () => {}, version)
   // The bytes themselves go through untouched, in both directions.
   client.pipe(upstream)
   upstream.pipe(client)
@@ -104,13 +107,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 /**
  * Print every MQTT packet in the bytes that `socket` receives. mqtt-packet's parser finds each
  * packet and its remaining length; the packet's bytes are the fixed header (1 byte, then the
- * remaining length in 1 to 4 bytes) followed by that many bytes.
+ * remaining length in 1 to 4 bytes) followed by that many bytes. A CONNECT's protocol version goes
+ * to `connected`; the parser reads the rest of its own direction in that version by itself, and
+ * reads `version` (which it keeps, not a copy) for each packet of the other.
  */
-function watch(socket: Socket, direction: string): void {
-  const parser = mqttPacket.parser({ protocolVersion: 4 })
+function watch(
+  socket: Socket,
+  direction: string,
+  connected: (protocolVersion: number) => void,
+  version = { protocolVersion: 4 },
+): void {
+  const parser = mqttPacket.parser(version)
   let unread = Buffer.alloc(0)
   let parsing = true
   parser.on('packet', (packet) => {
+    if (packet.cmd === 'connect') connected(packet.protocolVersion ?? 4)
     const remaining = packet.length ?? 0
     const size = 1 + lengthBytes(remaining) + remaining
     const bytes = unread.subarray(0, size)

@@ -31,6 +31,8 @@ export interface PacketSummary {
   qos?: number
   retain?: boolean
   dup?: boolean
+  /** MQTT 5's Topic Alias, where the PUBLISH carries one (its topic is then '' after the first). */
+  topicAlias?: number
   /** SUBSCRIBE, SUBACK, UNSUBSCRIBE. */
   subscriptions?: { topic: string; qos: number }[]
   granted?: number[]
@@ -110,7 +112,8 @@ export function recordLine(record: PacketRecord): string {
     p.cmd === 'publish'
       ? `"cmd":"publish"${p.messageId === undefined ? '' : `,"messageId":${p.messageId}`},` +
         `"topic":${JSON.stringify(p.topic)},"payload":${JSON.stringify(p.payload)},` +
-        `"bytes":${p.bytes},"qos":${p.qos},"retain":${p.retain},"dup":${p.dup}`
+        `"bytes":${p.bytes},"qos":${p.qos},"retain":${p.retain},"dup":${p.dup}` +
+        (p.topicAlias === undefined ? '' : `,"topicAlias":${p.topicAlias}`)
       : p.cmd === 'puback' && p.reasonCode === undefined
         ? `"cmd":"puback","messageId":${p.messageId}`
         : fields(p)
@@ -170,6 +173,7 @@ function identical(a: PacketRecord, b: PacketRecord): boolean {
     p.qos === q.qos &&
     p.retain === q.retain &&
     p.dup === q.dup &&
+    p.topicAlias === q.topicAlias &&
     p.reasonCode === q.reasonCode
   )
 }
@@ -360,6 +364,7 @@ export function summary(packet: Packet): PacketSummary {
       s.qos = packet.qos
       s.retain = packet.retain
       s.dup = packet.dup
+      if (packet.properties?.topicAlias !== undefined) s.topicAlias = packet.properties.topicAlias
       break
     case 'subscribe':
       s.subscriptions = packet.subscriptions.map(({ topic, qos }) => ({ topic, qos }))

@@ -59,11 +59,14 @@ function publishText(
   topic: string,
   payload: string,
   bytes: number,
-  flags: { qos?: number; retain?: boolean; dup?: boolean },
+  flags: { qos?: number; retain?: boolean; dup?: boolean; topicAlias?: number },
 ): string {
   const qos = flags.qos ? ` q${flags.qos}` : ''
   const more = `${flags.retain ? ' retain' : ''}${flags.dup ? ' dup' : ''}`
-  return `PUBLISH ${topic} ${payloadText(payload, bytes, topic)}${qos}${more}`
+  // With a Topic Alias the topic is sent once, then only the alias: the arrow says which.
+  const alias = flags.topicAlias === undefined ? '' : `alias ${flags.topicAlias}`
+  const where = topic && alias ? `${topic} (${alias})` : topic || `(${alias})`
+  return `PUBLISH ${where} ${payloadText(payload, bytes, topic)}${qos}${more}`
 }
 
 /** A packet that a program's line tells of, against a broker whose record the stage cannot read. */

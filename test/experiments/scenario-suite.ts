@@ -447,7 +447,7 @@ export function traceSuite(scenario: Scenario, first: () => Event[], trace: Trac
 
   // Only a scenario that starts broker processes of its own has them to draw.
   if (scenario.needs?.none)
-    it('draws a lifeline per broker process it starts, with the packets each read and wrote', () => {
+    it('draws a lifeline per broker process it starts, with the packets of each', () => {
       const brokers = trace.flatMap((e) =>
         e.kind === 'lifeline' && e.role === 'broker' ? [e.id] : [],
       )

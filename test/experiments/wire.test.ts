@@ -1,6 +1,7 @@
 // The wire experiment, played by the same scenario as `npm run demo:wire`, in check mode: the sizes
-// of the packets are measured on the bytes the tap captured, each parsed again with mqtt-packet.
-// Then the tap's and --keepalive's bad input.
+// of the packets are measured on the bytes the tap captured, each parsed again with mqtt-packet,
+// the topic aliases of the MQTT 5 subscriber's session among them. Then the tap's, --keepalive's
+// and --topic-aliases' bad input.
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import { describe, expect, it } from 'vitest'
 import type { Event } from '../../scenarios/stage/scenario.ts'
@@ -11,6 +12,8 @@ import { scenarioSuite } from './scenario-suite.ts'
 import { joined } from '../helpers/regexp.ts'
 
 interface Captured {
+  /** The tap's connection: 1 for the MQTT 3.1.1 subscriber, 2 for the MQTT 5 one. */
+  connection: number
   direction: string
   type: string
   /** The size the tap printed. */
@@ -24,16 +27,17 @@ function captured(events: Event[]): Captured[] {
     const m =
       e.kind === 'line' && e.label === 'tap'
         ? e.text.match(
-            /^(client 1 → broker|broker → client 1) {2}([A-Z]+) +(\d+) bytes: ([0-9a-f ]+)$/,
+            /^(client (\d) → broker|broker → client (\d)) {2}([A-Z]+) +(\d+) bytes: ([0-9a-f ]+)$/,
           )
         : null
     return m
       ? [
           {
+            connection: Number(m[2] ?? m[3]),
             direction: m[1],
-            type: m[2],
-            size: Number(m[3]),
-            bytes: Buffer.from(m[4].replaceAll(' ', ''), 'hex'),
+            type: m[4],
+            size: Number(m[5]),
+            bytes: Buffer.from(m[6].replaceAll(' ', ''), 'hex'),
           },
         ]
       : []
@@ -41,9 +45,9 @@ function captured(events: Event[]): Captured[] {
 }
 
 /** The one packet that mqtt-packet's parser finds in `bytes`, which must hold nothing else. */
-function parseOne(bytes: Buffer): Packet {
+function parseOne(bytes: Buffer, protocolVersion = 4): Packet {
   const found: Packet[] = []
-  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const parser = mqttPacket.parser({ protocolVersion })
   parser.on('packet', (packet) => found.push(packet))
   parser.on('error', (error) => {
     throw error
@@ -61,10 +65,10 @@ function parseOne(bytes: Buffer): Packet {
 function withoutPacketIds(text: string): string {
   return withoutEarlyPings(normalise(text)).replace(
     joined(
-      /^((?:client 1 → broker|broker → client 1) {2}(?:SUBSCRIBE|SUBACK) +\d+ bytes: \w\w \w\w) /gm,
-      /\w\w \w\w/,
+      /^((?:client \d → broker|broker → client \d) {2}(?:SUBSCRIBE|SUBACK) +\d+ bytes: )/gm,
+      /(\w\w \w\w) \w\w \w\w/,
     ),
-    '$1 ·· ··',
+    '$1$2 ·· ··',
   )
 }
 
@@ -91,7 +95,7 @@ scenarioSuite(
     normalise: withoutPacketIds,
     verify: (events) => {
       // Pings before the pair step 4 waits for are a busy machine's (see withoutEarlyPings).
-      const all = captured(events)
+      const all = captured(events).filter((p) => p.connection === 1)
       const last = (type: string) => all.findLastIndex((p) => p.type === type)
       const packets = all.filter((p, i) => !p.type.startsWith('PING') || i === last(p.type))
       expect(packets.map((p) => p.type)).toEqual([
@@ -144,9 +148,61 @@ scenarioSuite(
       expect(packets.map((p) => (p.direction.startsWith('client') ? '→' : '←')).join('')).toBe(
         '→←→←←→←→',
       )
+      aliases(events)
     },
+    onMosquitto: [{ prefixed: true, claims: ['S6', 'C2'], verify: noAliases }],
   },
 )
+
+/** The MQTT 5 subscriber's two PUBLISH packets, from the bytes the tap captured. */
+function publishes(events: Event[]): { bytes: Buffer; packet: Packet }[] {
+  const sent = captured(events).filter((p) => p.connection === 2 && p.type === 'PUBLISH')
+  expect(sent).toHaveLength(2)
+  return sent.map((p) => {
+    expect(p.bytes.length).toBe(p.size)
+    return { bytes: p.bytes, packet: parseOne(p.bytes, 5) }
+  })
+}
+
+/**
+ * The bundled broker names the topic once with Topic Alias 1, then sends the alias alone, and the
+ * tick quotes the bytes that saves as the tap captured them.
+ */
+function aliases(events: Event[]): void {
+  const [first, second] = publishes(events)
+  expect(first.packet).toMatchObject({ topic: 'my_topic', properties: { topicAlias: 1 } })
+  expect(second.packet).toMatchObject({ topic: '', properties: { topicAlias: 1 } })
+  const saved = first.bytes.length - second.bytes.length
+  expect(saved).toBe(Buffer.byteLength('my_topic'))
+  expect(events).toContainEqual({
+    kind: 'ok',
+    text:
+      `the second, ${second.bytes.length} bytes, carries the alias, not the topic: ` +
+      `${saved} bytes fewer`,
+  })
+}
+
+/**
+ * Mosquitto 2.0.11 sends every topic in full, two PUBLISH packets of one size (the prefixed topic
+ * makes them too long for the tap to print whole), and the step says so instead of failing.
+ */
+function noAliases(events: Event[]): void {
+  const sizes = events.flatMap((e) => {
+    const size =
+      e.kind === 'line' && e.label === 'tap'
+        ? /^broker → client 2 {2}PUBLISH +(\d+) bytes: /.exec(e.text)?.[1]
+        : undefined
+    return size === undefined ? [] : [Number(size)]
+  })
+  expect(sizes).toEqual([sizes[0], sizes[0]])
+  expect(events).toContainEqual({
+    kind: 'ok',
+    text: `this broker sent both in full, ${sizes[0]} bytes each: no alias`,
+  })
+  expect(events).toContainEqual(
+    expect.objectContaining({ kind: 'say', text: expect.stringMatching(/^not applicable here: /) }),
+  )
+}
 
 describe('bad input', () => {
   const tap = 'demos/wire/tap.ts'
@@ -181,6 +237,16 @@ describe('bad input', () => {
       ),
     )
   })
+
+  it.each(['-1', 'abc', '70000'])(
+    '--topic-aliases %s is refused before anything is sent',
+    async (value) => {
+      expectOneLineError(
+        await runScript('demos/mqtt5/subscriber.ts', [`--topic-aliases=${value}`]),
+        new RegExp(`^error: --topic-aliases must be a number from 0 to 65535, not "${value}"$`),
+      )
+    },
+  )
 
   it.each(['-1', 'abc', '70000', '1.5'])(
     '--keepalive %s is refused before anything is sent',

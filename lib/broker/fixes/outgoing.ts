@@ -1,14 +1,10 @@
 // How a fix changes a packet aedes is about to send one client (a CONNACK property, a topic alias)
 // without reaching into aedes: aedes writes every packet with mqtt-packet's writeToStream, given
 // the client's connection, on which aedes keeps the client.
-import { createRequire } from 'node:module'
-import type { Packet, writeToStream } from 'mqtt-packet'
 import type { Client } from 'aedes'
-
-/** The module object aedes calls writeToStream on (an ES import of it could not be changed). */
-const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as {
-  writeToStream: typeof writeToStream
-}
+// The default import is mqtt-packet's exports object, the one aedes calls writeToStream on, under
+// tsx and in an esbuild bundle alike; a require() of its own would load a second copy in a bundle.
+import mqttPacket, { type Packet } from 'mqtt-packet'
 
 type Rewrite = (packet: Packet) => Packet
 const rewrites = new WeakMap<Client, Rewrite[]>()
