@@ -329,23 +329,56 @@ function holdClientsWhileRedisIsAway(
     wills.add(will)
     publishWill.call(aedes, client, will)
   }
+  // aedes' types leave out the client argument of publish.
+  const publish = aedes.publish as unknown as (
+    packet: AedesPublishPacket,
+    client: Client | null,
+    done: (error?: Error) => void,
+  ) => void
   // aedes writes the PUBACK of a QoS 1 PUBLISH before it passes the message on, which in memory
   // takes no time, and through Redis a round trip or two: a client that subscribed right after the
   // PUBACK got the message live as well as retained, a session that came back got it queued and
-  // live, and a message that Redis then failed to take was acknowledged and lost. So the connection
-  // is corked from the PUBLISH until the message has been passed on: the PUBACK leaves only then,
-  // or, if passing it on fails, never, as the connection is closed instead and the client sends it
-  // again.
-  const held = new WeakSet<object>()
+  // live, and a message that Redis then failed to take was acknowledged and lost. So a client's
+  // QoS 1 message is passed on here, once authorized, and handed back to aedes, which acknowledges
+  // it (and does not pass it on again), once it and the client's messages before it have been:
+  // PUBACKs leave in the order their messages came [MQTT-4.6.0-2]. If passing one on fails, the
+  // connection is closed instead, and neither its PUBACK nor any after it is sent: the client sends
+  // them again. (Corking the connection until a message was passed on held every PUBACK for as
+  // long as any other message was under way: a client that published faster than Redis answered,
+  // as on a busy machine, got none.)
+  const passedOn = new WeakSet<object>()
+  const lastInLine = new WeakMap<Client, Promise<Error | undefined>>()
+  const closedFor = new WeakSet<Client>()
   const authorizePublish = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
     if (client && !serving() && !wills.has(packet)) return callback(unavailable())
     authorizePublish.call(aedes, client, packet, (error) => {
-      if (!error && client && packet.qos === 1 && !wills.has(packet)) {
-        held.add(packet)
-        client.conn.cork()
-      }
-      callback(error)
+      if (error || !client || packet.qos !== 1 || wills.has(packet)) return callback(error)
+      const passing = new Promise<Error | undefined>((resolve) =>
+        publish.call(aedes, packet as AedesPublishPacket, client, (failure) => resolve(failure)),
+      )
+      const turn = Promise.all([lastInLine.get(client), passing]).then(
+        ([earlier, failure]) => earlier ?? failure,
+      )
+      lastInLine.set(client, turn)
+      void turn.then((failure) => {
+        if (lastInLine.get(client) === turn) lastInLine.delete(client)
+        if (!failure) {
+          passedOn.add(packet)
+          return callback(null)
+        }
+        if (!closedFor.has(client)) {
+          closedFor.add(client)
+          const message = `client ${client.id}'s QoS 1 message to ${packet.topic}`
+          const why = `Redis at ${shown}: ${failureReason(failure)}`
+          say(
+            `${message} could not be passed on (${why}); closing its connection before the ` +
+              'PUBACK, so that it sends the message again',
+          )
+          client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
+        }
+        callback(failure)
+      })
     })
   }
   const authorizeSubscribe = aedes.authorizeSubscribe
@@ -353,30 +386,13 @@ function holdClientsWhileRedisIsAway(
     if (!serving()) return callback(null, null)
     authorizeSubscribe.call(aedes, client, subscription, callback)
   }
-  // aedes' types leave out the client argument of publish.
-  const publish = aedes.publish as unknown as (
-    packet: AedesPublishPacket,
-    client: Client | null,
-    done: (error?: Error) => void,
-  ) => void
   ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
+    if (passedOn.has(packet)) {
+      passedOn.delete(packet)
+      return done()
+    }
     publish.call(aedes, packet, client, (error) => {
-      if (client && held.has(packet)) {
-        held.delete(packet)
-        if (error) {
-          const message = `client ${client.id}'s QoS 1 message to ${packet.topic}`
-          const why = `Redis at ${shown}: ${failureReason(error)}`
-          say(
-            `${message} could not be passed on (${why}); closing its connection before the ` +
-              'PUBACK, so that it sends the message again',
-          )
-          // With an error, at once: what the corked connection holds, the PUBACK with it, is
-          // dropped.
-          client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
-        } else {
-          client.conn.uncork()
-        }
-      } else if (error && client && wills.has(packet)) {
+      if (error && client && wills.has(packet)) {
         const will = `the Last Will of client ${client.id} to ${packet.topic}`
         const why = `Redis at ${shown} failed (${failureReason(error)})`
         say(`${will} was not passed on to the clients connected now: ${why}`)
