@@ -113,23 +113,46 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   // aedes-persistence-redis sends some commands without waiting for them (taking a will off a
   // list): one that fails while Redis is away would end the process as an unhandled rejection. Each
   // command's promise gets a handler here, which also starts a new connection when Redis has not
-  // answered in time; whoever waits for the command still gets the error.
-  for (const connection of connections) {
+  // answered in time; whoever waits for the command still gets the error. A command that was on
+  // its way when its connection closed keeps its deadline through the reconnection, or, on `pub`,
+  // is dropped (it is not sent again) and waits for it: its timing out says nothing of the Redis
+  // that is back, which would be dropped again, with every client's connection.
+  const closes = connections.map(() => 0)
+  const unanswered = new Set<(error: Error) => void>()
+  for (const [i, connection] of connections.entries()) {
+    connection.on('close', () => closes[i]++)
     const send = connection.sendCommand.bind(connection)
     connection.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
       const result = send(...args)
+      const sentBetweenCloses = closes[i]
       ;(result as Promise<unknown> | undefined)?.catch?.((error: Error) => {
-        if (error.message === 'Command timed out' && connection.status === 'ready') {
-          lastError[connections.indexOf(connection)] = Object.assign(
+        if (
+          error.message === 'Command timed out' &&
+          connection.status === 'ready' &&
+          closes[i] === sentBetweenCloses
+        ) {
+          lastError[i] = Object.assign(
             new Error(`no answer within ${COMMAND_TIMEOUT_MS / 1000} s`),
             { code: 'ETIMEDOUT' },
           )
           connection.disconnect(true)
         }
       })
-      return result
+      if (connection !== pubConn || !(result instanceof Promise)) return result
+      // A message dropped so fails at the close rather than at its deadline: its PUBACK is not
+      // waited for in vain.
+      const answer = new Promise((resolve, reject) => {
+        unanswered.add(reject)
+        result.then(resolve, reject).finally(() => unanswered.delete(reject))
+      })
+      answer.catch(() => undefined)
+      return answer
     }) as Redis['sendCommand']
   }
+  pubConn.on('close', () => {
+    for (const fail of unanswered) fail(new Error('the connection closed before Redis answered'))
+    unanswered.clear()
+  })
   // ioredis's connectTimeout covers the TCP connection only: a server that accepts it and never
   // answers would keep connect() waiting for ever.
   let timer: NodeJS.Timeout | undefined
