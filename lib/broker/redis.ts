@@ -120,23 +120,46 @@ export async function connectRedis(url: string, say: (line: string) => void): Pr
   // aedes-persistence-redis sends some commands without waiting for them (taking a will off a
   // list): one that fails while Redis is away would end the process as an unhandled rejection. Each
   // command's promise gets a handler here, which also starts a new connection when Redis has not
-  // answered in time; whoever waits for the command still gets the error.
-  for (const connection of connections) {
+  // answered in time; whoever waits for the command still gets the error. A command that was on
+  // its way when its connection closed keeps its deadline through the reconnection, or, on `pub`,
+  // is dropped (it is not sent again) and waits for it: its timing out says nothing of the Redis
+  // that is back, which would be dropped again, with every client's connection.
+  const closes = connections.map(() => 0)
+  const unanswered = new Set<(error: Error) => void>()
+  for (const [i, connection] of connections.entries()) {
+    connection.on('close', () => closes[i]++)
     const send = connection.sendCommand.bind(connection)
     connection.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
       const result = send(...args)
+      const sentBetweenCloses = closes[i]
       ;(result as Promise<unknown> | undefined)?.catch?.((error: Error) => {
-        if (error.message === 'Command timed out' && connection.status === 'ready') {
-          lastError[connections.indexOf(connection)] = Object.assign(
+        if (
+          error.message === 'Command timed out' &&
+          connection.status === 'ready' &&
+          closes[i] === sentBetweenCloses
+        ) {
+          lastError[i] = Object.assign(
             new Error(`no answer within ${COMMAND_TIMEOUT_MS / 1000} s`),
             { code: 'ETIMEDOUT' },
           )
           connection.disconnect(true)
         }
       })
-      return result
+      if (connection !== pubConn || !(result instanceof Promise)) return result
+      // A message dropped so fails at the close rather than at its deadline: its PUBACK is not
+      // waited for in vain.
+      const answer = new Promise((resolve, reject) => {
+        unanswered.add(reject)
+        result.then(resolve, reject).finally(() => unanswered.delete(reject))
+      })
+      answer.catch(() => undefined)
+      return answer
     }) as Redis['sendCommand']
   }
+  pubConn.on('close', () => {
+    for (const fail of unanswered) fail(new Error('the connection closed before Redis answered'))
+    unanswered.clear()
+  })
   // ioredis's connectTimeout covers the TCP connection only: a server that accepts it and never
   // answers would keep connect() waiting for ever.
   let timer: NodeJS.Timeout | undefined
@@ -337,23 +360,56 @@ function holdClientsWhileRedisIsAway(
     wills.add(will)
     publishWill.call(aedes, client, will)
   }
+  // aedes' types leave out the client argument of publish.
+  const publish = aedes.publish as unknown as (
+    packet: AedesPublishPacket,
+    client: Client | null,
+    done: (error?: Error) => void,
+  ) => void
   // aedes writes the PUBACK of a QoS 1 PUBLISH before it passes the message on, which in memory
   // takes no time, and through Redis a round trip or two: a client that subscribed right after the
   // PUBACK got the message live as well as retained, a session that came back got it queued and
-  // live, and a message that Redis then failed to take was acknowledged and lost. So the connection
-  // is corked from the PUBLISH until the message has been passed on: the PUBACK leaves only then,
-  // or, if passing it on fails, never, as the connection is closed instead and the client sends it
-  // again.
-  const held = new WeakSet<object>()
+  // live, and a message that Redis then failed to take was acknowledged and lost. So a client's
+  // QoS 1 message is passed on here, once authorized, and handed back to aedes, which acknowledges
+  // it (and does not pass it on again), once it and the client's messages before it have been:
+  // PUBACKs leave in the order their messages came [MQTT-4.6.0-2]. If passing one on fails, the
+  // connection is closed instead, and neither its PUBACK nor any after it is sent: the client sends
+  // them again. (Corking the connection until a message was passed on held every PUBACK for as
+  // long as any other message was under way: a client that published faster than Redis answered,
+  // as on a busy machine, got none.)
+  const passedOn = new WeakSet<object>()
+  const lastInLine = new WeakMap<Client, Promise<Error | undefined>>()
+  const closedFor = new WeakSet<Client>()
   const authorizePublish = aedes.authorizePublish
   aedes.authorizePublish = (client, packet, callback) => {
     if (client && !serving() && !wills.has(packet)) return callback(unavailable())
     authorizePublish.call(aedes, client, packet, (error) => {
-      if (!error && client && packet.qos === 1 && !wills.has(packet)) {
-        held.add(packet)
-        client.conn.cork()
-      }
-      callback(error)
+      if (error || !client || packet.qos !== 1 || wills.has(packet)) return callback(error)
+      const passing = new Promise<Error | undefined>((resolve) =>
+        publish.call(aedes, packet as AedesPublishPacket, client, (failure) => resolve(failure)),
+      )
+      const turn = Promise.all([lastInLine.get(client), passing]).then(
+        ([earlier, failure]) => earlier ?? failure,
+      )
+      lastInLine.set(client, turn)
+      void turn.then((failure) => {
+        if (lastInLine.get(client) === turn) lastInLine.delete(client)
+        if (!failure) {
+          passedOn.add(packet)
+          return callback(null)
+        }
+        if (!closedFor.has(client)) {
+          closedFor.add(client)
+          const message = `client ${client.id}'s QoS 1 message to ${packet.topic}`
+          const why = `Redis at ${shown}: ${failureReason(failure)}`
+          say(
+            `${message} could not be passed on (${why}); closing its connection before the ` +
+              'PUBACK, so that it sends the message again',
+          )
+          client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
+        }
+        callback(failure)
+      })
     })
   }
   const authorizeSubscribe = aedes.authorizeSubscribe
@@ -361,30 +417,13 @@ function holdClientsWhileRedisIsAway(
     if (!serving()) return callback(null, null)
     authorizeSubscribe.call(aedes, client, subscription, callback)
   }
-  // aedes' types leave out the client argument of publish.
-  const publish = aedes.publish as unknown as (
-    packet: AedesPublishPacket,
-    client: Client | null,
-    done: (error?: Error) => void,
-  ) => void
   ;(aedes as unknown as { publish: typeof publish }).publish = (packet, client, done) => {
+    if (passedOn.has(packet)) {
+      passedOn.delete(packet)
+      return done()
+    }
     publish.call(aedes, packet, client, (error) => {
-      if (client && held.has(packet)) {
-        held.delete(packet)
-        if (error) {
-          const message = `client ${client.id}'s QoS 1 message to ${packet.topic}`
-          const why = `Redis at ${shown}: ${failureReason(error)}`
-          say(
-            `${message} could not be passed on (${why}); closing its connection before the ` +
-              'PUBACK, so that it sends the message again',
-          )
-          // With an error, at once: what the corked connection holds, the PUBACK with it, is
-          // dropped.
-          client.conn.destroy(new Error('Redis did not take a QoS 1 message'))
-        } else {
-          client.conn.uncork()
-        }
-      } else if (error && client && wills.has(packet)) {
+      if (error && client && wills.has(packet)) {
         const will = `the Last Will of client ${client.id} to ${packet.topic}`
         const why = `Redis at ${shown} failed (${failureReason(error)})`
         say(`${will} was not passed on to the clients connected now: ${why}`)
