@@ -5,7 +5,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
-import mqttPacket, { type Packet } from 'mqtt-packet'
+import type { Packet } from 'mqtt-packet'
+import { watchOutgoing } from './fixes/outgoing.ts'
 
 /** Payloads longer than this are cut in a record: it is for reading, not for replaying. */
 const PAYLOAD_CHARS = 120
@@ -212,22 +213,14 @@ type Recorded = { [RECORD]?: (packet: Packet) => void }
 
 /**
  * Outgoing packets are seen where aedes serializes them: mqtt-packet's writeToStream, which aedes
- * looks up on the module at each write, so that a wrapper sees the packet object rather than bytes
- * to parse again. Wrapped once per process, only once someone listens to a record: a broker nobody
- * records pays nothing. Streams that are not recorded (MQTT.js's, in a test) pay a property read.
+ * looks up on the module at each write, so that the record sees the packet object rather than bytes
+ * to parse again, and sees it after the fixes that change it (a topic alias: ./fixes/outgoing.ts
+ * wraps it once for both). Hooked once per process, only once someone listens to a record: a
+ * broker nobody records pays nothing. Streams that are not recorded (MQTT.js's, in a test) pay a
+ * property read.
  */
-let patched = false
 function patchWriteToStream(): void {
-  if (patched) return
-  patched = true
-  const write = mqttPacket.writeToStream
-  mqttPacket.writeToStream = Object.assign(
-    (packet: Packet, stream: Parameters<typeof write>[1], options?: object) => {
-      ;(stream as Recorded)[RECORD]?.(packet)
-      return write(packet, stream, options)
-    },
-    write,
-  )
+  watchOutgoing((packet, stream) => (stream as Recorded)[RECORD]?.(packet))
 }
 
 /**
