@@ -64,6 +64,8 @@ class Play {
   readonly section: HTMLElement
   private readonly heads = element('div', 'heads')
   private readonly rows = element('div', 'rows')
+  /** Where new rows go: a step's own block from its band on, so that its band sticks only in it. */
+  private group = this.rows
   private readonly columns: Lane[] = []
   /** The column of each lifeline. */
   private readonly lanes = new Map<string, Lane>()
@@ -145,6 +147,8 @@ class Play {
 
   step(number: number, title: string): void {
     this.stepText = `step ${number} of ${this.entry.steps}`
+    this.group = element('div', 'step-rows')
+    this.rows.append(this.group)
     const row = this.row(
       'step',
       element('span', 'step-count', this.stepText),
@@ -281,7 +285,7 @@ class Play {
       }
     }
     const row = element('div', `row ${className}`, this.alive.cloneNode(true), ...children)
-    this.rows.append(row)
+    this.group.append(row)
     this.last = undefined
     return row
   }
