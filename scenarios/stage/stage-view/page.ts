@@ -11,6 +11,7 @@ import type {
   TickEntry,
   TraceEntry,
 } from '../trace.ts'
+import { publishedMessage } from '../trace.ts'
 import type { FeedMessage } from '../stage-view.ts'
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -73,6 +74,8 @@ class Play {
   /** The row the next lifeline head or end mark may join, and the ping row a ping may join. */
   private last?: { kind: 'heads' | 'ends' | 'pings'; row: HTMLElement; pings?: ArrowRow }
   private hasPackets = false
+  /** Who last published each message (topic and payload) to a broker: whose a delivery is. */
+  private readonly publishers = new Map<string, string>()
   /** The lifelines that live now, drawn for a row, until one begins or ends. */
   private alive?: HTMLElement
   stepText = ''
@@ -167,9 +170,25 @@ class Play {
   }
 
   private add(entry: PacketEntry): void {
-    const arrow = this.arrow(entry, entry.act ? `act-${entry.act}` : '')
+    const classes = entry.act ? [`act-${entry.act}`] : []
+    if (this.isStages(entry)) classes.push('stage')
+    const arrow = this.arrow(entry, classes.join(' '))
     this.arrows.set(entry.seq, arrow)
     this.fill(arrow, entry)
+  }
+
+  /**
+   * Whether an arrow is the stage's own (its client's packets, and the copies of its markers the
+   * broker delivers): drawn faintly, a proof rather than the lesson.
+   */
+  private isStages(entry: PacketEntry): boolean {
+    const stage = (id: string | undefined) => id !== undefined && this.lanes.get(id)?.entry.stage
+    const message = publishedMessage(entry)
+    const toBroker = this.lanes.get(entry.to)?.entry.role === 'broker'
+    if (message !== undefined && toBroker) this.publishers.set(message, entry.from)
+    if (stage(entry.from) || stage(entry.to)) return true
+    if (message === undefined || toBroker || entry.act === 'retained') return false
+    return stage(this.publishers.get(message)) === true
   }
 
   tick(entry: TickEntry): void {
