@@ -59,6 +59,8 @@ interface ArrowRow {
 const ACTS = { will: 'Last Will', retained: 'retained copy', nobody: 'reaches no one' }
 const ENDS = { exit: 'exited', stop: 'stopped', kill: 'killed' }
 const PINGS = new Set(['pingreq', 'pingresp'])
+/** More lifelines than this, and their names take two rows (see .crowded in page.css). */
+const CROWDED = 6
 
 /** One play: its own section, lifelines and rows. */
 class Play {
@@ -119,6 +121,7 @@ class Play {
       const head = element('span', `head ${entry.role}`, entry.label)
       if (entry.stage) head.classList.add('faint')
       head.style.setProperty('--x', `var(--lane-${key})`)
+      head.style.setProperty('--row', `var(--row-${key})`)
       this.heads.append(head)
       lane = { entry, key, id: entry.id, ended: false, head }
       this.columns.push(lane)
@@ -132,6 +135,7 @@ class Play {
     const row = this.joinable('heads')
     const mark = element('span', `head ${entry.role}`, entry.label)
     mark.style.setProperty('--x', `var(--lane-${key})`)
+    mark.style.setProperty('--row', `var(--row-${key})`)
     row.append(mark)
   }
 
@@ -144,6 +148,7 @@ class Play {
     lane.head.classList.add('ended')
     const mark = element('span', `end ${entry.how}`, `✕ ${ENDS[entry.how]}`)
     mark.style.setProperty('--x', `var(--lane-${lane.key})`)
+    mark.style.setProperty('--row', `var(--row-${lane.key})`)
     mark.dataset.id = entry.id
     row.append(mark)
   }
@@ -206,9 +211,14 @@ class Play {
   private place(): void {
     const rank = (lane: Lane) => (lane.entry.role === 'broker' ? 0 : lane.entry.stage ? 2 : 1)
     const order = [...this.columns].sort((a, b) => rank(a) - rank(b) || a.key - b.key)
-    for (const [position, lane] of order.entries())
+    for (const [position, lane] of order.entries()) {
       this.section.style.setProperty(`--lane-${lane.key}`, String(position))
+      this.section.style.setProperty(`--row-${lane.key}`, String(position % 2))
+    }
     this.section.style.setProperty('--n', String(order.length))
+    // Many lifelines leave each name less room than it needs: the names go on two rows, each
+    // with the room of two lanes.
+    this.section.classList.toggle('crowded', order.length > CROWDED)
   }
 
   /** The x of a lane, as the CSS variable that place() sets. */
@@ -375,13 +385,21 @@ function render(): void {
     if (state === 'waiting') showState('live')
     now.textContent = [current.entry.name, current.stepText].filter(Boolean).join(' · ')
   }
+  // The feed may end before its last entries are drawn: a show that has ended is not lost.
+  if (state === 'lost' && hasEnded()) showState('ended')
   if (following) scrollToEnd()
 }
+
+/** Where the page last scrolled itself to: a scroll above it is the speaker's. */
+let scrolledTo = 0
 
 function scrollToEnd(): void {
   const page = document.scrollingElement!
   page.scrollTop = page.scrollHeight
+  scrolledTo = page.scrollTop
 }
+
+const hasEnded = () => plays.querySelector('.play:last-of-type .result') !== null
 
 function follow(on: boolean): void {
   following = on
@@ -401,17 +419,22 @@ const feed = new EventSource('/feed')
 feed.addEventListener('reset', () => receive('reset'))
 feed.onmessage = (event: MessageEvent<string>) => receive(JSON.parse(event.data) as FeedMessage)
 feed.onerror = () => {
-  const ended = plays.querySelector('.play:last-of-type .result') !== null
-  showState(ended ? 'ended' : state === 'connecting' ? 'connecting' : 'lost')
+  showState(hasEnded() ? 'ended' : state === 'connecting' ? 'connecting' : 'lost')
 }
 
-// Scrolled up by the speaker: stop following; back at the end: follow again. The page's own
-// scrolling always lands at the end, so it never stops the following.
+// Scrolled up by the speaker: stop following; back at the end: follow again. Rows drawn out of
+// sight take their height only once in sight, so the end moves after the page scrolled to it: a
+// scroll that is not above where the page went is not the speaker's, and the page goes on.
 addEventListener('scroll', () => {
   const page = document.scrollingElement!
   const atEnd = page.scrollHeight - page.scrollTop - page.clientHeight < 8
-  if (atEnd !== following) follow(atEnd)
+  if (following && !atEnd && page.scrollTop >= scrolledTo - 8) scrollToEnd()
+  else if (atEnd !== following) follow(atEnd)
 })
+// Rows that grow once in sight push the end down without a scroll: following, the page goes too.
+new ResizeObserver(() => {
+  if (following) scrollToEnd()
+}).observe(plays)
 followButton.addEventListener('click', () => follow(true))
 addEventListener('keydown', (event) => {
   if (event.key === 'f' || event.key === 'F' || event.key === 'End') {
