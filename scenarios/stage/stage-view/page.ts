@@ -431,10 +431,6 @@ addEventListener('scroll', () => {
   if (following && !atEnd && page.scrollTop >= scrolledTo - 8) scrollToEnd()
   else if (atEnd !== following) follow(atEnd)
 })
-// Rows that grow once in sight push the end down without a scroll: following, the page goes too.
-new ResizeObserver(() => {
-  if (following) scrollToEnd()
-}).observe(plays)
 followButton.addEventListener('click', () => follow(true))
 addEventListener('keydown', (event) => {
   if (event.key === 'f' || event.key === 'F' || event.key === 'End') {
