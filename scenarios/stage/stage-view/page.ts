@@ -160,7 +160,14 @@ class Play {
     const row = this.row(
       'step',
       element('span', 'step-count', this.stepText),
-      element('span', 'step-title', title),
+      // A flag (--cafile) stays whole: a line that ends in "--" says nothing to the room.
+      element(
+        'span',
+        'step-title',
+        ...title
+          .split(/(--?[\w-]+)/)
+          .map((part, i) => (i % 2 ? element('span', 'flag', part) : part)),
+      ),
     )
     row.dataset.step = String(number)
     this.stepText += `: ${title}`
