@@ -287,7 +287,9 @@ async function passwd(stage: Stage, file: string, user: User, create: boolean): 
 async function openssl(stage: Stage, args: string[], certificate: string): Promise<void> {
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30']
   const command = ['req', '-x509', ...key, ...args, '-out', certificate]
-  await finish(stage, stage.spawnCommand('openssl', 'openssl', command))
+  // It draws a line of dashes on stderr where it would ask for the certificate's fields (-subj
+  // gave them): chatter, not an error, so the room sees it with --verbose only.
+  await finish(stage, stage.spawnCommand('openssl', 'openssl', command, { chatter: /^-+$/ }))
 }
 
 /** Wait for a command started with spawnCommand to end, and fail unless it ends well. */

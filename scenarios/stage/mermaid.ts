@@ -11,6 +11,7 @@ import type {
   TickEntry,
   TraceEntry,
 } from './trace.ts'
+import { publishedMessage as message } from './trace.ts'
 
 export interface DiagramOptions {
   /** The steps to draw, by number; every step when undefined. */
@@ -170,12 +171,6 @@ function participants(
 function order(id: string, lifelines: Map<string, LifelineEntry>): number {
   const at = [...lifelines.keys()].indexOf(id)
   return at < 0 ? lifelines.size : at
-}
-
-/** What a PUBLISH carries, whatever its flags: its topic and payload. */
-function message(p: PacketEntry): string | undefined {
-  if (p.type !== 'publish') return undefined
-  return p.text.match(/PUBLISH (\S+ (?:"(?:[^"\\]|\\.)*"|\([^)]*\)))/)?.[1]
 }
 
 /**

@@ -45,6 +45,8 @@ export class Proc {
   child?: ChildProcess
   /** Set when its end is expected: the stage stops it, or runs it to its end. */
   ending = false
+  /** The lines that say nothing to a room (see Stage.spawnCommand): shown with --verbose only. */
+  chatter?: RegExp
   /** Stopped while it waited to start: the stage does not start it at all. */
   cancelled = false
   /** A program that is not ours (redis-server, say): started from `command`, not a bundle. */

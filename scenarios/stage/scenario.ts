@@ -55,7 +55,15 @@ export type Event =
    */
   | { kind: 'command'; label: string; text: string; id?: string; background?: boolean }
   | { kind: 'say'; text: string; detail?: boolean }
-  | { kind: 'line'; label: string; text: string; stream: 'stdout' | 'stderr'; marker?: boolean }
+  /** `detail`: a line that says nothing to a room (a command's chatter), shown with --verbose. */
+  | {
+      kind: 'line'
+      label: string
+      text: string
+      stream: 'stdout' | 'stderr'
+      marker?: boolean
+      detail?: boolean
+    }
   | { kind: 'ok'; claim?: string; text: string }
   /** The stage stopped a program: Ctrl-C (SIGINT), or a kill. */
   | { kind: 'stop'; label: string; signal: NodeJS.Signals; pid: number }

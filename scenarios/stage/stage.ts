@@ -299,10 +299,16 @@ export class Stage implements ProcStage {
    * Start a program that is not ours (redis-server, say), as a learner would type it. It holds no
    * lifeline, so it is killed when this process exits, however it exits, except by SIGKILL.
    */
-  spawnCommand(label: string, command: string, args: string[] = [], how: Backstage = {}): Proc {
+  spawnCommand(
+    label: string,
+    command: string,
+    args: string[] = [],
+    { chatter, ...how }: Backstage & { chatter?: RegExp } = {},
+  ): Proc {
     const text = [command, ...args.map(shellQuote)].join(' ')
     this.record({ kind: 'command', label, text, ...how })
     const proc = new Proc(this, label)
+    proc.chatter = chatter
     this.processes.add(proc)
     const kill = () => proc.child?.kill('SIGKILL')
     process.once('exit', kill)
@@ -732,6 +738,7 @@ export class Stage implements ProcStage {
       text,
       stream,
       ...(this.isMarker(text) && { marker: true }),
+      ...(proc.chatter?.test(text) && { detail: true }),
     })
   }
 

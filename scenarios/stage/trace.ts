@@ -127,3 +127,13 @@ export type TraceEntry =
   | PacketEntry
   | TickEntry
   | ResultEntry
+
+/**
+ * What a PUBLISH carries, whatever its flags: its topic and payload, read from its text; the same
+ * for the PUBLISH a program sent and each copy the broker delivers of it, so that a delivery can be
+ * matched with the PUBLISH that brought it.
+ */
+export function publishedMessage(p: PacketEntry): string | undefined {
+  if (p.type !== 'publish') return undefined
+  return p.text.match(/PUBLISH (\S+ (?:"(?:[^"\\]|\\.)*"|\([^)]*\)))/)?.[1]
+}

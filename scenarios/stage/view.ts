@@ -244,7 +244,7 @@ export class View {
       case 'say':
         return event.detail && !verbose ? undefined : { lead: '  · ', text: plain(event.text) }
       case 'line': {
-        if (event.marker && !verbose) return undefined
+        if ((event.marker || event.detail) && !verbose) return undefined
         const log = this.background.has(event.label) && event.stream === 'stdout'
         if (log && !verbose) return undefined
         if (event.label === 'broker' && !verbose) {

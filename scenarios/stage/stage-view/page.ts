@@ -11,6 +11,7 @@ import type {
   TickEntry,
   TraceEntry,
 } from '../trace.ts'
+import { publishedMessage } from '../trace.ts'
 import type { FeedMessage } from '../stage-view.ts'
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -58,12 +59,16 @@ interface ArrowRow {
 const ACTS = { will: 'Last Will', retained: 'retained copy', nobody: 'reaches no one' }
 const ENDS = { exit: 'exited', stop: 'stopped', kill: 'killed' }
 const PINGS = new Set(['pingreq', 'pingresp'])
+/** More lifelines than this, and their names take two rows (see .crowded in page.css). */
+const CROWDED = 6
 
 /** One play: its own section, lifelines and rows. */
 class Play {
   readonly section: HTMLElement
   private readonly heads = element('div', 'heads')
   private readonly rows = element('div', 'rows')
+  /** Where new rows go: a step's own block from its band on, so that its band sticks only in it. */
+  private group = this.rows
   private readonly columns: Lane[] = []
   /** The column of each lifeline. */
   private readonly lanes = new Map<string, Lane>()
@@ -71,6 +76,8 @@ class Play {
   /** The row the next lifeline head or end mark may join, and the ping row a ping may join. */
   private last?: { kind: 'heads' | 'ends' | 'pings'; row: HTMLElement; pings?: ArrowRow }
   private hasPackets = false
+  /** Who last published each message (topic and payload) to a broker: whose a delivery is. */
+  private readonly publishers = new Map<string, string>()
   /** The lifelines that live now, drawn for a row, until one begins or ends. */
   private alive?: HTMLElement
   stepText = ''
@@ -114,6 +121,7 @@ class Play {
       const head = element('span', `head ${entry.role}`, entry.label)
       if (entry.stage) head.classList.add('faint')
       head.style.setProperty('--x', `var(--lane-${key})`)
+      head.style.setProperty('--row', `var(--row-${key})`)
       this.heads.append(head)
       lane = { entry, key, id: entry.id, ended: false, head }
       this.columns.push(lane)
@@ -127,6 +135,7 @@ class Play {
     const row = this.joinable('heads')
     const mark = element('span', `head ${entry.role}`, entry.label)
     mark.style.setProperty('--x', `var(--lane-${key})`)
+    mark.style.setProperty('--row', `var(--row-${key})`)
     row.append(mark)
   }
 
@@ -139,16 +148,26 @@ class Play {
     lane.head.classList.add('ended')
     const mark = element('span', `end ${entry.how}`, `✕ ${ENDS[entry.how]}`)
     mark.style.setProperty('--x', `var(--lane-${lane.key})`)
+    mark.style.setProperty('--row', `var(--row-${lane.key})`)
     mark.dataset.id = entry.id
     row.append(mark)
   }
 
   step(number: number, title: string): void {
     this.stepText = `step ${number} of ${this.entry.steps}`
+    this.group = element('div', 'step-rows')
+    this.rows.append(this.group)
     const row = this.row(
       'step',
       element('span', 'step-count', this.stepText),
-      element('span', 'step-title', title),
+      // A flag (--cafile) stays whole: a line that ends in "--" says nothing to the room.
+      element(
+        'span',
+        'step-title',
+        ...title
+          .split(/(--?[\w-]+)/)
+          .map((part, i) => (i % 2 ? element('span', 'flag', part) : part)),
+      ),
     )
     row.dataset.step = String(number)
     this.stepText += `: ${title}`
@@ -163,9 +182,25 @@ class Play {
   }
 
   private add(entry: PacketEntry): void {
-    const arrow = this.arrow(entry, entry.act ? `act-${entry.act}` : '')
+    const classes = entry.act ? [`act-${entry.act}`] : []
+    if (this.isStages(entry)) classes.push('stage')
+    const arrow = this.arrow(entry, classes.join(' '))
     this.arrows.set(entry.seq, arrow)
     this.fill(arrow, entry)
+  }
+
+  /**
+   * Whether an arrow is the stage's own (its client's packets, and the copies of its markers the
+   * broker delivers): drawn faintly, a proof rather than the lesson.
+   */
+  private isStages(entry: PacketEntry): boolean {
+    const stage = (id: string | undefined) => id !== undefined && this.lanes.get(id)?.entry.stage
+    const message = publishedMessage(entry)
+    const toBroker = this.lanes.get(entry.to)?.entry.role === 'broker'
+    if (message !== undefined && toBroker) this.publishers.set(message, entry.from)
+    if (stage(entry.from) || stage(entry.to)) return true
+    if (message === undefined || toBroker || entry.act === 'retained') return false
+    return stage(this.publishers.get(message)) === true
   }
 
   tick(entry: TickEntry): void {
@@ -183,9 +218,14 @@ class Play {
   private place(): void {
     const rank = (lane: Lane) => (lane.entry.role === 'broker' ? 0 : lane.entry.stage ? 2 : 1)
     const order = [...this.columns].sort((a, b) => rank(a) - rank(b) || a.key - b.key)
-    for (const [position, lane] of order.entries())
+    for (const [position, lane] of order.entries()) {
       this.section.style.setProperty(`--lane-${lane.key}`, String(position))
+      this.section.style.setProperty(`--row-${lane.key}`, String(position % 2))
+    }
     this.section.style.setProperty('--n', String(order.length))
+    // Many lifelines leave each name less room than it needs: the names go on two rows, each
+    // with the room of two lanes.
+    this.section.classList.toggle('crowded', order.length > CROWDED)
   }
 
   /** The x of a lane, as the CSS variable that place() sets. */
@@ -281,7 +321,7 @@ class Play {
       }
     }
     const row = element('div', `row ${className}`, this.alive.cloneNode(true), ...children)
-    this.rows.append(row)
+    this.group.append(row)
     this.last = undefined
     return row
   }
@@ -352,13 +392,21 @@ function render(): void {
     if (state === 'waiting') showState('live')
     now.textContent = [current.entry.name, current.stepText].filter(Boolean).join(' · ')
   }
+  // The feed may end before its last entries are drawn: a show that has ended is not lost.
+  if (state === 'lost' && hasEnded()) showState('ended')
   if (following) scrollToEnd()
 }
+
+/** Where the page last scrolled itself to: a scroll above it is the speaker's. */
+let scrolledTo = 0
 
 function scrollToEnd(): void {
   const page = document.scrollingElement!
   page.scrollTop = page.scrollHeight
+  scrolledTo = page.scrollTop
 }
+
+const hasEnded = () => plays.querySelector('.play:last-of-type .result') !== null
 
 function follow(on: boolean): void {
   following = on
@@ -378,16 +426,17 @@ const feed = new EventSource('/feed')
 feed.addEventListener('reset', () => receive('reset'))
 feed.onmessage = (event: MessageEvent<string>) => receive(JSON.parse(event.data) as FeedMessage)
 feed.onerror = () => {
-  const ended = plays.querySelector('.play:last-of-type .result') !== null
-  showState(ended ? 'ended' : state === 'connecting' ? 'connecting' : 'lost')
+  showState(hasEnded() ? 'ended' : state === 'connecting' ? 'connecting' : 'lost')
 }
 
-// Scrolled up by the speaker: stop following; back at the end: follow again. The page's own
-// scrolling always lands at the end, so it never stops the following.
+// Scrolled up by the speaker: stop following; back at the end: follow again. Rows drawn out of
+// sight take their height only once in sight, so the end moves after the page scrolled to it: a
+// scroll that is not above where the page went is not the speaker's, and the page goes on.
 addEventListener('scroll', () => {
   const page = document.scrollingElement!
   const atEnd = page.scrollHeight - page.scrollTop - page.clientHeight < 8
-  if (atEnd !== following) follow(atEnd)
+  if (following && !atEnd && page.scrollTop >= scrolledTo - 8) scrollToEnd()
+  else if (atEnd !== following) follow(atEnd)
 })
 followButton.addEventListener('click', () => follow(true))
 addEventListener('keydown', (event) => {
