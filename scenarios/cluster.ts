@@ -3,11 +3,10 @@
 // device that knows both carries on when one of them dies. The stage starts Redis and the brokers
 // as real processes, and kills A as a crash would. Run directly (npm run demo:cluster) it is the
 // show; test/experiments/cluster.test.ts plays it as a check.
-import { createServer } from 'node:net'
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario, Stage } from './stage/stage.ts'
-import { missingProgram } from './stage/scenario.ts'
+import { freePort, missingProgram } from './stage/scenario.ts'
 
 const broker = 'lib/broker/main.ts'
 const publisher = 'demos/basic-pubsub/publisher.ts'
@@ -227,17 +226,6 @@ async function startBroker(stage: Stage, label: string, redisUrl: string) {
     .until(/^broker ready on mqtt:\/\/\S+; Ctrl-C to stop$/)
     .then(() => proc.output.find((l) => l.text.startsWith('broker ready on '))!)
   return { proc, url: ready.text.match(/^broker ready on (\S+);/)![1] }
-}
-
-/** A loopback port nothing listens on (redis-server takes no port 0). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 if (isMain(import.meta.url)) await show(cluster)

@@ -8,14 +8,14 @@
 // a check.
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { ROOT } from '../lib/build-cache.ts'
 import { isMain } from '../lib/cli.ts'
 import { show } from './stage/show.ts'
 import type { Scenario, Stage } from './stage/stage.ts'
 import type { Proc } from './stage/proc.ts'
-import { missingProgram } from './stage/scenario.ts'
+import { freePort, missingProgram } from './stage/scenario.ts'
 
 const publisher = 'demos/security/publisher.ts'
 const subscriber = 'demos/security/subscriber.ts'
@@ -359,17 +359,6 @@ function accepts(port: number): Promise<boolean> {
       resolve(true)
     })
     socket.once('error', () => resolve(false))
-  })
-}
-
-/** A port nobody listens on now, for a listener of the configuration file. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
   })
 }
 

@@ -3,6 +3,7 @@
 // each pass theirs), and what it records: the events that check mode asserts, the docs quote and
 // ./view.ts renders, and the claims it demonstrated.
 import { spawnSync } from 'node:child_process'
+import { createServer } from 'node:net'
 import type { RunningBroker } from '../../lib/broker/broker.ts'
 import type { TraceEntry } from './trace.ts'
 
@@ -132,4 +133,18 @@ export function claimsMet(events: Event[]): string[] {
 /** C1 < C2 < C10 < S1: the order of ../shared/article/CLAIMS.md. */
 export function byClaimId(a: string, b: string): number {
   return a[0] === b[0] ? Number(a.slice(1)) - Number(b.slice(1)) : a < b ? -1 : 1
+}
+
+/**
+ * A loopback port nothing listens on now, for a program that takes no port 0 (redis-server) or a
+ * configuration file that names its listeners' ports.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
 }

@@ -6,8 +6,8 @@ import { cluster } from '../../scenarios/cluster.ts'
 import { check } from '../../scenarios/stage/stage.ts'
 import { claimsMet, type Event } from '../../scenarios/stage/scenario.ts'
 import type { TraceEntry } from '../../scenarios/stage/trace.ts'
-import { collect, traceSuite } from './scenario-suite.ts'
-import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
+import { collect, quotingSuite, traceSuite } from './scenario-suite.ts'
+import { printed } from '../docs/doc-blocks.ts'
 import { isListening } from '../helpers/processes.ts'
 import { REDIS_NOT_INSTALLED, redisServerPath } from '../helpers/redis-server.ts'
 
@@ -82,17 +82,7 @@ describe.skipIf(!redisServerPath)(
       },
     )
 
-    const quoting = allBlocks.filter((b) => b.output?.scenario === cluster.name)
-    it.each(
-      quoting.map((b) => ({
-        where: `${b.page}:${b.line}`,
-        label: b.output!.label,
-        steps: b.output!.steps,
-        body: b.body,
-      })),
-    )('$where quotes what $label prints', ({ label, steps, body }) => {
-      expect(normalise(body)).toBe(normalise(printed(first, label, steps)))
-    })
+    quotingSuite(cluster, () => first)
 
     it('runs a Redis and brokers of its own even when given MQTT_URL, and says so', () => {
       expect(

@@ -17,7 +17,7 @@ import { check } from '../../scenarios/stage/stage.ts'
 import { claimsMet, type Event } from '../../scenarios/stage/scenario.ts'
 import { ROOT } from '../../lib/build-cache.ts'
 import { persistence } from '../../scenarios/persistence.ts'
-import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
+import { normalise, printed } from '../docs/doc-blocks.ts'
 import { startPlainAedes } from '../broker/aedes-alone.ts'
 import {
   expectOneLineError,
@@ -27,7 +27,7 @@ import {
   start,
   type Finished,
 } from '../helpers/processes.ts'
-import { collect, playTimeout, traceSuite } from './scenario-suite.ts'
+import { collect, playTimeout, quotingSuite, traceSuite } from './scenario-suite.ts'
 import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { RawClient } from '../helpers/raw-client.ts'
 
@@ -87,17 +87,7 @@ describe('scenario persistence', () => {
     },
   )
 
-  const quoting = allBlocks.filter((b) => b.output?.scenario === persistence.name)
-  it.each(
-    quoting.map((b) => ({
-      where: `${b.page}:${b.line}`,
-      label: b.output!.label,
-      steps: b.output!.steps,
-      body: b.body,
-    })),
-  )('$where quotes what $label prints', ({ label, steps, body }) => {
-    expect(stable(body)).toBe(stable(printed(first, label, steps)))
-  })
+  quotingSuite(persistence, () => first, stable)
 })
 
 describe('with --persist, messages that wait for the store on their way', () => {

@@ -321,18 +321,7 @@ export function scenarioSuite(
 
     traceSuite(scenario, () => first(), trace)
 
-    const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
-    it.each(
-      quoting.map((b) => ({
-        where: `${b.page}:${b.line}`,
-        label: b.output!.label,
-        steps: b.output!.steps,
-        body: b.body,
-      })),
-    )('$where quotes what $label prints', ({ label, steps, body }) => {
-      const blank = options.normalise ?? normalise
-      expect(blank(body)).toBe(blank(printed(first(), label, steps)))
-    })
+    quotingSuite(scenario, () => first(), options.normalise ?? normalise)
 
     it(
       'leaves the broker as it found it, no retained message and no session, so that it plays ' +
@@ -427,6 +416,28 @@ export function collect(trace: TraceEntry[]): (entry: TraceEntry) => void {
     seen.add(entry)
     trace.push(entry)
   }
+}
+
+/**
+ * One test per docs block that quotes what a program of `scenario` prints: the block equals what it
+ * printed in the play `first`, in the steps the block names, once `blank` has made both stable.
+ */
+export function quotingSuite(
+  scenario: Scenario,
+  first: () => Event[],
+  blank: (text: string) => string = normalise,
+): void {
+  const quoting = allBlocks.filter((b) => b.output?.scenario === scenario.name)
+  it.each(
+    quoting.map((b) => ({
+      where: `${b.page}:${b.line}`,
+      label: b.output!.label,
+      steps: b.output!.steps,
+      body: b.body,
+    })),
+  )('$where quotes what $label prints', ({ label, steps, body }) => {
+    expect(blank(body)).toBe(blank(printed(first(), label, steps)))
+  })
 }
 
 /**

@@ -15,11 +15,11 @@ import { security } from '../../scenarios/security.ts'
 import { check } from '../../scenarios/stage/stage.ts'
 import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { claimsMet, missingProgram, type Event } from '../../scenarios/stage/scenario.ts'
-import { allBlocks, normalise, printed } from '../docs/doc-blocks.ts'
+import { normalise, printed } from '../docs/doc-blocks.ts'
 import { mosquittoPath, NOT_INSTALLED } from '../helpers/mosquitto.ts'
 import { expectOneLineError, runScript } from '../helpers/processes.ts'
 import { NO_PAHO, python } from '../helpers/python.ts'
-import { collect, playTimeout, traceSuite } from './scenario-suite.ts'
+import { collect, playTimeout, quotingSuite, traceSuite } from './scenario-suite.ts'
 
 /** Where openssl is missing, the line that says so: the scenario makes its certificates with it. */
 const noOpenssl = missingProgram(security)
@@ -118,17 +118,7 @@ describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
   )
 
   // The docs quote the bundled broker's play; Mosquitto's prints the same (above).
-  const quoting = allBlocks.filter((b) => b.output?.scenario === security.name)
-  it.each(
-    quoting.map((b) => ({
-      where: `${b.page}:${b.line}`,
-      label: b.output!.label,
-      steps: b.output!.steps,
-      body: b.body,
-    })),
-  )('$where quotes what $label prints', ({ label, steps, body }) => {
-    expect(blank(body)).toBe(blank(printed(bundled(), label, steps)))
-  })
+  quotingSuite(security, () => bundled(), blank)
 
   it('a key made for another certificate is refused in one line, before connecting', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'security-keys-'))
