@@ -213,9 +213,11 @@ async function startBrokers(): Promise<Broker[]> {
   // Both run the same way, from their TypeScript sources, so that the ratio is the fixes' alone. A
   // profile is written when the process ends: that is, at the bench's end.
   const profile = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', flags.profile] : []
-  list.push(
-    await startProcess(
-      'bundled',
+  // The plain bundled broker, and the same with the stage view's record serialized and written as
+  // a show's broker process does (`--record /dev/fd/3`), to a file that costs nothing to write.
+  const bundled = (name: string, more: string[]) =>
+    startProcess(
+      name,
       [
         process.execPath,
         ...profile,
@@ -225,29 +227,12 @@ async function startBrokers(): Promise<Broker[]> {
         '--port',
         '0',
         '--quiet',
+        ...more,
       ],
       /broker ready on (mqtt:\/\/\S+?);/,
-    ),
-  )
-  // The stage view's record, serialized and written as a show's broker process does
-  // (`--record /dev/fd/3`), to a file that costs nothing to write.
-  list.push(
-    await startProcess(
-      RECORDED,
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        'lib/broker/main.ts',
-        '--port',
-        '0',
-        '--quiet',
-        '--record',
-        '/dev/null',
-      ],
-      /broker ready on (mqtt:\/\/\S+?);/,
-    ),
-  )
+    )
+  list.push(await bundled('bundled', []))
+  list.push(await bundled(RECORDED, ['--record', '/dev/null']))
   list.push(
     await startProcess(
       'aedes alone',
