@@ -16,7 +16,7 @@ import { Aedes, type Client } from 'aedes'
 import { applyFixes, mqtt5Options } from './fixes.ts'
 import { type ConfiguredListener, openListeners } from './listeners.ts'
 import { guard, type ListenerSecurity } from './security.ts'
-import { PacketRecorder, recordPackets, type PacketListener } from './record.ts'
+import { PacketRecorder, recordLines, recordPackets, type PacketListener } from './record.ts'
 import { reason } from '../mqtt5-print.ts'
 
 interface BrokerOptions {
@@ -95,6 +95,11 @@ export interface RunningBroker {
    * listens.
    */
   onPacket(listener: PacketListener): () => void
+  /**
+   * Hear the same as lines of JSON, a turn of the event loop at a time, bursts folded (what `npm
+   * run broker -- --record` writes: ./record.ts's recordLines), for less than onPacket costs.
+   */
+  onPacketLines(write: (lines: string) => void): () => void
   close(): Promise<void>
   /**
    * Stop as a crash would (every connection drops, no Last Will is published) and start again on
@@ -141,6 +146,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     },
     onClientEvent,
     onPacket: (listener) => recorder.listen(listener),
+    onPacketLines: (write) => recorder.tap(recordLines(write)),
     close: () => running.close(false),
     async restart() {
       const { port, wsUrl } = running
@@ -154,7 +160,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   }
 }
 
-type Running = Omit<RunningBroker, 'onClientEvent' | 'onPacket' | 'close' | 'restart'> & {
+type Running = Omit<
+  RunningBroker,
+  'onClientEvent' | 'onPacket' | 'onPacketLines' | 'close' | 'restart'
+> & {
   close(asIfCrashed: boolean): Promise<void>
 }
 

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
-import type { Packet } from 'mqtt-packet'
+import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { watchOutgoing } from './fixes/outgoing.ts'
 
 /** Payloads longer than this are cut in a record: it is for reading, not for replaying. */
@@ -34,6 +34,11 @@ export interface PacketSummary {
   dup?: boolean
   /** MQTT 5's Topic Alias, where the PUBLISH carries one (its topic is then '' after the first). */
   topicAlias?: number
+  /**
+   * In the lines of recordLines(), on a record that stands for a burst of PUBLISH whose payloads
+   * differ: the last one's payload (`payload` is the first's).
+   */
+  lastPayload?: string
   /** SUBSCRIBE, SUBACK, UNSUBSCRIBE. */
   subscriptions?: { topic: string; qos: number }[]
   granted?: number[]
@@ -66,39 +71,82 @@ export interface PacketRecord {
   act?: 'will' | 'retained' | 'nobody'
   of?: number
   /**
-   * In the lines of recordLines(): how many identical packets in a row (but for their packet
-   * identifiers) this record stands for, when more than one.
+   * In the lines of recordLines(): how many packets in a row on this arrow this record stands for,
+   * when more than one (see recordLines).
    */
   count?: number
 }
 
 export type PacketListener = (record: PacketRecord) => void
 
+/**
+ * What recordLines() is given of each packet, as the broker reads, writes or acts on it: the packet
+ * as aedes has it, before it is summarized, so that a packet folded into a burst costs no summary.
+ * Returns whether the packet is a record of its own (one folded into a burst is not).
+ */
+export type PacketTap = (
+  n: number,
+  client: string,
+  dir: PacketRecord['dir'],
+  packet: Packet,
+  act?: PacketRecord['act'],
+  of?: number,
+) => boolean
+
 /** The record's listeners, shared by every life of one broker (see broker.ts's restart()). */
 export class PacketRecorder {
   private readonly listeners = new Set<PacketListener>()
+  /** An array, not a set: it is walked for every packet. */
+  private taps: PacketTap[] = []
   private count = 0
 
   get listening(): boolean {
-    return this.listeners.size > 0
+    return this.listeners.size > 0 || this.taps.length > 0
   }
 
+  /** Hear every record, each as it is made. */
   listen(listener: PacketListener): () => void {
     patchWriteToStream()
     this.listeners.add(listener)
     return () => void this.listeners.delete(listener)
   }
 
+  /** Hear every packet unsummarized (recordLines). */
+  tap(tap: PacketTap): () => void {
+    patchWriteToStream()
+    this.taps = [...this.taps, tap]
+    return () => {
+      this.taps = this.taps.filter((t) => t !== tap)
+    }
+  }
+
+  /**
+   * Record a packet; returns its number, or 0 where no listener hears it and every tap folded it
+   * into a burst (then nothing will look for it: see tellWhatReachesNobody).
+   */
   tell(
     client: string,
     dir: PacketRecord['dir'],
-    packet: PacketSummary,
+    packet: Packet,
     act?: PacketRecord['act'],
     of?: number,
   ): number {
-    const record: PacketRecord = { n: ++this.count, at: Date.now(), client, dir, packet, act, of }
+    const n = ++this.count
+    let kept = false
+    const taps = this.taps
+    for (let i = 0; i < taps.length; i++) if (taps[i](n, client, dir, packet, act, of)) kept = true
+    if (this.listeners.size === 0) return kept ? n : 0
+    const record: PacketRecord = {
+      n,
+      at: Date.now(),
+      client,
+      dir,
+      packet: summary(packet),
+      act,
+      of,
+    }
     for (const listener of this.listeners) listener(record)
-    return record.n
+    return n
   }
 }
 
@@ -114,7 +162,8 @@ export function recordLine(record: PacketRecord): string {
       ? `"cmd":"publish"${p.messageId === undefined ? '' : `,"messageId":${p.messageId}`},` +
         `"topic":${JSON.stringify(p.topic)},"payload":${JSON.stringify(p.payload)},` +
         `"bytes":${p.bytes},"qos":${p.qos},"retain":${p.retain},"dup":${p.dup}` +
-        (p.topicAlias === undefined ? '' : `,"topicAlias":${p.topicAlias}`)
+        (p.topicAlias === undefined ? '' : `,"topicAlias":${p.topicAlias}`) +
+        (p.lastPayload === undefined ? '' : `,"lastPayload":${JSON.stringify(p.lastPayload)}`)
       : p.cmd === 'puback' && p.reasonCode === undefined
         ? `"cmd":"puback","messageId":${p.messageId}`
         : fields(p)
@@ -126,57 +175,143 @@ export function recordLine(record: PacketRecord): string {
 }
 
 /**
- * A listener that hands `write` the record as lines of JSON (recordLine), gathered over one turn of
- * the event loop and written at once. Within a turn, a record identical to the last one on the same
- * arrow (client and direction), packet identifier aside, is not written again: that one's `count`
- * grows. A flood of a thousand identical PUBLISH is a few lines, as the stage view draws it; so the
- * record costs little where it would cost most.
+ * In a burst of PUBLISH on one arrow whose payloads differ, how many are records of their own
+ * before the rest fold into one (see recordLines).
  */
-export function recordLines(write: (lines: string) => void): PacketListener {
-  let batch: PacketRecord[] = []
-  // Per direction, by client id: the id is the same string every time, whose hash is kept.
-  const last = { in: new Map<string, PacketRecord>(), out: new Map(), act: new Map() }
-  const flush = () => {
-    let lines = ''
-    for (const record of batch) lines += `${recordLine(record)}\n`
-    batch = []
-    last.in.clear()
-    last.out.clear()
-    last.act.clear()
-    write(lines)
+export const BURST_SHOWN = 3
+
+/** How long recordLines gathers lines before it writes them: too short for a stage view to tell. */
+const FLUSH_MS = 10
+
+/** How many of the latest PUBLISH records recordLines keeps in mind, for the 'nobody' told late. */
+const NOBODY_LOOKBACK = 256
+
+/**
+ * A record of recordLines() not written yet, with what the next packet on its arrow must match to
+ * fold into it, read once from its packet: each packet that folds is compared with these fields of
+ * one shape, not with a summary's (whose fields differ by packet type).
+ */
+class Pending {
+  readonly cmd: Packet['cmd']
+  readonly topic: string | undefined
+  readonly qos: number | undefined
+  readonly retain: boolean | undefined
+  readonly dup: boolean | undefined
+  readonly alias: number | undefined
+  readonly code: number | undefined
+  /** The payload of its first packet, as aedes has it. */
+  readonly payload: Buffer | string | undefined
+  /** The payload of its last packet, where a burst of differing payloads folded into it. */
+  last: Buffer | string | undefined = undefined
+  /** Whether any packet may fold into it: one of a burst's types, and not an act about another. */
+  readonly folds: boolean
+  readonly record: PacketRecord
+  /** How many records in a row on its arrow, this one the last, are packets of the same shape. */
+  readonly run: number
+
+  constructor(record: PacketRecord, packet: Packet, run: number) {
+    this.record = record
+    this.run = run
+    const p = packet as Partial<IPublishPacket> & { reasonCode?: number }
+    this.cmd = packet.cmd
+    this.topic = p.topic
+    this.qos = p.qos
+    this.retain = p.retain
+    this.dup = p.dup
+    this.alias = p.properties?.topicAlias
+    this.code = p.reasonCode
+    this.payload = p.payload
+    this.folds = record.of === undefined && FOLDED.has(packet.cmd)
   }
-  return (record) => {
-    if (batch.length === 0) setImmediate(flush)
-    const arrow = last[record.dir]
-    const before = arrow.get(record.client)
-    if (before && identical(before, record)) {
-      before.count = (before.count ?? 1) + 1
-      return
-    }
-    arrow.set(record.client, record)
-    batch.push(record)
+
+  /**
+   * Whether `packet` is of this record's shape (type, topic, flags, act, reason code): read before
+   * aedes fills in a topic from its alias.
+   */
+  fits(packet: Packet, act: PacketRecord['act']): boolean {
+    if (!this.folds || this.cmd !== packet.cmd || this.record.act !== act) return false
+    if (packet.cmd !== 'publish')
+      return this.code === (packet as { reasonCode?: number }).reasonCode
+    return (
+      this.topic === packet.topic &&
+      this.qos === packet.qos &&
+      this.retain === packet.retain &&
+      this.dup === packet.dup &&
+      this.alias === packet.properties?.topicAlias
+    )
+  }
+
+  /** Whether `payload` is this record's first payload, byte for byte. */
+  same(payload: Buffer | string | undefined): boolean {
+    const first = this.payload
+    if (first === payload) return true
+    if (typeof first === 'string' || typeof payload === 'string') return `${first}` === `${payload}`
+    return first !== undefined && payload !== undefined && first.equals(payload)
   }
 }
 
-/** Whether two records tell of the same packet, packet identifier aside (see recordLines). */
-function identical(a: PacketRecord, b: PacketRecord): boolean {
-  const p = a.packet
-  const q = b.packet
-  return (
-    a.act === b.act &&
-    a.of === undefined &&
-    b.of === undefined &&
-    p.cmd === q.cmd &&
-    FOLDED.has(p.cmd) &&
-    p.topic === q.topic &&
-    p.payload === q.payload &&
-    p.bytes === q.bytes &&
-    p.qos === q.qos &&
-    p.retain === q.retain &&
-    p.dup === q.dup &&
-    p.topicAlias === q.topicAlias &&
-    p.reasonCode === q.reasonCode
-  )
+/**
+ * A tap (PacketRecorder.tap) that hands `write` the record as lines of JSON (recordLine), gathered
+ * for FLUSH_MS and written at once. Within that time, packets on one arrow (client and direction)
+ * fold into the record before them where they are of the same shape (type, topic, flags, act,
+ * reason code): an identical packet, packet identifier aside, always, and one whose payload
+ * differs once more than BURST_SHOWN such records stand in a row (the last of them then keeps its
+ * first payload and the last one's, `lastPayload`). A flood of a thousand PUBLISH is a few lines, as the stage view
+ * draws it; a packet that folds costs a few comparisons and no summary, so the record costs little
+ * where it would cost most.
+ */
+export function recordLines(write: (lines: string) => void): PacketTap {
+  let batch: Pending[] = []
+  // Per direction, by client id: the id is the same string every time, whose hash is kept.
+  const arrows = { in: new Map<string, Pending>(), out: new Map(), act: new Map() }
+  const flush = () => {
+    let lines = ''
+    for (const { record, last } of batch) {
+      if (last !== undefined) record.packet.lastPayload = text(last)
+      lines += `${recordLine(record)}\n`
+    }
+    batch = []
+    arrows.in.clear()
+    arrows.out.clear()
+    arrows.act.clear()
+    write(lines)
+  }
+  // The incoming PUBLISH that are records of their own, lately: a 'nobody' told of one that folded
+  // into a burst is left out, the burst's own record tells of it.
+  const own = new Set<number>()
+  return (n, client, dir, packet, act, of) => {
+    if (of !== undefined && !own.has(of)) return false
+    const arrow = arrows[dir]
+    const before = arrow.get(client)
+    const fits = before !== undefined && of === undefined && before.fits(packet, act)
+    if (fits) {
+      const payload = (packet as { payload?: Buffer | string }).payload
+      const identical = before.last === undefined && before.same(payload)
+      if (identical || before.run > BURST_SHOWN) {
+        before.record.count = (before.record.count ?? 1) + 1
+        if (!identical) before.last = payload
+        return false
+      }
+    }
+    if (batch.length === 0) setTimeout(flush, FLUSH_MS)
+    const record: PacketRecord = {
+      n,
+      at: Date.now(),
+      client,
+      dir,
+      packet: summary(packet),
+      act,
+      of,
+    }
+    const pending = new Pending(record, packet, fits ? before.run + 1 : 1)
+    arrow.set(client, pending)
+    batch.push(pending)
+    if (dir === 'in' && packet.cmd === 'publish') {
+      own.add(n)
+      if (own.size > NOBODY_LOOKBACK) own.delete(own.values().next().value!)
+    }
+    return true
+  }
 }
 
 /** The packets of a burst. */
@@ -242,34 +377,49 @@ export function recordPackets(aedes: Aedes, recorder: PacketRecorder, onRedis: b
   ;(aedes as AedesWill).publishWill = (client, will) => {
     // A will as aedes keeps it is a PUBLISH without its `cmd`.
     const packet = { ...will, cmd: 'publish' } as Packet
-    if (recorder.listening) recorder.tell(client.id, 'act', summary(packet), 'will')
+    if (recorder.listening) recorder.tell(client.id, 'act', packet, 'will')
     publishWill.call(aedes, client, will)
   }
 }
 
 type AedesWill = Aedes & { publishWill(client: Client, will: Packet): void }
 
+type PacketHandler = (this: unknown, packet: Packet) => void
+
 /** What aedes keeps on a client that its types leave out: its parser. */
 type ParsingClient = Client & {
-  _parser: { prependListener(event: 'packet', f: (p: Packet) => void): void }
+  _parser: {
+    listeners(event: 'packet'): PacketHandler[]
+    removeAllListeners(event: 'packet'): void
+    on(event: 'packet', f: PacketHandler): void
+  }
 }
 
 function attach(client: Client, recorder: PacketRecorder, unrouted?: Unrouted): void {
   // A CONNECT that aedes refuses leaves client.id unset: the CONNACK goes to the id it asked for.
   let asked = ''
   const id = () => client.id || asked
-  // Before aedes' own listener, which may answer at once: the record has the cause first.
-  ;(client as ParsingClient)._parser.prependListener('packet', (packet) => {
+  const record = (packet: Packet) => {
     if (!recorder.listening) return
     if (packet.cmd === 'connect') asked = packet.clientId
-    const n = recorder.tell(id(), 'in', summary(packet))
-    if (packet.cmd === 'publish' && unrouted && !packet.topic.startsWith('$'))
+    const n = recorder.tell(id(), 'in', packet)
+    if (n && packet.cmd === 'publish' && unrouted && !packet.topic.startsWith('$'))
       unrouted.set(packet.payload as Buffer, { n, client: id(), packet })
+  }
+  // Before aedes' own listener, which may answer at once: the record has the cause first. In one
+  // listener with it, as an emitter with two copies its list of listeners on every packet.
+  const parser = (client as ParsingClient)._parser
+  const [handler, ...more] = parser.listeners('packet')
+  parser.removeAllListeners('packet')
+  parser.on('packet', function (this: unknown, packet) {
+    record(packet)
+    handler?.call(this, packet)
+    for (const other of more) other.call(this, packet)
   })
   ;(client.conn as unknown as Recorded)[RECORD] = (packet) => {
     if (!recorder.listening) return
     const retained = packet.cmd === 'publish' && packet.retain
-    recorder.tell(id(), 'out', summary(packet), retained ? 'retained' : undefined)
+    recorder.tell(id(), 'out', packet, retained ? 'retained' : undefined)
   }
 }
 
@@ -316,7 +466,7 @@ function tellWhatReachesNobody(aedes: Aedes, recorder: PacketRecorder): Unrouted
     const result = emit.call(this, message, callback)
     if (matched !== 0) return result
     const { n, client, packet } = read
-    const nobody = () => recorder.tell(client, 'act', summary(packet), 'nobody', n)
+    const nobody = () => recorder.tell(client, 'act', packet, 'nobody', n)
     if (packet.cmd !== 'publish' || packet.qos === 0) nobody()
     else
       persistence.subscriptionsByTopic(packet.topic).then(

@@ -59,14 +59,26 @@ function publishText(
   topic: string,
   payload: string,
   bytes: number,
-  flags: { qos?: number; retain?: boolean; dup?: boolean; topicAlias?: number },
+  flags: {
+    qos?: number
+    retain?: boolean
+    dup?: boolean
+    topicAlias?: number
+    lastPayload?: string
+  },
 ): string {
   const qos = flags.qos ? ` q${flags.qos}` : ''
   const more = `${flags.retain ? ' retain' : ''}${flags.dup ? ' dup' : ''}`
   // With a Topic Alias the topic is sent once, then only the alias: the arrow says which.
   const alias = flags.topicAlias === undefined ? '' : `alias ${flags.topicAlias}`
   const where = topic && alias ? `${topic} (${alias})` : topic || `(${alias})`
-  return `PUBLISH ${where} ${payloadText(payload, bytes, topic)}${qos}${more}`
+  // A burst of payloads that differ (lib/broker/record.ts's recordLines): the first and the last,
+  // where it is short enough to quote (a record cuts a long one, whose size it then does not know).
+  const lastPayload = flags.lastPayload ?? ''
+  const lastText = payloadText(lastPayload, Buffer.byteLength(lastPayload), topic)
+  const last = flags.lastPayload === undefined ? '' : lastText[0] === '"' ? ` … ${lastText}` : ' …'
+
+  return `PUBLISH ${where} ${payloadText(payload, bytes, topic)}${last}${qos}${more}`
 }
 
 /** A packet that a program's line tells of, against a broker whose record the stage cannot read. */

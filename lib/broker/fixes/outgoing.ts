@@ -11,6 +11,8 @@ type Watch = (packet: Packet, stream: unknown) => void
 const rewrites = new WeakMap<Client, Rewrite[]>()
 let watch: Watch | undefined
 let installed = false
+/** Whether any client was given a rewrite: until one is, a write is not looked up for one. */
+let rewriting = false
 
 /**
  * One wrapper for the process, whoever asks first: the rewrites of each client, then the watcher,
@@ -24,9 +26,11 @@ function install(): void {
   const write = mqttPacket.writeToStream
   mqttPacket.writeToStream = Object.assign(
     ((packet, stream, options) => {
-      const changes = rewrites.get((stream as unknown as { client?: Client }).client as Client)
       let out = packet
-      if (changes) for (const change of changes) out = change(out)
+      if (rewriting) {
+        const changes = rewrites.get((stream as unknown as { client?: Client }).client as Client)
+        if (changes) for (const change of changes) out = change(out)
+      }
       watch?.(out, stream)
       return write(out, stream, options)
     }) as typeof write,
@@ -49,6 +53,7 @@ export function watchOutgoing(watcher: Watch): void {
  */
 export function rewriteOutgoing(client: Client, rewrite: Rewrite): void {
   install()
+  rewriting = true
   const list = rewrites.get(client)
   if (list) list.push(rewrite)
   else rewrites.set(client, [rewrite])
