@@ -65,8 +65,8 @@ export class StageView {
         reject(
           new Error(
             error.code === 'EADDRINUSE'
-              ? `--dashboard-port ${port}: that port is in use (by another show still running?); ` +
-                  'stop it, or pass another port'
+              ? `--dashboard-port ${port}: that port is in use (another show, or npm run ` +
+                  'dashboard?); stop it, or pass another port (0: a free one)'
               : `cannot serve the stage view on 127.0.0.1:${port}: ${error.message}`,
           ),
         ),
