@@ -213,8 +213,9 @@ async function startBrokers(): Promise<Broker[]> {
   // Both run the same way, from their TypeScript sources, so that the ratio is the fixes' alone. A
   // profile is written when the process ends: that is, at the bench's end.
   const profile = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', flags.profile] : []
-  // The plain bundled broker, and the same with the stage view's record serialized and written as
-  // a show's broker process does (`--record /dev/fd/3`), to a file that costs nothing to write.
+  // The plain bundled broker, and the same with the stage view's record made and serialized as a
+  // show's broker process does it (`--record /dev/fd/3`), and written to /dev/null: main.ts writes
+  // a device with a plain write every 10 ms at most, as it writes a show's pipe as a stream.
   const bundled = (name: string, more: string[]) =>
     startProcess(
       name,
