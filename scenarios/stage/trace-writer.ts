@@ -2,7 +2,7 @@
 // play, its lifelines, steps, ticks and result, and hands it each record of a broker's packets
 // (lib/broker/record.ts); it names each client after the program the show labels, folds bursts, and
 // passes every entry to StageOptions.onTrace as it is made or grows.
-import type { PacketRecord } from '../../lib/broker/record.ts'
+import { BURST_SHOWN, type PacketRecord, type PacketSummary } from '../../lib/broker/record.ts'
 import { packetText } from './packet-text.ts'
 import type {
   EndEntry,
@@ -26,6 +26,22 @@ interface Folding {
   entry: PacketEntry
   /** When it last grew, ms since the play began. */
   last: number
+  /** Of a PUBLISH of the broker's record: its topic, flags and act (see Shape). */
+  shape?: string
+  /** How many entries in a row on the arrow, this one the last, have that shape. */
+  run: number
+  /** Where the entry folds PUBLISH whose payloads differ: the first one's summary. */
+  first?: PacketSummary
+}
+
+/**
+ * A PUBLISH of the broker's record, for a burst of them whose payloads differ: past BURST_SHOWN
+ * arrows of one shape in a row, the rest are one arrow from the first payload to the last, as the
+ * record's own lines fold them (lib/broker/record.ts's recordLines).
+ */
+interface Shape {
+  key: string
+  summary: PacketSummary
 }
 
 export class TraceWriter {
@@ -90,7 +106,9 @@ export class TraceWriter {
 
   /**
    * An arrow, or one more of the burst it belongs to: an identical packet on the same arrow, with
-   * nothing but packets on other arrows since, grows that entry's count and is sent again.
+   * nothing but packets on other arrows since, grows that entry's count and is sent again; so does
+   * a PUBLISH of the broker's record of the same `shape` past the first BURST_SHOWN, its text then
+   * giving the burst's first payload and its last.
    */
   packet(
     from: string,
@@ -99,20 +117,29 @@ export class TraceWriter {
     text: string,
     act?: PacketEntry['act'],
     times = 1,
+    shape?: Shape,
   ): PacketEntry {
     const at = Date.now() - this.started
     const arrow = `${from}>${to}`
     const folding = this.lastOnArrow.get(arrow)
     const target = folding?.entry
-    if (
-      folding &&
-      target &&
+    const near =
+      folding !== undefined &&
+      target !== undefined &&
       target.seq > this.fence &&
       target.type === type &&
-      target.text === text &&
       (target.act === act || (target.act === 'nobody' && act === undefined)) &&
       (type === 'pingreq' || type === 'pingresp' || at - folding.last <= BURST_MS)
-    ) {
+    if (near && target.text === text && !folding.first) {
+      target.count += times
+      folding.last = at
+      this.onTrace?.(target)
+      return target
+    }
+    const sameShape = near && shape !== undefined && folding.shape === shape.key
+    if (sameShape && folding.first) {
+      const { lastPayload, payload } = shape.summary
+      target.text = packetText({ ...folding.first, lastPayload: lastPayload ?? payload })
       target.count += times
       folding.last = at
       this.onTrace?.(target)
@@ -129,7 +156,11 @@ export class TraceWriter {
       at,
     }
     if (act) entry.act = act
-    this.lastOnArrow.set(arrow, { entry, last: at })
+    const run = sameShape ? folding.run + 1 : 1
+    // Past BURST_SHOWN of a shape, this entry folds what follows; one the record folded already too.
+    const folds = shape && (run > BURST_SHOWN || shape.summary.lastPayload !== undefined)
+    const first = folds ? { ...shape.summary, lastPayload: undefined } : undefined
+    this.lastOnArrow.set(arrow, { entry, last: at, shape: shape?.key, run, first })
     this.lastAbout.set(from, entry.seq)
     this.lastAbout.set(to, entry.seq)
     this.add(entry)
@@ -157,7 +188,15 @@ export class TraceWriter {
       return
     }
     const [from, to] = record.dir === 'in' ? [client, broker] : [broker, client]
-    const entry = this.packet(from, to, type, packetText(packet), record.act, record.count)
+    const shape =
+      packet.cmd === 'publish'
+        ? {
+            key: [packet.topic, packet.qos, packet.retain, packet.dup, packet.topicAlias].join(' '),
+            summary: packet,
+          }
+        : undefined
+    const text = packetText(packet)
+    const entry = this.packet(from, to, type, text, record.act, record.count, shape)
     if (record.dir === 'in' && type === 'publish') {
       this.publishes.set(`${broker}:${record.n}`, entry)
       if (this.publishes.size > NOBODY_LOOKBACK)

@@ -6,6 +6,7 @@ import { mermaid } from '../../scenarios/stage/mermaid.ts'
 import { toldByLine } from '../../scenarios/stage/packet-text.ts'
 import type { PacketEntry, TraceEntry } from '../../scenarios/stage/trace.ts'
 import { TraceWriter } from '../../scenarios/stage/trace-writer.ts'
+import { BURST_SHOWN, type PacketRecord } from '../../lib/broker/record.ts'
 
 /** A writer with a publisher, a subscriber and a broker, and every entry it sent. */
 function writer() {
@@ -37,6 +38,43 @@ describe('the trace of a play', () => {
     ])
     // Each growth is sent again, as the same entry with the same seq.
     expect(sent.filter((e) => e === packets[0]).length).toBe(1000)
+  })
+
+  it(`folds a burst of PUBLISH whose payloads differ past the first ${BURST_SHOWN}, from its first payload to its last`, () => {
+    const { trace, sent, broker, pub } = writer()
+    trace.step(1, 'flood')
+    const record = (n: number, payload: string, more: Partial<PacketRecord> = {}) =>
+      trace.record(broker, pub, 'publisher', {
+        n,
+        at: 0,
+        client: 'publisher',
+        dir: 'in',
+        packet: { cmd: 'publish', topic: 't', payload, bytes: payload.length, qos: 0 },
+        ...more,
+      })
+    for (let i = 0; i < 10; i++) record(i + 1, `m${i}`)
+    // As the record's own lines give a burst (lib/broker/record.ts): one line for many packets.
+    record(11, 'm10', {
+      count: 90,
+      packet: { cmd: 'publish', topic: 't', payload: 'm10', bytes: 3, qos: 0, lastPayload: 'm99' },
+    })
+    const packets = trace.entries.filter((e): e is PacketEntry => e.kind === 'packet')
+    expect(packets.map((p) => [p.text, p.count])).toEqual([
+      ['PUBLISH t "m0"', 1],
+      ['PUBLISH t "m1"', 1],
+      ['PUBLISH t "m2"', 1],
+      ['PUBLISH t "m3" … "m99"', 97],
+    ])
+    expect(sent.filter((e) => e === packets[3]).length).toBe(8)
+    // Another topic is another shape: an arrow of its own.
+    trace.record(broker, pub, 'publisher', {
+      n: 12,
+      at: 0,
+      client: 'publisher',
+      dir: 'in',
+      packet: { cmd: 'publish', topic: 'u', payload: 'm0', bytes: 2, qos: 0 },
+    })
+    expect(trace.entries.at(-1)).toMatchObject({ text: 'PUBLISH u "m0"', count: 1 })
   })
 
   it('starts a new arrow after a step or a tick, after a pause, and for a different packet', () => {
