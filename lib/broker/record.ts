@@ -180,8 +180,18 @@ export function recordLine(record: PacketRecord): string {
  */
 export const BURST_SHOWN = 3
 
-/** How long recordLines gathers lines before it writes them: too short for a stage view to tell. */
+/**
+ * How long recordLines gathers lines before it writes them while the broker is busy (see BUSY):
+ * too short for a stage view to tell, long enough that a flood costs a write a hundredth of a second.
+ */
 const FLUSH_MS = 10
+
+/**
+ * How many packets one write of recordLines must stand for before the next waits FLUSH_MS: below
+ * it, as in every show, the record is written once the event loop has done the work at hand, so
+ * that a show reads each packet at once, and a broker killed a moment later has told it.
+ */
+const BUSY = 64
 
 /** How many of the latest PUBLISH records recordLines keeps in mind, for the 'nobody' told late. */
 const NOBODY_LOOKBACK = 256
@@ -252,16 +262,20 @@ class Pending {
 
 /**
  * A tap (PacketRecorder.tap) that hands `write` the record as lines of JSON (recordLine), gathered
- * for FLUSH_MS and written at once. Within that time, packets on one arrow (client and direction)
- * fold into the record before them where they are of the same shape (type, topic, flags, act,
- * reason code): an identical packet, packet identifier aside, always, and one whose payload
- * differs once more than BURST_SHOWN such records stand in a row (the last of them then keeps its
- * first payload and the last one's, `lastPayload`). A flood of a thousand PUBLISH is a few lines, as the stage view
- * draws it; a packet that folds costs a few comparisons and no summary, so the record costs little
- * where it would cost most.
+ * over a turn of the event loop, or for FLUSH_MS while the broker is busy (BUSY), and written at
+ * once. Within that time, packets on one arrow (client and direction) fold into the record before
+ * them where they are of the same shape (type, topic, flags, act, reason code): an identical
+ * packet, packet identifier aside, always, and one whose payload differs once more than
+ * BURST_SHOWN such records stand in a row (the last of them then keeps its first payload and the
+ * last one's, `lastPayload`). A flood of a thousand PUBLISH is a few lines, as the stage view draws
+ * it; a packet that folds costs a few comparisons and no summary, so the record costs little where
+ * it would cost most.
  */
 export function recordLines(write: (lines: string) => void): PacketTap {
   let batch: Pending[] = []
+  /** How many packets the batch stands for, and whether the last write stood for BUSY or more. */
+  let told = 0
+  let busy = false
   // Per direction, by client id: the id is the same string every time, whose hash is kept.
   const arrows = { in: new Map<string, Pending>(), out: new Map(), act: new Map() }
   const flush = () => {
@@ -271,6 +285,8 @@ export function recordLines(write: (lines: string) => void): PacketTap {
       lines += `${recordLine(record)}\n`
     }
     batch = []
+    busy = told >= BUSY
+    told = 0
     arrows.in.clear()
     arrows.out.clear()
     arrows.act.clear()
@@ -281,6 +297,7 @@ export function recordLines(write: (lines: string) => void): PacketTap {
   const own = new Set<number>()
   return (n, client, dir, packet, act, of) => {
     if (of !== undefined && !own.has(of)) return false
+    told++
     const arrow = arrows[dir]
     const before = arrow.get(client)
     const fits = before !== undefined && of === undefined && before.fits(packet, act)
@@ -293,7 +310,10 @@ export function recordLines(write: (lines: string) => void): PacketTap {
         return false
       }
     }
-    if (batch.length === 0) setTimeout(flush, FLUSH_MS)
+    if (batch.length === 0) {
+      if (busy) setTimeout(flush, FLUSH_MS)
+      else setImmediate(flush)
+    }
     const record: PacketRecord = {
       n,
       at: Date.now(),
