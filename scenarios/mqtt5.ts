@@ -149,7 +149,7 @@ export const mqtt5: Scenario = {
     await back.stop()
 
     await stage.step(
-      'The MQTT 5 subscriber as alice, with a Session Expiry Interval of 10 s: away, a message, ' +
+      'The MQTT 5 subscriber as alice, with a Session Expiry Interval of 60 s: away, a message, ' +
         'back within them',
     )
     const kept = stage.spawn('alice', subscriber, [
@@ -157,7 +157,7 @@ export const mqtt5: Scenario = {
       ...topicArgs,
       '--no-clean',
       '--session-expiry',
-      '10',
+      '60',
     ])
     await kept.until(`subscribed to ${topic} (QoS 1)`)
     await kept.stop()
@@ -171,7 +171,7 @@ export const mqtt5: Scenario = {
     ])
     await within.expect(/, session present: yes$/, {
       claim: 'V2',
-      says: 'back within the 10 s: her session was there (this time she asks for 2 s)',
+      says: 'back within the 60 s: her session was there (this time she asks for 2 s)',
     })
     await within.expectAll([`subscribed to ${topic} (QoS 1)`, `${topic} kept for alice`], {
       claim: 'V2',
@@ -268,7 +268,7 @@ export const mqtt5: Scenario = {
         'and 1',
     )
     await stage.run('publisher', publisher, [...topicArgs, '--retain', '--message', 'on'])
-    const session = ['--no-clean', '--session-expiry', '10']
+    const session = ['--no-clean', '--session-expiry', '60']
     const rh0 = stage.spawn('rh-0', subscriber, [
       ...id('rh-0'),
       ...topicArgs,
@@ -431,12 +431,12 @@ export const mqtt5: Scenario = {
       delay,
     ]
     await stage.step(
-      'A device with a will delayed 10 s, in a session of 10 s, drops (kill -9) and comes back ' +
+      'A device with a will delayed 60 s, in a session of 60 s, drops (kill -9) and comes back ' +
         'within them',
     )
     const listener = stage.spawn('listener', subscriber, at('home/kitchen/status'))
     await listener.until(`subscribed to ${status} (QoS 1)`)
-    const plugged = stage.spawn('kitchen', subscriber, device('10'))
+    const plugged = stage.spawn('kitchen', subscriber, device('60'))
     await plugged.until(`subscribed to ${stage.topic('home/kitchen/set')} (QoS 1)`)
     await plugged.stop('SIGKILL')
     const replugged = stage.spawn('kitchen', subscriber, device('2'))
