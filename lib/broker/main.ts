@@ -184,10 +184,10 @@ function tryOrFail<T>(run: () => T): T {
 }
 
 /**
- * Write the broker's packet record to `file`, as lines of JSON (RunningBroker.onPacketLines). A pipe
- * or socket (a show's /dev/fd/3) is written as a stream, a file or device with a plain write: what
- * costs the broker least, as it writes a few times a second in a flood (a write handed to Node's
- * thread pool, as a file stream does, costs ten times more CPU than either).
+ * Write the broker's packet record to `file`, as lines of JSON (RunningBroker.onPacketLines). A
+ * pipe or socket (a show's /dev/fd/3) is written as a stream, a file or device with a plain write:
+ * what costs the broker least (a write handed to Node's thread pool, as a file stream's is, cost
+ * ten times the CPU of either here).
  */
 function record(broker: RunningBroker, file: string): void {
   const stop = (error: Error) => {

@@ -182,7 +182,7 @@ export const BURST_SHOWN = 3
 
 /**
  * How long recordLines gathers lines before it writes them while the broker is busy (see BUSY):
- * too short for a stage view to tell, long enough that a flood costs a write a hundredth of a second.
+ * too short for a stage view to tell, long enough that a flood costs a write every 10 ms at most.
  */
 const FLUSH_MS = 10
 

@@ -157,7 +157,7 @@ export class TraceWriter {
     }
     if (act) entry.act = act
     const run = sameShape ? folding.run + 1 : 1
-    // Past BURST_SHOWN of a shape, this entry folds what follows; one the record folded already too.
+    // Past BURST_SHOWN of a shape, this entry folds what follows; so does one the record folded.
     const folds = shape && (run > BURST_SHOWN || shape.summary.lastPayload !== undefined)
     const first = folds ? { ...shape.summary, lastPayload: undefined } : undefined
     this.lastOnArrow.set(arrow, { entry, last: at, shape: shape?.key, run, first })

@@ -53,7 +53,10 @@ const said = (records: PacketRecord[]) =>
   )
 
 describe('the record as lines (recordLines)', () => {
-  it(`draws the first ${BURST_SHOWN} of a burst whose payloads differ, then folds the rest into one record with the last payload`, async () => {
+  const burst =
+    `draws the first ${BURST_SHOWN} of a burst whose payloads differ, then folds the rest ` +
+    'into one record with the last payload'
+  it(burst, async () => {
     const { tap, written } = tapped()
     for (let i = 0; i < 10; i++) tap(i + 1, 'pub', 'in', publish(`p${i}`))
     expect(said(await written())).toEqual(['in p0', 'in p1', 'in p2', 'in p3…p9 ×7'])
@@ -87,7 +90,10 @@ describe('the record as lines (recordLines)', () => {
     ])
   })
 
-  it("keeps a 'nobody' told of a PUBLISH recorded on its own, and leaves out one of a PUBLISH folded into a burst", async () => {
+  const nobody =
+    "keeps a 'nobody' told of a PUBLISH recorded on its own, and leaves out one of a PUBLISH " +
+    'folded into a burst'
+  it(nobody, async () => {
     const { tap, written } = tapped()
     for (let i = 0; i < 5; i++) tap(i + 1, 'pub', 'in', publish(`p${i}`))
     for (let i = 0; i < 5; i++) tap(i + 6, 'pub', 'act', publish(`p${i}`), 'nobody', i + 1)

@@ -40,7 +40,10 @@ describe('the trace of a play', () => {
     expect(sent.filter((e) => e === packets[0]).length).toBe(1000)
   })
 
-  it(`folds a burst of PUBLISH whose payloads differ past the first ${BURST_SHOWN}, from its first payload to its last`, () => {
+  const differ =
+    `folds a burst of PUBLISH whose payloads differ past the first ${BURST_SHOWN}, from its ` +
+    'first payload to its last'
+  it(differ, () => {
     const { trace, sent, broker, pub } = writer()
     trace.step(1, 'flood')
     const record = (n: number, payload: string, more: Partial<PacketRecord> = {}) =>
