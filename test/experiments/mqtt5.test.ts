@@ -15,6 +15,7 @@ import { findProgram } from '../helpers/mosquitto.ts'
 import { expectOneLineError, runScript, start } from '../helpers/processes.ts'
 import { python } from '../helpers/python.ts'
 import { scenarioSuite } from './scenario-suite.ts'
+import { MQTT5_LIFELINES } from '../stage-view/plays.ts'
 import { joined } from '../helpers/regexp.ts'
 
 const CLAIMS = ['V1', 'V7', 'V2', 'V3', 'V4', 'V5', 'V6', 'V8']
@@ -86,6 +87,11 @@ scenarioSuite(
     normalise: docsOrder,
     verify: (events) => {
       everywhere(events)
+      // The stage view's test lays out the names of this show's lifelines: these, in this order.
+      const programs = events.flatMap((e) => (e.kind === 'command' ? [e.label] : []))
+      expect([...new Set(programs)]).toEqual(
+        MQTT5_LIFELINES.filter((label) => label !== 'broker' && label !== 'stage'),
+      )
       expect(printedBy(events, 'publisher')).toContain('acknowledged, reason code 0x00 success')
       // The bundled broker spread the four messages over the two members, in turn.
       expect(messages(events, 'member-1')).toEqual([

@@ -1,6 +1,7 @@
 // What the stage view's tests read of its page, and what they expect it to draw: the page's rows
 // as lines of text (a band per step, an arrow per packet with the ticks beside it), the same lines
-// made from a trace, and the smallest text on screen, which a room must read from the back.
+// made from a trace, the smallest text on screen, which a room must read from the back, and where
+// the lifelines' names are, which must be whole, apart, and never under a step's band.
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { PacketEntry, TraceEntry } from '../../scenarios/stage/trace.ts'
 
@@ -141,5 +142,67 @@ export function smallestText(page: Page): Promise<number> {
       smallest = Math.min(smallest, Number.parseFloat(getComputedStyle(parent).fontSize))
     }
     return smallest
+  })
+}
+
+/** A box on screen, in CSS pixels from the top left corner of the viewport. */
+export interface Box {
+  left: number
+  top: number
+  right: number
+  bottom: number
+}
+
+export const overlap = (a: Box, b: Box) =>
+  a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom
+
+/** A name of a lifeline in view, as lifelineNames() finds it. */
+export interface Name {
+  text: string
+  box: Box
+  /** Its text is all there, not cut short by an ellipsis. */
+  whole: boolean
+  /** Nothing is drawn over its middle: it is what the room sees there. */
+  onTop: boolean
+}
+
+/**
+ * The names of the lifelines of the newest play that are in view: the rows of names, and any
+ * element in the diagram that says nothing but one of them; with the boxes of the rows of names and
+ * of the step bands in view below them.
+ */
+export function lifelineNames(page: Page): Promise<{ names: Name[]; heads: Box; bands: Box[] }> {
+  return page.evaluate(() => {
+    const box = (element: Element) => {
+      const { left, top, right, bottom } = element.getBoundingClientRect()
+      return { left, top, right, bottom }
+    }
+    const inView = (b: ReturnType<typeof box>) =>
+      b.bottom > 0 && b.top < innerHeight && b.right > b.left && b.bottom > b.top
+    const play = [...document.querySelectorAll('.play')].at(-1)!
+    const named = [...play.querySelectorAll('.heads .head')]
+    const labels = new Set(named.map((head) => head.textContent))
+    const said = [...play.querySelectorAll('.rows *')].filter(
+      (e) => e.children.length === 0 && labels.has(e.textContent),
+    )
+    const names = [...named, ...said].flatMap((element) => {
+      const b = box(element)
+      if (!inView(b)) return []
+      const hit = document.elementFromPoint((b.left + b.right) / 2, (b.top + b.bottom) / 2)
+      return [
+        {
+          text: element.textContent ?? '',
+          box: b,
+          whole: element.scrollWidth <= element.clientWidth,
+          onTop: hit !== null && element.contains(hit),
+        },
+      ]
+    })
+    // A band pushed out by the next one passes under the rows of names: what is seen of it.
+    const heads = box(play.querySelector('.heads')!)
+    const bands = [...play.querySelectorAll('.row.step')]
+      .map((band) => ({ ...box(band), top: Math.max(box(band).top, heads.bottom) }))
+      .filter(inView)
+    return { names, heads, bands }
   })
 }

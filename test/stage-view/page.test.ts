@@ -2,8 +2,9 @@
 // 1280×720: a scripted play pushed through the server's own API (scenarios/stage/stage-view.ts)
 // draws every packet in order with its steps and ticks; a page opened in the middle catches up; a
 // page waiting for the show says so; a burst grows in place and pings fold; the page follows the
-// newest step until the speaker scrolls back. Screenshots go to a temporary folder that is deleted
-// afterwards, or to $STAGE_VIEW_SCREENSHOTS to keep and look at them.
+// newest step until the speaker scrolls back; the lifelines' names, the mqtt5 show's 16 or more,
+// stay whole, apart and clear of the step's band. Screenshots go to a temporary folder that is
+// deleted afterwards, or to $STAGE_VIEW_SCREENSHOTS to keep and look at them.
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,13 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StageView } from '../../scenarios/stage/stage-view.ts'
 import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
-import { burstPlay, retainedPlay } from './plays.ts'
+import { burstPlay, lifelinesPlay, MQTT5_LIFELINES, retainedPlay } from './plays.ts'
 import {
   CHROMIUM,
   drawn,
   expectedOf,
   launchChromium,
+  lifelineNames,
   newPage,
+  overlap,
   pageErrors,
   smallestText,
 } from './drawing.ts'
@@ -30,6 +33,27 @@ async function play(view: StageView, entries: TraceEntry[]): Promise<void> {
     view.add(entry)
     if (i % 3 === 2) await new Promise((resolve) => setImmediate(resolve))
   }
+}
+
+/** Scroll the page to `y`, and let it draw a frame there. */
+function scrollTo(page: Page, y: number): Promise<void> {
+  return page.evaluate(
+    (top) =>
+      new Promise<void>((resolve) => {
+        document.scrollingElement!.scrollTop = top
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve()))
+      }),
+    y,
+  )
+}
+
+/** The names in view that a step's band covers or that something else covers, as sentences. */
+async function hiddenNames(page: Page): Promise<string[]> {
+  const { names, bands } = await lifelineNames(page)
+  return names.flatMap((name) => [
+    ...(bands.some((band) => overlap(band, name.box)) ? [`${name.text} meets a step's band`] : []),
+    ...(name.onTop ? [] : [`${name.text} is drawn over`]),
+  ])
 }
 
 const inBrowser = existsSync(CHROMIUM) ? describe : describe.skip
@@ -219,4 +243,76 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
     expect(await page.locator('#follow').isVisible()).toBe(false)
     expect(await page.locator('.result').isVisible()).toBe(true)
   })
+
+  it(
+    "names a lifeline that starts mid-step in the rows of names, never under the step's band: " +
+      'as it starts, and as the speaker scrolls its start under the band',
+    async () => {
+      const view = await open()
+      const page = await newPage(browser, view.url)
+      const entries = retainedPlay()
+      // The stage's own client starts in the middle of step 3, after nine of its rows.
+      const starts = entries.findIndex((e) => e.kind === 'lifeline' && e.id === 'stage') + 1
+      await play(view, entries.slice(0, starts))
+      await page.locator('.row.starts').last().waitFor({ timeout: HUNG_MS })
+      const its = (await page.locator('.row.starts').count()) - 1
+      const named = async () => (await lifelineNames(page)).names.map((n) => n.text)
+      expect(await named()).toContain('stage')
+      expect(await hiddenNames(page)).toEqual([])
+      // What started in this step is marked as new: the stage's client, subscriber-1 again.
+      expect(await page.locator('.heads .head.new').allTextContents()).toEqual([
+        'subscriber-1',
+        'stage',
+      ])
+      await page.screenshot({ path: join(shots, 'stage-view-lifeline-starts.png') })
+      await play(view, entries.slice(starts))
+      await page.locator('.result').waitFor({ timeout: HUNG_MS })
+      expect(await page.locator('.heads .head.new').count()).toBe(0)
+      const start = await page.evaluate(
+        (i) => document.querySelectorAll('.row.starts')[i]!.getBoundingClientRect().top + scrollY,
+        its,
+      )
+      // Its start from below the band to above it, 12 px at a time: the band sticks meanwhile.
+      for (let y = 260; y >= 40; y -= 12) {
+        await scrollTo(page, start - y)
+        expect(await named(), `its start ${y} px from the top`).toContain('stage')
+        expect(await hiddenNames(page), `its start ${y} px from the top`).toEqual([])
+        if (y === 140)
+          await page.screenshot({ path: join(shots, 'stage-view-start-under-band.png') })
+      }
+    },
+  )
+
+  it(
+    "lays out the names of the mqtt5 show's 16 lifelines, and of 20, in rows: each whole, none " +
+      'over another, none cut by the edge of the page, all above the first step',
+    async () => {
+      const more = ['subscriber-3', 'subscriber-4', 'requester-2', 'responder-2']
+      for (const labels of [MQTT5_LIFELINES, [...MQTT5_LIFELINES, ...more]]) {
+        const view = await open()
+        const page = await newPage(browser, view.url)
+        await play(view, lifelinesPlay(labels))
+        await page.locator('.result').waitFor({ timeout: HUNG_MS })
+        await scrollTo(page, 0)
+        const { names, heads, bands } = await lifelineNames(page)
+        const width = page.viewportSize()!.width
+        expect(names.map((n) => n.text)).toEqual(expect.arrayContaining(labels))
+        expect(names).toHaveLength(labels.length)
+        for (const [i, { text, box, whole, onTop }] of names.entries()) {
+          expect({ text, whole, onTop }).toEqual({ text, whole: true, onTop: true })
+          expect(box.left, text).toBeGreaterThanOrEqual(0)
+          expect(box.right, text).toBeLessThanOrEqual(width)
+          expect(box.top, text).toBeGreaterThanOrEqual(heads.top)
+          expect(box.bottom, text).toBeLessThanOrEqual(heads.bottom)
+          for (const other of names.slice(i + 1))
+            expect(overlap(box, other.box), `${text} and ${other.text}`).toBe(false)
+        }
+        expect(bands.length).toBe(1)
+        expect(bands[0]!.top).toBeGreaterThanOrEqual(heads.bottom)
+        expect(await smallestText(page)).toBeGreaterThanOrEqual(20)
+        await page.screenshot({ path: join(shots, `stage-view-${labels.length}-lifelines.png`) })
+        await page.close()
+      }
+    },
+  )
 })

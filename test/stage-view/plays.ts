@@ -1,6 +1,7 @@
 // Traces written by hand for the stage view's tests and pictures, as the stage records them
-// (scenarios/stage/trace.ts): the retained show's play, packet by packet, and a short play with
-// what the retained one lacks: keepalive pings, a burst that grows, a Last Will, a kill.
+// (scenarios/stage/trace.ts): the retained show's play, packet by packet, a short play with what
+// the retained one lacks (keepalive pings, a burst that grows, a Last Will, a kill), and a play
+// with as many lifelines as the mqtt5 show has, or more.
 import type { PacketEntry, PacketType, TraceEntry } from '../../scenarios/stage/trace.ts'
 
 /** Writes a play's entries in order, numbering its packets and timing them 10 ms apart. */
@@ -208,4 +209,38 @@ export function burstPlay(): { first: TraceEntry[]; growth: TraceEntry[]; rest: 
   })
   play.tick('the listener read "offline", which the sensor never sent itself', will)
   return { first, growth, rest: play.result('wire: every expectation met') }
+}
+
+/**
+ * The lifelines of the mqtt5 show, the most of any show, in the order they start, as its trace of
+ * 2026-12-07 names them (test/experiments/mqtt5.test.ts holds the show to this list).
+ */
+export const MQTT5_LIFELINES = [
+  'broker',
+  'publisher',
+  'responder',
+  'requester',
+  'alice',
+  'stage',
+  'subscriber',
+  'subscriber-2',
+  'rh-0',
+  'rh-1',
+  'rh-2',
+  'observer',
+  'kitchen',
+  'member-1',
+  'member-2',
+  'listener',
+]
+
+/** A play of one step in which a program per label (after the first, the broker's) connects. */
+export function lifelinesPlay(labels: string[]): TraceEntry[] {
+  const play = new Play('mqtt5', `${labels.length} lifelines`, 1)
+  play.step('Every program connects')
+  for (const label of labels.slice(1)) {
+    play.lifeline(label, label, 'program', label === 'stage')
+    play.connect(label)
+  }
+  return play.result('mqtt5: every expectation met')
 }

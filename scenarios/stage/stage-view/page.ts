@@ -59,8 +59,10 @@ interface ArrowRow {
 const ACTS = { will: 'Last Will', retained: 'retained copy', nobody: 'reaches no one' }
 const ENDS = { exit: 'exited', stop: 'stopped', kill: 'killed' }
 const PINGS = new Set(['pingreq', 'pingresp'])
-/** More lifelines than this, and their names take two rows (see .crowded in page.css). */
-const CROWDED = 6
+/** The widest end of a lifeline ("✕ stopped", .end in page.css) and a gap, in rem. */
+const END_REM = 6.4
+/** The least room between two names in a row, in rem. */
+const GAP_REM = 0.4
 
 /** One play: its own section, lifelines and rows. */
 class Play {
@@ -73,13 +75,15 @@ class Play {
   /** The column of each lifeline. */
   private readonly lanes = new Map<string, Lane>()
   private readonly arrows = new Map<number, ArrowRow>()
-  /** The row the next lifeline head or end mark may join, and the ping row a ping may join. */
-  private last?: { kind: 'heads' | 'ends' | 'pings'; row: HTMLElement; pings?: ArrowRow }
+  /** The row the next lifeline start or end mark may join, and the ping row a ping may join. */
+  private last?: { kind: 'starts' | 'ends' | 'pings'; row: HTMLElement; pings?: ArrowRow }
   private hasPackets = false
   /** Who last published each message (topic and payload) to a broker: whose a delivery is. */
   private readonly publishers = new Map<string, string>()
   /** The lifelines that live now, drawn for a row, until one begins or ends. */
   private alive?: HTMLElement
+  /** Whether a lifeline came since the names were laid out. */
+  private moved = false
   stepText = ''
   readonly entry: PlayEntry
 
@@ -103,6 +107,8 @@ class Play {
       )
     this.section.append(this.heads, this.rows)
     this.section.style.setProperty('--n', '1')
+    this.section.style.setProperty('--rows', '1')
+    this.section.style.setProperty('--end-rows', '1')
   }
 
   lifeline(entry: LifelineEntry): void {
@@ -116,12 +122,16 @@ class Play {
       lane.ended = false
       lane.id = entry.id
       lane.head.classList.remove('ended')
+      lane.head.classList.add('new')
     } else {
       const key = this.columns.length
-      const head = element('span', `head ${entry.role}`, entry.label)
+      const head = element('span', `head ${entry.role} new`, entry.label)
       if (entry.stage) head.classList.add('faint')
       head.style.setProperty('--x', `var(--lane-${key})`)
-      head.style.setProperty('--row', `var(--row-${key})`)
+      // Set now, though layOut() decides them: a page that opened late draws the same HTML.
+      head.style.setProperty('--row', '0')
+      head.style.setProperty('--shift', '0px')
+      this.section.style.setProperty(`--end-row-${key}`, '0')
       this.heads.append(head)
       lane = { entry, key, id: entry.id, ended: false, head }
       this.columns.push(lane)
@@ -131,11 +141,12 @@ class Play {
     this.alive = undefined
     const key = lane.key
     if (!this.hasPackets) return
-    // A program that starts in the middle of the play: its head where it begins.
-    const row = this.joinable('heads')
-    const mark = element('span', `head ${entry.role}`, entry.label)
+    // A program that starts in the middle of the play: a cap where its line begins. Its name is
+    // in the rows of names, which stay in view, never here, where the step's band would hide it.
+    const row = this.joinable('starts')
+    const mark = element('span', `start ${entry.role}`)
+    if (entry.stage) mark.classList.add('faint')
     mark.style.setProperty('--x', `var(--lane-${key})`)
-    mark.style.setProperty('--row', `var(--row-${key})`)
     row.append(mark)
   }
 
@@ -145,15 +156,18 @@ class Play {
     const row = this.joinable('ends')
     lane.ended = true
     this.alive = undefined
+    lane.head.classList.remove('new')
     lane.head.classList.add('ended')
     const mark = element('span', `end ${entry.how}`, `✕ ${ENDS[entry.how]}`)
     mark.style.setProperty('--x', `var(--lane-${lane.key})`)
-    mark.style.setProperty('--row', `var(--row-${lane.key})`)
+    mark.style.setProperty('--row', `var(--end-row-${lane.key})`)
     mark.dataset.id = entry.id
     row.append(mark)
   }
 
   step(number: number, title: string): void {
+    // New is what started in this step.
+    for (const lane of this.columns) lane.head.classList.remove('new')
     this.stepText = `step ${number} of ${this.entry.steps}`
     this.group = element('div', 'step-rows')
     this.rows.append(this.group)
@@ -214,18 +228,55 @@ class Play {
     this.row(ok ? 'result ok' : 'result failed', `${ok ? '✓' : '✗'} ${text}`)
   }
 
-  /** Lay the lifelines out: brokers first, then programs, the stage's own clients last. */
-  private place(): void {
+  /** The lanes from left to right: brokers first, then programs, the stage's own clients last. */
+  private order(): Lane[] {
     const rank = (lane: Lane) => (lane.entry.role === 'broker' ? 0 : lane.entry.stage ? 2 : 1)
-    const order = [...this.columns].sort((a, b) => rank(a) - rank(b) || a.key - b.key)
-    for (const [position, lane] of order.entries()) {
+    return [...this.columns].sort((a, b) => rank(a) - rank(b) || a.key - b.key)
+  }
+
+  /** Lay the lifelines out; their names at the next frame, by layOut(). */
+  private place(): void {
+    for (const [position, lane] of this.order().entries())
       this.section.style.setProperty(`--lane-${lane.key}`, String(position))
-      this.section.style.setProperty(`--row-${lane.key}`, String(position % 2))
+    this.section.style.setProperty('--n', String(this.columns.length))
+    this.moved = true
+  }
+
+  /**
+   * Lay the names out in as few rows as keep each whole and apart from the others: each above its
+   * lane, or as near as the edge of the page lets it, and every rows-th from the left in one row.
+   * Many lifelines leave a name less room than it needs (the mqtt5 show has 16): its row leaves it
+   * the room of as many lanes as there are rows. The ends of lifelines, all about as wide, take as
+   * many rows as keep them apart. Measured, so that any names at any width fit: once per frame in
+   * which lifelines came, and when the page's width changes (`always`).
+   */
+  layOut(always = false): void {
+    if (!this.moved && !always) return
+    this.moved = false
+    const rem = Number.parseFloat(getComputedStyle(document.documentElement).fontSize)
+    const width = this.heads.clientWidth
+    const order = this.order()
+    // offsetLeft is where page.css centres a name (its `left`); its shift is a transform, unseen.
+    const boxes = order.map(({ head }) => {
+      const left = head.offsetLeft - head.offsetWidth / 2
+      const shifted = Math.min(
+        Math.max(left, GAP_REM * rem),
+        width - GAP_REM * rem - head.offsetWidth,
+      )
+      head.style.setProperty('--shift', `${shifted - left}px`)
+      return { left: shifted, right: shifted + head.offsetWidth }
+    })
+    const apart = (a: { right: number }, b: { left: number }) => a.right + GAP_REM * rem <= b.left
+    let rows = 1
+    while (boxes.some((box, i) => i >= rows && !apart(boxes[i - rows]!, box))) rows++
+    const lane = order.length > 1 ? order[1]!.head.offsetLeft - order[0]!.head.offsetLeft : width
+    const endRows = Math.ceil((END_REM * rem) / lane)
+    for (const [position, { head, key }] of order.entries()) {
+      head.style.setProperty('--row', String(position % rows))
+      this.section.style.setProperty(`--end-row-${key}`, String(position % endRows))
     }
-    this.section.style.setProperty('--n', String(order.length))
-    // Many lifelines leave each name less room than it needs: the names go on two rows, each
-    // with the room of two lanes.
-    this.section.classList.toggle('crowded', order.length > CROWDED)
+    this.section.style.setProperty('--rows', String(rows))
+    this.section.style.setProperty('--end-rows', String(endRows))
   }
 
   /** The x of a lane, as the CSS variable that place() sets. */
@@ -299,10 +350,10 @@ class Play {
     arrow.row.dataset.seq = [...pings.counts.keys()].map(Math.abs).join(' ')
   }
 
-  /** The last row if it is of `kind` (heads or ends), else a new one. */
-  private joinable(kind: 'heads' | 'ends'): HTMLElement {
+  /** The last row if it is of `kind` (starts or ends), else a new one. */
+  private joinable(kind: 'starts' | 'ends'): HTMLElement {
     if (this.last?.kind === kind) return this.last.row
-    const row = this.row(kind === 'heads' ? 'new-heads' : 'ends')
+    const row = this.row(kind)
     this.last = { kind, row }
     return row
   }
@@ -328,6 +379,8 @@ class Play {
 }
 
 let current: Play | undefined
+/** Every play on the page, the current one last. */
+let shown: Play[] = []
 let following = true
 /** What the feed sent since the last frame. */
 let queue: (FeedMessage | 'reset')[] = []
@@ -354,6 +407,7 @@ function draw(entry: TraceEntry): void {
     // The pages of the play before end with it.
     links.replaceChildren()
     current = new Play(entry)
+    shown.push(current)
     plays.append(current.section)
     waiting.hidden = true
     return
@@ -379,6 +433,7 @@ function render(): void {
       links.replaceChildren()
       waiting.hidden = false
       current = undefined
+      shown = []
       showState('waiting')
     } else if ('link' in message) {
       const link = element('a', 'link', `${message.link.title} ↗`)
@@ -388,6 +443,7 @@ function render(): void {
       links.append(link)
     } else draw(message.entry)
   }
+  for (const play of shown) play.layOut()
   if (current) {
     if (state === 'waiting') showState('live')
     now.textContent = [current.entry.name, current.stepText].filter(Boolean).join(' · ')
@@ -437,6 +493,9 @@ addEventListener('scroll', () => {
   const atEnd = page.scrollHeight - page.scrollTop - page.clientHeight < 8
   if (following && !atEnd && page.scrollTop >= scrolledTo - 8) scrollToEnd()
   else if (atEnd !== following) follow(atEnd)
+})
+addEventListener('resize', () => {
+  for (const play of shown) play.layOut(true)
 })
 followButton.addEventListener('click', () => follow(true))
 addEventListener('keydown', (event) => {
