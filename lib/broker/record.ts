@@ -80,6 +80,26 @@ export interface PacketRecord {
 export type PacketListener = (record: PacketRecord) => void
 
 /**
+ * A connection that ended in its TLS handshake, before any MQTT packet: refused by the broker
+ * (plain MQTT on a TLS port, no client certificate where one is required) or given up by the
+ * client, which hangs up or sends an alert (a certificate it does not trust, for another host
+ * name). It has no client id, and no packet: it is no PacketRecord, and only the lines of
+ * recordLines() and the listeners of PacketRecorder.hearRefusals() are told of it.
+ */
+export interface RefusalRecord {
+  /** Its place in the broker's record, among the packets'. */
+  n: number
+  at: number
+  client: ''
+  dir: 'act'
+  act: 'refused'
+  /** The listener's URL, as the broker's ready line gives it: mqtts://localhost:8883. */
+  listener: string
+  /** In a few words: "not TLS", "no client certificate", "TLS handshake failed: unknown ca". */
+  reason: string
+}
+
+/**
  * What recordLines() is given of each packet, as the broker reads, writes or acts on it: the packet
  * as aedes has it, before it is summarized, so that a packet folded into a burst costs no summary.
  * Returns whether the packet is a record of its own (one folded into a burst is not).
@@ -98,6 +118,7 @@ export class PacketRecorder {
   private readonly listeners = new Set<PacketListener>()
   /** An array, not a set: it is walked for every packet. */
   private taps: PacketTap[] = []
+  private readonly refusals = new Set<(record: RefusalRecord) => void>()
   private count = 0
 
   get listening(): boolean {
@@ -109,6 +130,27 @@ export class PacketRecorder {
     patchWriteToStream()
     this.listeners.add(listener)
     return () => void this.listeners.delete(listener)
+  }
+
+  /** Hear every connection refused before MQTT (RefusalRecord). */
+  hearRefusals(listener: (record: RefusalRecord) => void): () => void {
+    this.refusals.add(listener)
+    return () => void this.refusals.delete(listener)
+  }
+
+  /** Record a connection refused before any MQTT packet on `listener` (a URL), and why. */
+  refused(listener: string, reason: string): void {
+    if (this.refusals.size === 0) return
+    const record: RefusalRecord = {
+      n: ++this.count,
+      at: Date.now(),
+      client: '',
+      dir: 'act',
+      act: 'refused',
+      listener,
+      reason,
+    }
+    for (const hear of this.refusals) hear(record)
   }
 
   /** Hear every packet unsummarized (recordLines). */
@@ -260,11 +302,16 @@ class Pending {
  * draws it; a packet that folds costs a few comparisons and no summary, so the record costs little
  * where it would cost most.
  */
-export function recordLines(write: (lines: string) => void): PacketTap {
+export function recordLines(
+  write: (lines: string) => void,
+): PacketTap & { refused(record: RefusalRecord): void } {
   let batch: Pending[] = []
   // Per direction, by client id: the id is the same string every time, whose hash is kept.
   const arrows = { in: new Map<string, Pending>(), out: new Map(), act: new Map() }
-  const flush = () => {
+  let timer: NodeJS.Timeout | undefined
+  /** Write the lines gathered, and `after` them. */
+  const flush = (after = '') => {
+    clearTimeout(timer)
     let lines = ''
     for (const { record, last } of batch) {
       if (last !== undefined) record.packet.lastPayload = text(last)
@@ -274,12 +321,12 @@ export function recordLines(write: (lines: string) => void): PacketTap {
     arrows.in.clear()
     arrows.out.clear()
     arrows.act.clear()
-    write(lines)
+    write(lines + after)
   }
   // The incoming PUBLISH that are records of their own, lately: a 'nobody' told of one that folded
   // into a burst is left out, the burst's own record tells of it.
   const own = new Set<number>()
-  return (n, client, dir, packet, act, of) => {
+  const tap: PacketTap = (n, client, dir, packet, act, of) => {
     if (of !== undefined && !own.has(of)) return false
     const arrow = arrows[dir]
     const before = arrow.get(client)
@@ -293,7 +340,7 @@ export function recordLines(write: (lines: string) => void): PacketTap {
         return false
       }
     }
-    if (batch.length === 0) setTimeout(flush, FLUSH_MS)
+    if (batch.length === 0) timer = setTimeout(flush, FLUSH_MS)
     const record: PacketRecord = {
       n,
       at: Date.now(),
@@ -312,6 +359,11 @@ export function recordLines(write: (lines: string) => void): PacketTap {
     }
     return true
   }
+  // A refusal is written at once, after what came before it: the broker tells it before it resets
+  // the connection, so that a reader of the record hears of it before the client does.
+  return Object.assign(tap, {
+    refused: (record: RefusalRecord) => flush(`${JSON.stringify(record)}\n`),
+  })
 }
 
 /** The packets of a burst. */

@@ -309,7 +309,12 @@ describe('the bundled broker with the same configuration file', () => {
   beforeAll(async () => {
     at = await ports()
     writeFileSync(join(dir, 'bundled.conf'), configuration(at))
-    broker = start(brokerScript, ['-c', join(dir, 'bundled.conf')])
+    broker = start(brokerScript, [
+      '-c',
+      join(dir, 'bundled.conf'),
+      '--record',
+      join(dir, 'bundled.record'),
+    ])
     await broker.waitForLine('broker ready on')
   }, HUNG_MS)
   afterAll(async () => {
@@ -330,7 +335,7 @@ describe('the bundled broker with the same configuration file', () => {
       .split('\n')
       .filter((line) => / from 127\.0\.0\.1:\d+ /.test(line))
     // SEC1 twice, SEC2 twice, SEC3 twice, SEC8 once: 7 refused CONNECTs; and SEC6, SEC7 twice and
-    // SEC13 refused in TLS (SEC5's are refused by the client, which the broker does not hear of).
+    // SEC13 refused in TLS, and SEC5's two clients that hung up in the handshake.
     expect(
       refusals.filter((line) => line.startsWith('client ')),
       broker.stdout,
@@ -338,7 +343,31 @@ describe('the bundled broker with the same configuration file', () => {
     expect(
       refusals.filter((line) => line.startsWith('TLS ')),
       broker.stdout,
-    ).toHaveLength(4)
+    ).toHaveLength(6)
     expect(broker.stdout + broker.stderr).not.toMatch(/alice-pw|bob-pw|wrong-pw|zed-pw/)
   })
+
+  it(
+    'records each connection that ended in its TLS handshake, before any MQTT packet: its ' +
+      'listener and why, in a few words, and no client id',
+    () => {
+      const [, tls, certificate, wrongHost, , wss] = at
+      // Written before the connection was reset: there by the time each client had its answer.
+      const refusals = readFileSync(join(dir, 'bundled.record'), 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"act":"refused"'))
+        .map((line) => JSON.parse(line))
+      for (const refusal of refusals) expect(refusal).toMatchObject({ client: '', dir: 'act' })
+      expect(refusals.map((r) => `${r.listener} ${r.reason}`).sort()).toEqual(
+        [
+          `mqtts://127.0.0.1:${tls} TLS handshake failed: the client hung up`,
+          `mqtts://127.0.0.1:${wrongHost} TLS handshake failed: the client hung up`,
+          `mqtts://127.0.0.1:${tls} not TLS`,
+          `mqtts://127.0.0.1:${certificate} no client certificate`,
+          `mqtts://127.0.0.1:${certificate} client certificate not trusted`,
+          `wss://127.0.0.1:${wss} no client certificate`,
+        ].sort(),
+      )
+    },
+  )
 })
