@@ -91,8 +91,8 @@ export class Stage implements ProcStage {
   /** Lifeline id -> its label. */
   private readonly labelOf = new Map<string, string>()
   /**
-   * The lifelines of the programs no broker has told of yet, oldest first, with the port each
-   * connects to: a connection refused before MQTT has no client id, only its listener.
+   * The lifelines of the programs no broker has told of a CONNECT of yet, oldest first, with the
+   * port each connects to: a connection refused before MQTT has no client id, only its listener.
    */
   private readonly unheard = new Map<string, string>()
   /** Where a refusal goes that no program on stage can have made. */
@@ -355,7 +355,9 @@ export class Stage implements ProcStage {
       return
     }
     const client = this.clientLifeline(record.client)
-    this.unheard.delete(client)
+    // Its CONNECT, not any packet: a late one of an earlier program with the same client id would
+    // be taken for the program that has that id now.
+    if (record.dir === 'in' && record.packet.cmd === 'connect') this.unheard.delete(client)
     this.tracer.record(broker, client, this.labelOf.get(client) ?? client, record)
   }
 
@@ -363,7 +365,8 @@ export class Stage implements ProcStage {
    * A connection refused before MQTT: the first program on stage that connects to that listener's
    * port and that no broker has told of, as the stage starts them one by one. Its record comes
    * before the program ends, where the broker refused it; where the program hung up, the record
-   * may come after its end, and the program is still the first one unheard of.
+   * may come after its end, and the program is still the first one unheard of. (One that never
+   * connected and was never refused would stay first: no show has one on a TLS port.)
    */
   private refused(broker: string, record: RefusalRecord): void {
     const port = portOf(record.listener)
