@@ -4,10 +4,13 @@
 // the bundled broker (`npm run broker -- -c FILE`): the same answers from both, as measured on
 // Mosquitto 2.0.11. Then the bad input the bundled broker refuses with one line.
 import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect as tlsConnect } from 'node:tls'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { type Certificates, makeCertificates } from '../helpers/certificates.ts'
@@ -345,6 +348,46 @@ describe('the bundled broker with the same configuration file', () => {
       broker.stdout,
     ).toHaveLength(6)
     expect(broker.stdout + broker.stderr).not.toMatch(/alice-pw|bob-pw|wrong-pw|zed-pw/)
+  })
+
+  it('over TLS, still answers a client that ended its side right after its PUBLISH', async () => {
+    // Half-open once the handshake is done, as the article's publisher needs: it ends at once.
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: at[1],
+      ca: readFileSync(certs.ca),
+    })
+    await once(socket, 'secureConnect')
+    const answers: Packet['cmd'][] = []
+    const parser = mqttPacket.parser()
+    parser.on('packet', (packet) => answers.push(packet.cmd))
+    socket.on('data', (data: Buffer) => parser.parse(data))
+    const ended = once(socket, 'end')
+    socket.end(
+      Buffer.concat([
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId: 'half-open',
+          clean: true,
+          keepalive: 0,
+          username: 'alice',
+          password: Buffer.from('alice-pw'),
+        }),
+        mqttPacket.generate({
+          cmd: 'publish',
+          topic: 'users/alice/half-open',
+          payload: Buffer.from('on'),
+          qos: 1,
+          messageId: 1,
+          retain: false,
+          dup: false,
+        }),
+      ]),
+    )
+    await ended
+    expect(answers).toEqual(['connack', 'puback'])
   })
 
   it(
