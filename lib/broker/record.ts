@@ -1,7 +1,8 @@
 // The bundled broker's packet record: every MQTT packet it reads from a client and writes to one,
 // parsed, with the client's id, and its own acts (a Last Will it publishes, a retained message it
-// hands to a new subscriber, a PUBLISH that reached no subscriber). The stage view draws it
-// (scenarios/stage/stage.ts); `npm run broker -- --record FILE` writes it as JSON lines.
+// hands to a new subscriber, a PUBLISH that reached no subscriber), and the connections that ended
+// in their TLS handshake, before any packet. The stage view draws it (scenarios/stage/stage.ts);
+// `npm run broker -- --record FILE` writes it as JSON lines.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
