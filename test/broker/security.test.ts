@@ -3,7 +3,7 @@
 // mosquitto_passwd and by npm run passwd, and an ACL with a %u pattern, given to Mosquitto and to
 // the bundled broker (`npm run broker -- -c FILE`): the same answers from both, as measured on
 // Mosquitto 2.0.11. Then the bad input the bundled broker refuses with one line.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -413,4 +413,16 @@ describe('the bundled broker with the same configuration file', () => {
       )
     },
   )
+
+  it('records why a client that sent an alert gave up (OpenSSL, as paho does)', async () => {
+    // MQTT.js hangs up without a word; an OpenSSL client says why, in an alert. It exits 1.
+    const args = ['s_client', '-connect', `127.0.0.1:${at[1]}`, '-verify_return_error']
+    spawnSync('openssl', args, { input: '', stdio: 'pipe', timeout: HUNG_MS })
+    const reasons = () =>
+      readFileSync(join(dir, 'bundled.record'), 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"act":"refused"'))
+        .map((line) => JSON.parse(line).reason)
+    await expect.poll(reasons, { timeout: HUNG_MS }).toContain('TLS handshake failed: unknown ca')
+  })
 })
