@@ -97,7 +97,8 @@ export interface RunningBroker {
   onPacket(listener: PacketListener): () => void
   /**
    * Hear the same as lines of JSON, a turn of the event loop at a time, bursts folded (what `npm
-   * run broker -- --record` writes: ./record.ts's recordLines), for less than onPacket costs.
+   * run broker -- --record` writes: ./record.ts's recordLines), for less than onPacket costs; and
+   * each connection refused before MQTT, in its TLS handshake (./record.ts's RefusalRecord).
    */
   onPacketLines(write: (lines: string) => void): () => void
   close(): Promise<void>
@@ -146,7 +147,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     },
     onClientEvent,
     onPacket: (listener) => recorder.listen(listener),
-    onPacketLines: (write) => recorder.tap(recordLines(write)),
+    onPacketLines: (write) => {
+      const lines = recordLines(write)
+      const stops = [recorder.tap(lines), recorder.hearRefusals(lines.refused)]
+      return () => {
+        for (const stop of stops) stop()
+      }
+    },
     close: () => running.close(false),
     async restart() {
       const { port, wsUrl } = running
@@ -258,6 +265,7 @@ async function bringUp(
         listen,
         maxPacketSize,
         log: (line) => tell(line, ''),
+        refused: (listener, reason) => recorder.refused(listener, reason),
         servers,
       })
       const [url] = listenerUrls

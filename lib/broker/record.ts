@@ -1,7 +1,8 @@
 // The bundled broker's packet record: every MQTT packet it reads from a client and writes to one,
 // parsed, with the client's id, and its own acts (a Last Will it publishes, a retained message it
-// hands to a new subscriber, a PUBLISH that reached no subscriber). The stage view draws it
-// (scenarios/stage/stage.ts); `npm run broker -- --record FILE` writes it as JSON lines.
+// hands to a new subscriber, a PUBLISH that reached no subscriber), and the connections that ended
+// in their TLS handshake, before any packet. The stage view draws it (scenarios/stage/stage.ts);
+// `npm run broker -- --record FILE` writes it as JSON lines.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
@@ -80,6 +81,26 @@ export interface PacketRecord {
 export type PacketListener = (record: PacketRecord) => void
 
 /**
+ * A connection that ended in its TLS handshake, before any MQTT packet: refused by the broker
+ * (plain MQTT on a TLS port, no client certificate where one is required) or given up by the
+ * client, which hangs up or sends an alert (a certificate it does not trust, for another host
+ * name). It has no client id, and no packet: it is no PacketRecord, and only the lines of
+ * recordLines() and the listeners of PacketRecorder.hearRefusals() are told of it.
+ */
+export interface RefusalRecord {
+  /** Its place in the broker's record, among the packets'. */
+  n: number
+  at: number
+  client: ''
+  dir: 'act'
+  act: 'refused'
+  /** The listener's URL, as the broker's ready line gives it: mqtts://localhost:8883. */
+  listener: string
+  /** In a few words: "not TLS", "no client certificate", "TLS handshake failed: unknown ca". */
+  reason: string
+}
+
+/**
  * What recordLines() is given of each packet, as the broker reads, writes or acts on it: the packet
  * as aedes has it, before it is summarized, so that a packet folded into a burst costs no summary.
  * Returns whether the packet is a record of its own (one folded into a burst is not).
@@ -98,6 +119,7 @@ export class PacketRecorder {
   private readonly listeners = new Set<PacketListener>()
   /** An array, not a set: it is walked for every packet. */
   private taps: PacketTap[] = []
+  private readonly refusals = new Set<(record: RefusalRecord) => void>()
   private count = 0
 
   get listening(): boolean {
@@ -109,6 +131,27 @@ export class PacketRecorder {
     patchWriteToStream()
     this.listeners.add(listener)
     return () => void this.listeners.delete(listener)
+  }
+
+  /** Hear every connection refused before MQTT (RefusalRecord). */
+  hearRefusals(listener: (record: RefusalRecord) => void): () => void {
+    this.refusals.add(listener)
+    return () => void this.refusals.delete(listener)
+  }
+
+  /** Record a connection refused before any MQTT packet on `listener` (a URL), and why. */
+  refused(listener: string, reason: string): void {
+    if (this.refusals.size === 0) return
+    const record: RefusalRecord = {
+      n: ++this.count,
+      at: Date.now(),
+      client: '',
+      dir: 'act',
+      act: 'refused',
+      listener,
+      reason,
+    }
+    for (const hear of this.refusals) hear(record)
   }
 
   /** Hear every packet unsummarized (recordLines). */
@@ -271,14 +314,22 @@ class Pending {
  * it; a packet that folds costs a few comparisons and no summary, so the record costs little where
  * it would cost most.
  */
-export function recordLines(write: (lines: string) => void): PacketTap {
+export function recordLines(
+  write: (lines: string) => void,
+): PacketTap & { refused(record: RefusalRecord): void } {
   let batch: Pending[] = []
   /** How many packets the batch stands for, and whether the last write stood for BUSY or more. */
   let told = 0
   let busy = false
   // Per direction, by client id: the id is the same string every time, whose hash is kept.
   const arrows = { in: new Map<string, Pending>(), out: new Map(), act: new Map() }
-  const flush = () => {
+  /** The write to come: at the end of this turn of the event loop, or in FLUSH_MS. */
+  let soon: NodeJS.Immediate | undefined
+  let timer: NodeJS.Timeout | undefined
+  /** Write the lines gathered, and `after` them. */
+  const flush = (after = '') => {
+    clearImmediate(soon)
+    clearTimeout(timer)
     let lines = ''
     for (const { record, last } of batch) {
       if (last !== undefined) record.packet.lastPayload = text(last)
@@ -290,12 +341,12 @@ export function recordLines(write: (lines: string) => void): PacketTap {
     arrows.in.clear()
     arrows.out.clear()
     arrows.act.clear()
-    write(lines)
+    write(lines + after)
   }
   // The incoming PUBLISH that are records of their own, lately: a 'nobody' told of one that folded
   // into a burst is left out, the burst's own record tells of it.
   const own = new Set<number>()
-  return (n, client, dir, packet, act, of) => {
+  const tap: PacketTap = (n, client, dir, packet, act, of) => {
     if (of !== undefined && !own.has(of)) return false
     told++
     const arrow = arrows[dir]
@@ -311,8 +362,8 @@ export function recordLines(write: (lines: string) => void): PacketTap {
       }
     }
     if (batch.length === 0) {
-      if (busy) setTimeout(flush, FLUSH_MS)
-      else setImmediate(flush)
+      if (busy) timer = setTimeout(flush, FLUSH_MS)
+      else soon = setImmediate(flush)
     }
     const record: PacketRecord = {
       n,
@@ -332,6 +383,11 @@ export function recordLines(write: (lines: string) => void): PacketTap {
     }
     return true
   }
+  // A refusal is written at once, after what came before it: the broker tells it before it resets
+  // the connection, so that a reader of the record hears of it before the client does.
+  return Object.assign(tap, {
+    refused: (record: RefusalRecord) => flush(`${JSON.stringify(record)}\n`),
+  })
 }
 
 /** The packets of a burst. */

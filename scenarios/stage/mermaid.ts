@@ -8,6 +8,7 @@ import type {
   LifelineEntry,
   PacketEntry,
   PacketType,
+  RefusalEntry,
   TickEntry,
   TraceEntry,
 } from './trace.ts'
@@ -33,6 +34,15 @@ const REPLIES = new Set<PacketType>([
   'pingresp',
 ])
 
+/** What a diagram draws as an arrow: a packet, or a connection refused before MQTT. */
+type Arrow = PacketEntry | RefusalEntry
+
+/** What an arrow carries, if it is a PUBLISH (see publishedMessage). */
+const carried = (p: Arrow) => (p.kind === 'packet' ? message(p) : undefined)
+
+/** Whether an arrow is an acknowledgement, drawn dashed. */
+const isReply = (p: Arrow | undefined) => p?.kind === 'packet' && REPLIES.has(p.type)
+
 /** A note longer than this is broken into lines: Mermaid does not wrap them. */
 const NOTE_CHARS = 48
 
@@ -49,7 +59,7 @@ export function mermaid(trace: readonly TraceEntry[], options: DiagramOptions = 
   const omit = new Set(options.omit ?? [])
   // What the stage's client published (its markers) reaches programs too: left out with it. A
   // delivery is of the latest PUBLISH to a broker before it that carried the same.
-  const markers = new Set<PacketEntry>()
+  const markers = new Set<Arrow>()
   const lastFrom = new Map<string, string>()
   for (const e of trace) {
     const what = e.kind === 'packet' ? message(e) : undefined
@@ -57,8 +67,11 @@ export function mermaid(trace: readonly TraceEntry[], options: DiagramOptions = 
     if (lifelines.get(e.to)?.role === 'broker') lastFrom.set(what, e.from)
     else if (e.act !== 'retained' && hidden(lastFrom.get(what) ?? '')) markers.add(e)
   }
-  const shown = (p: PacketEntry) =>
-    !omit.has(p.type) && !hidden(p.from) && !hidden(p.to) && !markers.has(p)
+  const shown = (p: Arrow) =>
+    (p.kind === 'refusal' || !omit.has(p.type)) &&
+    !hidden(p.from) &&
+    !hidden(p.to) &&
+    !markers.has(p)
   const drawn = steps.map((step) => ({
     ...step,
     // Between a broker's ends the arrows are ordered apart: each part of the step on its own.
@@ -81,7 +94,12 @@ export function mermaid(trace: readonly TraceEntry[], options: DiagramOptions = 
       lines.push(`    Note over ${span}: ${wrap(entities(`step ${step.number}: ${step.title}`))}`)
     for (const [i, part] of step.parts.entries()) {
       for (const p of causalOrder(part, lifelines)) {
-        const arrow = REPLIES.has(p.type) ? '-->>' : '->>'
+        // A connection refused before MQTT: an arrow that ends in a cross, and why.
+        if (p.kind === 'refusal') {
+          lines.push(`    ${name(p.from)}-x${name(p.to)}: ${entities(`refused: ${p.reason}`)}`)
+          continue
+        }
+        const arrow = isReply(p) ? '-->>' : '->>'
         const count = p.count > 1 ? ` ×${p.count}` : ''
         lines.push(`    ${name(p.from)}${arrow}${name(p.to)}: ${entities(p.text)}${count}`)
         if (p.act === 'nobody') lines.push(`    Note over ${name(p.to)}: ${nobody(p.text)}`)
@@ -101,7 +119,7 @@ export function mermaid(trace: readonly TraceEntry[], options: DiagramOptions = 
 interface Step {
   number: number
   title: string
-  packets: PacketEntry[]
+  packets: Arrow[]
   /** A broker's end, drawn as a note between the arrows before it and those after. */
   ends: { after: number; broker: string; how: EndEntry['how'] }[]
   ticks: TickEntry[]
@@ -114,14 +132,14 @@ interface Step {
  */
 function stepsOf(trace: readonly TraceEntry[], brokers: Map<string, string>): Step[] {
   const steps: Step[] = []
-  const seen = new Set<PacketEntry>()
+  const seen = new Set<Arrow>()
   const restarted = (at: number, label: string) =>
     trace.slice(at).some((e) => e.kind === 'lifeline' && e.label === label)
   for (const [at, e] of trace.entries()) {
     const step = steps.at(-1)
     if (e.kind === 'step')
       steps.push({ number: e.number, title: e.title, packets: [], ends: [], ticks: [] })
-    else if (step && e.kind === 'packet' && !seen.has(e)) {
+    else if (step && (e.kind === 'packet' || e.kind === 'refusal') && !seen.has(e)) {
       // An entry sent again (a burst that grew) is one arrow.
       seen.add(e)
       step.packets.push(e)
@@ -145,7 +163,7 @@ const ENDED = { exit: 'exited', stop: 'stopped (Ctrl-C)', kill: 'killed (SIGKILL
  * then the others in the order they appeared; each with a name Mermaid accepts.
  */
 function participants(
-  packets: PacketEntry[],
+  packets: Arrow[],
   lifelines: Map<string, LifelineEntry>,
 ): Map<string, string> {
   const used = [...new Set(packets.flatMap((p) => [p.from, p.to]))]
@@ -178,29 +196,33 @@ function order(id: string, lifelines: Map<string, LifelineEntry>): number {
  * from it) in the order they happened, a message delivered only after the PUBLISH (or will) that
  * brought it, and otherwise the program that appeared first goes first.
  */
-function causalOrder(packets: PacketEntry[], lifelines: Map<string, LifelineEntry>): PacketEntry[] {
-  const program = (p: PacketEntry) => {
+function causalOrder(packets: Arrow[], lifelines: Map<string, LifelineEntry>): Arrow[] {
+  const program = (p: Arrow) => {
     const role = (id: string) => lifelines.get(id)?.role ?? 'program'
     return role(p.from) === 'program' ? p.from : role(p.to) === 'program' ? p.to : p.from
   }
-  const chains = new Map<string, PacketEntry[]>()
+  const chains = new Map<string, Arrow[]>()
   for (const p of packets) chains.set(program(p), [...(chains.get(program(p)) ?? []), p])
   const ranked = [...chains.keys()].sort((a, b) => order(a, lifelines) - order(b, lifelines))
   // A delivery (broker to program) waits for the latest PUBLISH before it that carried the same.
-  const cause = new Map<PacketEntry, PacketEntry>()
+  const cause = new Map<Arrow, Arrow>()
   for (const [i, p] of packets.entries()) {
-    const what = message(p)
+    const what = carried(p)
     const toProgram = lifelines.get(p.to)?.role !== 'broker'
-    if (!what || !toProgram || p.act === 'retained') continue
+    if (!what || !toProgram || p.kind !== 'packet' || p.act === 'retained') continue
     const from = packets
       .slice(0, i)
-      .findLast((q) => message(q) === what && (lifelines.get(q.to)?.role === 'broker' || q.act))
+      .findLast(
+        (q) =>
+          carried(q) === what &&
+          (lifelines.get(q.to)?.role === 'broker' || (q.kind === 'packet' && q.act)),
+      )
     if (from) cause.set(p, from)
   }
-  const done = new Set<PacketEntry>()
-  const out: PacketEntry[] = []
+  const done = new Set<Arrow>()
+  const out: Arrow[] = []
   const head = (id: string) => chains.get(id)!.find((p) => !done.has(p))
-  const ready = (p: PacketEntry | undefined) =>
+  const ready = (p: Arrow | undefined) =>
     p !== undefined && (!cause.has(p) || done.has(cause.get(p)!))
   let current: string | undefined
   while (out.length < packets.length) {
@@ -208,9 +230,7 @@ function causalOrder(packets: PacketEntry[], lifelines: Map<string, LifelineEntr
     // then the first program that can go on. A cause that comes after its effect in its own chain
     // cannot be waited for: then the first program with arrows left goes on.
     const next =
-      (current !== undefined && REPLIES.has(head(current)?.type as PacketType)
-        ? current
-        : undefined) ??
+      (current !== undefined && isReply(head(current)) ? current : undefined) ??
       ranked.find((id) => cause.has(head(id)!) && ready(head(id))) ??
       ranked.find((id) => ready(head(id))) ??
       ranked.find((id) => head(id) !== undefined)!

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { readyLine, startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
-import type { PacketRecord } from '../../lib/broker/record.ts'
+import type { PacketRecord, RefusalRecord } from '../../lib/broker/record.ts'
 import { LIFELINE } from '../../lib/cli.ts'
 import { HUNG_MS, inSeconds, Waiter } from './waiter.ts'
 import { ROOT } from '../../lib/build-cache.ts'
@@ -90,6 +90,13 @@ export class Stage implements ProcStage {
   private readonly byClientId = new Map<string, string>()
   /** Lifeline id -> its label. */
   private readonly labelOf = new Map<string, string>()
+  /**
+   * The lifelines of the programs no broker has told of a CONNECT of yet, oldest first, with the
+   * port each connects to: a connection refused before MQTT has no client id, only its listener.
+   */
+  private readonly unheard = new Map<string, string>()
+  /** Where a refusal goes that no program on stage can have made. */
+  private stranger?: string
   /** The lifeline of the broker the stage started, was given, or was pointed at by MQTT_URL. */
   private brokerLifeline?: string
   private stopHearingPackets?: () => void
@@ -267,7 +274,11 @@ export class Stage implements ProcStage {
         ? this.lifeline(label, 'broker')
         : this.lifeline(label, 'program', { clientId })
       this.lifelineOf.set(proc, lifeline)
-      if (!isBroker && clientId) this.byClientId.set(clientId, lifeline)
+      if (!isBroker && clientId) {
+        this.byClientId.set(clientId, lifeline)
+        const url = args.includes('--url') ? args[args.indexOf('--url') + 1] : this.url
+        this.unheard.set(lifeline, portOf(url))
+      }
     }
     void proc.exit.then((exit) => {
       this.processes.delete(proc)
@@ -282,7 +293,10 @@ export class Stage implements ProcStage {
       ? {
           fd: RECORD_FD,
           line: (line: string) =>
-            this.recorded(this.lifelineOf.get(proc)!, JSON.parse(line) as PacketRecord),
+            this.recorded(
+              this.lifelineOf.get(proc)!,
+              JSON.parse(line) as PacketRecord | RefusalRecord,
+            ),
         }
       : undefined
     const recordArgs = isBroker ? ['--record', `/dev/fd/${RECORD_FD}`] : []
@@ -331,10 +345,35 @@ export class Stage implements ProcStage {
     return id
   }
 
-  /** A record of the broker whose lifeline is `broker`: a packet, or the broker's own act. */
-  private recorded(broker: string, record: PacketRecord): void {
+  /**
+   * A record of the broker whose lifeline is `broker`: a packet, the broker's own act, or a
+   * connection refused before MQTT.
+   */
+  private recorded(broker: string, record: PacketRecord | RefusalRecord): void {
+    if (record.act === 'refused') {
+      this.refused(broker, record)
+      return
+    }
     const client = this.clientLifeline(record.client)
+    // Its CONNECT, not any packet: a late one of an earlier program with the same client id would
+    // be taken for the program that has that id now.
+    if (record.dir === 'in' && record.packet.cmd === 'connect') this.unheard.delete(client)
     this.tracer.record(broker, client, this.labelOf.get(client) ?? client, record)
+  }
+
+  /**
+   * A connection refused before MQTT: the first program on stage that connects to that listener's
+   * port and that no broker has told of, as the stage starts them one by one. Its record comes
+   * before the program ends, where the broker refused it; where the program hung up, the record
+   * may come after its end, and the program is still the first one unheard of. (One that never
+   * connected and was never refused would stay first: no show has one on a TLS port.)
+   */
+  private refused(broker: string, record: RefusalRecord): void {
+    const port = portOf(record.listener)
+    const program = [...this.unheard].find(([, on]) => on === port)?.[0]
+    if (program) this.unheard.delete(program)
+    const from = program ?? (this.stranger ??= this.lifeline('(unknown client)', 'program'))
+    this.tracer.refusal(from, broker, record.listener, record.reason)
   }
 
   /**
@@ -774,6 +813,15 @@ export class Stage implements ProcStage {
     this.events.push(event)
     this.options.onEvent?.(event)
     this.printing.arrived()
+  }
+}
+
+/** The port of `url`, as a string; '' where it has none (mqtt+unix://) or is no URL. */
+function portOf(url: string | undefined): string {
+  try {
+    return new URL(url ?? '').port
+  } catch {
+    return ''
   }
 }
 

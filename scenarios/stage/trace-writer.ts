@@ -1,7 +1,7 @@
 // Writes the trace of a play (./trace.ts) as it happens: the stage (./stage.ts) tells it of the
-// play, its lifelines, steps, ticks and result, and hands it each record of a broker's packets
-// (lib/broker/record.ts); it names each client after the program the show labels, folds bursts, and
-// passes every entry to StageOptions.onTrace as it is made or grows.
+// play, its lifelines, steps, ticks, result and refused connections, and hands it each record of a
+// broker's packets (lib/broker/record.ts); it names each client after the program the show
+// labels, folds bursts, and passes every entry to StageOptions.onTrace as it is made or grows.
 import { BURST_SHOWN, type PacketRecord, type PacketSummary } from '../../lib/broker/record.ts'
 import { packetText } from './packet-text.ts'
 import type {
@@ -10,6 +10,7 @@ import type {
   PacketEntry,
   PacketType,
   PlayEntry,
+  RefusalEntry,
   TraceEntry,
 } from './trace.ts'
 
@@ -165,6 +166,23 @@ export class TraceWriter {
     this.lastAbout.set(to, entry.seq)
     this.add(entry)
     return entry
+  }
+
+  /** A connection of the lifeline `program` that `broker` refused before MQTT (RefusalEntry). */
+  refusal(program: string, broker: string, listener: string, reason: string): void {
+    const at = Date.now() - this.started
+    const entry: RefusalEntry = {
+      kind: 'refusal',
+      seq: ++this.seq,
+      from: program,
+      to: broker,
+      listener,
+      reason,
+      at,
+    }
+    this.lastAbout.set(program, entry.seq)
+    this.lastAbout.set(broker, entry.seq)
+    this.add(entry)
   }
 
   /**

@@ -1,8 +1,9 @@
 // The trace of a play: what the stage view draws as a live sequence diagram on the show's page, and
 // what exports as Mermaid for the docs. Lifelines, steps, every MQTT packet between a program and a
-// broker (read and written by the bundled broker itself), the broker's own acts, and the ticks that
-// prove the claims, in the order they happened. The stage writes it (./stage.ts: stage.trace, and
-// StageOptions.onTrace as each entry is made); the page and the Mermaid export only read it.
+// broker (read and written by the bundled broker itself), the broker's own acts, the connections
+// refused before MQTT, and the ticks that prove the claims, in the order they happened. The stage
+// writes it (./stage.ts: stage.trace, and StageOptions.onTrace as each entry is made); the page and
+// the Mermaid export only read it.
 
 /** A new play begins: a show of several experiments sends one per experiment. */
 export interface PlayEntry {
@@ -102,13 +103,41 @@ export interface PacketEntry {
   at: number
 }
 
+/**
+ * A connection that ended in its TLS handshake, before any MQTT packet (the bundled broker's
+ * record tells it: lib/broker/record.ts' RefusalRecord): refused by the broker (plain MQTT on its
+ * TLS port, no client certificate) or given up by the program (a certificate it does not trust).
+ * Drawn as an arrow from the program to the broker that ends in a refusal mark, with its reason.
+ * It is numbered among the packets, so that a tick can stand beside it, and never sent again.
+ */
+export interface RefusalEntry {
+  kind: 'refusal'
+  /** Its place among the packets of the play. */
+  seq: number
+  /**
+   * The program's lifeline. A refusal has no client id: it is the program the stage started that
+   * connects to that listener's port and that the broker has not told of yet, the first of them.
+   */
+  from: string
+  /** The broker's lifeline. */
+  to: string
+  /** The listener's URL, as the broker gives it (its port changes from play to play). */
+  listener: string
+  /** Why, in a few words: "not TLS", "no client certificate", "TLS handshake failed: ...". */
+  reason: string
+  /** Milliseconds since the play began. */
+  at: number
+}
+
 /** An expectation met: drawn beside the arrow it proves. */
 export interface TickEntry {
   kind: 'tick'
   text: string
   /** The claim it demonstrates (C11), where it demonstrates one. */
   claim?: string
-  /** The seq of the packet it stands beside: the last one it is about; absent if none. */
+  /**
+   * The seq of the packet (or refusal) it stands beside: the last one it is about; absent if none.
+   */
   after?: number
 }
 
@@ -125,6 +154,7 @@ export type TraceEntry =
   | EndEntry
   | StepEntry
   | PacketEntry
+  | RefusalEntry
   | TickEntry
   | ResultEntry
 

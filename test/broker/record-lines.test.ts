@@ -109,6 +109,28 @@ describe('the record as lines (recordLines)', () => {
     ])
   })
 
+  it('writes a connection refused before MQTT at once, after the lines gathered before it', () => {
+    const writes: string[] = []
+    const tap = recordLines((lines) => writes.push(lines))
+    tap(1, 'pub', 'in', publish('p0'))
+    const listener = 'mqtts://localhost:8883'
+    tap.refused({
+      n: 2,
+      at: 0,
+      client: '',
+      dir: 'act',
+      act: 'refused',
+      listener,
+      reason: 'not TLS',
+    })
+    expect(writes.length, 'written before refused() returned').toBe(1)
+    const lines = writes[0].split('\n').filter(Boolean)
+    expect(lines.map((line) => JSON.parse(line))).toMatchObject([
+      { n: 1, client: 'pub', dir: 'in' },
+      { n: 2, client: '', dir: 'act', act: 'refused', listener, reason: 'not TLS' },
+    ])
+  })
+
   it('an arrow of a folded burst says its first and last payload', () => {
     const { lastPayload, ...first } = {
       cmd: 'publish' as const,

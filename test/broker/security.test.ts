@@ -3,11 +3,14 @@
 // mosquitto_passwd and by npm run passwd, and an ACL with a %u pattern, given to Mosquitto and to
 // the bundled broker (`npm run broker -- -c FILE`): the same answers from both, as measured on
 // Mosquitto 2.0.11. Then the bad input the bundled broker refuses with one line.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect as tlsConnect } from 'node:tls'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
 import { type Certificates, makeCertificates } from '../helpers/certificates.ts'
@@ -309,7 +312,12 @@ describe('the bundled broker with the same configuration file', () => {
   beforeAll(async () => {
     at = await ports()
     writeFileSync(join(dir, 'bundled.conf'), configuration(at))
-    broker = start(brokerScript, ['-c', join(dir, 'bundled.conf')])
+    broker = start(brokerScript, [
+      '-c',
+      join(dir, 'bundled.conf'),
+      '--record',
+      join(dir, 'bundled.record'),
+    ])
     await broker.waitForLine('broker ready on')
   }, HUNG_MS)
   afterAll(async () => {
@@ -330,7 +338,7 @@ describe('the bundled broker with the same configuration file', () => {
       .split('\n')
       .filter((line) => / from 127\.0\.0\.1:\d+ /.test(line))
     // SEC1 twice, SEC2 twice, SEC3 twice, SEC8 once: 7 refused CONNECTs; and SEC6, SEC7 twice and
-    // SEC13 refused in TLS (SEC5's are refused by the client, which the broker does not hear of).
+    // SEC13 refused in TLS, and SEC5's two clients that hung up in the handshake.
     expect(
       refusals.filter((line) => line.startsWith('client ')),
       broker.stdout,
@@ -338,7 +346,83 @@ describe('the bundled broker with the same configuration file', () => {
     expect(
       refusals.filter((line) => line.startsWith('TLS ')),
       broker.stdout,
-    ).toHaveLength(4)
+    ).toHaveLength(6)
     expect(broker.stdout + broker.stderr).not.toMatch(/alice-pw|bob-pw|wrong-pw|zed-pw/)
+  })
+
+  it('over TLS, still answers a client that ended its side right after its PUBLISH', async () => {
+    // Half-open once the handshake is done, as the article's publisher needs: it ends at once.
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: at[1],
+      ca: readFileSync(certs.ca),
+    })
+    await once(socket, 'secureConnect')
+    const answers: Packet['cmd'][] = []
+    const parser = mqttPacket.parser()
+    parser.on('packet', (packet) => answers.push(packet.cmd))
+    socket.on('data', (data: Buffer) => parser.parse(data))
+    const ended = once(socket, 'end')
+    socket.end(
+      Buffer.concat([
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId: 'half-open',
+          clean: true,
+          keepalive: 0,
+          username: 'alice',
+          password: Buffer.from('alice-pw'),
+        }),
+        mqttPacket.generate({
+          cmd: 'publish',
+          topic: 'users/alice/half-open',
+          payload: Buffer.from('on'),
+          qos: 1,
+          messageId: 1,
+          retain: false,
+          dup: false,
+        }),
+      ]),
+    )
+    await ended
+    expect(answers).toEqual(['connack', 'puback'])
+  })
+
+  it(
+    'records each connection that ended in its TLS handshake, before any MQTT packet: its ' +
+      'listener and why, in a few words, and no client id',
+    () => {
+      const [, tls, certificate, wrongHost, , wss] = at
+      // Written before the connection was reset: there by the time each client had its answer.
+      const refusals = readFileSync(join(dir, 'bundled.record'), 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"act":"refused"'))
+        .map((line) => JSON.parse(line))
+      for (const refusal of refusals) expect(refusal).toMatchObject({ client: '', dir: 'act' })
+      expect(refusals.map((r) => `${r.listener} ${r.reason}`).sort()).toEqual(
+        [
+          `mqtts://127.0.0.1:${tls} TLS handshake failed: the client hung up`,
+          `mqtts://127.0.0.1:${wrongHost} TLS handshake failed: the client hung up`,
+          `mqtts://127.0.0.1:${tls} not TLS`,
+          `mqtts://127.0.0.1:${certificate} no client certificate`,
+          `mqtts://127.0.0.1:${certificate} client certificate not trusted`,
+          `wss://127.0.0.1:${wss} no client certificate`,
+        ].sort(),
+      )
+    },
+  )
+
+  it('records why a client that sent an alert gave up (OpenSSL, as paho does)', async () => {
+    // MQTT.js hangs up without a word; an OpenSSL client says why, in an alert. It exits 1.
+    const args = ['s_client', '-connect', `127.0.0.1:${at[1]}`, '-verify_return_error']
+    spawnSync('openssl', args, { input: '', stdio: 'pipe', timeout: HUNG_MS })
+    const reasons = () =>
+      readFileSync(join(dir, 'bundled.record'), 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"act":"refused"'))
+        .map((line) => JSON.parse(line).reason)
+    await expect.poll(reasons, { timeout: HUNG_MS }).toContain('TLS handshake failed: unknown ca')
   })
 })

@@ -83,6 +83,44 @@ describe.skipIf(noOpenssl)(noOpenssl ?? 'scenario security', () => {
 
   traceSuite(security, () => bundled(), trace)
 
+  it(
+    'traces each connection refused in its TLS handshake, before any MQTT packet, from the ' +
+      'program the stage started for it to the broker, in its step',
+    () => {
+      bundled()
+      const labels = new Map(
+        trace.flatMap((e) => (e.kind === 'lifeline' ? [[e.id, e.label] as const] : [])),
+      )
+      // Each refusal's program, whose lifeline was made in the same step, and its step.
+      let step = 0
+      const madeIn = new Map<string, number>()
+      const refusals: string[] = []
+      for (const e of trace) {
+        if (e.kind === 'step') step = e.number
+        else if (e.kind === 'lifeline') madeIn.set(e.id, step)
+        else if (e.kind === 'refusal')
+          refusals.push(
+            `step ${step}: ${labels.get(e.from)} (of step ${madeIn.get(e.from)}) -> ` +
+              `${labels.get(e.to)}: ${e.reason}`,
+          )
+      }
+      expect(refusals).toEqual([
+        'step 10: alice (of step 10) -> broker: TLS handshake failed: the client hung up',
+        'step 10: by-address (of step 10) -> broker: TLS handshake failed: the client hung up',
+        'step 10: plain (of step 10) -> broker: not TLS',
+        'step 12: no-certificate (of step 12) -> broker: no client certificate',
+      ])
+      // Where the broker refused it, its record came before the program's end: the tick that
+      // proves the refusal stands beside it.
+      for (const program of ['plain', 'no-certificate']) {
+        const refusal = trace.find((e) => e.kind === 'refusal' && labels.get(e.from) === program)
+        const after = trace.indexOf(refusal!)
+        const tick = trace.slice(after).find((e) => e.kind === 'tick')
+        expect(tick, program).toMatchObject({ after: (refusal as { seq: number }).seq })
+      }
+    },
+  )
+
   it.skipIf(!mosquittoPath)(
     mosquittoPath ? 'plays on Mosquitto started from the same files' : NOT_INSTALLED,
     () => {

@@ -1,6 +1,7 @@
 // The trace the stage writes (scenarios/stage/trace-writer.ts) and its Mermaid export
-// (scenarios/stage/mermaid.ts), without a play: bursts fold into one arrow that counts them, and a
-// diagram does not depend on how the programs' packets happened to interleave.
+// (scenarios/stage/mermaid.ts), without a play: bursts fold into one arrow that counts them, a
+// refused connection is an arrow of its own, and a diagram does not depend on how the programs'
+// packets happened to interleave.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { mermaid } from '../../scenarios/stage/mermaid.ts'
 import { toldByLine } from '../../scenarios/stage/packet-text.ts'
@@ -100,6 +101,31 @@ describe('the trace of a play', () => {
     expect(counts).toEqual([2, 1, 1, 1, 2])
     expect(trace.entries.find((e) => e.kind === 'tick')).toMatchObject({ after: 1 })
   })
+
+  it(
+    'numbers a connection refused before MQTT among the packets, its tick beside it, and exports ' +
+      'it as an arrow that ends in a cross, whatever packets Mermaid leaves out',
+    () => {
+      const { trace, broker, sub, pub } = writer()
+      trace.step(1, 'refused')
+      trace.packet(sub, broker, 'connect', 'CONNECT subscriber')
+      trace.refusal(pub, broker, 'mqtts://localhost:8883', 'not TLS')
+      trace.tick('no way in', undefined, pub)
+      expect(trace.entries.filter((e) => e.kind === 'refusal')).toMatchObject([
+        { seq: 2, from: pub, to: broker, listener: 'mqtts://localhost:8883', reason: 'not TLS' },
+      ])
+      expect(trace.entries.at(-1)).toMatchObject({ kind: 'tick', after: 2 })
+      expect(mermaid(trace.entries, { omit: ['connect'] })).toBe(
+        [
+          'sequenceDiagram',
+          '    participant publisher as publisher',
+          '    participant broker as broker',
+          '    Note over publisher,broker: step 1: refused',
+          '    publisher-xbroker: refused: not TLS',
+        ].join('\n'),
+      )
+    },
+  )
 
   it('draws one diagram whatever the order in which packets of two programs arrived', () => {
     const diagram = (order: 'publisher first' | 'subscriber first') => {

@@ -38,8 +38,9 @@ export async function newPage(browser: Browser, url: string): Promise<Page> {
 }
 
 /**
- * The diagram of the newest play, row by row: `step N: step N of S | title`, `packet SEQ: label`,
- * `tick after SEQ: ✓ text` beside an arrow, `tick: ✓ text` on a row of its own, `result: text`.
+ * The diagram of the newest play, row by row: `step N: step N of S | title`, `packet SEQ: label`
+ * (a refused connection's too), `tick after SEQ: ✓ text` beside an arrow, `tick: ✓ text` on a row
+ * of its own, `result: text`.
  */
 export function drawn(page: Page): Promise<string[]> {
   return page.evaluate(() => {
@@ -114,6 +115,11 @@ export function expectedOf(entries: TraceEntry[]): string[] {
       const row = { lines: [`packet ${entry.seq}: ${label}${count}`], seqs: [entry.seq] }
       rows.push(row.lines)
       rowOf.set(entry.seq, row)
+    } else if (e.kind === 'refusal') {
+      packets = true
+      const row = { lines: [`packet ${e.seq}: refused ${e.reason}`], seqs: [e.seq] }
+      rows.push(row.lines)
+      rowOf.set(e.seq, row)
     } else if (e.kind === 'tick') {
       const row = e.after === undefined ? undefined : rowOf.get(e.after)
       if (row) {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { StageView } from '../../scenarios/stage/stage-view.ts'
 import type { TraceEntry } from '../../scenarios/stage/trace.ts'
 import { HUNG_MS } from '../../scenarios/stage/waiter.ts'
-import { burstPlay, lifelinesPlay, MQTT5_LIFELINES, retainedPlay } from './plays.ts'
+import { burstPlay, lifelinesPlay, MQTT5_LIFELINES, refusalPlay, retainedPlay } from './plays.ts'
 import {
   CHROMIUM,
   drawn,
@@ -183,6 +183,58 @@ inBrowser('the stage view in Chromium, with a scripted play', () => {
       expect(await late.locator('#plays').innerHTML()).toBe(
         await page.locator('#plays').innerHTML(),
       )
+    },
+  )
+
+  it(
+    'a connection refused in its TLS handshake is an arrow from the program that ends in a cross ' +
+      "on the broker's lifeline, with why, its tick beside it",
+    async () => {
+      const view = await open()
+      const page = await newPage(browser, view.url)
+      const entries = refusalPlay()
+      await play(view, entries)
+      await page.locator('.result').waitFor({ timeout: HUNG_MS })
+      expect(await drawn(page)).toEqual(expectedOf(entries))
+      expect(await page.locator('.arrow.refusal .label').allTextContents()).toEqual([
+        'refused TLS handshake failed: the client hung up',
+        'refused TLS handshake failed: the client hung up',
+        'refused not TLS',
+        'refused no client certificate',
+      ])
+      expect(await smallestText(page)).toBeGreaterThanOrEqual(20)
+      // Each line spans the two lifelines, and ends in a cross where the broker's is, on the left.
+      const drawnAs = await page.evaluate(() => {
+        const centre = (e: Element) => {
+          const box = e.getBoundingClientRect()
+          return Math.round(box.left + box.width / 2)
+        }
+        const heads = new Map(
+          [...document.querySelectorAll('.heads .head')].map((h) => [h.textContent, centre(h)]),
+        )
+        return [...document.querySelectorAll('.arrow.refusal')].map((row) => {
+          const line = row.querySelector('.line')!
+          const box = line.getBoundingClientRect()
+          return {
+            from: Math.round(box.right),
+            to: Math.round(box.left),
+            broker: heads.get('broker'),
+            heads: [...heads.values()],
+            cross: getComputedStyle(line, '::before').content,
+            head: getComputedStyle(line, '::after').content,
+          }
+        })
+      })
+      for (const arrow of drawnAs) {
+        expect(Math.abs(arrow.to - arrow.broker!), 'ends on the broker').toBeLessThanOrEqual(2)
+        expect(
+          arrow.heads.some((x) => Math.abs(arrow.from - x) <= 2 && x !== arrow.broker),
+          'starts on a program',
+        ).toBe(true)
+        expect(arrow.cross).toBe('"✖"')
+        expect(arrow.head).toBe('none')
+      }
+      await page.screenshot({ path: join(shots, 'stage-view-refusals.png') })
     },
   )
 

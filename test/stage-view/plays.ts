@@ -1,7 +1,8 @@
 // Traces written by hand for the stage view's tests and pictures, as the stage records them
 // (scenarios/stage/trace.ts): the retained show's play, packet by packet, a short play with what
-// the retained one lacks (keepalive pings, a burst that grows, a Last Will, a kill), and a play
-// with as many lifelines as the mqtt5 show has, or more.
+// the retained one lacks (keepalive pings, a burst that grows, a Last Will, a kill), a play with
+// as many lifelines as the mqtt5 show has, or more, and the security show's connections refused in
+// their TLS handshake.
 import type { PacketEntry, PacketType, TraceEntry } from '../../scenarios/stage/trace.ts'
 
 /** Writes a play's entries in order, numbering its packets and timing them 10 ms apart. */
@@ -27,6 +28,14 @@ class Play {
     const seq = ++this.seq
     const entry: PacketEntry = { kind: 'packet', seq, from, to, type, text, count: 1, at: seq * 10 }
     this.entries.push({ ...entry, ...more })
+    return seq
+  }
+
+  /** A connection of `from` that the broker refused before MQTT. */
+  refusal(from: string, reason: string): number {
+    const seq = ++this.seq
+    const listener = 'mqtts://localhost:8883'
+    this.entries.push({ kind: 'refusal', seq, from, to: 'broker', listener, reason, at: seq * 10 })
     return seq
   }
 
@@ -243,4 +252,37 @@ export function lifelinesPlay(labels: string[]): TraceEntry[] {
     play.connect(label)
   }
   return play.result('mqtt5: every expectation met')
+}
+
+/**
+ * The security show's steps 10 to 12 as the bundled broker records them: three programs refused
+ * in their TLS handshake, one for want of a certificate, and alice let in with hers.
+ */
+export function refusalPlay(): TraceEntry[] {
+  const play = new Play(
+    'security',
+    'a broker that refuses strangers, and speaks TLS with certificates from a CA of our own',
+    12,
+  )
+  play.step('Without our CA, by another name, or in plain MQTT: no way in')
+  const refused = [
+    ['alice', 'TLS handshake failed: the client hung up', 'without --cafile, no way in'],
+    ['by-address', 'TLS handshake failed: the client hung up', '127.0.0.1 is another name'],
+    ['plain', 'not TLS', 'and plain MQTT on the TLS port gets no answer at all'],
+  ]
+  for (const [id, reason, tick] of refused) {
+    play.lifeline(id, id)
+    const seq = play.refusal(id, reason)
+    play.end(id, 'exit')
+    play.tick(tick, seq)
+  }
+  play.step('Make a certificate for alice, and subscribe with it, no password')
+  play.lifeline('alice-2', 'alice')
+  play.connect('alice-2', 'alice')
+  play.step('Publish there with a password and no certificate, then with her certificate')
+  play.lifeline('no-certificate', 'no-certificate')
+  const none = play.refusal('no-certificate', 'no client certificate')
+  play.end('no-certificate', 'exit')
+  play.tick('a password is not enough on this port: no certificate, no connection', none)
+  return play.result('security: every expectation met')
 }

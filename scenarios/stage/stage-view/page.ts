@@ -8,6 +8,7 @@ import type {
   LifelineEntry,
   PacketEntry,
   PlayEntry,
+  RefusalEntry,
   TickEntry,
   TraceEntry,
 } from '../trace.ts'
@@ -217,6 +218,19 @@ class Play {
     return stage(this.publishers.get(message)) === true
   }
 
+  /**
+   * A connection refused before MQTT: an arrow from the program to the broker that ends in a
+   * refusal mark (page.css), with why.
+   */
+  refusal(entry: RefusalEntry): void {
+    this.hasPackets = true
+    const arrow = this.arrow({ ...entry, type: 'refusal' }, '')
+    arrow.row.dataset.seq = String(entry.seq)
+    arrow.label.replaceChildren(element('b', 'act', 'refused'), ' ', entry.reason)
+    arrow.label.title = `${entry.listener}, ${(entry.at / 1000).toFixed(3)} s into the play`
+    this.arrows.set(entry.seq, arrow)
+  }
+
   tick(entry: TickEntry): void {
     const tick = element('p', 'tick', `✓ ${entry.text}`)
     const arrow = entry.after === undefined ? undefined : this.arrows.get(entry.after)
@@ -418,6 +432,7 @@ function draw(entry: TraceEntry): void {
   else if (entry.kind === 'end-of-life') current.end(entry)
   else if (entry.kind === 'step') current.step(entry.number, entry.title)
   else if (entry.kind === 'packet') current.packet(entry)
+  else if (entry.kind === 'refusal') current.refusal(entry)
   else if (entry.kind === 'tick') current.tick(entry)
   else if (entry.kind === 'result') current.result(entry.ok, entry.text)
 }
