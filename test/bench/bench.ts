@@ -63,6 +63,13 @@ const { values: flags } = parseFlags(
       help: 'how many runs of the publisher per broker with --a1 (default 100)',
     },
     json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON to FILE' },
+    rounds: {
+      type: 'string',
+      arg: 'N',
+      help:
+        'exactly N rounds of each row through each broker (default 3 to 8, as time allows): more ' +
+        'for a ratio near its mark',
+    },
     only: {
       type: 'string',
       arg: 'TEXT',
@@ -111,7 +118,24 @@ if (flags.a1) {
  * moment of a busy machine. A warm-up comes first, so that no broker is measured before its code is
  * compiled.
  */
-const ROUNDS = flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 8, seconds: 16 }
+const ROUNDS: Rounds =
+  roundsFlag() ??
+  (flags.quick ? { least: 1, most: 2, seconds: 4 } : { least: 3, most: 8, seconds: 16 })
+
+interface Rounds {
+  least: number
+  most: number
+  /** How long a row may take, past its `least` rounds. */
+  seconds: number
+}
+
+function roundsFlag(): Rounds | undefined {
+  if (flags.rounds === undefined) return undefined
+  const n = Number(flags.rounds)
+  if (!Number.isInteger(n) || n < 1)
+    fail(`--rounds must be a whole number of at least 1, not ${JSON.stringify(flags.rounds)}`)
+  return { least: n, most: n, seconds: 0 }
+}
 /**
  * Messages per publisher: about a second of work per broker and workload on the project's 2-core
  * development machine at rest, so that a burst of load elsewhere on the machine weighs little in a
