@@ -179,15 +179,7 @@ export class PacketRecorder {
     const taps = this.taps
     for (let i = 0; i < taps.length; i++) if (taps[i](n, client, dir, packet, act, of)) kept = true
     if (this.listeners.size === 0) return kept ? n : 0
-    const record: PacketRecord = {
-      n,
-      at: Date.now(),
-      client,
-      dir,
-      packet: summary(packet),
-      act,
-      of,
-    }
+    const record = recordOf(n, client, dir, packet, act, of)
     for (const listener of this.listeners) listener(record)
     return n
   }
@@ -365,15 +357,7 @@ export function recordLines(
       if (busy) timer = setTimeout(flush, FLUSH_MS)
       else soon = setImmediate(flush)
     }
-    const record: PacketRecord = {
-      n,
-      at: Date.now(),
-      client,
-      dir,
-      packet: summary(packet),
-      act,
-      of,
-    }
+    const record = recordOf(n, client, dir, packet, act, of)
     const pending = new Pending(record, packet, fits ? before.run + 1 : 1)
     arrow.set(client, pending)
     batch.push(pending)
@@ -552,6 +536,11 @@ function tellWhatReachesNobody(aedes: Aedes, recorder: PacketRecorder): Unrouted
     return result
   }
   return unrouted
+}
+
+/** A record of `packet`, made now: before aedes fills in a topic from its alias. */
+function recordOf(...[n, client, dir, packet, act, of]: Parameters<PacketTap>): PacketRecord {
+  return { n, at: Date.now(), client, dir, packet: summary(packet), act, of }
 }
 
 /** The fields of `packet` that a record keeps, payloads as text cut after PAYLOAD_CHARS. */
