@@ -100,7 +100,7 @@ export interface RunningBroker {
    * run broker -- --record` writes: ./record.ts's recordLines), for less than onPacket costs; and
    * each connection refused before MQTT, in its TLS handshake (./record.ts's RefusalRecord).
    */
-  onPacketLines(write: (lines: string) => void): () => void
+  onPacketLines(write: (lines: string) => void): PacketLines
   close(): Promise<void>
   /**
    * Stop as a crash would (every connection drops, no Last Will is published) and start again on
@@ -110,6 +110,13 @@ export interface RunningBroker {
 }
 
 type ClientEventListener = (line: string, clientId: string) => void
+
+/** The record as lines (RunningBroker.onPacketLines): how to stop hearing it, or write it now. */
+export interface PacketLines {
+  stop(): void
+  /** Write the lines gathered so far at once, and `after` them. */
+  flush(after?: string): void
+}
 
 /**
  * Large enough for any demo (a discovery config is under 1 kB), small enough that no client can
@@ -150,8 +157,11 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     onPacketLines: (write) => {
       const lines = recordLines(write)
       const stops = [recorder.tap(lines), recorder.hearRefusals(lines.refused)]
-      return () => {
-        for (const stop of stops) stop()
+      return {
+        stop: () => {
+          for (const stop of stops) stop()
+        },
+        flush: lines.flush,
       }
     },
     close: () => running.close(false),

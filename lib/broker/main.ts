@@ -3,7 +3,8 @@
 // 0. With --record, it writes its packet record (./record.ts) as JSON lines.
 import { fstatSync, openSync, writeSync } from 'node:fs'
 import { Socket } from 'node:net'
-import { fail, messageOf, startProgram, writePidFile } from '../cli.ts'
+import { createInterface } from 'node:readline'
+import { fail, LIFELINE, messageOf, startProgram, writePidFile } from '../cli.ts'
 import { parseFlags } from '../parse-flags.ts'
 import { configured } from './configured.ts'
 import {
@@ -215,7 +216,16 @@ function record(broker: RunningBroker, file: string): void {
     process.stderr.write(`--record ${file}: ${messageOf(error)}; the broker goes on without it\n`)
     return
   }
-  const stopRecording = broker.onPacketLines(write)
+  const lines = broker.onPacketLines(write)
+  const stopRecording = lines.stop
+  // The stage, at each step, asks its broker processes on their standard input to write what they
+  // have recorded so far and a mark after it (`sync N` and `{"sync":N}`): every packet the broker
+  // had handled when it was asked is then drawn before the step begins.
+  if (process.env[LIFELINE] === '1')
+    createInterface({ input: process.stdin }).on('line', (line) => {
+      const sync = /^sync (\d+)$/.exec(line)?.[1]
+      if (sync) lines.flush(`{"sync":${sync}}\n`)
+    })
 }
 
 function sizeFlag(value: string | undefined): number | undefined {

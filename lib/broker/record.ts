@@ -308,7 +308,7 @@ class Pending {
  */
 export function recordLines(
   write: (lines: string) => void,
-): PacketTap & { refused(record: RefusalRecord): void } {
+): PacketTap & { refused(record: RefusalRecord): void; flush(after?: string): void } {
   let batch: Pending[] = []
   /** How many packets the batch stands for, and whether the last write stood for BUSY or more. */
   let told = 0
@@ -371,6 +371,7 @@ export function recordLines(
   // the connection, so that a reader of the record hears of it before the client does.
   return Object.assign(tap, {
     refused: (record: RefusalRecord) => flush(`${JSON.stringify(record)}\n`),
+    flush,
   })
 }
 

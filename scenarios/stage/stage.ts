@@ -118,6 +118,13 @@ export class Stage implements ProcStage {
   private credentials?: { username: string; password: string }
   private readonly controlId = `stage-${randomBytes(4).toString('hex')}`
   private readonly processes = new Set<Proc>()
+  /**
+   * The broker processes whose record the stage reads, and the last sync each answered (see
+   * syncRecords()); `synced` hears each answer and each end.
+   */
+  private readonly recording = new Map<Proc, number>()
+  private readonly synced = new Waiter()
+  private syncs = 0
   private stepNumber = 0
   private stepTitle = '(before the first step)'
   private readonly markers = new Set<string>()
@@ -241,8 +248,34 @@ export class Stage implements ProcStage {
     this.stepNumber++
     this.stepTitle = `step ${this.stepNumber} "${title}"`
     await this.options.beforeStep?.(this.stepNumber, title)
+    await this.syncRecords()
     this.record({ kind: 'step', number: this.stepNumber, text: title })
     this.tracer.step(this.stepNumber, title)
+  }
+
+  /**
+   * Before a step begins, have every broker process the stage started write what it has recorded:
+   * its record and the programs' lines come on pipes of their own, and without this a packet that
+   * the broker handled before the step could be read after it, and drawn under the next step's
+   * band. Each is asked `sync N` on its standard input and answers `{"sync":N}` after its lines
+   * (lib/broker/main.ts); one that has not started yet, or has ended, has nothing to tell.
+   */
+  private async syncRecords(): Promise<void> {
+    for (const [proc] of this.recording) {
+      const stdin = proc.child?.stdin
+      if (!stdin || proc.child?.exitCode !== null || proc.child.signalCode !== null) continue
+      const sync = ++this.syncs
+      stdin.once('error', () => undefined)
+      stdin.write(`sync ${sync}\n`)
+      await this.synced.until(
+        () => (!this.recording.has(proc) || this.recording.get(proc)! >= sync ? true : undefined),
+        {
+          timeoutMs: this.waitMs,
+          timedOut: (ms) =>
+            this.failure(`${proc.label} did not write its packet record within ${inSeconds(ms)}`),
+        },
+      )
+    }
   }
 
   /** A sentence of narration for the audience. */
@@ -282,6 +315,8 @@ export class Stage implements ProcStage {
     }
     void proc.exit.then((exit) => {
       this.processes.delete(proc)
+      this.recording.delete(proc)
+      this.synced.arrived()
       const lifeline = this.lifelineOf.get(proc)
       // As the stage stopped it, if it did: a broker stopped with Ctrl-C exits with code 0.
       const signal = this.stoppedWith.get(proc) ?? exit.signal
@@ -292,14 +327,20 @@ export class Stage implements ProcStage {
     const record = isBroker
       ? {
           fd: RECORD_FD,
-          line: (line: string) =>
-            this.recorded(
-              this.lifelineOf.get(proc)!,
-              JSON.parse(line) as PacketRecord | RefusalRecord,
-            ),
+          line: (line: string) => {
+            const sync = /^\{"sync":(\d+)\}$/.exec(line)?.[1]
+            if (sync === undefined)
+              return this.recorded(
+                this.lifelineOf.get(proc)!,
+                JSON.parse(line) as PacketRecord | RefusalRecord,
+              )
+            this.recording.set(proc, Number(sync))
+            this.synced.arrived()
+          },
         }
       : undefined
     const recordArgs = isBroker ? ['--record', `/dev/fd/${RECORD_FD}`] : []
+    if (isBroker) this.recording.set(proc, 0)
     // The lifeline (lib/cli.ts): the child ends when its stdin pipe closes, even if the stage is
     // SIGKILLed.
     const command = twin ? [this.options.python!, join(ROOT, twin)] : undefined

@@ -1,6 +1,8 @@
 // The packet record as lines of JSON (lib/broker/record.ts's recordLines), what `npm run broker --
 // --record` writes and a show's stage view reads: bursts fold so that a flood costs the broker
 // little, and what folds is still told: how many packets, the first payload and the last.
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { startBroker, type RunningBroker } from '../../lib/broker/broker.ts'
@@ -12,7 +14,10 @@ import {
 } from '../../lib/broker/record.ts'
 import { packetText } from '../../scenarios/stage/packet-text.ts'
 import { RawClient } from '../helpers/raw-client.ts'
-import { Waiter } from '../../scenarios/stage/waiter.ts'
+import { HUNG_MS, Waiter } from '../../scenarios/stage/waiter.ts'
+import { LIFELINE } from '../../lib/cli.ts'
+import { ROOT } from '../../lib/build-cache.ts'
+import { programArgs } from '../../scenarios/stage/bundle.ts'
 
 const publish = (payload: string, topic = 't/1'): IPublishPacket => ({
   cmd: 'publish',
@@ -199,5 +204,66 @@ describe("a flood through the bundled broker, in its record's lines", () => {
     }
     await sub.disconnect()
     await pub.disconnect()
+  })
+})
+
+describe("a broker process's record, synced on request (the stage, before each step)", () => {
+  const synced =
+    'writes every packet it handled before a `sync N` on its stdin, then {"sync":N}, also ' +
+    'while it is busy'
+  it(synced, async () => {
+    const broker = spawn(
+      process.execPath,
+      [...programArgs('lib/broker/main.ts'), '--port', '0', '--quiet', '--record', '/dev/fd/3'],
+      {
+        cwd: ROOT,
+        env: { ...process.env, [LIFELINE]: '1' },
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      },
+    )
+    const lines: string[] = []
+    const heard = new Waiter()
+    const wait = <T>(what: string, found: () => T | undefined) =>
+      heard.until(found, { timeoutMs: HUNG_MS, timedOut: () => new Error(`no ${what}`) })
+    let stdout = ''
+    broker.stdout!.on('data', (chunk) => {
+      stdout += chunk
+      heard.arrived()
+    })
+    createInterface({ input: broker.stdio[3] as NodeJS.ReadableStream }).on('line', (line) => {
+      lines.push(line)
+      heard.arrived()
+    })
+    try {
+      const url = await wait(
+        'ready line',
+        () => /broker ready on (mqtt:\/\/\S+?);/.exec(stdout)?.[1],
+      )
+      const sub = await RawClient.connected(url, 'sync-sub')
+      const pub = await RawClient.connected(url, 'sync-pub')
+      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'sync/t', qos: 0 }] })
+      await sub.next('suback')
+      // Enough at once that the record waits before it writes (recordLines' BUSY).
+      const payloads = Array.from({ length: 300 }, (_, i) => `m${i}`)
+      pub.sendAll(payloads.map((p) => pub.publishPacket('sync/t', p)))
+      pub.send(pub.publishPacket('sync/t', 'end'))
+      await sub.publishesBefore('end')
+      broker.stdin!.write('sync 7\n')
+      const at = await wait('{"sync":7}', () => {
+        const i = lines.indexOf('{"sync":7}')
+        return i >= 0 ? i : undefined
+      })
+      const before = lines.slice(0, at).map((l) => JSON.parse(l) as PacketRecord)
+      const count = (client: string, dir: string) =>
+        before
+          .filter((r) => r.client === client && r.dir === dir && r.packet?.cmd === 'publish')
+          .reduce((sum, r) => sum + (r.count ?? 1), 0)
+      expect(count('sync-pub', 'in')).toBe(payloads.length + 1)
+      expect(count('sync-sub', 'out')).toBe(payloads.length + 1)
+      await sub.disconnect()
+      await pub.disconnect()
+    } finally {
+      broker.kill()
+    }
   })
 })
