@@ -125,6 +125,8 @@ export class Stage implements ProcStage {
   private readonly recording = new Map<Proc, number>()
   private readonly synced = new Waiter()
   private syncs = 0
+  /** The pipes to broker processes' stdin that a write error cannot crash the stage on. */
+  private readonly guarded = new WeakSet<NodeJS.WritableStream>()
   private stepNumber = 0
   private stepTitle = '(before the first step)'
   private readonly markers = new Set<string>()
@@ -265,7 +267,9 @@ export class Stage implements ProcStage {
       const stdin = proc.child?.stdin
       if (!stdin || proc.child?.exitCode !== null || proc.child.signalCode !== null) continue
       const sync = ++this.syncs
-      stdin.once('error', () => undefined)
+      // A broker that ends as it is asked closes the pipe: its end is what the wait hears then.
+      if (!this.guarded.has(stdin)) stdin.on('error', () => undefined)
+      this.guarded.add(stdin)
       stdin.write(`sync ${sync}\n`)
       await this.synced.until(
         () => (!this.recording.has(proc) || this.recording.get(proc)! >= sync ? true : undefined),
