@@ -125,6 +125,8 @@ export class Stage implements ProcStage {
   private readonly recording = new Map<Proc, number>()
   private readonly synced = new Waiter()
   private syncs = 0
+  /** The ticks and steps waiting for the broker processes' records, in order (ok(), step()). */
+  private traced: Promise<void> = Promise.resolve()
   /** The pipes to broker processes' stdin that a write error cannot crash the stage on. */
   private readonly guarded = new WeakSet<NodeJS.WritableStream>()
   private stepNumber = 0
@@ -250,7 +252,9 @@ export class Stage implements ProcStage {
     this.stepNumber++
     this.stepTitle = `step ${this.stepNumber} "${title}"`
     await this.options.beforeStep?.(this.stepNumber, title)
-    await this.syncRecords()
+    const synced = this.traced.then(() => this.syncRecords())
+    this.traced = synced.catch(() => undefined)
+    await synced
     this.record({ kind: 'step', number: this.stepNumber, text: title })
     this.tracer.step(this.stepNumber, title)
   }
@@ -263,6 +267,7 @@ export class Stage implements ProcStage {
    * (lib/broker/main.ts); one that has not started yet, or has ended, has nothing to tell.
    */
   private async syncRecords(): Promise<void> {
+    const asked: [Proc, number][] = []
     for (const [proc] of this.recording) {
       const stdin = proc.child?.stdin
       if (!stdin || proc.child?.exitCode !== null || proc.child.signalCode !== null) continue
@@ -271,15 +276,17 @@ export class Stage implements ProcStage {
       if (!this.guarded.has(stdin)) stdin.on('error', () => undefined)
       this.guarded.add(stdin)
       stdin.write(`sync ${sync}\n`)
-      await this.synced.until(
-        () => (!this.recording.has(proc) || this.recording.get(proc)! >= sync ? true : undefined),
-        {
-          timeoutMs: this.waitMs,
-          timedOut: (ms) =>
-            this.failure(`${proc.label} did not write its packet record within ${inSeconds(ms)}`),
-        },
-      )
+      asked.push([proc, sync])
     }
+    const waiting = () =>
+      asked.find(([proc, sync]) => this.recording.has(proc) && this.recording.get(proc)! < sync)
+    await this.synced.until(() => (waiting() ? undefined : true), {
+      timeoutMs: this.waitMs,
+      timedOut: (ms) =>
+        this.failure(
+          `${waiting()?.[0].label} did not write its packet record within ${inSeconds(ms)}`,
+        ),
+    })
   }
 
   /** A sentence of narration for the audience. */
@@ -742,12 +749,19 @@ export class Stage implements ProcStage {
   /** Mark an expectation met, with the claim it demonstrates; `proc` is the program it is about. */
   ok(met: Expectation, proc?: Proc): void {
     this.record({ kind: 'ok', claim: met.claim, text: met.says })
-    this.tracer.tick(met.says, met.claim, proc && this.lifelineOf.get(proc))
+    const about = proc && this.lifelineOf.get(proc)
+    const tick = () => void this.tracer.tick(met.says, met.claim, about)
+    // Beside the packet it proves, once the broker processes have written what they recorded: the
+    // program's line that proved it may have come before the broker's record of that packet.
+    if (this.recording.size === 0) tick()
+    else this.traced = this.traced.then(() => this.syncRecords()).then(tick, tick)
   }
 
   /** End every process, the control client and the bundled broker. Safe to call more than once. */
   async close(): Promise<void> {
     this.closing = true
+    // The last ticks, placed while their brokers still answer.
+    await this.traced
     await Promise.all([...this.processes].map((proc) => proc.stop()))
     if (this.retainedTopics.size > 0) {
       // An empty retained payload deletes the topic's retained message (MQTT 3.1.1 §3.3.1.3,
