@@ -67,7 +67,11 @@ inBrowser('the stage view of a real show', () => {
         }
         const steps = new Set(show.stdout.match(/^Step \d+\./gm)).size
         expect(steps).toBe(8)
-        await expect.poll(() => drawn(page)).toEqual(expectedOf(feed.entries))
+        // The page and this test's own feed of the trace are two listeners: either may be the
+        // later to hear the last entries, so both are read again until they agree.
+        await expect
+          .poll(async () => ({ page: await drawn(page), feed: expectedOf(feed.entries) }))
+          .toSatisfy((seen) => JSON.stringify(seen.page) === JSON.stringify(seen.feed))
         // The stage sends the trace once it records it (scenarios/stage/trace.ts): then a band
         // per step the terminal showed.
         const traced = feed.entries.some((e) => e.kind === 'play')
