@@ -39,8 +39,8 @@ function tapped() {
   let seen = 0
   const written = async () => {
     await wrote.until(() => (records.length > seen ? true : undefined), {
-      timeoutMs: 5_000,
-      timedOut: () => new Error('recordLines wrote nothing within 5 s'),
+      timeoutMs: HUNG_MS,
+      timedOut: () => new Error(`recordLines wrote nothing within ${HUNG_MS / 1000} s`),
     })
     seen = records.length
     return records
@@ -152,6 +152,23 @@ describe('the record as lines (recordLines)', () => {
   })
 })
 
+/**
+ * `NAME-sub` subscribed to `NAME/t`, and `NAME-pub` sending it `count` messages in one write, then
+ * "end"; resolves once the subscriber has them all.
+ */
+async function flood(url: string, name: string, count: number) {
+  const sub = await RawClient.connected(url, `${name}-sub`)
+  const pub = await RawClient.connected(url, `${name}-pub`)
+  const topic = `${name}/t`
+  sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] })
+  await sub.next('suback')
+  const payloads = Array.from({ length: count }, (_, i) => `m${i}`)
+  pub.sendAll(payloads.map((p) => pub.publishPacket(topic, p)))
+  pub.send(pub.publishPacket(topic, 'end'))
+  await sub.publishesBefore('end')
+  return { payloads, sub, pub }
+}
+
 describe("a flood through the bundled broker, in its record's lines", () => {
   let broker: RunningBroker
   const records: PacketRecord[] = []
@@ -166,14 +183,7 @@ describe("a flood through the bundled broker, in its record's lines", () => {
   afterAll(() => broker?.close())
 
   it('stands for every packet of it, in order, in fewer lines', async () => {
-    const sub = await RawClient.connected(broker.url, 'flood-sub')
-    const pub = await RawClient.connected(broker.url, 'flood-pub')
-    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood/t', qos: 0 }] })
-    await sub.next('suback')
-    const payloads = Array.from({ length: 200 }, (_, i) => `m${i}`)
-    pub.sendAll(payloads.map((p) => pub.publishPacket('flood/t', p)))
-    pub.send(pub.publishPacket('flood/t', 'end'))
-    await sub.publishesBefore('end')
+    const { payloads, sub, pub } = await flood(broker.url, 'flood', 200)
     // Each arrow's records read back in order: an own record is its payload, `count` times; one
     // that folded payloads that differ is its first, `count - 2` unknown ('?'), and its last.
     const replay = (client: string, dir: 'in' | 'out') =>
@@ -186,7 +196,7 @@ describe("a flood through the bundled broker, in its record's lines", () => {
           return [payload!, ...Array.from({ length: count - 2 }, () => '?'), lastPayload]
         })
     await wrote.until(() => (replay('flood-sub', 'out').at(-1) === 'end' ? true : undefined), {
-      timeoutMs: 5_000,
+      timeoutMs: HUNG_MS,
       timedOut: () => new Error("the PUBLISH of 'end' to the subscriber, in the record"),
     })
     for (const [client, dir] of [
@@ -239,15 +249,8 @@ describe("a broker process's record, synced on request (the stage, before each s
         'ready line',
         () => /broker ready on (mqtt:\/\/\S+?);/.exec(stdout)?.[1],
       )
-      const sub = await RawClient.connected(url, 'sync-sub')
-      const pub = await RawClient.connected(url, 'sync-pub')
-      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'sync/t', qos: 0 }] })
-      await sub.next('suback')
       // Enough at once that the record waits before it writes (recordLines' BUSY).
-      const payloads = Array.from({ length: 300 }, (_, i) => `m${i}`)
-      pub.sendAll(payloads.map((p) => pub.publishPacket('sync/t', p)))
-      pub.send(pub.publishPacket('sync/t', 'end'))
-      await sub.publishesBefore('end')
+      const { payloads, sub, pub } = await flood(url, 'sync', 300)
       broker.stdin!.write('sync 7\n')
       const at = await wait('{"sync":7}', () => {
         const i = lines.indexOf('{"sync":7}')
